@@ -1,0 +1,256 @@
+"""The core: primitives, `bind`, and the level-ordered stack of active transforms.
+
+What this module lets you do: declare a primitive operation once (its NumPy `impl`, its `shape`
+rule and its derivative rules) and have every transform -- reverse mode, forward mode, `vmap`,
+staging for `jit`, the eager `Tensor` -- process it.
+
+Why trace levels exist. Transforms nest: in `grad(grad(f))` the inner `grad` records the
+operations on values that are themselves being recorded by the outer one. Every active transform
+gets a *level* when it starts (outer transforms get lower levels), and each value it tracks is a
+`Tracer` tagged with its `Trace`. `bind(prim, *args)` looks for the tracer with the highest level
+among the arguments and lets that trace process the primitive; the trace unboxes its own
+tracers, calls `bind` again on the inner values (which may be tracers of a lower level), and
+boxes the result. With no tracer among the arguments, `bind` calls `impl` directly: that is the
+eager fast path, one loop over the arguments and a call.
+
+    >>> import chainrule as cr, chainrule.numpy as cnp
+    >>> cr.grad(lambda x: x * cr.grad(lambda y: x * y)(2.0))(3.0)   # d/dx x*x = 2x
+    6.0
+
+The `Tensor` front end is a tracer too, of a trace whose level is above every transform, so
+`Tensor` code runs unchanged inside `grad`, `vmap` and `jit`.
+"""
+
+import contextvars
+import itertools
+
+import numpy as np
+
+__all__ = [
+    'Primitive', 'bind', 'Tracer', 'Trace', 'new_level', 'registry', 'ChainruleError', 'ShapeError',
+    'DTypeError', 'GradientError', 'MissingRuleError', 'shape_of', 'dtype_of', 'is_traced',
+    'PerArg', 'concrete', 'ConcretizationError',
+]
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+class ChainruleError(Exception):
+    """Base class of every error chainrule raises on purpose."""
+
+
+class ShapeError(ChainruleError, ValueError):
+    """Arguments whose shapes do not fit the operation; the message names the op and the shapes."""
+
+
+class DTypeError(ChainruleError, TypeError):
+    """A dtype that cannot take part, e.g. an integer input to `grad`."""
+
+
+class GradientError(ChainruleError, RuntimeError):
+    """A gradient was requested that cannot be computed as asked (freed graph, non-scalar, ...)."""
+
+
+class MissingRuleError(ChainruleError, NotImplementedError):
+    """A primitive has no rule for the transform that needs one."""
+
+
+# --- primitives --------------------------------------------------------------------------------
+
+registry = {}   # name -> Primitive: every primitive chainrule knows, and what rules it has
+
+
+class Primitive:
+    """One primitive operation and every rule it has, declared in one place.
+
+    Args:
+        name: the op's name, used in errors, printed graphs and the registry.
+        impl: the NumPy computation, `impl(*arrays, **params)`.
+        shape: optional `shape(*avals, **params) -> (shape, dtype)`; by default the shape is found
+            by running `impl` on small zero arrays of the right shapes (exact, and cheap for the
+            sizes `jit` tracing uses).
+        vjp: one rule per positional argument, `rule(g, out, *args, **params)` returning the
+            cotangent for that argument, or `None` where the op is not differentiable in it.
+            `vjp=None` marks the whole op as not differentiable (its outputs are constants).
+        jvp: forward-mode rules, one per argument `rule(t, out, *args, **params)` (`t` the
+            argument's tangent), or a single function `jvp(tangents, out, *args, **params)`.
+        elementwise: the op is elementwise, so the JVP of argument i is its VJP rule applied to
+            the tangent (`g * f'(x)` read as `t * f'(x)`).
+        linear: the op is linear in every differentiable argument, so its JVP is the op itself
+            applied to the tangents.
+        batch: the `vmap` rule, `batch(args, dims, **params) -> (out, out_dim)`.
+        multiple_results: `impl` returns a tuple; each result is traced separately.
+    """
+
+    __slots__ = ('name', 'impl', 'shape', 'vjp', 'jvp', 'elementwise', 'linear', 'batch',
+                 'multiple_results', 'transpose', 'doc')
+
+    def __init__(self, name, impl, *, shape=None, vjp=None, jvp=None, elementwise=False,
+                 linear=False, batch=None, multiple_results=False, transpose=None, doc=''):
+        if name in registry:
+            raise ChainruleError(f'a primitive named {name!r} is already registered')
+        self.name = name
+        self.impl = impl
+        self.shape = shape
+        self.vjp = tuple(vjp) if isinstance(vjp, list) else vjp
+        self.jvp = jvp
+        self.elementwise = elementwise
+        self.linear = linear
+        self.batch = batch
+        self.multiple_results = multiple_results
+        self.transpose = transpose
+        self.doc = doc
+        registry[name] = self
+
+    def __repr__(self):
+        return f'<primitive {self.name}>'
+
+    def __call__(self, *args, **params):
+        return bind(self, *args, **params)
+
+    @property
+    def differentiable(self):
+        return self.vjp is not None
+
+    def rules(self):
+        """Which rules this primitive has, as a dict of booleans (for the registry listing)."""
+        return {
+            'vjp': self.vjp is not None,
+            'jvp': self.jvp is not None or self.elementwise or self.linear or self.vjp is None,
+            'batch': self.batch is not None,
+            'shape': True,
+        }
+
+
+class PerArg:
+    """VJP rules of a primitive with any number of arguments (`concatenate`): `fn(i, g, out,
+    *args, **params)` gives the cotangent of argument i."""
+
+    __slots__ = ('fn',)
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __getitem__(self, i):
+        fn = self.fn
+        return lambda g, out, *args, **params: fn(i, g, out, *args, **params)
+
+
+class ConcretizationError(ChainruleError, TypeError):
+    """A concrete value was needed (an index, a Python `if`) but only an abstract one exists."""
+
+
+def concrete(x):
+    """The concrete array behind a tracer (a `Tensor`, a reverse-mode value, ...), for
+    arguments that are not differentiated: indices, conditions, `sort` permutations."""
+    while isinstance(x, Tracer):
+        get = getattr(x, '_concrete', None)
+        if get is None:
+            raise ConcretizationError(
+                f'a concrete value is needed here, but {type(x).__name__} only knows its shape '
+                f'{x.shape} and dtype {x.dtype}. Inside jit, pass such values as static '
+                'arguments (static_argnums), or use the structured control flow of chainrule.lax.')
+        x = get()
+    return x
+
+
+def defprim(name, impl, **rules):
+    """Declare a primitive (see `Primitive` for the rules); returns it."""
+    return Primitive(name, impl, **rules)
+
+
+def list_primitives():
+    """A table of every registered primitive and the rules it has: `{name: {rule: bool}}`."""
+    return {name: p.rules() for name, p in sorted(registry.items())}
+
+
+# --- tracers and traces ------------------------------------------------------------------------
+
+class Trace:
+    """One active transform at one level. Subclasses implement `process(prim, args, params)`."""
+
+    __slots__ = ('level', '__weakref__')
+
+    def __init__(self, level):
+        self.level = level
+
+    def process(self, prim, args, params):   # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Tracer:
+    """A value tracked by a `Trace`. Array methods and operators are installed by
+    `chainrule.numpy` (one definition for every tracer type: `Tensor`, the reverse-mode tracer,
+    the forward-mode tracer, ...)."""
+
+    __slots__ = ()
+    __array_priority__ = 1000
+    _trace = None
+
+    # subclasses provide: shape, dtype (properties), and the payload
+
+
+def bind(prim, *args, **params):
+    """Apply primitive `prim` to `args`: the highest-level trace among them processes it, or,
+    with no tracer among them, `prim.impl` runs directly (the eager fast path)."""
+    trace = None
+    level = -1
+    for a in args:
+        if isinstance(a, Tracer):
+            t = a._trace
+            if t.level > level:
+                trace, level = t, t.level
+    if trace is None:
+        return prim.impl(*args, **params)
+    return trace.process(prim, args, params)
+
+
+_depth = contextvars.ContextVar('chainrule_trace_depth', default=0)
+_ids = itertools.count(1)
+
+
+class new_level:
+    """Context manager giving a fresh trace level one above every active one.
+
+        with new_level(ReverseTrace) as trace:
+            ...   # tracers of `trace` are processed before those of enclosing transforms
+    """
+
+    __slots__ = ('cls', 'args', 'token', 'trace')
+
+    def __init__(self, cls, *args):
+        self.cls = cls
+        self.args = args
+
+    def __enter__(self):
+        depth = _depth.get() + 1
+        self.token = _depth.set(depth)
+        # levels grow with nesting; the id keeps two sibling transforms at one depth apart
+        self.trace = self.cls(depth * 1_000_000 + next(_ids) % 1_000_000, *self.args)
+        return self.trace
+
+    def __exit__(self, *exc):
+        _depth.reset(self.token)
+        return False
+
+
+def is_traced(x):
+    return isinstance(x, Tracer)
+
+
+def shape_of(x):
+    """The shape of an array, tracer, or Python number."""
+    if isinstance(x, (np.ndarray, np.generic, Tracer)):
+        return x.shape
+    return np.shape(x)
+
+
+def dtype_of(x):
+    """The dtype of an array or tracer; Python scalars give their NumPy default dtype."""
+    if isinstance(x, (np.ndarray, np.generic, Tracer)):
+        return x.dtype
+    return np.result_type(x)
+
+
+def is_float_dtype(dt):
+    return np.issubdtype(dt, np.inexact)

@@ -1,0 +1,266 @@
+"""Reverse mode: a tape of `Node`s and the backward pass that walks it.
+
+What you can do with it: `vjp_flat(f, primals)` records `f` on a fresh trace level and returns
+its outputs and a function that pulls cotangents back to the inputs. `backprop` is the one
+backward pass in chainrule: the functional API and `Tensor.backward()` both use it.
+
+A `Node` records one primitive application: the primitive, its static parameters, the nodes its
+arguments came from (`None` for constants) and the values its VJP rules need (the arguments and
+the output). It holds no closure and no reference to its own output tracer, so a graph has no
+reference cycles and is freed by reference counting alone, the moment it is dropped.
+
+The backward pass sorts the nodes with `chainrule._graph.toposort` (iterative, so a chain of a
+million operations works), then visits them outputs-first; each node's cotangent is popped from
+the table as soon as it is used, so at any moment only the cotangents on the frontier are alive.
+Fan-in (a value used twice) is handled by summing cotangents as they arrive.
+"""
+
+import numpy as np
+
+from chainrule._graph import toposort
+from chainrule.core import GradientError, Trace, Tracer, bind
+
+__all__ = ['Node', 'ReverseTrace', 'ReverseTracer', 'backprop', 'add_cotangents']
+
+
+class Node:
+    """One recorded primitive application (or, with `prim=None`, an input of the graph)."""
+
+    __slots__ = ('prim', 'params', 'parents', 'args', 'out', 'hooks', 'versions', 'leaf',
+                 '__weakref__')
+
+    def __init__(self, prim, params, parents, args, out, versions=None):
+        self.prim = prim
+        self.params = params
+        self.parents = parents
+        self.args = args
+        self.out = out
+        self.hooks = None
+        self.versions = versions
+        self.leaf = None
+
+    def __repr__(self):
+        name = 'input' if self.prim is None else self.prim.name
+        return f'<Node {name}>'
+
+    def free(self):
+        """Release what the VJP rules needed (the graph stays walkable, but not differentiable)."""
+        self.args = None
+        self.out = None
+
+
+def _parents(node):
+    return [p for p in node.parents if p is not None]
+
+
+class TupleCotangent:
+    """The cotangent of a multiple-result node: one entry per result, `None` where zero."""
+
+    __slots__ = ('parts',)
+
+    def __init__(self, parts):
+        self.parts = parts
+
+
+def add_cotangents(a, b):
+    if isinstance(a, TupleCotangent):
+        return TupleCotangent([x if y is None else y if x is None else x + y
+                               for x, y in zip(a.parts, b.parts)])
+    return a + b
+
+
+def _zeros_like(x):
+    from chainrule.ops import zeros_like
+    return zeros_like(x)
+
+
+def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
+    """Pull `cotangents` back from the nodes `roots` to every node they depend on.
+
+    Args:
+        roots: output nodes.
+        cotangents: one cotangent per root.
+        retain_graph: when False, each node's saved values are released once used.
+        wrap: optional `wrap(node, g) -> (g, args, out)` hook used by `Tensor.backward` with
+            `create_graph=True` to run the rules on differentiable values.
+        on_leaf: called as `on_leaf(node, g)` for each input node (`prim is None`) reached.
+
+    Returns:
+        dict from `id(input node)` to its cotangent, for the input nodes reached.
+    """
+    order = toposort(roots, _parents)
+    ct = {}
+    for r, g in zip(roots, cotangents):
+        k = id(r)
+        ct[k] = g if k not in ct else add_cotangents(ct[k], g)
+    leaves = {}
+    for node in reversed(order):
+        g = ct.pop(id(node), None)
+        if g is None:
+            continue
+        if node.hooks:
+            for hook in node.hooks:
+                new = hook(g)
+                if new is not None:
+                    g = new
+        prim = node.prim
+        if prim is None:
+            leaves[id(node)] = g
+            if on_leaf is not None:
+                on_leaf(node, g)
+            continue
+        args = node.args
+        if args is None:
+            raise GradientError(
+                f'backward through the graph a second time: the values saved by {prim.name!r} '
+                'were freed after the first backward. Pass retain_graph=True to the first '
+                'backward() if you need to call it again, or recompute the forward pass '
+                '(which builds a new graph) before the second backward().')
+        if node.versions is not None:
+            _check_versions(node)
+        out = node.out
+        if isinstance(g, TupleCotangent):
+            g = tuple(_zeros_like(o) if p is None else p for p, o in zip(g.parts, out))
+        if wrap is not None:
+            g, args, out = wrap(node, g)
+        rules = prim.vjp
+        params = node.params
+        for i, parent in enumerate(node.parents):
+            if parent is None:
+                continue
+            rule = rules[i]
+            if rule is None:
+                continue
+            gi = rule(g, out, *args, **params)
+            k = id(parent)
+            ct[k] = gi if k not in ct else add_cotangents(ct[k], gi)
+        if not retain_graph:
+            node.free()
+    return leaves
+
+
+def _check_versions(node):
+    for i, (box, v) in enumerate(node.versions):
+        if box is not None and box[0] != v:
+            raise GradientError(
+                f'a Tensor saved by {node.prim.name!r} for the backward pass (argument {i}) was '
+                f'modified in place afterwards (version {v} when saved, {box[0]} now), so the '
+                'gradient would be wrong. Use an out-of-place operation (x = x + y instead of '
+                'x += y), or clone() the Tensor before modifying it.')
+
+
+class ReverseTracer(Tracer):
+    """A value recorded by a `ReverseTrace`: its `value` (an array, or a lower-level tracer)
+    and the `node` that produced it."""
+
+    __slots__ = ('_trace', 'value', 'node')
+
+    def __init__(self, trace, value, node):
+        self._trace = trace
+        self.value = value
+        self.node = node
+
+    @property
+    def shape(self):
+        return np.shape(self.value) if not isinstance(self.value, Tracer) else self.value.shape
+
+    @property
+    def dtype(self):
+        v = self.value
+        return v.dtype if isinstance(v, (np.ndarray, np.generic, Tracer)) else np.result_type(v)
+
+    def _concrete(self):
+        return self.value
+
+    def __repr__(self):
+        return f'ReverseTracer({self.value!r})'
+
+
+class _Projection:
+    """Parameters of the node that picks result `index` out of a multiple-result node."""
+
+
+def _project_vjp(n):
+    def rule(g, out, *args, index):
+        parts = [None] * n
+        parts[index] = g
+        return TupleCotangent(parts)
+    return rule
+
+
+class ReverseTrace(Trace):
+    """Records every primitive applied to its tracers as a `Node`."""
+
+    __slots__ = ()
+
+    def process(self, prim, args, params):
+        vals = []
+        parents = []
+        for a in args:
+            if isinstance(a, ReverseTracer) and a._trace is self:
+                vals.append(a.value)
+                parents.append(a.node)
+            else:
+                vals.append(a)
+                parents.append(None)
+        out = bind(prim, *vals, **params)
+        if prim.vjp is None:
+            return out
+        node = Node(prim, params, tuple(parents), tuple(vals), out)
+        if prim.multiple_results:
+            return tuple(ReverseTracer(self, o, _projection_node(node, i, len(out)))
+                         for i, o in enumerate(out))
+        return ReverseTracer(self, out, node)
+
+    def new_input(self, value):
+        return ReverseTracer(self, value, Node(None, None, (), None, None))
+
+
+_project_prims = {}
+
+
+def _projection_node(node, index, n):
+    """A node standing for result `index` of multiple-result `node`: its VJP places the
+    cotangent in slot `index` of a `TupleCotangent` for the main node."""
+    from chainrule.core import Primitive, registry
+    prim = _project_prims.get(n)
+    if prim is None:
+        name = f'project{n}'
+        prim = registry.get(name) or Primitive(name, lambda t, *, index: t[index],
+                                               vjp=[_project_vjp(n)])
+        _project_prims[n] = prim
+    return Node(prim, {'index': index}, (node,), (node.out,), node.out[index])
+
+
+def vjp_flat(f, primals):
+    """Run `f(*tracers)` on a new reverse-mode level.
+
+    Returns:
+        (outputs, pullback): `outputs` the values `f` returned (a flat list), and
+        `pullback(cotangents) -> list of input cotangents` (None where an input got none).
+    """
+    from chainrule.core import new_level
+    with new_level(ReverseTrace) as trace:
+        ins = [trace.new_input(p) for p in primals]
+        outs = f(*ins)
+        out_vals, out_nodes = [], []
+        for o in outs:
+            if getattr(o, '_is_tensor', False):     # a Tensor returned from Tensor code
+                o = o.data
+            if isinstance(o, ReverseTracer) and o._trace is trace:
+                out_vals.append(o.value)
+                out_nodes.append(o.node)
+            else:
+                out_vals.append(o)
+                out_nodes.append(None)
+
+    def pullback(cts):
+        roots, gs = [], []
+        for n, g in zip(out_nodes, cts):
+            if n is not None and g is not None:
+                roots.append(n)
+                gs.append(g)
+        leaves = backprop(roots, gs) if roots else {}
+        return [leaves.get(id(t.node)) for t in ins]
+
+    return out_vals, pullback

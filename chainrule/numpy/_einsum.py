@@ -1,0 +1,5 @@
+"""`einsum` (UNFINISHED: being built)."""
+
+
+def einsum(subscripts, *operands):
+    raise NotImplementedError('einsum is not implemented yet')

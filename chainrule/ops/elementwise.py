@@ -1,0 +1,286 @@
+"""Elementwise primitives: a table of derivatives.
+
+Each line declares one primitive: its name, its NumPy implementation and, per argument, the
+vector-Jacobian product `vjp(g, ans, *args)` written in chainrule's own ops (so derivatives of
+derivatives work). Elementwise rules are multiplication by the local derivative, so the same
+rule, read with a tangent in place of `g`, is the JVP (`elementwise=True`). The arguments of a
+binary primitive always have one shape: the wrappers at the bottom insert `broadcast_to` (whose
+VJP sums back to the original shape) and dtype conversions before binding, so no rule here
+reasons about shapes or dtypes.
+
+Complex numbers follow JAX's convention: a rule is the transpose of the derivative, with no
+conjugation (`vjp` of `x * y` in `x` is `g * y`); `grad` of a real function of `z` is then the
+conjugate of PyTorch's, e.g. `grad(lambda z: abs(z)**2)(1+2j) == 2-4j`.
+"""
+
+import numpy as np
+
+from chainrule import ops
+from chainrule.core import Primitive, ShapeError, Tracer, bind
+
+_LOG2 = np.log(2.0)
+_LOG10 = np.log(10.0)
+
+
+def unary(name, impl, rule, **kw):
+    return Primitive(name, impl, vjp=[rule], elementwise=True, **kw)
+
+
+def binary(name, impl, rule_x, rule_y, **kw):
+    return Primitive(name, impl, vjp=[rule_x, rule_y], elementwise=True, **kw)
+
+
+def nondiff(name, impl):
+    """An elementwise op with zero derivative everywhere it has one (`floor`, comparisons):
+    its outputs are constants to every transform."""
+    return Primitive(name, impl, vjp=None, elementwise=True)
+
+
+# --- unary: (name, impl, vjp in g, ans = f(x), x) ------------------------------------------------
+neg_p     = unary('neg',     np.negative, lambda g, ans, x: neg(g), linear=True)
+exp_p     = unary('exp',     np.exp,      lambda g, ans, x: g * ans)
+exp2_p    = unary('exp2',    np.exp2,     lambda g, ans, x: g * ans * _LOG2)
+expm1_p   = unary('expm1',   np.expm1,    lambda g, ans, x: g * (ans + 1))
+log_p     = unary('log',     np.log,      lambda g, ans, x: g / x)
+log2_p    = unary('log2',    np.log2,     lambda g, ans, x: g / (x * _LOG2))
+log10_p   = unary('log10',   np.log10,    lambda g, ans, x: g / (x * _LOG10))
+log1p_p   = unary('log1p',   np.log1p,    lambda g, ans, x: g / (x + 1))
+sin_p     = unary('sin',     np.sin,      lambda g, ans, x: g * cos(x))
+cos_p     = unary('cos',     np.cos,      lambda g, ans, x: -g * sin(x))
+tan_p     = unary('tan',     np.tan,      lambda g, ans, x: g * (ans * ans + 1))
+arcsin_p  = unary('arcsin',  np.arcsin,   lambda g, ans, x: g / sqrt(1 - x * x))
+arccos_p  = unary('arccos',  np.arccos,   lambda g, ans, x: -g / sqrt(1 - x * x))
+arctan_p  = unary('arctan',  np.arctan,   lambda g, ans, x: g / (x * x + 1))
+sinh_p    = unary('sinh',    np.sinh,     lambda g, ans, x: g * cosh(x))
+cosh_p    = unary('cosh',    np.cosh,     lambda g, ans, x: g * sinh(x))
+tanh_p    = unary('tanh',    np.tanh,     lambda g, ans, x: g * (1 - ans * ans))
+arcsinh_p = unary('arcsinh', np.arcsinh,  lambda g, ans, x: g / sqrt(x * x + 1))
+arccosh_p = unary('arccosh', np.arccosh,  lambda g, ans, x: g / sqrt(x * x - 1))
+arctanh_p = unary('arctanh', np.arctanh,  lambda g, ans, x: g / (1 - x * x))
+sqrt_p    = unary('sqrt',    np.sqrt,     lambda g, ans, x: g / (ans * 2))
+cbrt_p    = unary('cbrt',    np.cbrt,     lambda g, ans, x: g / (ans * ans * 3))
+abs_p     = unary('abs',     np.abs,      lambda g, ans, x: _abs_vjp(g, ans, x))
+conj_p    = unary('conj',    np.conjugate, lambda g, ans, x: conj(g), linear=True)
+real_p    = unary('real',    np.real,     lambda g, ans, x: _like_input(g, x), linear=True)
+imag_p    = unary('imag',    np.imag,     lambda g, ans, x: _imag_vjp(g, x), linear=True)
+
+
+def _abs_vjp(g, ans, x):
+    # real x: g * sign(x) (zero at 0, as NumPy's sign); complex x: g * conj(x) / |x|, the
+    # transpose of d|z| = Re(conj(z) dz) / |z| (JAX's convention), zero at 0.
+    if np.issubdtype(ops.dtype_of(x), np.complexfloating):
+        safe = where(ans == 0, 1, ans)
+        return where(ans == 0, 0, g / safe) * conj(x)
+    return g * sign(x)
+
+
+def _like_input(g, x):
+    """Cotangent `g` of a real output, as the cotangent of a (possibly complex) input `x`."""
+    if np.issubdtype(ops.dtype_of(x), np.complexfloating):
+        return astype(g, ops.dtype_of(x))
+    return g
+
+
+def _imag_vjp(g, x):
+    if np.issubdtype(ops.dtype_of(x), np.complexfloating):
+        return astype(g, ops.dtype_of(x)) * (-1j)
+    return g * 0
+
+
+# --- binary: (name, impl, vjp in x, vjp in y) ------------------------------------------------------
+add_p      = binary('add',      np.add,      lambda g, ans, x, y: g,
+                                             lambda g, ans, x, y: g, linear=True)
+sub_p      = binary('sub',      np.subtract, lambda g, ans, x, y: g,
+                                             lambda g, ans, x, y: neg(g), linear=True)
+mul_p      = binary('mul',      np.multiply, lambda g, ans, x, y: g * y,
+                                             lambda g, ans, x, y: g * x)
+div_p      = binary('div',      np.true_divide, lambda g, ans, x, y: g / y,
+                                             lambda g, ans, x, y: neg(g) * ans / y)
+pow_p      = binary('pow',      np.power,    lambda g, ans, x, y: _pow_vjp_x(g, ans, x, y),
+                                             lambda g, ans, x, y: g * ans * _safe_log(x))
+maximum_p  = binary('maximum',  np.maximum,  lambda g, ans, x, y: g * _select_weight(x, y),
+                                             lambda g, ans, x, y: g * _select_weight(y, x))
+minimum_p  = binary('minimum',  np.minimum,  lambda g, ans, x, y: g * _select_weight(y, x),
+                                             lambda g, ans, x, y: g * _select_weight(x, y))
+arctan2_p  = binary('arctan2',  np.arctan2,  lambda g, ans, x, y: g * y / (x * x + y * y),
+                                             lambda g, ans, x, y: neg(g) * x / (x * x + y * y))
+
+
+def _pow_vjp_x(g, ans, x, y):
+    # d/dx x**y = y * x**(y-1); written without dividing by x so x = 0 works for y >= 1
+    return g * y * x ** (y - 1)
+
+
+def _safe_log(x):
+    # d/dy x**y = x**y log x; at x = 0 the product is 0 (x**y = 0 for y > 0), not nan
+    zero = x == 0
+    return where(zero, 0, log(where(zero, 1, x)))
+
+
+def _select_weight(x, y):
+    """1 where x wins, 0 where it loses, 1/2 at ties (the gradient is split, as JAX and
+    PyTorch do)."""
+    return where(x > y, 1.0, where(x == y, 0.5, 0.0))
+
+
+# --- not differentiable: outputs are constants --------------------------------------------------
+sign_p          = nondiff('sign', np.sign)
+floor_p         = nondiff('floor', np.floor)
+ceil_p          = nondiff('ceil', np.ceil)
+trunc_p         = nondiff('trunc', np.trunc)
+rint_p          = nondiff('rint', np.rint)
+round_p         = nondiff('round', lambda x, *, decimals=0: np.round(x, decimals))
+equal_p         = nondiff('equal', np.equal)
+not_equal_p     = nondiff('not_equal', np.not_equal)
+less_p          = nondiff('less', np.less)
+less_equal_p    = nondiff('less_equal', np.less_equal)
+greater_p       = nondiff('greater', np.greater)
+greater_equal_p = nondiff('greater_equal', np.greater_equal)
+logical_and_p   = nondiff('logical_and', np.logical_and)
+logical_or_p    = nondiff('logical_or', np.logical_or)
+logical_xor_p   = nondiff('logical_xor', np.logical_xor)
+logical_not_p   = nondiff('logical_not', np.logical_not)
+isnan_p         = nondiff('isnan', np.isnan)
+isinf_p         = nondiff('isinf', np.isinf)
+isfinite_p      = nondiff('isfinite', np.isfinite)
+floor_divide_p  = nondiff('floor_divide', np.floor_divide)
+stop_gradient_p = Primitive('stop_gradient', lambda x: x, vjp=None)
+
+# `mod` (x - floor(x / y) * y) has derivative 1 in x and -floor(x / y) in y.
+mod_p = binary('mod', np.mod, lambda g, ans, x, y: g,
+               lambda g, ans, x, y: neg(g) * floor_divide(x, y))
+
+
+# --- where: select by a constant condition ---------------------------------------------------------
+where_p = Primitive(
+    'where', np.where,
+    vjp=[None,
+         lambda g, ans, c, x, y: where(c, g, 0),
+         lambda g, ans, c, x, y: where(c, 0, g)],
+    jvp=[None, lambda t, ans, c, x, y: where(c, t, 0), lambda t, ans, c, x, y: where(c, 0, t)],
+)
+
+
+# --- wrappers: broadcasting and dtype promotion happen here, before the primitive ----------------
+
+def _is_weak_scalar(v):
+    """A Python number: NumPy 2 treats it as 'weak' (it takes the array's dtype)."""
+    return type(v) in (int, float, bool)
+
+
+def _binary(prim, x, y):
+    tx = isinstance(x, Tracer)
+    ty = isinstance(y, Tracer)
+    if not (tx or ty):
+        try:
+            return prim.impl(x, y)
+        except ValueError as e:
+            sx, sy = np.shape(x), np.shape(y)
+            if sx != sy:
+                raise ShapeError(f'{prim.name}: shapes {sx} and {sy} cannot be broadcast '
+                                 'together') from e
+            raise
+    sx = x.shape if tx else np.shape(x)
+    sy = y.shape if ty else np.shape(y)
+    if sx != sy:
+        try:
+            s = np.broadcast_shapes(sx, sy)
+        except ValueError:
+            raise ShapeError(
+                f'{prim.name}: shapes {sx} and {sy} cannot be broadcast together (NumPy '
+                'broadcasting aligns trailing axes; each pair of sizes must be equal or 1). '
+                'Reshape or expand_dims one argument.') from None
+        if tx and sx != s:
+            x = broadcast_to(x, s)
+        if ty and sy != s:
+            y = broadcast_to(y, s)
+    # dtype promotion as NumPy does it, made explicit for traced arguments so their
+    # cotangents come back in their own dtype (float32 stays float32, real stays real)
+    dx = x.dtype if tx else None
+    dy = y.dtype if ty else None
+    if tx and ty:
+        if dx != dy:
+            r = np.result_type(dx, dy)
+            if dx != r:
+                x = astype(x, r)
+            if dy != r:
+                y = astype(y, r)
+    elif tx:
+        if not (_is_weak_scalar(y) and dx.kind in 'fc'):
+            r = np.result_type(dx, y)
+            if dx != r:
+                x = astype(x, r)
+    else:
+        if not (_is_weak_scalar(x) and dy.kind in 'fc'):
+            r = np.result_type(x, dy)
+            if dy != r:
+                y = astype(y, r)
+    return bind(prim, x, y)
+
+
+def _binary_fn(prim):
+    def f(x, y):
+        return _binary(prim, x, y)
+    f.__name__ = prim.name
+    f.__doc__ = f'Elementwise `{prim.name}` with NumPy broadcasting and dtype promotion.'
+    return f
+
+
+def _unary_fn(prim):
+    def f(x):
+        return bind(prim, x)
+    f.__name__ = prim.name
+    return f
+
+
+neg, exp, exp2, expm1, log, log2, log10, log1p = map(
+    _unary_fn, (neg_p, exp_p, exp2_p, expm1_p, log_p, log2_p, log10_p, log1p_p))
+sin, cos, tan, arcsin, arccos, arctan = map(
+    _unary_fn, (sin_p, cos_p, tan_p, arcsin_p, arccos_p, arctan_p))
+sinh, cosh, tanh, arcsinh, arccosh, arctanh = map(
+    _unary_fn, (sinh_p, cosh_p, tanh_p, arcsinh_p, arccosh_p, arctanh_p))
+sqrt, cbrt, abs, conj, real, imag = map(
+    _unary_fn, (sqrt_p, cbrt_p, abs_p, conj_p, real_p, imag_p))
+sign, floor, ceil, trunc, rint, isnan, isinf, isfinite, logical_not, stop_gradient = map(
+    _unary_fn, (sign_p, floor_p, ceil_p, trunc_p, rint_p, isnan_p, isinf_p, isfinite_p,
+                logical_not_p, stop_gradient_p))
+add, sub, mul, div, power, maximum, minimum, arctan2, mod = map(
+    _binary_fn, (add_p, sub_p, mul_p, div_p, pow_p, maximum_p, minimum_p, arctan2_p, mod_p))
+equal, not_equal, less, less_equal, greater, greater_equal = map(
+    _binary_fn, (equal_p, not_equal_p, less_p, less_equal_p, greater_p, greater_equal_p))
+logical_and, logical_or, logical_xor, floor_divide = map(
+    _binary_fn, (logical_and_p, logical_or_p, logical_xor_p, floor_divide_p))
+
+
+def round(x, decimals=0):
+    return bind(round_p, x, decimals=decimals)
+
+
+def where(condition, x, y):
+    """`np.where(condition, x, y)`: differentiable in `x` and `y`, with broadcasting."""
+    if not (isinstance(condition, Tracer) or isinstance(x, Tracer) or isinstance(y, Tracer)):
+        return np.where(condition, x, y)
+    sc, sx, sy = ops.shape_of(condition), ops.shape_of(x), ops.shape_of(y)
+    try:
+        s = np.broadcast_shapes(sc, sx, sy)
+    except ValueError:
+        raise ShapeError(f'where: shapes {sc} (condition), {sx} and {sy} cannot be broadcast '
+                         'together') from None
+    dt = np.result_type(*[v.dtype if isinstance(v, Tracer) else v for v in (x, y)])
+    if isinstance(x, Tracer):
+        x = astype(broadcast_to(x, s), dt) if (sx != s or x.dtype != dt) else x
+    else:
+        x = np.broadcast_to(np.asarray(x, dt), s)
+    if isinstance(y, Tracer):
+        y = astype(broadcast_to(y, s), dt) if (sy != s or y.dtype != dt) else y
+    else:
+        y = np.broadcast_to(np.asarray(y, dt), s)
+    return bind(where_p, condition, x, y)
+
+
+def broadcast_to(x, shape):
+    return ops.broadcast_to(x, shape)
+
+
+def astype(x, dtype):
+    return ops.astype(x, dtype)

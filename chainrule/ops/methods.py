@@ -1,0 +1,109 @@
+"""Operators and array methods for every tracer type, defined once.
+
+`install(cls)` gives a class NumPy's operators (`+ - * / ** @`, comparisons, unary `- + abs ~`)
+and the common array methods (`sum`, `reshape`, `T`, ...), all routed through chainrule's
+wrappers, so the same rule set serves `Tensor`, the reverse-mode tracer, the forward-mode tracer
+and the staging tracer.
+"""
+
+import numpy as np
+
+from chainrule import ops
+
+
+def _rev(fn):
+    return lambda self, other: fn(other, self)
+
+
+OPERATORS = {
+    '__add__': ops.add, '__radd__': _rev(ops.add),
+    '__sub__': ops.sub, '__rsub__': _rev(ops.sub),
+    '__mul__': ops.mul, '__rmul__': _rev(ops.mul),
+    '__truediv__': ops.div, '__rtruediv__': _rev(ops.div),
+    '__pow__': ops.power, '__rpow__': _rev(ops.power),
+    '__matmul__': ops.matmul, '__rmatmul__': _rev(ops.matmul),
+    '__mod__': ops.mod, '__rmod__': _rev(ops.mod),
+    '__floordiv__': ops.floor_divide, '__rfloordiv__': _rev(ops.floor_divide),
+    '__lt__': ops.less, '__le__': ops.less_equal, '__gt__': ops.greater,
+    '__ge__': ops.greater_equal, '__eq__': ops.equal, '__ne__': ops.not_equal,
+    '__and__': ops.logical_and, '__or__': ops.logical_or, '__xor__': ops.logical_xor,
+    '__neg__': ops.neg, '__pos__': lambda self: self, '__abs__': ops.abs,
+    '__invert__': ops.logical_not,
+    '__getitem__': ops.getitem,
+}
+
+
+def _ndim(self):
+    return len(self.shape)
+
+
+def _size(self):
+    return int(np.prod(self.shape))
+
+
+def _T(self):
+    return ops.transpose(self)
+
+
+def _mT(self):
+    nd = len(self.shape)
+    return ops.transpose(self, tuple(range(nd - 2)) + (nd - 1, nd - 2))
+
+
+def _reshape(self, *shape):
+    if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+        shape = shape[0]
+    return ops.reshape(self, shape)
+
+
+def _transpose(self, *axes):
+    if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
+        axes = axes[0]
+    return ops.transpose(self, axes or None)
+
+
+def _len(self):
+    if not self.shape:
+        raise TypeError('len() of a 0-d array')
+    return self.shape[0]
+
+
+def _iter(self):
+    if not self.shape:
+        raise TypeError('iteration over a 0-d array')
+    return (self[i] for i in range(self.shape[0]))
+
+
+def _cnp(name):
+    def method(self, *args, **kwargs):
+        import chainrule.numpy as cnp
+        return getattr(cnp, name)(self, *args, **kwargs)
+    method.__name__ = name
+    return method
+
+
+METHODS = ['sum', 'mean', 'prod', 'max', 'min', 'var', 'std', 'cumsum', 'cumprod', 'ravel',
+           'flatten', 'squeeze', 'swapaxes', 'clip', 'dot', 'conj', 'conjugate', 'round',
+           'argmax', 'argmin', 'all', 'any', 'repeat', 'diagonal', 'trace', 'sort', 'argsort',
+           'take']
+
+
+def install(cls, skip=()):
+    for name, fn in OPERATORS.items():
+        if name not in skip:
+            setattr(cls, name, fn)
+    cls.__hash__ = object.__hash__   # __eq__ is elementwise; identity hashing, as PyTorch does
+    cls.ndim = property(_ndim)
+    cls.size = property(_size)
+    cls.T = property(_T)
+    cls.mT = property(_mT)
+    cls.real = property(ops.real)
+    cls.imag = property(ops.imag)
+    cls.reshape = _reshape
+    cls.transpose = _transpose
+    cls.astype = lambda self, dtype: ops.astype(self, dtype)
+    cls.__len__ = _len
+    cls.__iter__ = _iter
+    for name in METHODS:
+        if name not in skip:
+            setattr(cls, name, _cnp(name))

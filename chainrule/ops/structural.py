@@ -1,0 +1,400 @@
+"""Structural primitives: broadcasting, reshaping, transposing, indexing, concatenating,
+dtype conversion, reductions and matrix products.
+
+Most of these are linear (`linear=True`): their JVP is the op applied to the tangent, and
+their VJP is the transposed op -- `broadcast_to` and `sum` transpose into each other, `getitem`
+into a scatter-add, `concatenate` into slices, `reshape` and `transpose` into themselves.
+"""
+
+import builtins
+
+import numpy as np
+
+from chainrule import ops
+from chainrule.core import PerArg, Primitive, ShapeError, Tracer, bind, concrete
+
+
+# --- broadcasting, reshaping, transposing, dtype ---------------------------------------------
+
+def _broadcast_to_vjp(g, ans, x, *, shape):
+    return sum_to_shape(g, ops.shape_of(x))
+
+
+broadcast_to_p = Primitive('broadcast_to', lambda x, *, shape: np.broadcast_to(x, shape),
+                           vjp=[_broadcast_to_vjp], linear=True)
+reshape_p = Primitive('reshape', lambda x, *, shape: np.reshape(x, shape),
+                      vjp=[lambda g, ans, x, *, shape: reshape(g, ops.shape_of(x))], linear=True)
+transpose_p = Primitive('transpose', lambda x, *, axes: np.transpose(x, axes),
+                        vjp=[lambda g, ans, x, *, axes: transpose(g, tuple(np.argsort(axes)))],
+                        linear=True)
+astype_p = Primitive('astype', lambda x, *, dtype: np.asarray(x).astype(dtype),
+                     vjp=[lambda g, ans, x, *, dtype: _cast_cotangent(g, ops.dtype_of(x))],
+                     linear=True)
+
+
+def _cast_cotangent(g, dtype):
+    """A cotangent in the dtype of the value it belongs to: a complex cotangent of a real
+    value keeps its real part (the transpose of the real-to-complex embedding)."""
+    gd = ops.dtype_of(g)
+    if gd == dtype:
+        return g
+    if gd.kind == 'c' and dtype.kind != 'c':
+        g = ops.real(g)
+    return astype(g, dtype)
+
+
+def sum_to_shape(g, shape):
+    """Sum `g` over the axes that broadcasting added or stretched, so it has `shape`."""
+    gs = ops.shape_of(g)
+    if gs == shape:
+        return g
+    lead = len(gs) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, d in enumerate(shape) if d == 1 and gs[lead + i] != 1)
+    g = sum(g, axis=axes, keepdims=False) if axes else g
+    return reshape(g, shape) if ops.shape_of(g) != shape else g
+
+
+def broadcast_to(x, shape):
+    shape = tuple(shape)
+    xs = ops.shape_of(x)
+    if xs == shape:
+        return x
+    try:
+        if np.broadcast_shapes(xs, shape) != shape:
+            raise ValueError
+    except ValueError:
+        raise ShapeError(f'broadcast_to: cannot broadcast shape {xs} to {shape}') from None
+    return bind(broadcast_to_p, x, shape=shape)
+
+
+def reshape(x, shape):
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    shape = tuple(int(d) for d in shape)
+    xs = ops.shape_of(x)
+    size = int(np.prod(xs))
+    if -1 in shape:
+        known = int(np.prod([d for d in shape if d != -1]))
+        if shape.count(-1) > 1 or known == 0 or size % known:
+            raise ShapeError(f'reshape: cannot reshape shape {xs} (size {size}) into {shape}')
+        shape = tuple(size // known if d == -1 else d for d in shape)
+    if int(np.prod(shape)) != size:
+        raise ShapeError(f'reshape: cannot reshape shape {xs} (size {size}) into {shape} '
+                         f'(size {int(np.prod(shape))})')
+    if xs == shape:
+        return x
+    return bind(reshape_p, x, shape=shape)
+
+
+def transpose(x, axes=None):
+    nd = len(ops.shape_of(x))
+    if axes is None:
+        axes = tuple(range(nd))[::-1]
+    else:
+        axes = tuple(int(a) % nd if nd else int(a) for a in axes)
+        if sorted(axes) != list(range(nd)):
+            raise ShapeError(f'transpose: axes {axes} are not a permutation of the {nd} axes '
+                             f'of shape {ops.shape_of(x)}')
+    if axes == tuple(range(nd)):
+        return x
+    return bind(transpose_p, x, axes=axes)
+
+
+def astype(x, dtype):
+    dtype = np.dtype(dtype)
+    if ops.dtype_of(x) == dtype:
+        return x
+    return bind(astype_p, x, dtype=dtype)
+
+
+# --- indexing ---------------------------------------------------------------------------------
+
+def _is_basic(idx):
+    return all(i is None or i is Ellipsis or isinstance(i, (slice, int, np.integer))
+               for i in idx)
+
+
+def normalize_index(idx):
+    """An index as a tuple NumPy understands, with tracers made concrete, lists made arrays and
+    boolean masks replaced by the integer arrays they select (so the output shape depends only
+    on the index, and scatter-add can invert it)."""
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    out = []
+    for i in idx:
+        if isinstance(i, Tracer):
+            i = concrete(i)
+        if isinstance(i, (list, np.ndarray)) or (isinstance(i, np.generic) and i.dtype == bool):
+            a = np.asarray(i)
+            if a.dtype == bool:
+                out.extend(np.nonzero(a))
+                continue
+            if a.dtype.kind not in 'iu':
+                raise IndexError(f'getitem: arrays used as indices must be integer or boolean, '
+                                 f'got dtype {a.dtype}')
+            out.append(a)
+        elif isinstance(i, (bool, np.bool_)):
+            out.append(np.asarray(i))
+        else:
+            out.append(i)
+    return tuple(out)
+
+
+def _getitem_impl(x, *, idx):
+    return np.asarray(x)[idx]
+
+
+def _scatter_add_impl(g, *, idx, shape):
+    out = np.zeros(shape, dtype=np.result_type(g))
+    if _is_basic(idx):
+        out[idx] = g
+    else:
+        np.add.at(out, idx, g)
+    return out
+
+
+def _at_set_impl(x, y, *, idx):
+    out = np.array(x, copy=True)
+    out[idx] = y
+    return out
+
+
+def _at_add_impl(x, y, *, idx):
+    out = np.array(x, copy=True)
+    if _is_basic(idx):
+        out[idx] += y
+    else:
+        np.add.at(out, idx, y)
+    return out
+
+
+getitem_p = Primitive('getitem', _getitem_impl, linear=True,
+                      vjp=[lambda g, ans, x, *, idx: scatter_add(g, idx, ops.shape_of(x))])
+scatter_add_p = Primitive('scatter_add', _scatter_add_impl, linear=True,
+                          vjp=[lambda g, ans, u, *, idx, shape: getitem(g, idx)])
+at_set_p = Primitive('at_set', _at_set_impl,
+                     vjp=[lambda g, ans, x, y, *, idx: at_set(g, 0, idx),
+                          lambda g, ans, x, y, *, idx: getitem(g, idx)],
+                     jvp=[lambda t, ans, x, y, *, idx: at_set(t, 0, idx),
+                          lambda t, ans, x, y, *, idx: scatter_add(t, idx, ops.shape_of(x))])
+at_add_p = Primitive('at_add', _at_add_impl, linear=True,
+                     vjp=[lambda g, ans, x, y, *, idx: g,
+                          lambda g, ans, x, y, *, idx: getitem(g, idx)])
+
+
+def getitem(x, idx):
+    """`x[idx]` for ints, slices, `None`, `...`, integer and boolean arrays."""
+    idx = normalize_index(idx)
+    if not isinstance(x, Tracer):
+        return np.asarray(x)[idx]
+    try:
+        shape = np.empty(ops.shape_of(x), dtype=np.bool_)[idx].shape  # checks the index
+    except IndexError as e:
+        raise IndexError(f'getitem: index {idx!r} does not fit shape {ops.shape_of(x)}: {e}') \
+            from None
+    del shape
+    return bind(getitem_p, x, idx=idx)
+
+
+def scatter_add(u, idx, shape):
+    """A zero array of `shape` with `u` added at `idx` (repeated indices accumulate)."""
+    return bind(scatter_add_p, u, idx=idx, shape=tuple(shape))
+
+
+def _index_update(prim, x, idx, y):
+    idx = normalize_index(idx)
+    xs = ops.shape_of(x)
+    target = np.empty(xs, dtype=np.bool_)[idx].shape
+    if isinstance(y, Tracer):
+        y = broadcast_to(astype(y, ops.dtype_of(x)), target)
+    return bind(prim, x, y, idx=idx)
+
+
+def at_set(x, y, idx):
+    """A copy of `x` with `x[idx] = y` (functional; `x` is not modified)."""
+    return _index_update(at_set_p, x, idx, y)
+
+
+def at_add(x, y, idx):
+    """A copy of `x` with `y` added at `x[idx]`; repeated indices accumulate."""
+    return _index_update(at_add_p, x, idx, y)
+
+
+# --- concatenate ------------------------------------------------------------------------------
+
+def _concatenate_vjp(i, g, ans, *xs, axis):
+    start = 0
+    for x in xs[:i]:
+        start += ops.shape_of(x)[axis]
+    stop = start + ops.shape_of(xs[i])[axis]
+    idx = (slice(None),) * axis + (slice(start, stop),)
+    return getitem(g, idx)
+
+
+concatenate_p = Primitive('concatenate', lambda *xs, axis: np.concatenate(xs, axis),
+                          vjp=PerArg(_concatenate_vjp), linear=True)
+
+
+def concatenate(xs, axis=0):
+    xs = list(xs)
+    if not xs:
+        raise ValueError('concatenate: need at least one array')
+    shapes = [ops.shape_of(x) for x in xs]
+    if axis is None:
+        xs = [reshape(x, (-1,)) for x in xs]
+        axis = 0
+        shapes = [ops.shape_of(x) for x in xs]
+    nd = len(shapes[0])
+    if nd == 0:
+        raise ShapeError('concatenate: zero-dimensional arrays cannot be concatenated')
+    axis = int(axis)
+    if not -nd <= axis < nd:
+        raise ShapeError(f'concatenate: axis {axis} is out of bounds for shapes {shapes}')
+    axis %= nd
+    for s in shapes:
+        if len(s) != nd or s[:axis] + s[axis + 1:] != shapes[0][:axis] + shapes[0][axis + 1:]:
+            raise ShapeError(f'concatenate: shapes {shapes} must match except along axis {axis}')
+    if not any(isinstance(x, Tracer) for x in xs):
+        return np.concatenate(xs, axis)
+    dt = np.result_type(*[ops.dtype_of(x) for x in xs])
+    xs = [astype(x, dt) if isinstance(x, Tracer) else np.asarray(x, dt) for x in xs]
+    return bind(concatenate_p, *xs, axis=axis)
+
+
+# --- reductions -------------------------------------------------------------------------------
+
+def _kept_shape(shape, axis):
+    return tuple(1 if i in axis else d for i, d in enumerate(shape))
+
+
+def _sum_vjp(g, ans, x, *, axis, keepdims):
+    xs = ops.shape_of(x)
+    if not keepdims:
+        g = reshape(g, _kept_shape(xs, axis))
+    return broadcast_to(g, xs)
+
+
+def _max_weights(ans, x, axis, keepdims):
+    # the gradient of a max goes to the elements equal to it, split evenly among ties
+    xs = ops.shape_of(x)
+    a = ans if keepdims else reshape(ans, _kept_shape(xs, axis))
+    mask = ops.astype(ops.equal(x, a), ops.dtype_of(x))
+    return mask / sum(mask, axis=axis, keepdims=True)
+
+
+sum_p = Primitive('sum', lambda x, *, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
+                  vjp=[_sum_vjp], linear=True)
+max_p = Primitive(
+    'max', lambda x, *, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
+    vjp=[lambda g, ans, x, *, axis, keepdims:
+         _sum_vjp(g, ans, x, axis=axis, keepdims=keepdims) * _max_weights(ans, x, axis, keepdims)],
+    jvp=[lambda t, ans, x, *, axis, keepdims:
+         sum(t * _max_weights(ans, x, axis, keepdims), axis=axis, keepdims=keepdims)])
+cumsum_p = Primitive('cumsum', lambda x, *, axis: np.cumsum(x, axis=axis),
+                     vjp=[lambda g, ans, x, *, axis: _flip(cumsum(_flip(g, axis), axis), axis)],
+                     linear=True)
+cumprod_p = Primitive(
+    'cumprod', lambda x, *, axis: np.cumprod(x, axis=axis),
+    # d out_j / d x_i = out_j / x_i for j >= i: a reversed cumulative sum (needs x != 0)
+    vjp=[lambda g, ans, x, *, axis: _flip(cumsum(_flip(g * ans, axis), axis), axis) / x])
+
+
+def _flip(x, axis):
+    return getitem(x, (slice(None),) * axis + (slice(None, None, -1),))
+
+
+def normalize_axis(axis, ndim, op='sum'):
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (int, np.integer)):
+        axis = (axis,)
+    out = []
+    for a in axis:
+        a = int(a)
+        if not -ndim <= a < builtins.max(ndim, 1):
+            raise ShapeError(f'{op}: axis {a} is out of bounds for an array of dimension {ndim}')
+        out.append(a % ndim if ndim else 0)
+    if len(set(out)) != len(out):
+        raise ShapeError(f'{op}: repeated axis in {axis}')
+    return tuple(sorted(out))
+
+
+def sum(x, axis=None, keepdims=False):
+    xs = ops.shape_of(x)
+    axis = normalize_axis(axis, len(xs), 'sum')
+    if not isinstance(x, Tracer):
+        return np.sum(x, axis=axis, keepdims=keepdims)
+    if not axis:
+        return x
+    return bind(sum_p, x, axis=axis, keepdims=bool(keepdims))
+
+
+def max(x, axis=None, keepdims=False):
+    xs = ops.shape_of(x)
+    axis = normalize_axis(axis, len(xs), 'max')
+    if 0 in [xs[a] for a in axis]:
+        raise ShapeError(f'max: zero-size reduction over axis {axis} of shape {xs} has no '
+                         'identity')
+    if not axis:
+        return x
+    return bind(max_p, x, axis=axis, keepdims=bool(keepdims))
+
+
+def cumsum(x, axis=None):
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    axis = normalize_axis(axis, len(ops.shape_of(x)), 'cumsum')[0]
+    return bind(cumsum_p, x, axis=axis)
+
+
+def cumprod(x, axis=None):
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    axis = normalize_axis(axis, len(ops.shape_of(x)), 'cumprod')[0]
+    return bind(cumprod_p, x, axis=axis)
+
+
+# --- matrix product ---------------------------------------------------------------------------
+
+def _swap(x):
+    nd = len(ops.shape_of(x))
+    return transpose(x, tuple(range(nd - 2)) + (nd - 1, nd - 2))
+
+
+matmul_p = Primitive(
+    'matmul', np.matmul,
+    vjp=[lambda g, ans, a, b: sum_to_shape(matmul(g, _swap(b)), ops.shape_of(a)),
+         lambda g, ans, a, b: sum_to_shape(matmul(_swap(a), g), ops.shape_of(b))],
+    jvp=[lambda t, ans, a, b: matmul(t, b), lambda t, ans, a, b: matmul(a, t)])
+
+
+def matmul(a, b):
+    """`a @ b` with NumPy's rules (1-D operands are promoted, batch dimensions broadcast)."""
+    sa, sb = ops.shape_of(a), ops.shape_of(b)
+    if not sa or not sb:
+        raise ShapeError(f'matmul: scalar operands are not allowed (shapes {sa} and {sb}); '
+                         'use * for scaling')
+    ka = sa[-1]
+    kb = sb[-2] if len(sb) > 1 else sb[0]
+    if ka != kb:
+        raise ShapeError(f'matmul: shapes {sa} and {sb} do not align: {ka} (last axis of the '
+                         f'first) != {kb} ({"second-to-last" if len(sb) > 1 else "only"} axis '
+                         'of the second)')
+    if len(sa) > 2 and len(sb) > 2:
+        try:
+            np.broadcast_shapes(sa[:-2], sb[:-2])
+        except ValueError:
+            raise ShapeError(f'matmul: batch dimensions of shapes {sa} and {sb} cannot be '
+                             'broadcast together') from None
+    if not (isinstance(a, Tracer) or isinstance(b, Tracer)):
+        return np.matmul(a, b)
+    if len(sa) == 1:
+        return reshape(matmul(reshape(a, (1, ka)), b), sb[:-2] + sb[-1:])
+    if len(sb) == 1:
+        return reshape(matmul(a, reshape(b, (kb, 1))), sa[:-1])
+    da, db = ops.dtype_of(a), ops.dtype_of(b)
+    if da != db:
+        r = np.result_type(da, db)
+        a, b = astype(a, r) if isinstance(a, Tracer) else a, astype(b, r) if isinstance(b, Tracer) else b
+    return bind(matmul_p, a, b)

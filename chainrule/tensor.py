@@ -1,0 +1,484 @@
+"""`Tensor`: eager arrays that record their history, PyTorch style, on chainrule's engine.
+
+What you can do with it:
+
+    >>> import chainrule as cr
+    >>> w = cr.tensor([1.0, 2.0], requires_grad=True)
+    >>> loss = (w * w).sum()
+    >>> loss.backward()
+    >>> w.grad
+    Tensor([2., 4.])
+
+A `Tensor` is a tracer of the *eager trace*, whose level is above every transform: an operation
+on Tensors unboxes their `data`, binds the primitive on it (so `data` may itself be a tracer of
+`grad`, `vmap` or `jit`, and Tensor code runs inside those transforms), and wraps the result.
+A tape `Node` is recorded only when grad mode is on and some input requires grad; the node
+holds the primitive, the parent nodes and the raw arrays its VJP needs -- never the output
+Tensor -- so graphs free themselves by reference counting. `backward()` is
+`chainrule.interpreters.reverse.backprop`, the same backward pass as `grad`.
+
+Grad mode lives in a `contextvars.ContextVar`: `no_grad()` in one thread (or asyncio task)
+does not affect another.
+"""
+
+import contextvars
+import functools
+import weakref
+
+import numpy as np
+
+from chainrule import ops
+from chainrule.core import DTypeError, GradientError, ShapeError, Trace, Tracer, bind
+from chainrule.interpreters.reverse import Node, _projection_node, backprop
+
+__all__ = ['Tensor', 'tensor', 'no_grad', 'enable_grad', 'set_grad_enabled', 'is_grad_enabled']
+
+_grad_enabled = contextvars.ContextVar('chainrule_grad_enabled', default=True)
+
+
+def is_grad_enabled():
+    return _grad_enabled.get()
+
+
+class set_grad_enabled:
+    """Context manager (and decorator) setting grad mode on or off for the enclosed code."""
+
+    def __init__(self, mode=True):
+        self.mode = bool(mode)
+        self._tokens = []
+
+    def __enter__(self):
+        self._tokens.append(_grad_enabled.set(self.mode))
+        return self
+
+    def __exit__(self, *exc):
+        _grad_enabled.reset(self._tokens.pop())
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with type(self)(self.mode) if type(self) is set_grad_enabled else type(self)():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(set_grad_enabled):
+    """Within `with cr.no_grad():` (or a function decorated `@cr.no_grad()`), no Tensor
+    operation is recorded: results do not require grad, and nothing is saved."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    """Turn recording back on inside a `no_grad` block."""
+
+    def __init__(self):
+        super().__init__(True)
+
+
+class EagerTrace(Trace):
+    """The trace of every `Tensor`: above all transforms (its level is the highest)."""
+
+    __slots__ = ()
+
+    def process(self, prim, args, params):
+        record = prim.vjp is not None and _grad_enabled.get()
+        vals = []
+        parents = []
+        versions = []
+        need = False
+        for a in args:
+            if isinstance(a, Tensor):
+                vals.append(a.data)
+                versions.append(a._version)
+                if record and a.requires_grad:
+                    node = a._node
+                    parents.append(node)
+                    need = True
+                    continue
+            else:
+                vals.append(a)
+                versions.append(None)
+            parents.append(None)
+        out = bind(prim, *vals, **params)
+        if not need:
+            if prim.multiple_results:
+                return tuple(Tensor._wrap(o, None) for o in out)
+            return Tensor._wrap(out, None)
+        node = Node(prim, params, tuple(parents), tuple(vals), out,
+                    tuple((v, v[0]) if v is not None else (None, 0) for v in versions))
+        if prim.multiple_results:
+            return tuple(Tensor._wrap(o, _projection_node(node, i, len(out)))
+                         for i, o in enumerate(out))
+        return Tensor._wrap(out, node)
+
+
+_EAGER = EagerTrace(1 << 62)
+
+
+def _leaf_node(t):
+    node = Node(None, None, (), None, None)
+    node.leaf = weakref.ref(t)
+    return node
+
+
+class Tensor(Tracer):
+    """An array that can record the operations applied to it, for `backward()`.
+
+    Args:
+        data: anything `np.asarray` accepts (a Python float gives float64, a float32 array stays
+            float32), another `Tensor` (its data is shared, not its history), or a tracer.
+        requires_grad: record operations on this tensor so `backward()` fills `.grad`. Only
+            floating and complex tensors can require grad.
+        dtype: optional NumPy dtype to convert `data` to.
+    """
+
+    __slots__ = ('data', 'grad', 'requires_grad', '_node', '_version', '__weakref__')
+    _trace = _EAGER
+    _is_tensor = True
+
+    def __init__(self, data, requires_grad=False, dtype=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        if isinstance(data, Tracer):
+            if dtype is not None:
+                data = ops.astype(data, dtype)
+        else:
+            data = np.asarray(data, dtype=dtype)
+        self.data = data
+        self.grad = None
+        self.requires_grad = False
+        self._node = None
+        self._version = [0]
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _wrap(cls, data, node):
+        t = object.__new__(cls)
+        t.data = data
+        t.grad = None
+        t.requires_grad = node is not None
+        t._node = node
+        t._version = [0]
+        return t
+
+    # --- basic properties ---------------------------------------------------------------------
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def is_leaf(self):
+        return self._node is None or self._node.prim is None
+
+    @property
+    def grad_fn(self):
+        """The node that produced this tensor (`None` for leaves)."""
+        n = self._node
+        return None if n is None or n.prim is None else n
+
+    def _concrete(self):
+        return self.data
+
+    def dim(self):
+        return self.data.ndim
+
+    def numel(self):
+        return int(np.prod(self.data.shape))
+
+    def __repr__(self):
+        body = np.array2string(self.data, separator=', ', prefix='Tensor(') \
+            if isinstance(self.data, np.ndarray) else repr(self.data)
+        extra = ''
+        if self.data.dtype not in (np.float64, np.int64, np.bool_, np.complex128):
+            extra += f', dtype={self.data.dtype}'
+        if self.requires_grad:
+            n = self.grad_fn
+            extra += f', grad_fn={n.prim.name}' if n is not None else ', requires_grad=True'
+        return f'Tensor({body}{extra})'
+
+    # --- conversion ---------------------------------------------------------------------------
+    def numpy(self):
+        """The data as a NumPy array (shared, not copied; no history)."""
+        return np.asarray(self.data)
+
+    def item(self):
+        d = np.asarray(self.data)
+        if d.size != 1:
+            raise ValueError(f'item(): only a Tensor with one element can be converted to a '
+                             f'Python scalar, this one has shape {d.shape}')
+        return d.item()
+
+    def tolist(self):
+        return np.asarray(self.data).tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        a = np.asarray(self.data)
+        if dtype is not None:
+            a = a.astype(dtype)
+        return a
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __complex__(self):
+        return complex(self.item())
+
+    def __index__(self):
+        if np.asarray(self.data).dtype.kind not in 'iu':
+            raise TypeError('only integer Tensors can be used as an index')
+        return int(self.item())
+
+    def __bool__(self):
+        return bool(self.item())
+
+    # --- history ------------------------------------------------------------------------------
+    def requires_grad_(self, requires_grad=True):
+        if requires_grad:
+            if not self.is_leaf:
+                self.requires_grad = True
+                return self
+            dt = self.data.dtype
+            if dt.kind not in 'fc':
+                raise DTypeError(f'only floating and complex Tensors can require grad; this one '
+                                 f'has dtype {dt}. Convert it first, e.g. '
+                                 'Tensor(x, dtype=np.float32, requires_grad=True)')
+            if self._node is None:
+                self._node = _leaf_node(self)
+            self.requires_grad = True
+        else:
+            if not self.is_leaf:
+                raise GradientError('requires_grad_(False) works only on leaf Tensors; use '
+                                    'detach() to cut a non-leaf Tensor from its history')
+            self._node = None
+            self.requires_grad = False
+        return self
+
+    def detach(self):
+        """The same data (shared), cut from the graph: a leaf that does not require grad."""
+        return Tensor._wrap(self.data, None)
+
+    def clone(self):
+        """A copy of the data, still connected to the graph (its gradient flows back here)."""
+        return self + 0 if self.requires_grad else Tensor._wrap(np.array(self.data), None)
+
+    def zero_grad(self):
+        self.grad = None
+
+    def register_hook(self, hook):
+        """Call `hook(grad)` with this tensor's gradient during `backward()`; a Tensor it
+        returns replaces the gradient. Returns a handle with `.remove()`."""
+        if not self.requires_grad:
+            raise GradientError('cannot register a hook on a Tensor that does not require grad')
+        node = self._node
+        if node.hooks is None:
+            node.hooks = []
+
+        def wrapped(g):
+            out = hook(g if isinstance(g, Tensor) else Tensor._wrap(g, None))
+            if out is None:
+                return None
+            return out if isinstance(g, Tensor) else (out.data if isinstance(out, Tensor) else out)
+
+        node.hooks.append(wrapped)
+        return _HookHandle(node.hooks, wrapped)
+
+    def retain_grad(self):
+        """Keep this non-leaf tensor's gradient in `.grad` after `backward()`."""
+        if self.is_leaf:
+            return
+        ref = weakref.ref(self)
+
+        def keep(g):
+            t = ref()
+            if t is not None:
+                t.grad = g if t.grad is None else t.grad + g
+
+        self.register_hook(keep)
+
+    def backward(self, gradient=None, retain_graph=False, create_graph=False):
+        """Accumulate the gradient of this tensor into `.grad` of every leaf that requires it.
+
+        Args:
+            gradient: the cotangent of this tensor (its shape); may be omitted for a one-element
+                tensor (then it is 1).
+            retain_graph: keep the saved values so `backward()` can run again through this graph.
+            create_graph: record the backward pass itself, so the gradients are differentiable
+                (for second derivatives); implies `retain_graph`.
+
+        Calling `backward()` twice (with `retain_graph=True`) accumulates, as in PyTorch; clear
+        gradients with `zero_grad()` (on the tensor, a module or an optimizer).
+        """
+        if not self.requires_grad:
+            raise GradientError('backward(): this Tensor does not require grad and has no '
+                                'history (no input had requires_grad=True, or it was computed '
+                                'under no_grad())')
+        if gradient is None:
+            if self.numel() != 1:
+                raise GradientError(
+                    f'backward() without a gradient works only for one-element tensors; this '
+                    f'one has shape {self.shape}. Pass gradient= (an array of that shape), or '
+                    'reduce it first (e.g. loss.sum().backward()).')
+            g = np.ones(self.shape, self.dtype)
+        else:
+            g = gradient.data if isinstance(gradient, Tensor) else np.asarray(gradient)
+            if g.shape != self.shape:
+                raise ShapeError(f'backward(): gradient has shape {g.shape}, but the tensor has '
+                                 f'shape {self.shape}')
+        if create_graph:
+            retain_graph = True
+            with enable_grad():
+                backprop([self._node], [Tensor._wrap(g, None)], retain_graph=True,
+                         wrap=_wrap_differentiable, on_leaf=_accumulate)
+        else:
+            with no_grad():
+                backprop([self._node], [g], retain_graph=retain_graph, on_leaf=_accumulate)
+
+    # --- in-place operations ------------------------------------------------------------------
+    def _inplace(self, fn, other, name):
+        if self.requires_grad and self.is_leaf and _grad_enabled.get():
+            raise GradientError(
+                f'{name}: a leaf Tensor that requires grad cannot be modified in place while '
+                'grad mode is on (its gradient would be lost). Wrap the update in '
+                '`with cr.no_grad():`, as optimizers do.')
+        if (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)) and \
+                _grad_enabled.get():
+            new = fn(self, other)           # recorded out of place; saved arrays stay intact
+            self.data, self._node, self.requires_grad = new.data, new._node, new.requires_grad
+        else:
+            o = other.data if isinstance(other, Tensor) else other
+            res = fn(self.data, o)
+            if isinstance(res, Tensor):
+                res = res.data
+            try:
+                self.data[...] = res
+            except (ValueError, TypeError):
+                self.data = np.asarray(res, dtype=self.data.dtype).copy()
+        self._version[0] += 1
+        return self
+
+    def __iadd__(self, other):
+        return self._inplace(ops.add, other, '+=')
+
+    def __isub__(self, other):
+        return self._inplace(ops.sub, other, '-=')
+
+    def __imul__(self, other):
+        return self._inplace(ops.mul, other, '*=')
+
+    def __itruediv__(self, other):
+        return self._inplace(ops.div, other, '/=')
+
+    def add_(self, other, alpha=1):
+        return self._inplace(ops.add, other if alpha == 1 else other * alpha, 'add_')
+
+    def sub_(self, other, alpha=1):
+        return self._inplace(ops.sub, other if alpha == 1 else other * alpha, 'sub_')
+
+    def mul_(self, other):
+        return self._inplace(ops.mul, other, 'mul_')
+
+    def div_(self, other):
+        return self._inplace(ops.div, other, 'div_')
+
+    def copy_(self, other):
+        return self._inplace(lambda a, b: ops.add(ops.mul(a, 0), b), other, 'copy_')
+
+    def zero_(self):
+        return self._inplace(lambda a, b: ops.mul(a, 0), 0, 'zero_')
+
+    def fill_(self, value):
+        return self._inplace(lambda a, b: ops.add(ops.mul(a, 0), b), value, 'fill_')
+
+    def __setitem__(self, idx, value):
+        self._inplace(lambda a, b: ops.at_set(a, b, idx), value, '__setitem__')
+
+    # --- NumPy interoperability ---------------------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        import chainrule.numpy as cnp
+        fn = getattr(cnp, _UFUNC_ALIASES.get(ufunc.__name__, ufunc.__name__), None)
+        if method != '__call__' or fn is None or kwargs.get('out') is not None:
+            return NotImplemented
+        kwargs.pop('out', None)
+        return fn(*inputs, **kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        import chainrule.numpy as cnp
+        mod = func.__module__ or ''
+        target = cnp
+        for part in mod.split('.')[1:]:
+            target = getattr(target, part, None)
+            if target is None:
+                break
+        fn = getattr(target, func.__name__, None) if target is not None else None
+        if fn is None:
+            return NotImplemented
+        return fn(*args, **kwargs)
+
+
+_UFUNC_ALIASES = {'divide': 'true_divide', 'absolute': 'abs', 'conjugate': 'conj',
+                  'matmul': 'matmul', 'multiply': 'multiply'}
+
+
+class _HookHandle:
+    def __init__(self, hooks, fn):
+        self._hooks, self._fn = hooks, fn
+
+    def remove(self):
+        if self._fn in self._hooks:
+            self._hooks.remove(self._fn)
+
+
+def _accumulate(node, g):
+    t = node.leaf() if node.leaf is not None else None
+    if t is None:
+        return
+    if isinstance(g, Tensor):
+        if g.dtype != t.dtype:
+            g = ops.astype(ops.real(g) if g.dtype.kind == 'c' and t.dtype.kind != 'c' else g,
+                           t.dtype)
+        t.grad = g if t.grad is None else t.grad + g
+        return
+    g = np.asarray(g)
+    if g.dtype != t.dtype:
+        g = (g.real if g.dtype.kind == 'c' and t.dtype.kind != 'c' else g).astype(t.dtype)
+    if t.grad is None:
+        t.grad = Tensor._wrap(np.array(g, copy=True), None)
+    else:
+        t.grad = Tensor._wrap(t.grad.data + g, None)
+
+
+def _wrap_differentiable(node, g):
+    """For `create_graph=True`: the node's saved values as Tensors connected to the graph, so
+    the rules' own operations are recorded."""
+    args = tuple(Tensor._wrap(a, p) if p is not None else a
+                 for a, p in zip(node.args, node.parents))
+    out = node.out
+    if node.prim.multiple_results:
+        out = tuple(Tensor._wrap(o, None) for o in out)
+    else:
+        out = Tensor._wrap(out, node)
+    if isinstance(g, tuple):
+        g = tuple(x if isinstance(x, Tensor) else Tensor._wrap(x, None) for x in g)
+    elif not isinstance(g, Tensor):
+        g = Tensor._wrap(g, None)
+    return g, args, out
+
+
+def tensor(data, requires_grad=False, dtype=None):
+    """Make a `Tensor` (a copy of `data`)."""
+    if isinstance(data, Tensor):
+        data = np.array(data.data)
+    elif not isinstance(data, Tracer):
+        data = np.array(data, dtype=dtype)
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
