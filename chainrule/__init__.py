@@ -4,7 +4,7 @@ One engine, four ways of working: the scalar `Value` (micrograd's model), eager 
 `backward()` (PyTorch's), function transforms on NumPy code (`grad`, ... -- JAX's), and `jit`.
 """
 
-from . import ops, viz
+from . import ops, tree, viz
 from .api import grad, value_and_grad, vjp
 from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, set_grad_enabled, tensor
 from .core import ChainruleError, DTypeError, GradientError, MissingRuleError, ShapeError
