@@ -84,32 +84,27 @@ class EagerTrace(Trace):
     __slots__ = ()
 
     def process(self, prim, args, params):
-        record = prim.vjp is not None and _grad_enabled.get()
-        vals = []
-        parents = []
-        versions = []
-        need = False
-        for a in args:
-            if isinstance(a, Tensor):
-                vals.append(a.data)
-                versions.append(a._version)
-                if record and a.requires_grad:
-                    node = a._node
-                    parents.append(node)
-                    need = True
-                    continue
-            else:
-                vals.append(a)
-                versions.append(None)
-            parents.append(None)
-        out = bind(prim, *vals, **params)
-        if not need:
-            if prim.multiple_results:
-                return tuple(Tensor._wrap(o, None) for o in out)
-            return Tensor._wrap(out, None)
-        node = Node(prim, params, tuple(parents), tuple(vals), out,
-                    tuple((v, v[0]) if v is not None else (None, 0) for v in versions))
+        vals = [a.data if isinstance(a, Tensor) else a for a in args]
+        lower = False
+        for v in vals:
+            if isinstance(v, Tracer):       # Tensor data traced by grad/vmap/jit
+                lower = True
+                break
+        out = bind(prim, *vals, **params) if lower else prim.impl(*vals, **params)
+        node = None
+        if prim.vjp is not None and _grad_enabled.get():
+            parents = tuple([a._node if isinstance(a, Tensor) and a.requires_grad else None
+                             for a in args])
+            for p in parents:
+                if p is not None:
+                    # the version of each input Tensor, to detect in-place changes later
+                    versions = tuple([(a._version, a._version[0]) if isinstance(a, Tensor)
+                                      else None for a in args])
+                    node = Node(prim, params, parents, tuple(vals), out, versions)
+                    break
         if prim.multiple_results:
+            if node is None:
+                return tuple(Tensor._wrap(o, None) for o in out)
             return tuple(Tensor._wrap(o, _projection_node(node, i, len(out)))
                          for i, o in enumerate(out))
         return Tensor._wrap(out, node)
@@ -357,6 +352,16 @@ class Tensor(Tracer):
             self.data, self._node, self.requires_grad = new.data, new._node, new.requires_grad
         else:
             o = other.data if isinstance(other, Tensor) else other
+            ufunc = _INPLACE_UFUNCS.get(fn)
+            d = self.data
+            if ufunc is not None and isinstance(d, np.ndarray) and d.flags.writeable and \
+                    not isinstance(o, Tracer):
+                try:     # the fast path optimizers take: one NumPy call writing into the array
+                    ufunc(d, o, out=d, casting='same_kind')
+                    self._version[0] += 1
+                    return self
+                except (TypeError, ValueError):     # e.g. a float64 result into float32
+                    pass
             res = fn(self.data, o)
             if isinstance(res, Tensor):
                 res = res.data
@@ -428,6 +433,10 @@ class Tensor(Tracer):
 
 _UFUNC_ALIASES = {'divide': 'true_divide', 'absolute': 'abs', 'conjugate': 'conj',
                   'matmul': 'matmul', 'multiply': 'multiply'}
+
+
+_INPLACE_UFUNCS = {ops.add: np.add, ops.sub: np.subtract, ops.mul: np.multiply,
+                   ops.div: np.true_divide}
 
 
 class _HookHandle:

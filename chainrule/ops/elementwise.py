@@ -120,7 +120,8 @@ def _safe_log(x):
 def _select_weight(x, y):
     """1 where x wins, 0 where it loses, 1/2 at ties (the gradient is split, as JAX and
     PyTorch do)."""
-    return where(x > y, 1.0, where(x == y, 0.5, 0.0))
+    dt = ops.dtype_of(x)
+    return astype(greater(x, y), dt) + astype(equal(x, y), dt) * 0.5
 
 
 # --- not differentiable: outputs are constants --------------------------------------------------
@@ -163,6 +164,9 @@ where_p = Primitive(
 
 # --- wrappers: broadcasting and dtype promotion happen here, before the primitive ----------------
 
+_SCALARS = (int, float, bool, complex)
+
+
 def _is_weak_scalar(v):
     """A Python number: NumPy 2 treats it as 'weak' (it takes the array's dtype)."""
     return type(v) in (int, float, bool)
@@ -180,9 +184,9 @@ def _binary(prim, x, y):
                 raise ShapeError(f'{prim.name}: shapes {sx} and {sy} cannot be broadcast '
                                  'together') from e
             raise
-    sx = x.shape if tx else np.shape(x)
-    sy = y.shape if ty else np.shape(y)
-    if sx != sy:
+    sx = x.shape if tx else (() if type(x) in _SCALARS else np.shape(x))
+    sy = y.shape if ty else (() if type(y) in _SCALARS else np.shape(y))
+    if sx != sy and (tx and ty or (sy if tx else sx)):   # a constant scalar needs no broadcast
         try:
             s = np.broadcast_shapes(sx, sy)
         except ValueError:
