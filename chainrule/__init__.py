@@ -5,7 +5,7 @@ One engine, four ways of working: the scalar `Value` (micrograd's model), eager 
 """
 
 from . import ops, tree, viz
-from .api import grad, value_and_grad, vjp
+from .api import grad, stop_gradient, value_and_grad, vjp
 from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, set_grad_enabled, tensor
 from .core import ChainruleError, DTypeError, GradientError, MissingRuleError, ShapeError
 from .scalar import Value

@@ -7,18 +7,27 @@ What you can do with it: differentiate a Python function of NumPy arrays and num
     >>> cr.grad(f)(0.5)                        # 2 sin(x) cos(x) = sin(2x)
     0.8414709848078965
 
-Each transform is written only in terms of an interpreter (`chainrule.interpreters`); inputs
-are checked here, once, so interpreters never see a Python float or an integer array.
+Arguments and results may be pytrees (nested tuples, lists, dicts, `None`, registered classes;
+see `chainrule.tree`): they are flattened here, once, and the interpreters see flat lists of
+arrays. Each transform is written only in terms of an interpreter (`chainrule.interpreters`);
+inputs are checked here, so interpreters never see a Python float or an integer array.
+
+    >>> params = {'w': 2.0, 'b': 1.0}
+    >>> cr.grad(lambda p, x: (p['w'] * x + p['b']) ** 2)(params, 3.0)
+    {'b': 14.0, 'w': 42.0}
 """
 
 import numbers
 
 import numpy as np
 
+from chainrule import ops
 from chainrule.core import ChainruleError, DTypeError, GradientError, Tracer
 from chainrule.interpreters.reverse import vjp_flat
+from chainrule.tree import (tree_flatten, tree_map, tree_structure, tree_unflatten,
+                            treedef_is_leaf)
 
-__all__ = ['grad', 'value_and_grad', 'vjp']
+__all__ = ['grad', 'value_and_grad', 'vjp', 'stop_gradient']
 
 
 def _as_array(x, name, *, holomorphic=False, differentiable=True):
@@ -27,9 +36,6 @@ def _as_array(x, name, *, holomorphic=False, differentiable=True):
         dt = x.dtype
     else:
         if not isinstance(x, (np.ndarray, np.generic, numbers.Number)):
-            if isinstance(x, (list, tuple)):
-                raise TypeError(f'{name} is a {type(x).__name__}; pass a NumPy array '
-                                '(np.asarray(...)) or use a pytree-aware transform')
             raise TypeError(f'{name} has type {type(x).__name__}; chainrule differentiates '
                             'NumPy arrays, Python floats and complex numbers')
         x = np.asarray(x)
@@ -70,14 +76,52 @@ def _restore(g, x_in, x_arr):
     return g
 
 
+def _flatten_diff_args(args, nums, fname, holomorphic):
+    """Flatten the differentiated arguments (pytrees) into one list of checked array leaves.
+
+    Returns:
+        (raw leaves, array leaves, treedef per argument)
+    """
+    raw, arrs, defs = [], [], []
+    for i in nums:
+        leaves, td = tree_flatten(args[i])
+        defs.append(td)
+        for k, leaf in enumerate(leaves):
+            where = f'argument {i} of {fname}'
+            if not treedef_is_leaf(td):
+                where = f'leaf {k} of {where} (a {type(args[i]).__name__})'
+            raw.append(leaf)
+            arrs.append(_as_array(leaf, where, holomorphic=holomorphic))
+    return raw, arrs, defs
+
+
+def _unflatten_per_arg(defs, flat):
+    """Split a flat list of leaves back into one pytree per argument."""
+    out, start = [], 0
+    for td in defs:
+        out.append(tree_unflatten(td, flat[start:start + td.num_leaves]))
+        start += td.num_leaves
+    return out
+
+
+def _call_with(fun, args, kwargs, nums, defs, xs):
+    """`fun(*args)` with the differentiated arguments rebuilt from the flat leaves `xs`."""
+    call = list(args)
+    for i, x in zip(nums, _unflatten_per_arg(defs, list(xs))):
+        call[i] = x
+    return fun(*call, **kwargs)
+
+
 def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
     """A function returning `(fun(*args), gradient of fun at args)`.
 
     Args:
         fun: a function returning a scalar (a 0-d array or number; with `has_aux`, a pair
-            `(scalar, aux)`).
+            `(scalar, aux)`, where `aux` may be any pytree).
         argnums: which positional argument(s) to differentiate: an int, or a tuple of ints
-            (then the gradient is a tuple).
+            (then the gradient is a tuple). A differentiated argument may be a pytree (nested
+            tuples, lists, dicts, registered classes) of float or complex arrays and numbers;
+            its gradient has the same structure.
         has_aux: `fun` returns `(value, aux)`; the result is `((value, aux), gradient)`.
         holomorphic: `fun` is complex-differentiable; inputs must be complex and the gradient is
             the complex derivative. Without it, a complex input of a real-valued `fun` gets the
@@ -85,52 +129,42 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
             the gradient is `2-4j`.
 
     Returns:
-        A function of the same arguments as `fun`. Gradients have the inputs' shapes and dtypes;
-        a Python float input gets a float gradient. A `fun` that does not depend on an input
-        gives zeros for it.
+        A function of the same arguments as `fun`. Gradients have the inputs' structures,
+        shapes and dtypes; a Python float input gets a float gradient. A `fun` that does not
+        depend on an input gives zeros for it.
     """
+    fname = getattr(fun, '__name__', 'fun')
+
     def vg(*args, **kwargs):
         single, nums = _argnums_tuple(argnums, len(args))
-        args = list(args)
-        raw = [args[i] for i in nums]
-        arrs = [_as_array(args[i], f'argument {i} of {getattr(fun, "__name__", "fun")}',
-                          holomorphic=holomorphic) for i in nums]
+        raw, arrs, defs = _flatten_diff_args(args, nums, fname, holomorphic)
+        aux_def = []
 
         def flat(*xs):
-            call = list(args)
-            for i, x in zip(nums, xs):
-                call[i] = x
-            out = fun(*call, **kwargs)
+            out = _call_with(fun, args, kwargs, nums, defs, xs)
             if has_aux:
                 if not (isinstance(out, tuple) and len(out) == 2):
                     raise ChainruleError('has_aux=True needs fun to return a pair (value, aux)')
-                return [out[0], _Aux(out[1])]
+                aux_leaves, td = tree_flatten(out[1])
+                aux_def.append(td)
+                return [out[0]] + aux_leaves
             return [out]
 
         outs, pullback = vjp_flat(flat, arrs)
         value = outs[0]
         _check_scalar(value, holomorphic)
         one = np.ones((), dtype=_dtype(value))
-        gs = pullback([one, None] if has_aux else [one])
-        grads = tuple(_restore(g, r, a) for g, r, a in zip(gs, raw, arrs))
-        grads = grads[0] if single else grads
+        gs = pullback([one] + [None] * (len(outs) - 1))
+        grads = _unflatten_per_arg(defs, [_restore(g, r, a) for g, r, a in zip(gs, raw, arrs)])
+        grads = grads[0] if single else tuple(grads)
         value = _unwrap(value)
         if has_aux:
-            return (value, outs[1].value), grads
+            return (value, tree_unflatten(aux_def[0], outs[1:])), grads
         return value, grads
 
-    vg.__name__ = f'value_and_grad({getattr(fun, "__name__", "fun")})'
+    vg.__name__ = f'value_and_grad({fname})'
     vg.__doc__ = fun.__doc__
     return vg
-
-
-class _Aux:
-    """Carries `has_aux` data through `vjp_flat` untouched."""
-
-    __slots__ = ('value',)
-
-    def __init__(self, value):
-        self.value = value
 
 
 def _dtype(x):
@@ -181,41 +215,72 @@ def grad(fun, argnums=0, has_aux=False, holomorphic=False):
 
 
 def vjp(fun, *primals, has_aux=False):
-    """Run `fun(*primals)` and return `(out, vjp_fn)` where `vjp_fn(ct)` gives one cotangent
-    per primal (a tuple), `ct` having the shape of `out`.
+    """Run `fun(*primals)` and return `(out, vjp_fn)` -- reverse mode as a function.
 
-    `fun` here takes and returns arrays (or a tuple of arrays as output, with `ct` then a
-    tuple too)."""
-    arrs = [_as_array(p, f'primal {i}') for i, p in enumerate(primals)]
-    multi = []
+    Args:
+        fun: a function of pytrees of float/complex arrays, returning a pytree of arrays (with
+            `has_aux`, a pair `(out, aux)`).
+        *primals: the point to linearise at; each may be a pytree.
+        has_aux: `fun` returns `(out, aux)`; the result is then `(out, vjp_fn, aux)`.
+
+    Returns:
+        `(out, vjp_fn)`: `vjp_fn(ct)` takes a cotangent with the structure and shapes of `out`
+        and returns a tuple with one cotangent per primal, each with that primal's structure.
+        `vjp_fn` can be called any number of times.
+
+        >>> import chainrule as cr, numpy as np
+        >>> out, f_vjp = cr.vjp(lambda p: {'y': p['a'] * p['b']}, {'a': 2.0, 'b': 3.0})
+        >>> f_vjp({'y': 1.0})
+        ({'a': 3.0, 'b': 2.0},)
+    """
+    nums = tuple(range(len(primals)))
+    fname = getattr(fun, '__name__', 'fun')
+    raw, arrs, defs = _flatten_diff_args(primals, nums, fname, False)
+    out_def = []
 
     def flat(*xs):
-        out = fun(*xs)
+        out = _call_with(fun, primals, {}, nums, defs, xs)
         aux = None
         if has_aux:
+            if not (isinstance(out, tuple) and len(out) == 2):
+                raise ChainruleError('has_aux=True needs fun to return a pair (out, aux)')
             out, aux = out
-        if isinstance(out, (tuple, list)):
-            multi.append(True)
-            res = list(out)
-        else:
-            multi.append(False)
-            res = [out]
-        return res + ([_Aux(aux)] if has_aux else [])
+        leaves, td = tree_flatten(out)
+        aux_leaves, aux_td = tree_flatten(aux)
+        out_def.append((td, aux_td))
+        return leaves + aux_leaves
 
     outs, pullback = vjp_flat(flat, arrs)
-    aux = outs.pop().value if has_aux else None
-    is_multi = multi[0]
+    out_td, aux_td = out_def[0]
+    n_out = out_td.num_leaves
+    aux = tree_unflatten(aux_td, outs[n_out:]) if has_aux else None
+    outs = outs[:n_out]
 
     def vjp_fn(ct):
-        cts = list(ct) if is_multi else [ct]
-        if len(cts) != len(outs):
-            raise ChainruleError(f'vjp_fn expects {len(outs)} cotangent(s), got {len(cts)}')
+        try:
+            cts = out_td.flatten_up_to(ct)
+        except ValueError:
+            raise ChainruleError(f'vjp_fn: the cotangent has structure {tree_structure(ct)}, '
+                                 f'but the output has structure {out_td}') from None
         for c, o in zip(cts, outs):
             if np.shape(c) != np.shape(o):
                 raise ChainruleError(f'vjp_fn: cotangent shape {np.shape(c)} does not match the '
                                      f'output shape {np.shape(o)}')
-        gs = pullback(cts + ([None] if has_aux else []))
-        return tuple(_restore(g, p, a) for g, p, a in zip(gs, primals, arrs))
+        gs = pullback(list(cts) + [None] * (len(outs) - n_out))
+        return tuple(_unflatten_per_arg(
+            defs, [_restore(g, r, a) for g, r, a in zip(gs, raw, arrs)]))
 
-    out = tuple(outs) if is_multi else outs[0]
+    out = tree_unflatten(out_td, outs)
     return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
+
+
+def stop_gradient(x):
+    """`x` unchanged, but seen by every transform as a constant (its derivative is zero).
+
+    Args:
+        x: an array, tracer or pytree of them.
+
+    Returns:
+        The same values, detached from differentiation.
+    """
+    return tree_map(ops.stop_gradient, x)
