@@ -1,7 +1,5 @@
-"""Tests for chainrule.scalar: `Value` against PyTorch, finite differences and exact arithmetic.
-
-TODO(core): once the NumPy core lands, add a test that `Value`, a 0-d `Tensor` and `cr.grad`
-agree on the expressions in EXPRESSIONS below (DESIGN.md, "Tests").
+"""Tests for chainrule.scalar: `Value` against PyTorch, finite differences, exact arithmetic,
+and against the NumPy core (`cr.grad` and a 0-d `Tensor`) on the same expressions.
 """
 
 import gc
@@ -589,3 +587,45 @@ def test_moons_mlp_reaches_full_training_accuracy():
     assert final_loss < 0.05 < history[0][0]
     scores = moons.predict(model, X)
     assert all((s > 0) == (t > 0) for s, t in zip(scores, y))
+
+
+# ---------------------------------------------------------------- against the NumPy core
+
+class _CoreFns:
+    """The same functions on chainrule's core: work on floats, tracers and Tensors alike."""
+
+    @staticmethod
+    def _cnp():
+        import chainrule.numpy as cnp
+        return cnp
+
+    tanh = staticmethod(lambda x: _CoreFns._cnp().tanh(x))
+    exp = staticmethod(lambda x: _CoreFns._cnp().exp(x))
+    log = staticmethod(lambda x: _CoreFns._cnp().log(x))
+    sin = staticmethod(lambda x: _CoreFns._cnp().sin(x))
+    cos = staticmethod(lambda x: _CoreFns._cnp().cos(x))
+    sigmoid = staticmethod(lambda x: 1 / (1 + _CoreFns._cnp().exp(-x)))
+    sqrt = staticmethod(lambda x: _CoreFns._cnp().sqrt(x))
+    relu = staticmethod(lambda x: _CoreFns._cnp().maximum(x, 0.0))
+    abs = staticmethod(lambda x: _CoreFns._cnp().abs(x))
+
+
+@pytest.mark.parametrize('name, fn, point', EXPRESSIONS, ids=[e[0] for e in EXPRESSIONS])
+def test_value_tensor_and_grad_agree(name, fn, point):
+    import chainrule as cr
+    value, grads = value_grad(fn, point)
+
+    # cr.grad on Python floats
+    argnums = tuple(range(len(point)))
+    core_value, core_grads = cr.value_and_grad(lambda *xs: fn(*xs, _CoreFns), argnums)(*point)
+    assert core_value == pytest.approx(value, rel=1e-12)
+    assert core_grads == pytest.approx(grads, rel=1e-12, abs=1e-12)
+
+    # a 0-d Tensor and backward()
+    ts = [cr.tensor(p, requires_grad=True) for p in point]
+    out = fn(*ts, _CoreFns)
+    out.backward()
+    assert out.item() == pytest.approx(value, rel=1e-12)
+    # an input the output does not depend on keeps grad None, as in PyTorch
+    tgrads = [0.0 if t.grad is None else t.grad.item() for t in ts]
+    assert tgrads == pytest.approx(grads, rel=1e-12, abs=1e-12)
