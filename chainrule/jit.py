@@ -1,0 +1,801 @@
+"""`jit` and `make_graph`: capture a program once, optimise it, run it as straight-line NumPy.
+
+What you can do with it:
+
+    >>> import numpy as np, chainrule as cr, chainrule.numpy as cnp
+    >>> f = cr.jit(cr.grad(lambda x: cnp.sum(cnp.tanh(x) ** 2)))
+    >>> f(np.array([0.5, -1.0])).round(4)          # traced once, then compiled code runs
+    array([ 0.7233, -0.8399])
+    >>> print(f.source(np.array([0.5, -1.0])))     # the derivative program, as Python  # doctest: +SKIP
+
+`jit(f)` traces `f` once per input signature (the pytree structure, shapes and dtypes of the
+array arguments, and the values of the `static_argnums`) into a `Graph`
+(`chainrule.interpreters.staging`), optimises it, and generates a Python function that calls
+NumPy directly: no dispatch, no tape, no tracer per operation. Later calls with the same
+signature run that function. `f.cache_info()` counts hits and traces, and each retrace is logged
+on the `chainrule.jit` logger (at INFO, with the signature that changed), because silent
+recompilation is a common surprise.
+
+Composition. Under `jit`, transforms run at trace time: `jit(grad(f))` stages the whole
+backward pass (the reverse interpreter runs on staging tracers, so its rules emit equations).
+Called on tracers of another transform (`grad(jit(f))`, `vmap(jit(f))`, a `Tensor` that requires
+grad), a jitted function binds one primitive, `jit_call`, whose parameter is the optimised
+graph. Its rules are derived from the graph: its VJP is a second staged graph (the backward pass
+of the first, itself run by `jit_call`, so higher derivatives work), its JVP and batching rules
+evaluate the graph's equations under the active interpreter.
+
+Passes (`optimize`): constant folding (small results), algebraic simplification of what backward
+passes produce (`x * 1`, `x + 0`, `neg(neg x)`, transposing or reshaping twice, broadcasting then
+summing back, multiplying by a broadcast constant), common-subexpression elimination and dead-code
+elimination. Code generation writes an elementwise result into the buffer of an input that is
+provably dead (`np.add(a, b, out=a)`): no other live variable aliases it, it is not an input or
+output of the program, and shapes and dtypes agree.
+
+Backends: `backend='numpy'` (default) or `backend='numba'`, which fuses chains of float64/float32
+elementwise operations on one shape into single compiled loops when numba is installed
+(`pip install chainrule[jit]`); without numba it falls back silently to NumPy.
+
+Limits: values that code needs concretely (`if x > 0`, a data-dependent index, `argsort` used by
+`sort`) cannot be staged: make them static or use `chainrule.lax`. Python-number arguments are
+staged as 0-d float64/int64/complex128 arrays.
+"""
+
+import keyword
+import logging
+import time
+
+import numpy as np
+
+from chainrule.core import ChainruleError, PerArg, Primitive, Tracer, bind
+from chainrule.interpreters.staging import (
+    Eqn, Graph, Literal, ShapedArray, Var, _literal_str, _params_str, eval_graph, freeze,
+    raise_to_aval, trace_to_graph)
+from chainrule.tree import tree_flatten, tree_unflatten
+
+__all__ = ['jit', 'make_graph', 'optimize', 'codegen', 'jit_call_p', 'CacheInfo']
+
+logger = logging.getLogger('chainrule.jit')
+
+
+# --- the jit_call primitive ------------------------------------------------------------------------
+
+class GraphPrimitive(Primitive):
+    """A primitive whose parameter is a graph; `inline(*args, **params)` evaluates it by binding
+    its equations (the staging interpreter calls it, so jit inside jit is one graph)."""
+
+    __slots__ = ('inline',)
+
+
+def _jit_call_impl(*args, graph):
+    return tuple(compiled(graph)(*args))
+
+
+def _jit_call_inline(*args, graph):
+    return tuple(eval_graph(graph, args))
+
+
+def _zero_ct(aval):
+    return np.zeros(aval.shape, aval.dtype)
+
+
+def backward_graph(graph):
+    """The staged, optimised backward pass of `graph`: `(*args, *out_cts) -> in_cts`.
+
+    Cotangents of integer or boolean outputs are ignored; inputs that get no cotangent get
+    zeros. Cached on the graph, so a `grad(jit(f))` loop stages it once."""
+    bwd = graph._cache.get('bwd')
+    if bwd is not None:
+        return bwd
+    from chainrule.interpreters.reverse import vjp_flat
+    n = len(graph.invars)
+    out_avals = graph.out_avals
+
+    def pullback(*xs):
+        args, cts = xs[:n], xs[n:]
+        _, pb = vjp_flat(lambda *a: eval_graph(graph, a), list(args))
+        cts = [c if a.dtype.kind in 'fc' else None for c, a in zip(cts, out_avals)]
+        gs = pb(cts)
+        return [(_zero_ct(v.aval) if g is None else g) for g, v in zip(gs, graph.invars)]
+
+    bwd = optimize(trace_to_graph(pullback, graph.in_avals + out_avals))
+    graph._cache['bwd'] = bwd
+    return bwd
+
+
+def _jit_call_vjp(i, g, ans, *args, graph):
+    # all input cotangents come from one run of the backward graph; the rules for the other
+    # arguments of the same node reuse it (backprop calls them with the same `g` tuple)
+    memo = graph._cache.get('memo')
+    if memo is not None and memo[0] is g and len(memo[1]) == len(args) and all(
+            a is b for a, b in zip(memo[1], args)):
+        return memo[2][i]
+    cts = bind(jit_call_p, *args, *g, graph=backward_graph(graph))
+    graph._cache['memo'] = (g, args, cts)
+    return cts[i]
+
+
+def _jit_call_jvp(tangents, out, *args, graph):
+    """Forward mode through a graph: the tangents of its outputs, from a staged JVP graph."""
+    jg = graph._cache.get('jvp')
+    if jg is None:
+        from chainrule.interpreters.forward import jvp_flat
+        n = len(graph.invars)
+
+        def tangent_fn(*xs):
+            return jvp_flat(lambda *a: eval_graph(graph, a), list(xs[:n]), list(xs[n:]))[1]
+
+        jg = optimize(trace_to_graph(tangent_fn, graph.in_avals + graph.in_avals))
+        graph._cache['jvp'] = jg
+    ts = [(_zero_ct(v.aval) if t is None else t) for t, v in zip(tangents, graph.invars)]
+    return bind(jit_call_p, *args, *ts, graph=jg)
+
+
+def _jit_call_batch(args, dims, *, graph):
+    """`vmap` through a graph: stage the batched graph once per batch layout, run it jitted."""
+    key = ('batch', tuple(dims), tuple(np.shape(a) if not isinstance(a, Tracer) else a.shape
+                                       for a in args))
+    bg = graph._cache.get(key)
+    if bg is None:
+        from chainrule import api
+        in_avals = [ShapedArray(a.shape, a.dtype) if isinstance(a, Tracer) else raise_to_aval(a)
+                    for a in args]
+        bg = optimize(trace_to_graph(
+            lambda *a: list(api.vmap(lambda *b: tuple(eval_graph(graph, b)),
+                                     in_axes=tuple(dims))(*a)), in_avals))
+        graph._cache[key] = bg
+    out = bind(jit_call_p, *args, graph=bg)
+    return out, (0,) * len(out)
+
+
+jit_call_p = GraphPrimitive('jit_call', _jit_call_impl, vjp=PerArg(_jit_call_vjp),
+                            jvp=_jit_call_jvp, batch=_jit_call_batch, multiple_results=True,
+                            doc='Run a staged, optimised graph (what a jitted function binds).')
+jit_call_p.inline = _jit_call_inline
+
+
+# --- passes ------------------------------------------------------------------------------------
+
+_FOLD_LIMIT = 4096      # constant results up to this many elements are folded at compile time
+
+
+def _uniform_value(c):
+    """The single value of a constant whose elements are all equal, else None."""
+    a = np.asarray(c)
+    if a.size == 0 or a.dtype.kind not in 'biufc':
+        return None
+    first = a.flat[0]
+    if a.size == 1 or (a.size <= 1 << 16 and np.all(a == first)) or (
+            a.strides and not any(a.strides)):   # a broadcast scalar
+        return first.item()
+    return None
+
+
+def _is_ones(v, uniform):
+    return isinstance(v, Literal) and v.value == 1 and not isinstance(v.value, bool) or \
+        (not isinstance(v, Literal) and uniform.get(v.id) == 1)
+
+
+def _is_zeros(v, uniform):
+    if isinstance(v, Literal):
+        return v.value == 0 and not isinstance(v.value, bool)
+    u = uniform.get(v.id)
+    return u is not None and u == 0
+
+
+def optimize(graph):
+    """Simplify, fold constants, eliminate common subexpressions, then dead code.
+
+    Returns:
+        A new `Graph` computing the same outputs (in/out trees are kept).
+    """
+    g = _simplify(graph)
+    g = dce(g)
+    g.in_tree, g.out_tree = graph.in_tree, graph.out_tree
+    return g
+
+
+def dce(graph):
+    """Dead-code elimination: drop equations (and constants) no output depends on."""
+    live = {v.id for v in graph.outvars if isinstance(v, Var)}
+    kept = []
+    for e in reversed(graph.eqns):
+        if any(o.id in live for o in e.outvars):
+            kept.append(e)
+            live.update(v.id for v in e.invars if isinstance(v, Var))
+    kept.reverse()
+    cv, cs = [], []
+    for v, c in zip(graph.constvars, graph.consts):
+        if v.id in live:
+            cv.append(v)
+            cs.append(c)
+    return Graph(cv, cs, graph.invars, kept, graph.outvars, graph.in_tree, graph.out_tree)
+
+
+class _Builder:
+    """The state of one forward simplification sweep."""
+
+    def __init__(self, graph):
+        self.sub = {}         # var id -> replacement atom
+        self.known = {}       # var id -> constant value
+        self.uniform = {}     # var id -> the one value of a constant-filled array
+        self.eqns = []
+        self.constvars = list(graph.constvars)
+        self.consts = list(graph.consts)
+        self.cse = {}
+        for v, c in zip(graph.constvars, graph.consts):
+            if isinstance(c, Tracer):
+                continue
+            self.known[v.id] = c
+            u = _uniform_value(c)
+            if u is not None:
+                self.uniform[v.id] = u
+
+    def atom(self, v):
+        if isinstance(v, Literal):
+            return v
+        return self.sub.get(v.id, v)
+
+    def new_const(self, value):
+        value = np.asarray(value) if not isinstance(value, np.ndarray) else value
+        v = Var(raise_to_aval(value))
+        self.constvars.append(v)
+        self.consts.append(value)
+        self.known[v.id] = value
+        u = _uniform_value(value)
+        if u is not None:
+            self.uniform[v.id] = u
+        return v
+
+    def emit(self, prim, invars, params, out_avals=None):
+        """Add an equation (after CSE); returns its output vars."""
+        key = (prim.name, tuple(('l', type(v.value), v.value) if isinstance(v, Literal)
+                                else v.id for v in invars), freeze(params))
+        try:
+            hit = self.cse.get(key)
+        except TypeError:
+            key, hit = None, None
+        if hit is not None:
+            return hit
+        if out_avals is None:
+            from chainrule.interpreters.staging import abstract_eval
+            out_avals = abstract_eval(prim, [v if isinstance(v, Literal) else v.aval
+                                             for v in invars], params)
+        outs = [Var(a) for a in out_avals]
+        self.eqns.append(Eqn(prim, invars, params, outs))
+        if key is not None:
+            self.cse[key] = outs
+        return outs
+
+
+def _simplify(graph):
+    b = _Builder(graph)
+    for e in graph.eqns:
+        invars = [b.atom(v) for v in e.invars]
+        repl = _rewrite(b, e.prim, invars, e.params, e.outvars)
+        if repl is None:
+            repl = b.emit(e.prim, invars, e.params, [o.aval for o in e.outvars])
+            # track constant-filled values through shape ops, for the rules above
+            if e.prim.name in ('broadcast_to', 'reshape', 'transpose') and \
+                    isinstance(invars[0], Var) and invars[0].id in b.uniform:
+                b.uniform[repl[0].id] = b.uniform[invars[0].id]
+        for o, r in zip(e.outvars, repl):
+            if r is not o:
+                b.sub[o.id] = r
+    outvars = [b.atom(v) for v in graph.outvars]
+    return Graph(b.constvars, b.consts, graph.invars, b.eqns, outvars)
+
+
+def _rewrite(b, prim, invars, params, outvars):
+    """A list of replacement atoms for the outputs of one equation, or None to keep it."""
+    name = prim.name
+    out_aval = outvars[0].aval if len(outvars) == 1 else None
+
+    # constant folding: every input known, result small
+    if all(isinstance(v, Literal) or v.id in b.known for v in invars) and \
+            getattr(prim, 'inline', None) is None and all(
+                int(np.prod(o.aval.shape)) <= _FOLD_LIMIT for o in outvars):
+        vals = [v.value if isinstance(v, Literal) else b.known[v.id] for v in invars]
+        with np.errstate(all='ignore'):
+            res = prim.impl(*vals, **params)
+        res = res if prim.multiple_results else (res,)
+        return [b.new_const(np.asarray(r, o.aval.dtype)) for r, o in zip(res, outvars)]
+
+    def same(v):
+        return isinstance(v, Var) and v.aval == out_aval
+
+    if name == 'mul':
+        x, y = invars
+        if _is_ones(y, b.uniform) and same(x):
+            return [x]
+        if _is_ones(x, b.uniform) and same(y):
+            return [y]
+        # multiplying by a broadcast constant: multiply by the scalar instead
+        for u, w in ((y, x), (x, y)):
+            if isinstance(u, Var) and u.id in b.uniform and same(w) and \
+                    w.aval.dtype.kind in 'fc':
+                c = b.uniform[u.id]
+                lit = Literal(complex(c) if w.aval.dtype.kind == 'c' else float(c))
+                return b.emit(prim, [w, lit], params, [out_aval])
+    elif name in ('add', 'sub'):
+        x, y = invars
+        if _is_zeros(y, b.uniform) and same(x):
+            return [x]
+        if name == 'add' and _is_zeros(x, b.uniform) and same(y):
+            return [y]
+    elif name == 'pow':
+        x, y = invars
+        if isinstance(y, Literal) and same(x) and not isinstance(y.value, bool):
+            if y.value == 1:
+                return [x]
+            if y.value == 2:      # x * x: one multiply instead of a general power
+                from chainrule.ops.elementwise import mul_p
+                return b.emit(mul_p, [x, x], {}, [out_aval])
+    elif name == 'div':
+        x, y = invars
+        if _is_ones(y, b.uniform) and same(x):
+            return [x]
+    elif name in ('neg', 'conj'):
+        x = invars[0]
+        src = _producer(b, x)
+        if src is not None and src.prim.name == name and same(src.invars[0]):
+            return [src.invars[0]]
+    elif name == 'transpose':
+        x = invars[0]
+        src = _producer(b, x)
+        if src is not None and src.prim.name == 'transpose':
+            inner = src.invars[0]
+            axes = tuple(src.params['axes'][a] for a in params['axes'])
+            if axes == tuple(range(len(axes))):
+                return [inner]
+            return b.emit(prim, [inner], {'axes': axes}, [out_aval])
+    elif name == 'reshape':
+        x = invars[0]
+        if same(x):
+            return [x]
+        src = _producer(b, x)
+        if src is not None and src.prim.name == 'reshape':
+            inner = src.invars[0]
+            if isinstance(inner, Var) and inner.aval == out_aval:
+                return [inner]
+            return b.emit(prim, [inner], params, [out_aval])
+    elif name in ('broadcast_to', 'astype'):
+        if same(invars[0]):
+            return [invars[0]]
+    elif name == 'sum':
+        return _sum_of_broadcast(b, invars[0], params, out_aval)
+    return None
+
+
+def _producer(b, v):
+    """The equation (already emitted) that defines `v`, or None."""
+    if not isinstance(v, Var):
+        return None
+    prod = b.__dict__.setdefault('_producers', {})
+    if len(prod) != len(b.eqns):       # rebuild lazily: equations are only ever appended
+        for e in b.eqns[len(prod):]:
+            prod[len(prod)] = e
+        b._by_out = {o.id: e for e in b.eqns for o in e.outvars}
+    return b._by_out.get(v.id)
+
+
+def _sum_of_broadcast(b, x, params, out_aval):
+    """`sum(broadcast_to(y, S), axes)` where `axes` are exactly the broadcast axes is
+    `y * n` (n = how many copies were summed), reshaped: the pattern a backward pass makes
+    when a broadcast parameter's cotangent is summed back."""
+    src = _producer(b, x)
+    if src is None or src.prim.name != 'broadcast_to':
+        return None
+    y = src.invars[0]
+    if not isinstance(y, Var) or y.aval.dtype.kind not in 'fc':
+        return None
+    S = src.params['shape']
+    ys = (1,) * (len(S) - len(y.aval.shape)) + y.aval.shape
+    bcast = {i for i in range(len(S)) if ys[i] == 1 and S[i] != 1}
+    axes = set(params['axis'])
+    if bcast - axes or any(S[i] != 1 for i in axes - bcast):
+        return None
+    n = int(np.prod([S[i] for i in bcast]))
+    out = y
+    if y.aval.shape != out_aval.shape:
+        from chainrule.ops.structural import reshape_p
+        out = b.emit(reshape_p, [out], {'shape': out_aval.shape})[0]
+    if n != 1:
+        from chainrule.ops.elementwise import mul_p
+        lit = Literal(complex(n) if y.aval.dtype.kind == 'c' else float(n))
+        out = b.emit(mul_p, [out, lit], {})[0]
+    return [out]
+
+
+# --- code generation -----------------------------------------------------------------------------
+
+_VIEW_PRIMS = {'broadcast_to', 'reshape', 'transpose', 'getitem', 'real', 'imag', 'astype'}
+_FRESH_PRIMS = {'matmul', 'sum', 'max', 'where', 'concatenate', 'cumsum', 'cumprod',
+                'scatter_add', 'at_set', 'at_add'}
+
+
+def _dtype_expr(dt):
+    return f'np.{np.dtype(dt).name}' if np.dtype(dt).name in (
+        'float64', 'float32', 'float16', 'int64', 'int32', 'int16', 'int8', 'uint8', 'bool',
+        'complex128', 'complex64') else f'np.dtype({np.dtype(dt).str!r})'
+
+
+def _code_params(prim, params, glob):
+    """Parameters written as Python source (or, for arrays, a global holding them)."""
+    def lit(v):
+        if isinstance(v, np.dtype):
+            return _dtype_expr(v)
+        if isinstance(v, (bool, int, float, str, type(None))) or (
+                isinstance(v, tuple) and all(isinstance(x, (int, np.integer)) for x in v)):
+            return repr(tuple(int(x) for x in v)) if isinstance(v, tuple) else repr(v)
+        name = f'_p{len(glob)}'
+        glob[name] = v
+        return name
+    return {k: lit(v) for k, v in params.items()}
+
+
+def _templates():
+    return {
+        'broadcast_to': lambda a, p: f'np.broadcast_to({a[0]}, {p["shape"]})',
+        'reshape': lambda a, p: f'np.reshape({a[0]}, {p["shape"]})',
+        'transpose': lambda a, p: f'np.transpose({a[0]}, {p["axes"]})',
+        'sum': lambda a, p: f'np.sum({a[0]}, axis={p["axis"]}, keepdims={p["keepdims"]})',
+        'max': lambda a, p: f'np.max({a[0]}, axis={p["axis"]}, keepdims={p["keepdims"]})',
+        'astype': lambda a, p: f'np.asarray({a[0]}).astype({p["dtype"]})',
+        'getitem': lambda a, p: f'np.asarray({a[0]})[{p["idx"]}]',
+        'where': lambda a, p: f'np.where({a[0]}, {a[1]}, {a[2]})',
+        'stop_gradient': lambda a, p: a[0],
+    }
+
+
+_TEMPLATES = _templates()
+_RESERVED = {'np', 'nb'}
+
+
+def codegen(graph, name='jitted'):
+    """Python source for `graph` and the globals it needs.
+
+    Returns:
+        (source, globals): `exec(source, globals)` defines `name(*inputs) -> tuple of outputs`.
+    """
+    names = {}
+    for vid, n in graph.names().items():
+        names[vid] = n + '_' if keyword.iskeyword(n) or n in _RESERVED else n
+    glob = {'np': np}
+    ir_names = graph.names()
+
+    def arg(v):
+        if isinstance(v, Literal):
+            return _literal_str(v.value)
+        return names[v.id]
+
+    for v, c in zip(graph.constvars, graph.consts):
+        glob[names[v.id]] = c
+
+    # buffer reuse: when a var is last used, and no live var aliases its buffer, an
+    # elementwise op may write its result there
+    last = {}
+    for k, e in enumerate(graph.eqns):
+        for v in e.invars:
+            if isinstance(v, Var):
+                last[v.id] = k
+    for v in graph.outvars:
+        if isinstance(v, Var):
+            last[v.id] = float('inf')
+    roots = {}           # var id -> set of buffer roots it may alias (empty: not ours)
+    live_until = {}      # root -> last eqn index at which some var aliasing it is used
+    for v in list(graph.invars) + list(graph.constvars):
+        roots[v.id] = frozenset()
+
+    lines = [f'def {name}({", ".join(names[v.id] for v in graph.invars)}):']
+    for k, e in enumerate(graph.eqns):
+        prim = e.prim
+        args = [arg(v) for v in e.invars]
+        outs = [names[o.id] for o in e.outvars]
+        ir = f'{" ".join(ir_names[o.id] + ":" + str(o.aval) for o in e.outvars)} = ' \
+             f'{prim.name}{_params_str(e.params)} ' \
+             f'{" ".join(_literal_str(v.value) if isinstance(v, Literal) else ir_names[v.id] for v in e.invars)}'
+        reuse = None
+        impl = prim.impl
+        if isinstance(impl, np.ufunc) and prim.elementwise and not e.params:
+            o = e.outvars[0]
+            if o.aval.ndim >= 1:
+                for v in e.invars:
+                    if not isinstance(v, Var) or v.aval != o.aval:
+                        continue
+                    r = roots.get(v.id, frozenset())
+                    if len(r) != 1:
+                        continue
+                    (root,) = r
+                    if live_until.get(root) != k:
+                        continue
+                    if any(isinstance(u, Var) and u is not v and root in roots.get(u.id, ())
+                           for u in e.invars):
+                        continue
+                    reuse = (v, root)
+                    break
+            call = f'np.{impl.__name__}({", ".join(args)}' + (
+                f', out={names[reuse[0].id]})' if reuse else ')')
+        elif prim.name in _TEMPLATES:
+            call = _TEMPLATES[prim.name](args, _code_params(prim, e.params, glob))
+        elif prim.name == 'matmul':
+            call = f'np.matmul({args[0]}, {args[1]})'
+        else:
+            fn = f'_{prim.name}_impl'
+            glob[fn] = impl
+            ps = _code_params(prim, e.params, glob)
+            kw = ''.join(f', {k}={v}' for k, v in sorted(ps.items()))
+            call = f'{fn}({", ".join(args)}{kw})'
+        target = ', '.join(outs) + (',' if prim.multiple_results and len(outs) == 1 else '')
+        lines.append(f'    {target} = {call}')
+        lines.append(f'    # {ir}' + ('   (in place: its input is dead)' if reuse else ''))
+        # alias bookkeeping for the outputs
+        for o in e.outvars:
+            if reuse is not None:
+                rs = frozenset([reuse[1]])
+            elif isinstance(impl, np.ufunc) and o.aval.ndim >= 1 or prim.name in _FRESH_PRIMS \
+                    and o.aval.ndim >= 1:
+                rs = frozenset([o.id])
+            else:   # a view, or an op we know nothing about: it may alias any input
+                rs = frozenset().union(*[roots.get(v.id, frozenset()) for v in e.invars
+                                         if isinstance(v, Var)])
+            roots[o.id] = rs
+            for r in rs:
+                live_until[r] = max(live_until.get(r, -1), last.get(o.id, -1))
+    outs = [arg(v) for v in graph.outvars]
+    lines.append(f'    return ({", ".join(outs)}{"," if len(outs) == 1 else ""})')
+    # the comment line goes before its statement: swap each (code, comment) pair
+    body = lines[1:-1]
+    for i in range(0, len(body), 2):
+        body[i], body[i + 1] = body[i + 1], body[i]
+    return '\n'.join([lines[0]] + body + [lines[-1]]) + '\n', glob
+
+
+def compiled(graph, backend='numpy'):
+    """The generated Python function of `graph` (cached on the graph)."""
+    key = ('fn', backend)
+    fn = graph._cache.get(key)
+    if fn is None:
+        if backend == 'numba':
+            from chainrule import _numba_backend
+            src, glob = _numba_backend.codegen(graph)
+        else:
+            src, glob = codegen(graph)
+        exec(compile(src, f'<chainrule.jit {id(graph):x}>', 'exec'), glob)
+        fn = glob['jitted']
+        fn.__source__ = src
+        graph._cache[key] = fn
+    return fn
+
+
+# --- jit ---------------------------------------------------------------------------------------
+
+class CacheInfo(tuple):
+    """`(hits, misses, traces, size)`: calls served from the cache, calls that traced, total
+    traces, and signatures cached."""
+
+    __slots__ = ()
+
+    def __new__(cls, hits, misses, size):
+        return tuple.__new__(cls, (hits, misses, size))
+
+    hits = property(lambda s: s[0])
+    misses = property(lambda s: s[1])
+    size = property(lambda s: s[2])
+    traces = misses
+
+    def __repr__(self):
+        return f'CacheInfo(hits={self[0]}, misses={self[1]}, size={self[2]})'
+
+
+def _leaf_sig(x):
+    if isinstance(x, (np.ndarray, np.generic, Tracer)):
+        return (x.shape, x.dtype)
+    if isinstance(x, (bool, int, float, complex)):
+        return (type(x),)
+    if getattr(x, '_is_tensor', False):
+        return (x.shape, x.dtype)
+    raise TypeError(f'jit: an argument of type {type(x).__name__} is neither an array nor a '
+                    'number; pass it through static_argnums (if hashable) or close over it')
+
+
+def _aval_of_leaf(x):
+    if isinstance(x, (np.ndarray, np.generic, Tracer)) or getattr(x, '_is_tensor', False):
+        return ShapedArray(x.shape, x.dtype)
+    return raise_to_aval(np.asarray(x))
+
+
+class _Entry:
+    __slots__ = ('graph', 'fn', 'out_tree', 'closure')
+
+    def __init__(self, graph, fn, out_tree, closure):
+        self.graph = graph
+        self.fn = fn
+        self.out_tree = out_tree
+        self.closure = closure
+
+
+class Jitted:
+    """A jitted function (see `jit`)."""
+
+    def __init__(self, fun, static_argnums, backend, optimize_graph):
+        self.fun = fun
+        self.static_argnums = static_argnums
+        self.backend = backend
+        self.optimize = optimize_graph
+        self._cache = {}
+        self._hits = 0
+        self._misses = 0
+        self._signatures = []
+        self.__name__ = f'jit({getattr(fun, "__name__", "fun")})'
+        self.__doc__ = getattr(fun, '__doc__', None)
+        self.__wrapped__ = fun
+
+    def _split(self, args, kwargs):
+        sa = self.static_argnums
+        if sa:
+            n = len(args)
+            sset = {i % n for i in sa if -n <= i < n}
+            statics = tuple((i, args[i]) for i in sorted(sset))
+            dyn = tuple(a for i, a in enumerate(args) if i not in sset)
+        else:
+            statics, dyn = (), args
+        leaves, tree = tree_flatten((dyn, kwargs) if kwargs else dyn)
+        return leaves, tree, statics, bool(kwargs)
+
+    def _trace(self, leaves, tree, statics, has_kw, key):
+        t0 = time.perf_counter()
+
+        def flat_fun(*xs):
+            dyn = tree_unflatten(tree, xs)
+            kwargs = {}
+            if has_kw:
+                dyn, kwargs = dyn
+            args = list(dyn)
+            for i, v in statics:
+                args.insert(i, v)
+            out = self.fun(*args, **kwargs)
+            out_leaves, out_tree = tree_flatten(out)
+            box.append(out_tree)
+            return out_leaves
+
+        box = []
+        graph = trace_to_graph(flat_fun, [_aval_of_leaf(x) for x in leaves])
+        # tracers of enclosing transforms that `fun` closed over become explicit inputs, so
+        # those transforms see them
+        closure = [c for c in graph.consts if isinstance(c, Tracer)]
+        if closure:
+            keep = [(v, c) for v, c in zip(graph.constvars, graph.consts)
+                    if not isinstance(c, Tracer)]
+            lifted = [v for v, c in zip(graph.constvars, graph.consts) if isinstance(c, Tracer)]
+            graph = Graph([v for v, _ in keep], [c for _, c in keep],
+                          graph.invars + lifted, graph.eqns, graph.outvars)
+        graph.in_tree, graph.out_tree = tree, box[0]
+        if self.optimize:
+            graph = optimize(graph)
+        self._misses += 1
+        sig = _describe_key(key, leaves)
+        if self._signatures:
+            logger.info('%s: retracing (trace #%d) for %s; earlier signatures: %s',
+                        self.__name__, self._misses, sig, '; '.join(self._signatures[-3:]))
+        else:
+            logger.debug('%s: tracing for %s', self.__name__, sig)
+        self._signatures.append(sig)
+        logger.debug('%s: traced and compiled in %.1f ms', self.__name__,
+                     (time.perf_counter() - t0) * 1e3)
+        return _Entry(graph, None, box[0], closure)
+
+    def _lookup(self, args, kwargs, count=True):
+        leaves, tree, statics, has_kw = self._split(args, kwargs)
+        leaves = [x.data if getattr(x, '_is_tensor', False) and not x.requires_grad else x
+                  for x in leaves]
+        try:
+            key = (tree, tuple(map(_leaf_sig, leaves)), statics)
+            entry = self._cache.get(key)
+        except TypeError as e:
+            if 'unhashable' in str(e):
+                raise TypeError(f'{self.__name__}: static arguments must be hashable '
+                                f'({e})') from None
+            raise
+        if entry is None:
+            entry = self._trace(leaves, tree, statics, has_kw, key)
+            if not entry.closure:
+                self._cache[key] = entry
+        elif count:
+            self._hits += 1
+        return entry, leaves
+
+    def __call__(self, *args, **kwargs):
+        entry, leaves = self._lookup(args, kwargs)
+        fn = entry.fn
+        if not entry.closure and not any(isinstance(x, Tracer) for x in leaves):
+            if fn is None:
+                fn = entry.fn = compiled(entry.graph, self.backend)
+            outs = fn(*leaves)
+        else:
+            outs = bind(jit_call_p, *leaves, *entry.closure, graph=entry.graph)
+        return tree_unflatten(entry.out_tree, outs)
+
+    def graph(self, *args, **kwargs):
+        """The optimised graph this function runs for these arguments."""
+        return self._lookup(args, kwargs, count=False)[0].graph
+
+    def source(self, *args, **kwargs):
+        """The generated Python source this function runs for these arguments."""
+        return compiled(self.graph(*args, **kwargs), self.backend).__source__
+
+    def cache_info(self):
+        """`CacheInfo(hits, misses, size)`; `misses` counts traces."""
+        return CacheInfo(self._hits, self._misses, len(self._cache))
+
+    def cache_clear(self):
+        self._cache.clear()
+        self._hits = self._misses = 0
+        self._signatures.clear()
+
+    def __repr__(self):
+        return f'<{self.__name__}>'
+
+
+def _describe_key(key, leaves):
+    parts = []
+    for x in leaves:
+        if isinstance(x, (np.ndarray, np.generic, Tracer)):
+            parts.append(str(ShapedArray(x.shape, x.dtype)))
+        else:
+            parts.append(type(x).__name__)
+    s = f'({", ".join(parts)})'
+    if key[2]:
+        s += f' static {dict(key[2])}'
+    return s
+
+
+def jit(fun=None, *, static_argnums=(), backend='numpy', optimize=True):
+    """Compile `fun`: trace it once per input signature and run generated NumPy code.
+
+    Args:
+        fun: a function of arrays (and pytrees of arrays) returning arrays or pytrees of them.
+        static_argnums: positional arguments that are Python values, not arrays (sizes, flags,
+            modes): each distinct value is traced separately, and code may branch on them.
+        backend: `'numpy'` (straight-line NumPy calls) or `'numba'` (fused elementwise loops
+            when numba is installed, NumPy otherwise).
+        optimize: run the graph passes (on by default; off shows the raw trace).
+
+    Returns:
+        A callable with `.source(*args)`, `.graph(*args)`, `.cache_info()`, `.cache_clear()`.
+        It can be used as `@jit` or `@jit(static_argnums=...)`.
+    """
+    if fun is None:
+        return lambda f: jit(f, static_argnums=static_argnums, backend=backend,
+                             optimize=optimize)
+    if isinstance(static_argnums, int):
+        static_argnums = (static_argnums,)
+    if backend not in ('numpy', 'numba'):
+        raise ChainruleError(f"jit: backend must be 'numpy' or 'numba', got {backend!r}")
+    return Jitted(fun, tuple(static_argnums), backend, optimize)
+
+
+def make_graph(fun, static_argnums=()):
+    """A function returning the (unoptimised) graph `fun` stages for given arguments.
+
+        >>> import numpy as np, chainrule as cr
+        >>> print(cr.make_graph(lambda x: x * x)(np.ones(2)))
+        { lambda ; a:f64[2]. let
+            b:f64[2] = mul a a
+          in (b) }
+
+    Args:
+        fun: the function to stage.
+        static_argnums: as for `jit`.
+
+    Returns:
+        `make(*args) -> Graph`; the graph's `in_tree`/`out_tree` record the argument and result
+        pytrees, and calling the graph on flat arrays evaluates it.
+    """
+    j = jit(fun, static_argnums=static_argnums, optimize=False)
+
+    def make(*args, **kwargs):
+        leaves, tree, statics, has_kw = j._split(args, kwargs)
+        return j._trace(leaves, tree, statics, has_kw, (tree, (), statics)).graph
+
+    make.__name__ = f'make_graph({getattr(fun, "__name__", "fun")})'
+    return make
