@@ -9,5 +9,6 @@ from .api import grad, stop_gradient, value_and_grad, vjp
 from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, set_grad_enabled, tensor
 from .core import ChainruleError, DTypeError, GradientError, MissingRuleError, ShapeError
 from .scalar import Value
+from .jit import jit, make_graph
 
 __version__ = "0.1.0"
