@@ -116,13 +116,17 @@ def test_against_torch(name, fn, point):
         assert g == pytest.approx(expected, rel=1e-10, abs=1e-12)
 
 
-@pytest.mark.parametrize('op', ['tanh', 'exp', 'log', 'sin', 'cos', 'sigmoid', 'sqrt',
-                                'relu', 'abs'])
-@pytest.mark.parametrize('x', [-2.5, -0.3, 0.0, 0.4, 3.0])
+_POINTS = [-2.5, -0.3, 0.0, 0.4, 3.0]
+
+
+@pytest.mark.parametrize('op, x', [
+    (op, x)
+    for op in ['tanh', 'exp', 'log', 'sin', 'cos', 'sigmoid', 'sqrt', 'relu', 'abs']
+    for x in _POINTS
+    if not (op in ('log', 'sqrt') and x <= 0)          # inside the real domain only
+])
 def test_unary_against_torch(op, x):
     torch = pytest.importorskip("torch")
-    if op in ('log', 'sqrt') and x <= 0:
-        pytest.skip("outside the real domain")
     v = Value(x)
     out = getattr(v, op)()
     out.backward()
