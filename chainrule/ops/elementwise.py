@@ -18,22 +18,56 @@ import numpy as np
 from chainrule import ops
 from chainrule.core import Primitive, ShapeError, Tracer, bind
 
-_LOG2 = np.log(2.0)
-_LOG10 = np.log(10.0)
+# Python floats, not np.float64 scalars: NumPy 2 treats those as strong and would promote a
+# float32 cotangent to float64
+_LOG2 = float(np.log(2.0))
+_LOG10 = float(np.log(10.0))
+
+
+def batch_elementwise(prim):
+    """The `vmap` rule of an elementwise primitive (one rule for the whole family).
+
+    Batched arguments arrive with the batch axis first, `(B,) + shape`. Per-example shapes may
+    differ in rank (a constant operand, `where`'s condition), so batched arguments get unit
+    axes after the batch axis; traced arguments are then broadcast to the full output shape
+    explicitly, so that a lower-level transform (reverse mode under `vmap`) sees one shape,
+    as every elementwise rule assumes.
+    """
+    def rule(args, dims, **params):
+        size = next(ops.shape_of(a)[0] for a, d in zip(args, dims) if d is not None)
+        per = [ops.shape_of(a)[1:] if d is not None else ops.shape_of(a)
+               for a, d in zip(args, dims)]
+        full = (size,) + np.broadcast_shapes(*per)
+        new = []
+        for a, d, s in zip(args, dims, per):
+            if d is not None and len(s) < len(full) - 1:
+                a = ops.reshape(a, (size,) + (1,) * (len(full) - 1 - len(s)) + s)
+            if isinstance(a, Tracer) and ops.shape_of(a) != full:
+                a = broadcast_to(a, full)
+            new.append(a)
+        return bind(prim, *new, **params), 0
+    return rule
+
+
+def _elementwise(name, impl, **kw):
+    prim = Primitive(name, impl, elementwise=True, **kw)
+    if prim.batch is None:
+        prim.batch = batch_elementwise(prim)
+    return prim
 
 
 def unary(name, impl, rule, **kw):
-    return Primitive(name, impl, vjp=[rule], elementwise=True, **kw)
+    return _elementwise(name, impl, vjp=[rule], **kw)
 
 
 def binary(name, impl, rule_x, rule_y, **kw):
-    return Primitive(name, impl, vjp=[rule_x, rule_y], elementwise=True, **kw)
+    return _elementwise(name, impl, vjp=[rule_x, rule_y], **kw)
 
 
 def nondiff(name, impl):
     """An elementwise op with zero derivative everywhere it has one (`floor`, comparisons):
     its outputs are constants to every transform."""
-    return Primitive(name, impl, vjp=None, elementwise=True)
+    return _elementwise(name, impl, vjp=None)
 
 
 # --- unary: (name, impl, vjp in g, ans = f(x), x) ------------------------------------------------
@@ -59,10 +93,19 @@ arccosh_p = unary('arccosh', np.arccosh,  lambda g, ans, x: g / sqrt(x * x - 1))
 arctanh_p = unary('arctanh', np.arctanh,  lambda g, ans, x: g / (1 - x * x))
 sqrt_p    = unary('sqrt',    np.sqrt,     lambda g, ans, x: g / (ans * 2))
 cbrt_p    = unary('cbrt',    np.cbrt,     lambda g, ans, x: g / (ans * ans * 3))
-abs_p     = unary('abs',     np.abs,      lambda g, ans, x: _abs_vjp(g, ans, x))
+abs_p     = unary('abs',     np.abs,      lambda g, ans, x: _abs_vjp(g, ans, x),
+                  jvp=[lambda t, ans, x: _abs_jvp(t, ans, x)])
 conj_p    = unary('conj',    np.conjugate, lambda g, ans, x: conj(g), linear=True)
 real_p    = unary('real',    np.real,     lambda g, ans, x: _like_input(g, x), linear=True)
 imag_p    = unary('imag',    np.imag,     lambda g, ans, x: _imag_vjp(g, x), linear=True)
+
+
+def _abs_jvp(t, ans, x):
+    # d|z| = Re(conj(z) dz) / |z| for complex z (zero at 0): real, unlike the VJP's cotangent
+    if np.issubdtype(ops.dtype_of(x), np.complexfloating):
+        safe = where(ans == 0, 1, ans)
+        return where(ans == 0, 0, real(conj(x) * t) / safe)
+    return t * sign(x)
 
 
 def _abs_vjp(g, ans, x):
@@ -145,7 +188,7 @@ isnan_p         = nondiff('isnan', np.isnan)
 isinf_p         = nondiff('isinf', np.isinf)
 isfinite_p      = nondiff('isfinite', np.isfinite)
 floor_divide_p  = nondiff('floor_divide', np.floor_divide)
-stop_gradient_p = Primitive('stop_gradient', lambda x: x, vjp=None)
+stop_gradient_p = _elementwise('stop_gradient', lambda x: x, vjp=None)
 
 # `mod` (x - floor(x / y) * y) has derivative 1 in x and -floor(x / y) in y.
 mod_p = binary('mod', np.mod, lambda g, ans, x, y: g,
@@ -159,6 +202,7 @@ where_p = Primitive(
          lambda g, ans, c, x, y: where(c, g, 0),
          lambda g, ans, c, x, y: where(c, 0, g)],
     jvp=[None, lambda t, ans, c, x, y: where(c, t, 0), lambda t, ans, c, x, y: where(c, 0, t)],
+    batch=lambda args, dims: batch_elementwise(where_p)(args, dims),
 )
 
 

@@ -20,16 +20,43 @@ def _broadcast_to_vjp(g, ans, x, *, shape):
     return sum_to_shape(g, ops.shape_of(x))
 
 
+# vmap rules (`batch`): a batched argument carries the batch axis first (its dim is 0), an
+# unbatched one has dim None; a rule returns (out, out_dim). Each rule below shifts the op's
+# axis parameters past the batch axis, or puts the batch size in front of its shape parameter.
+
+def _batch_size(args, dims):
+    return next(ops.shape_of(a)[0] for a, d in zip(args, dims) if d is not None)
+
+
+def _all_batched(args, dims):
+    """Every argument with the batch axis in front (unbatched ones broadcast along it)."""
+    size = _batch_size(args, dims)
+    return [a if d is not None else broadcast_to(a, (size,) + ops.shape_of(a))
+            for a, d in zip(args, dims)]
+
+
+def _broadcast_to_batch(args, dims, *, shape):
+    x, = args
+    size, per = ops.shape_of(x)[0], ops.shape_of(x)[1:]
+    # per-example broadcasting aligns trailing axes: new unit axes go after the batch axis
+    x = reshape(x, (size,) + (1,) * (len(shape) - len(per)) + per)
+    return broadcast_to(x, (size,) + shape), 0
+
+
 broadcast_to_p = Primitive('broadcast_to', lambda x, *, shape: np.broadcast_to(x, shape),
-                           vjp=[_broadcast_to_vjp], linear=True)
+                           vjp=[_broadcast_to_vjp], linear=True, batch=_broadcast_to_batch)
 reshape_p = Primitive('reshape', lambda x, *, shape: np.reshape(x, shape),
-                      vjp=[lambda g, ans, x, *, shape: reshape(g, ops.shape_of(x))], linear=True)
+                      vjp=[lambda g, ans, x, *, shape: reshape(g, ops.shape_of(x))], linear=True,
+                      batch=lambda args, dims, *, shape:
+                          (reshape(args[0], ops.shape_of(args[0])[:1] + shape), 0))
 transpose_p = Primitive('transpose', lambda x, *, axes: np.transpose(x, axes),
                         vjp=[lambda g, ans, x, *, axes: transpose(g, tuple(np.argsort(axes)))],
-                        linear=True)
+                        linear=True,
+                        batch=lambda args, dims, *, axes:
+                            (transpose(args[0], (0,) + tuple(a + 1 for a in axes)), 0))
 astype_p = Primitive('astype', lambda x, *, dtype: np.asarray(x).astype(dtype),
                      vjp=[lambda g, ans, x, *, dtype: _cast_cotangent(g, ops.dtype_of(x))],
-                     linear=True)
+                     linear=True, batch=lambda args, dims, *, dtype: (astype(args[0], dtype), 0))
 
 
 def _cast_cotangent(g, dtype):
@@ -169,18 +196,74 @@ def _at_add_impl(x, y, *, idx):
     return out
 
 
+def _indexed_batch_dim(idx):
+    """Where the batch axis lands in `x[(slice(None),) + idx]`: in front, unless NumPy moves
+    the advanced-index axes there (advanced indices -- integer arrays, and integers among
+    them -- separated by a slice, `None` or `...`); then it follows those axes."""
+    if not any(isinstance(i, np.ndarray) for i in idx):
+        return 0
+    adv = [k for k, i in enumerate(idx)
+           if isinstance(i, (np.ndarray, int, np.integer)) and not isinstance(i, bool)]
+    if adv[-1] - adv[0] + 1 == len(adv):
+        return 0
+    return len(np.broadcast_shapes(*[np.shape(idx[k]) for k in adv]))
+
+
+def _getitem_batch(args, dims, *, idx):
+    return bind(getitem_p, args[0], idx=(slice(None),) + idx), _indexed_batch_dim(idx)
+
+
+def _move_batch_axis(x, dim):
+    """Move axis 0 of `x` to position `dim`."""
+    if dim == 0:
+        return x
+    nd = len(ops.shape_of(x))
+    return transpose(x, tuple(range(1, dim + 1)) + (0,) + tuple(range(dim + 1, nd)))
+
+
+def _scatter_add_batch(args, dims, *, idx, shape):
+    u, = args
+    u = _move_batch_axis(u, _indexed_batch_dim(idx))
+    return bind(scatter_add_p, u, idx=(slice(None),) + idx,
+                shape=(_batch_size(args, dims),) + shape), 0
+
+
+def _index_update_batch(prim):
+    def rule(args, dims, *, idx):
+        x, y = args
+        size = _batch_size(args, dims)
+        if dims[0] is None:
+            x = broadcast_to(x, (size,) + ops.shape_of(x))
+        k = _indexed_batch_dim(idx)
+        idx_b = (slice(None),) + idx
+        if dims[1] is None:
+            if not k and not isinstance(y, Tracer):
+                return bind(prim, x, y, idx=idx_b), 0      # a constant broadcasts by itself
+            target = np.broadcast_to(np.empty((), np.bool_), ops.shape_of(x)[1:])[idx].shape
+            y = broadcast_to(y if isinstance(y, Tracer) else np.asarray(y, ops.dtype_of(x)),
+                             (size,) + target)
+        return bind(prim, x, _move_batch_axis(y, k), idx=idx_b), 0
+    return rule
+
+
 getitem_p = Primitive('getitem', _getitem_impl, linear=True,
-                      vjp=[lambda g, ans, x, *, idx: scatter_add(g, idx, ops.shape_of(x))])
+                      vjp=[lambda g, ans, x, *, idx: scatter_add(g, idx, ops.shape_of(x))],
+                      batch=_getitem_batch)
 scatter_add_p = Primitive('scatter_add', _scatter_add_impl, linear=True,
-                          vjp=[lambda g, ans, u, *, idx, shape: getitem(g, idx)])
+                          vjp=[lambda g, ans, u, *, idx, shape: getitem(g, idx)],
+                          batch=_scatter_add_batch)
 at_set_p = Primitive('at_set', _at_set_impl,
                      vjp=[lambda g, ans, x, y, *, idx: at_set(g, 0, idx),
                           lambda g, ans, x, y, *, idx: getitem(g, idx)],
                      jvp=[lambda t, ans, x, y, *, idx: at_set(t, 0, idx),
-                          lambda t, ans, x, y, *, idx: scatter_add(t, idx, ops.shape_of(x))])
+                          lambda t, ans, x, y, *, idx: scatter_add(t, idx, ops.shape_of(x))],
+                     batch=lambda args, dims, *, idx: _index_update_batch(at_set_p)(
+                         args, dims, idx=idx))
 at_add_p = Primitive('at_add', _at_add_impl, linear=True,
                      vjp=[lambda g, ans, x, y, *, idx: g,
-                          lambda g, ans, x, y, *, idx: getitem(g, idx)])
+                          lambda g, ans, x, y, *, idx: getitem(g, idx)],
+                     batch=lambda args, dims, *, idx: _index_update_batch(at_add_p)(
+                         args, dims, idx=idx))
 
 
 def getitem(x, idx):
@@ -233,7 +316,9 @@ def _concatenate_vjp(i, g, ans, *xs, axis):
 
 
 concatenate_p = Primitive('concatenate', lambda *xs, axis: np.concatenate(xs, axis),
-                          vjp=PerArg(_concatenate_vjp), linear=True)
+                          vjp=PerArg(_concatenate_vjp), linear=True,
+                          batch=lambda args, dims, *, axis:
+                              (bind(concatenate_p, *_all_batched(args, dims), axis=axis + 1), 0))
 
 
 def concatenate(xs, axis=0):
@@ -283,21 +368,36 @@ def _max_weights(ans, x, axis, keepdims):
     return mask / sum(mask, axis=axis, keepdims=True)
 
 
+def _shifted_axis(prim):
+    """vmap rule of a reduction or scan: its `axis` (an int or a tuple) moves past the batch
+    axis."""
+    def rule(args, dims, *, axis, **params):
+        axis = tuple(a + 1 for a in axis) if isinstance(axis, tuple) else axis + 1
+        return bind(prim, args[0], axis=axis, **params), 0
+    return rule
+
+
 sum_p = Primitive('sum', lambda x, *, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
-                  vjp=[_sum_vjp], linear=True)
+                  vjp=[_sum_vjp], linear=True,
+                  batch=lambda args, dims, **p: _shifted_axis(sum_p)(args, dims, **p))
 max_p = Primitive(
     'max', lambda x, *, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
     vjp=[lambda g, ans, x, *, axis, keepdims:
          _sum_vjp(g, ans, x, axis=axis, keepdims=keepdims) * _max_weights(ans, x, axis, keepdims)],
     jvp=[lambda t, ans, x, *, axis, keepdims:
-         sum(t * _max_weights(ans, x, axis, keepdims), axis=axis, keepdims=keepdims)])
+         sum(t * _max_weights(ans, x, axis, keepdims), axis=axis, keepdims=keepdims)],
+    batch=lambda args, dims, **p: _shifted_axis(max_p)(args, dims, **p))
 cumsum_p = Primitive('cumsum', lambda x, *, axis: np.cumsum(x, axis=axis),
                      vjp=[lambda g, ans, x, *, axis: _flip(cumsum(_flip(g, axis), axis), axis)],
-                     linear=True)
+                     linear=True,
+                     batch=lambda args, dims, **p: _shifted_axis(cumsum_p)(args, dims, **p))
 cumprod_p = Primitive(
     'cumprod', lambda x, *, axis: np.cumprod(x, axis=axis),
     # d out_j / d x_i = out_j / x_i for j >= i: a reversed cumulative sum (needs x != 0)
-    vjp=[lambda g, ans, x, *, axis: _flip(cumsum(_flip(g * ans, axis), axis), axis) / x])
+    vjp=[lambda g, ans, x, *, axis: _flip(cumsum(_flip(g * ans, axis), axis), axis) / x],
+    # d out_j = out_j * sum_{i <= j} dx_i / x_i (same x != 0 condition)
+    jvp=[lambda t, ans, x, *, axis: ans * cumsum(t / x, axis)],
+    batch=lambda args, dims, **p: _shifted_axis(cumprod_p)(args, dims, **p))
 
 
 def _flip(x, axis):
@@ -362,11 +462,33 @@ def _swap(x):
     return transpose(x, tuple(range(nd - 2)) + (nd - 1, nd - 2))
 
 
+def _matmul_batch(args, dims):
+    a, b = args
+    sa, sb = ops.shape_of(a), ops.shape_of(b)
+    if dims[1] is None and len(sb) == 2:
+        # (B, ..., m, k) @ (k, n): the batch folds into the rows of one product
+        out = bind(matmul_p, reshape(a, (-1, sa[-1])), b)
+        return reshape(out, sa[:-1] + sb[-1:]), 0
+    if dims[0] is None and len(sa) == 2 and len(sb) == 3:
+        # (m, k) @ (B, k, n): the batch folds into the columns, (m, k) @ (k, B n)
+        cols = reshape(transpose(b, (1, 0, 2)), (sb[1], sb[0] * sb[2]))
+        return reshape(bind(matmul_p, a, cols), (sa[0], sb[0], sb[2])), 1
+    # per-example ranks differ: unit axes after the batch axis line the stack axes up
+    rank = builtins.max(len(s) - (d is not None) for s, d in ((sa, dims[0]), (sb, dims[1])))
+    new = []
+    for x, s, d in ((a, sa, dims[0]), (b, sb, dims[1])):
+        if d is not None and len(s) - 1 < rank:
+            x = reshape(x, s[:1] + (1,) * (rank - len(s) + 1) + s[1:])
+        new.append(x)
+    return bind(matmul_p, *new), 0
+
+
 matmul_p = Primitive(
     'matmul', np.matmul,
     vjp=[lambda g, ans, a, b: sum_to_shape(matmul(g, _swap(b)), ops.shape_of(a)),
          lambda g, ans, a, b: sum_to_shape(matmul(_swap(a), g), ops.shape_of(b))],
-    jvp=[lambda t, ans, a, b: matmul(t, b), lambda t, ans, a, b: matmul(a, t)])
+    jvp=[lambda t, ans, a, b: matmul(t, b), lambda t, ans, a, b: matmul(a, t)],
+    batch=_matmul_batch)
 
 
 def matmul(a, b):
@@ -390,7 +512,7 @@ def matmul(a, b):
     if not (isinstance(a, Tracer) or isinstance(b, Tracer)):
         return np.matmul(a, b)
     if len(sa) == 1:
-        return reshape(matmul(reshape(a, (1, ka)), b), sb[:-2] + sb[-1:])
+        return reshape(matmul(reshape(a, (1, ka)), b), sb[:-2] + sb[-1:] if len(sb) > 1 else ())
     if len(sb) == 1:
         return reshape(matmul(a, reshape(b, (kb, 1))), sa[:-1])
     da, db = ops.dtype_of(a), ops.dtype_of(b)
