@@ -49,7 +49,7 @@ import numpy as np
 from chainrule.core import ChainruleError, PerArg, Primitive, Tracer, bind
 from chainrule.interpreters.staging import (
     Eqn, Graph, Literal, ShapedArray, Var, _literal_str, _params_str, eval_graph, freeze,
-    raise_to_aval, trace_to_graph)
+    lift_closure, raise_to_aval, trace_to_graph)
 from chainrule.tree import tree_flatten, tree_unflatten
 
 __all__ = ['jit', 'make_graph', 'optimize', 'codegen', 'jit_call_p', 'CacheInfo']
@@ -102,32 +102,52 @@ def backward_graph(graph):
     return bwd
 
 
-def _jit_call_vjp(i, g, ans, *args, graph):
-    # all input cotangents come from one run of the backward graph; the rules for the other
-    # arguments of the same node reuse it (backprop calls them with the same `g` tuple)
-    memo = graph._cache.get('memo')
+def memo_cotangents(owner, g, args, compute):
+    """All input cotangents of one node of a graph-carrying primitive, computed once.
+
+    `backprop` asks for one argument's cotangent at a time, with the same `g` tuple and
+    arguments for every argument of a node; `compute()` runs the whole backward graph, so its
+    result is kept (one entry, on `owner`'s cache) for the other arguments' rules."""
+    memo = owner._cache.get('memo')
     if memo is not None and memo[0] is g and len(memo[1]) == len(args) and all(
             a is b for a, b in zip(memo[1], args)):
-        return memo[2][i]
-    cts = bind(jit_call_p, *args, *g, graph=backward_graph(graph))
-    graph._cache['memo'] = (g, args, cts)
-    return cts[i]
+        return memo[2]
+    cts = compute()
+    owner._cache['memo'] = (g, args, cts)
+    return cts
 
 
-def _jit_call_jvp(tangents, out, *args, graph):
-    """Forward mode through a graph: the tangents of its outputs, from a staged JVP graph."""
-    jg = graph._cache.get('jvp')
+def _jit_call_vjp(i, g, ans, *args, graph):
+    return memo_cotangents(graph, g, args, lambda: bind(
+        jit_call_p, *args, *g, graph=backward_graph(graph)))[i]
+
+
+def jvp_graph(graph, with_primals=False):
+    """The staged forward-mode derivative of `graph`: `(*args, *tangents) -> out tangents`
+    (or `-> (*outs, *out tangents)` with `with_primals`). Cached on the graph."""
+    key = ('jvp', with_primals)
+    jg = graph._cache.get(key)
     if jg is None:
         from chainrule.interpreters.forward import jvp_flat
         n = len(graph.invars)
 
         def tangent_fn(*xs):
-            return jvp_flat(lambda *a: eval_graph(graph, a), list(xs[:n]), list(xs[n:]))[1]
+            outs, ts = jvp_flat(lambda *a: eval_graph(graph, a), list(xs[:n]), list(xs[n:]))
+            return (outs + ts) if with_primals else ts
 
         jg = optimize(trace_to_graph(tangent_fn, graph.in_avals + graph.in_avals))
-        graph._cache['jvp'] = jg
-    ts = [(_zero_ct(v.aval) if t is None else t) for t, v in zip(tangents, graph.invars)]
-    return bind(jit_call_p, *args, *ts, graph=jg)
+        graph._cache[key] = jg
+    return jg
+
+
+def instantiate_tangents(tangents, avals):
+    return [(_zero_ct(a) if t is None else t) for t, a in zip(tangents, avals)]
+
+
+def _jit_call_jvp(tangents, out, *args, graph):
+    """Forward mode through a graph: the tangents of its outputs, from a staged JVP graph."""
+    ts = instantiate_tangents(tangents, graph.in_avals)
+    return bind(jit_call_p, *args, *ts, graph=jvp_graph(graph))
 
 
 def _jit_call_batch(args, dims, *, graph):
@@ -222,6 +242,7 @@ class _Builder:
         self.constvars = list(graph.constvars)
         self.consts = list(graph.consts)
         self.cse = {}
+        self.by_out = {}      # var id -> the emitted equation defining it
         for v, c in zip(graph.constvars, graph.consts):
             if isinstance(c, Tracer):
                 continue
@@ -261,7 +282,10 @@ class _Builder:
             out_avals = abstract_eval(prim, [v if isinstance(v, Literal) else v.aval
                                              for v in invars], params)
         outs = [Var(a) for a in out_avals]
-        self.eqns.append(Eqn(prim, invars, params, outs))
+        eqn = Eqn(prim, invars, params, outs)
+        self.eqns.append(eqn)
+        for o in outs:
+            self.by_out[o.id] = eqn
         if key is not None:
             self.cse[key] = outs
         return outs
@@ -370,12 +394,7 @@ def _producer(b, v):
     """The equation (already emitted) that defines `v`, or None."""
     if not isinstance(v, Var):
         return None
-    prod = b.__dict__.setdefault('_producers', {})
-    if len(prod) != len(b.eqns):       # rebuild lazily: equations are only ever appended
-        for e in b.eqns[len(prod):]:
-            prod[len(prod)] = e
-        b._by_out = {o.id: e for e in b.eqns for o in e.outvars}
-    return b._by_out.get(v.id)
+    return b.by_out.get(v.id)
 
 
 def _sum_of_broadcast(b, x, params, out_aval):
@@ -662,13 +681,7 @@ class Jitted:
         graph = trace_to_graph(flat_fun, [_aval_of_leaf(x) for x in leaves])
         # tracers of enclosing transforms that `fun` closed over become explicit inputs, so
         # those transforms see them
-        closure = [c for c in graph.consts if isinstance(c, Tracer)]
-        if closure:
-            keep = [(v, c) for v, c in zip(graph.constvars, graph.consts)
-                    if not isinstance(c, Tracer)]
-            lifted = [v for v, c in zip(graph.constvars, graph.consts) if isinstance(c, Tracer)]
-            graph = Graph([v for v, _ in keep], [c for _, c in keep],
-                          graph.invars + lifted, graph.eqns, graph.outvars)
+        graph, closure = lift_closure(graph)
         graph.in_tree, graph.out_tree = tree, box[0]
         if self.optimize:
             graph = optimize(graph)
