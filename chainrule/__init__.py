@@ -11,13 +11,6 @@ from .core import ChainruleError, DTypeError, GradientError, MissingRuleError, S
 from .scalar import Value
 from .transforms import (elementwise_grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp,
                          linearize, vmap)
-from . import custom
-from .custom import custom_jvp, custom_vjp
-from .checkpoint import checkpoint, remat
-from . import data, nn, optim
-from .io import load, save
-from .transforms import (elementwise_grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp,
-                         linearize, vmap)
 from .jit import jit, make_graph
 
 __version__ = "0.1.0"
