@@ -43,6 +43,7 @@ __all__ = [
     'ShapedArray', 'Var', 'Literal', 'Eqn', 'Graph', 'StagingTrace', 'StagingTracer',
     'trace_to_graph', 'eval_graph', 'typecheck', 'abstract_eval', 'GraphTypeError',
     'TracerBoolError', 'raise_to_aval', 'freeze', 'dtype_short', 'is_literal_value',
+    'lift_closure',
 ]
 
 
@@ -480,6 +481,23 @@ def trace_to_graph(f, in_avals):
                 o = o.data
             outvars.append(trace.to_atom(o))
     return Graph(trace.constvars, trace.consts, [t.var for t in ins], trace.eqns, outvars)
+
+
+def lift_closure(graph):
+    """Move constants that are tracers of enclosing transforms (values the staged function
+    closed over inside `grad`, `vmap`, ...) to the end of the graph's inputs.
+
+    Returns:
+        (graph, lifted): the new graph and the tracers to pass for its extra inputs, so the
+        enclosing transforms see them as arguments (and differentiate through them).
+    """
+    lifted = [c for c in graph.consts if isinstance(c, Tracer)]
+    if not lifted:
+        return graph, []
+    keep = [(v, c) for v, c in zip(graph.constvars, graph.consts) if not isinstance(c, Tracer)]
+    extra = [v for v, c in zip(graph.constvars, graph.consts) if isinstance(c, Tracer)]
+    return Graph([v for v, _ in keep], [c for _, c in keep], graph.invars + extra, graph.eqns,
+                 graph.outvars, graph.in_tree, graph.out_tree), lifted
 
 
 def eval_graph(graph, args, consts=None):
