@@ -152,19 +152,21 @@ def _jit_call_jvp(tangents, out, *args, graph):
 
 def _jit_call_batch(args, dims, *, graph):
     """`vmap` through a graph: stage the batched graph once per batch layout, run it jitted."""
-    key = ('batch', tuple(dims), tuple(np.shape(a) if not isinstance(a, Tracer) else a.shape
-                                       for a in args))
-    bg = graph._cache.get(key)
-    if bg is None:
-        from chainrule import api
-        in_avals = [ShapedArray(a.shape, a.dtype) if isinstance(a, Tracer) else raise_to_aval(a)
-                    for a in args]
-        bg = optimize(trace_to_graph(
-            lambda *a: list(api.vmap(lambda *b: tuple(eval_graph(graph, b)),
-                                     in_axes=tuple(dims))(*a)), in_avals))
-        graph._cache[key] = bg
-    out = bind(jit_call_p, *args, graph=bg)
-    return out, (0,) * len(out)
+    in_avals = [_aval_of_leaf(a) for a in args]
+    key = ('batch', tuple(dims), tuple(in_avals))
+    hit = graph._cache.get(key)
+    if hit is None:
+        from chainrule.interpreters.batching import vmap_flat
+        box = []
+
+        def batched(*a):
+            outs, out_dims, _ = vmap_flat(lambda *b: eval_graph(graph, b), list(a), list(dims))
+            box.append(tuple(out_dims))
+            return outs
+
+        hit = graph._cache[key] = (optimize(trace_to_graph(batched, in_avals)), box)
+    bg, box = hit
+    return bind(jit_call_p, *args, graph=bg), box[0]
 
 
 jit_call_p = GraphPrimitive('jit_call', _jit_call_impl, vjp=PerArg(_jit_call_vjp),
