@@ -336,7 +336,10 @@ def average(a, axis=None, weights=None, returned=False, keepdims=False):
 
 def _nondiff_reduce(fn):
     def f(a, *args, **kwargs):
-        return fn(concrete(a), *args, **kwargs)
+        # every argument made concrete: a Tensor left among `args` would dispatch straight back
+        # here through __array_function__, forever
+        return fn(concrete(a), *[concrete(x) for x in args],
+                  **{k: concrete(v) for k, v in kwargs.items()})
     f.__name__ = fn.__name__
     f.__doc__ = f'`np.{fn.__name__}` on the values (not differentiable: an integer/boolean result).'
     return f
@@ -921,8 +924,10 @@ def _expand_to(v, a, axis):
 
 def ediff1d(ary, to_end=None, to_begin=None):
     d = diff(ravel(ary))
-    parts = ([ravel(asarray(to_begin))] if to_begin is not None else []) + [d] + \
-        ([ravel(asarray(to_end))] if to_end is not None else [])
+    # as NumPy, to_begin/to_end take the dtype of ary (float32 stays float32)
+    dt = dtype_of(d)
+    parts = ([ops.astype(ravel(asarray(to_begin)), dt)] if to_begin is not None else []) + [d] + \
+        ([ops.astype(ravel(asarray(to_end)), dt)] if to_end is not None else [])
     return concatenate(parts) if len(parts) > 1 else d
 
 
@@ -1002,11 +1007,15 @@ def meshgrid_like(*xs):
 
 
 def cov(m, y=None, rowvar=True, bias=False, ddof=None):
+    def rows(a):
+        # as NumPy: computed in at least float64; with rowvar=False each 2-D input (m and y
+        # alike) is transposed, a 1-D one is already a single variable
+        a = atleast_2d(asarray(a))
+        a = ops.astype(a, _np.result_type(dtype_of(a), _np.float64))
+        return transpose(a) if not rowvar and shape_of(a)[0] != 1 else a
+    m = rows(m)
     if y is not None:
-        m = vstack([atleast_2d(m), atleast_2d(y)])
-    m = atleast_2d(m)
-    if not rowvar:
-        m = transpose(m)
+        m = concatenate([m, rows(y)], 0)
     n = shape_of(m)[1]
     ddof = (0 if bias else 1) if ddof is None else ddof
     c = m - mean(m, axis=1, keepdims=True)
