@@ -1,0 +1,260 @@
+"""Generic tests driven by the op table (`tests/op_table.py`): every public `chainrule.numpy`
+function against its NumPy reference (values and dtypes, on arrays, `Tensor`s and traced
+values), against finite differences to second order in float64 and first order in float32 and
+complex128, against PyTorch's gradients where torch has the function, and through `Tensor`'s
+`backward()` reached by plain NumPy calls (`np.sin(t)`)."""
+
+import numbers
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+import chainrule.numpy as cnp
+from chainrule.interpreters.reverse import vjp_flat
+from chainrule.testing import check_grads
+from op_table import C128, F32, F64, NOT_TESTED_HERE, ROWS
+
+CASES = [(row, cid, shapes, kw) for row in ROWS for cid, shapes, kw in row.cases()]
+DIFF = [c for c in CASES if c[0].diff]
+FIRST = {}
+for _c in CASES:
+    FIRST.setdefault(_c[0].name, _c)   # one case per row, for the slower reference tests
+FIRST = list(FIRST.values())
+
+
+def _ids(cases):
+    return [c[1] for c in cases]
+
+
+def _args(row, shapes, dtype, seed=0):
+    return row.sample(shapes, dtype, np.random.default_rng(seed))
+
+
+def _float_positions(args):
+    return [i for i, a in enumerate(args) if np.asarray(a).dtype.kind in 'fc']
+
+
+def _bind(row, args, kw):
+    """`row.fn` as a function of the floating arguments only (the others are held fixed)."""
+    pos = _float_positions(args)
+
+    def f(*xs):
+        call = list(args)
+        for i, x in zip(pos, xs):
+            call[i] = x
+        return row.fn(*call, **kw)
+    return f, [args[i] for i in pos]
+
+
+def _plain(x):
+    """Results as NumPy objects: Tensors unwrapped, lists and tuples elementwise."""
+    if isinstance(x, (list, tuple)):
+        return type(x)(_plain(v) for v in x)
+    if isinstance(x, cr.Tensor):
+        return x.data
+    return x
+
+
+def assert_same(got, want, rtol, what):
+    """Values equal within rtol and, for arrays, the same dtype and shape."""
+    if isinstance(want, (list, tuple)):
+        assert isinstance(got, (list, tuple)) and len(got) == len(want), \
+            f'{what}: got {type(got).__name__} of {len(got) if hasattr(got, "__len__") else "?"}'
+        for k, (g, w) in enumerate(zip(got, want)):
+            assert_same(g, w, rtol, f'{what}[{k}]')
+        return
+    if isinstance(want, (np.ndarray, np.generic)):
+        g = np.asarray(got)
+        assert g.dtype == want.dtype, f'{what}: dtype {g.dtype}, NumPy gives {want.dtype}'
+        assert g.shape == want.shape, f'{what}: shape {g.shape}, NumPy gives {want.shape}'
+        if want.dtype.kind in 'fc':
+            np.testing.assert_allclose(g, want, rtol=rtol, atol=rtol, err_msg=what)
+        else:
+            np.testing.assert_array_equal(g, want, err_msg=what)
+        return
+    if isinstance(want, numbers.Number) and not isinstance(want, bool):
+        assert got == pytest.approx(want, rel=rtol), what
+        return
+    assert got == want, f'{what}: {got!r} != {want!r}'
+
+
+def _weighted_sum(out, ws):
+    """sum_k sum(out_k * w_k): a scalar whose gradient is the VJP of `out` with `ws`."""
+    outs = out if isinstance(out, (list, tuple)) else [out]
+    total = 0.0
+    for o, w in zip(outs, ws):
+        total = total + cnp.sum(cnp.real(o * w) if np.iscomplexobj(w) else o * w)
+    return total
+
+
+def _weights(row, args, kw, seed=1):
+    out = row.ref(*args, **kw)
+    outs = out if isinstance(out, (list, tuple)) else [out]
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(np.shape(o)) for o in outs]
+
+
+# --- forward: equals NumPy ---------------------------------------------------------------------
+
+@pytest.mark.parametrize('dtype', [F64, F32], ids=['f64', 'f32'])
+@pytest.mark.parametrize('row,cid,shapes,kw', CASES, ids=_ids(CASES))
+def test_forward_matches_numpy(row, cid, shapes, kw, dtype):
+    if dtype not in row.dtypes:
+        pytest.skip('dtype not tested for this row')
+    args = _args(row, shapes, dtype)
+    want = row.ref(*args, **kw)
+    rtol = 1e-12 if dtype == F64 else 2e-6
+    # plain arrays: exactly NumPy
+    assert_same(row.fn(*args, **kw), want, rtol, f'{cid} on arrays')
+    # Tensors (no grad, then grad): same values and dtypes
+    ts = [cr.Tensor(a) for a in args]
+    assert_same(_plain(row.fn(*ts, **kw)), want, rtol, f'{cid} on Tensors')
+    if not row.diff:
+        return
+    tg = [cr.Tensor(a, requires_grad=np.asarray(a).dtype.kind in 'fc') for a in args]
+    assert_same(_plain(row.fn(*tg, **kw)), want, rtol, f'{cid} on Tensors requiring grad')
+    # under reverse mode: the traced computation gives the same values and dtypes
+    f, xs = _bind(row, args, kw)
+    assert_same(cr.vjp(f, *xs)[0], want, rtol, f'{cid} traced by vjp')
+
+
+# --- gradients: finite differences -------------------------------------------------------------
+
+@pytest.mark.parametrize('row,cid,shapes,kw', DIFF, ids=_ids(DIFF))
+def test_grads_float64_second_order(row, cid, shapes, kw):
+    args = _args(row, shapes, F64)
+    f, xs = _bind(row, args, kw)
+    f.__name__ = cid
+    check_grads(f, xs, order=row.order, modes=('rev',))
+
+
+@pytest.mark.parametrize('row,cid,shapes,kw', DIFF, ids=_ids(DIFF))
+def test_grads_float32_first_order(row, cid, shapes, kw):
+    if F32 not in row.dtypes:
+        pytest.skip('float32 not tested for this row')
+    args = _args(row, shapes, F32)
+    f, xs = _bind(row, args, kw)
+    f.__name__ = cid
+    check_grads(f, xs, order=1, modes=('rev',))
+    # the cotangents themselves come back in the inputs' dtype (float32 stays float32), not
+    # just after `vjp` converts them
+    ws = _weights(row, args, kw)
+    _, pull = vjp_flat(lambda *z: [_weighted_sum(f(*z), ws)], xs)
+    for i, g in enumerate(pull([np.float32(1)])):
+        if g is not None:
+            assert np.asarray(g).dtype == F32, f'{cid}: cotangent {i} has dtype {g.dtype}'
+            assert np.shape(g) == np.shape(xs[i])
+
+
+COMPLEX = [c for c in DIFF if c[0].complex]
+
+
+@pytest.mark.parametrize('row,cid,shapes,kw', COMPLEX, ids=_ids(COMPLEX))
+def test_grads_complex(row, cid, shapes, kw):
+    args = _args(row, shapes, C128)
+    f, xs = _bind(row, args, kw)
+    f.__name__ = cid
+    check_grads(f, xs, order=2, modes=('rev',))
+
+
+NONDIFF = [c for c in CASES if not c[0].diff]
+
+
+@pytest.mark.parametrize('row,cid,shapes,kw', NONDIFF, ids=_ids(NONDIFF))
+def test_nondifferentiable_functions_give_constants(row, cid, shapes, kw):
+    args = _args(row, shapes, F64)
+    f, xs = _bind(row, args, kw)
+    if not xs:
+        pytest.skip('no floating argument')
+    outs, _ = vjp_flat(lambda *z: [f(*z)], xs)
+    out = outs[0]
+    leaves = out if isinstance(out, (list, tuple)) else [out]
+    assert not any(isinstance(o, cr.core.Tracer) for o in leaves), \
+        f'{cid}: a non-differentiable function returned a traced value'
+    if isinstance(out, np.ndarray) and out.dtype.kind == 'f' and out.shape == np.shape(xs[0]):
+        # product rule with f' = 0: d/dx sum(f(x) * x) = f(x)
+        g = cr.grad(lambda x: cnp.sum(f(x, *xs[1:]) * x))(xs[0])
+        np.testing.assert_allclose(g, f(*xs), rtol=1e-15, err_msg=cid)
+
+
+# --- gradients: PyTorch ------------------------------------------------------------------------
+
+TORCH = [c for c in FIRST if c[0].torch is not None]
+_KW = {'axis': 'dim', 'keepdims': 'keepdim', 'ddof': 'correction'}
+
+
+def _torch_call(T, row, ts, kw):
+    fn = row.torch
+    if callable(fn):
+        return fn(T, *ts, **kw)
+    kw = dict(kw)
+    if row.name in ('var', 'std'):
+        kw.setdefault('ddof', 0)
+    if row.name in ('cumsum', 'cumprod') and 'axis' not in kw:
+        ts = [ts[0].flatten()] + list(ts[1:])
+        kw['axis'] = 0
+    if row.name == 'logsumexp' and 'axis' not in kw:
+        kw['axis'] = tuple(range(ts[0].ndim))
+    tk = {_KW.get(k, k): v for k, v in kw.items() if v is not None}
+    return getattr(T, fn)(*ts, **tk)
+
+
+@pytest.mark.parametrize('row,cid,shapes,kw', TORCH, ids=_ids(TORCH))
+def test_gradients_match_torch(row, cid, shapes, kw):
+    T = pytest.importorskip('torch')
+    T.set_num_threads(1)
+    args = _args(row, shapes, F64)
+    ws = _weights(row, args, kw)
+    pos = _float_positions(args)
+    ts = [T.tensor(a, requires_grad=i in pos) for i, a in enumerate(args)]
+    out = _torch_call(T, row, ts, kw)
+    outs = out if isinstance(out, (list, tuple)) else [out]
+    loss = sum((o * T.tensor(w)).sum() for o, w in zip(outs, ws))
+    loss.backward()
+    f, xs = _bind(row, args, kw)
+    gs = cr.grad(lambda *z: _weighted_sum(f(*z), ws), argnums=tuple(range(len(xs))))(*xs)
+    for i, g in zip(pos, gs):
+        np.testing.assert_allclose(g, ts[i].grad.numpy(), rtol=1e-10, atol=1e-12,
+                                   err_msg=f'{cid}: gradient of argument {i}')
+
+
+# --- Tensor: NumPy calls on Tensors are differentiable ------------------------------------------
+
+TENSOR = [c for c in FIRST if c[0].diff]
+
+
+@pytest.mark.parametrize('row,cid,shapes,kw', TENSOR, ids=_ids(TENSOR))
+def test_tensor_backward_matches_grad(row, cid, shapes, kw):
+    args = _args(row, shapes, F64)
+    ws = _weights(row, args, kw)
+    f, xs = _bind(row, args, kw)
+    want = cr.grad(lambda *z: _weighted_sum(f(*z), ws), argnums=tuple(range(len(xs))))(*xs)
+    pos = _float_positions(args)
+    calls = [('cnp', row.fn)] + ([('np', row.ref)] if row.dispatch else [])
+    for how, fn in calls:
+        ts = [cr.Tensor(a, requires_grad=i in pos) for i, a in enumerate(args)]
+        out = fn(*ts, **kw)
+        loss = _weighted_sum(out, ws)
+        assert isinstance(loss, cr.Tensor), f'{cid} via {how}: got {type(loss).__name__}'
+        loss.backward()
+        for i, g in zip(pos, want):
+            got = ts[i].grad
+            # as in PyTorch, an input the output does not depend on gets no .grad at all
+            got = np.zeros_like(g) if got is None and not np.any(g) else got.numpy()
+            np.testing.assert_allclose(got, g, rtol=1e-12, atol=1e-14,
+                                       err_msg=f'{cid} via {how}: argument {i}')
+
+
+# --- coverage -----------------------------------------------------------------------------------
+
+def test_every_public_function_has_a_row():
+    public = {n for n in dir(cnp) if not n.startswith('_') and callable(getattr(cnp, n))}
+    public |= {'linalg', 'fft'}
+    rows = {r.name for r in ROWS}
+    missing = sorted(public - rows - set(NOT_TESTED_HERE))
+    assert not missing, f'chainrule.numpy functions with no row in tests/op_table.py: {missing}'
+    stale = sorted((rows | set(NOT_TESTED_HERE)) - public - {
+        r.name for r in ROWS if '_' in r.name and r.name.split('_')[0] in public} - {
+        r.name for r in ROWS if r.name.startswith(('getitem', 'power_'))})
+    assert not [s for s in stale if not any(s.startswith(p + '_') for p in public)], stale
