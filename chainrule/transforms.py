@@ -6,8 +6,8 @@ example, and take whole Jacobians and Hessians -- composed to any depth with eac
 with `grad`/`vjp` (`chainrule.api`).
 
     >>> import numpy as np, chainrule as cr, chainrule.numpy as cnp
-    >>> cr.jvp(cnp.sin, (0.0,), (2.0,))                    # (sin 0, cos 0 * 2)
-    (0.0, 2.0)
+    >>> cr.jvp(cnp.sin, (np.array([0.0, 1.0]),), (np.array([2.0, 0.0]),))   # sin x, cos x * t
+    (array([0.        , 0.84147098]), array([2., 0.]))
     >>> cr.vmap(lambda x: cnp.sum(x ** 2))(np.arange(6.0).reshape(2, 3))
     array([ 5., 50.])
     >>> cr.hessian(lambda x: cnp.sum(x ** 3))(np.array([1.0, 2.0]))
@@ -75,7 +75,8 @@ def jvp(fun, primals, tangents, has_aux=False):
         structure of `out`. Outputs that do not depend on the inputs get a zero tangent.
 
         >>> import chainrule as cr, chainrule.numpy as cnp
-        >>> cr.jvp(lambda x, y: x * y, (3.0, 4.0), (1.0, 0.0))
+        >>> out, t = cr.jvp(lambda x, y: x * y, (3.0, 4.0), (1.0, 0.0))   # d(xy) = y dx + x dy
+        >>> float(out), float(t)
         (12.0, 4.0)
     """
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
