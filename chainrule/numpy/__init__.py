@@ -889,9 +889,10 @@ def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
 
 
 def einsum(subscripts, *operands, optimize=False):
-    """`np.einsum` (explicit or implicit output), as products, reductions and `matmul`s."""
+    """`np.einsum`: explicit or implicit output, ellipsis, repeated letters, the interleaved
+    form; one primitive (see `chainrule.numpy._einsum`)."""
     from chainrule.numpy._einsum import einsum as _einsum
-    return _einsum(subscripts, *operands)
+    return _einsum(subscripts, *operands, optimize=optimize)
 
 
 # --- differences and gradients -----------------------------------------------------------------
