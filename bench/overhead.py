@@ -5,7 +5,7 @@ process, one BLAS thread.
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python bench/overhead.py
 
 Prints microseconds per op and the ratios (peer time / chainrule time: > 1 means chainrule is
-faster).
+faster). The contenders take turns within each round, so a busy machine slows all alike.
 """
 
 import os
@@ -133,38 +133,51 @@ def mlp_torch(torch, Ws, bs, X, y):
     return step
 
 
+def interleaved(fns, rounds=REPEAT):
+    """Best time of each function over `rounds` rounds, the functions taking turns within each
+    round, so that load from other processes on a shared machine hits all of them alike."""
+    for fn in fns.values():
+        fn()
+    best_t = {name: float('inf') for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            best_t[name] = min(best_t[name], time.perf_counter() - t)
+    return best_t
+
+
 def main():
-    rows = []
-    t_cr = best(chain_chainrule)
-    t_grad = best(chain_grad())
-    t_np = best(chain_numpy)
-    rows.append(('chainrule Tensor', t_cr))
-    rows.append(('chainrule grad()', t_grad))
-    rows.append(('NumPy, no recording (floor)', t_np))
+    fns = {'chainrule Tensor': chain_chainrule, 'chainrule grad()': chain_grad(),
+           'NumPy, no recording (floor)': chain_numpy}
     try:
         import torch
         torch.set_num_threads(1)
-        rows.append(('PyTorch eager', best(chain_torch(torch))))
+        fns['PyTorch eager'] = chain_torch(torch)
     except ImportError:
         torch = None
     try:
         import autograd.numpy as anp
         from autograd import grad as agrad
-        rows.append(('HIPS autograd', best(chain_autograd(anp, agrad))))
+        fns['HIPS autograd'] = chain_autograd(anp, agrad)
     except ImportError:
         pass
-    print(f'per recorded op, forward + backward, arrays of 8 float64 ({N_OPS} ops, best of {REPEAT}):')
-    for name, t in rows:
-        print(f'  {name:30s} {t / N_OPS * 1e6:7.2f} us/op   ratio vs chainrule Tensor: '
-              f'{t / t_cr:5.2f}x')
+    times = interleaved(fns)
+    t_cr = times['chainrule Tensor']
+    print(f'per recorded op, forward + backward, arrays of 8 float64 ({N_OPS} ops, best of '
+          f'{REPEAT} interleaved rounds); ratio = peer time / chainrule Tensor time:')
+    for name, t in times.items():
+        print(f'  {name:30s} {t / N_OPS * 1e6:7.2f} us/op   ratio: {t / t_cr:5.2f}x')
     rng = np.random.default_rng(0)
     data = mlp_setup(rng)
-    t_mlp = best(mlp_chainrule(*data), repeat=20)
-    print('MLP 64-256-256-10, batch 64, float32, one training step (best of 20):')
-    print(f'  chainrule Tensor               {t_mlp * 1e3:7.3f} ms')
+    steps = {'chainrule Tensor': mlp_chainrule(*data)}
     if torch is not None:
-        t_tm = best(mlp_torch(torch, *data), repeat=20)
-        print(f'  PyTorch eager                  {t_tm * 1e3:7.3f} ms   ratio: {t_tm / t_mlp:5.2f}x')
+        steps['PyTorch eager'] = mlp_torch(torch, *data)
+    times = interleaved(steps, rounds=30)
+    print('MLP 64-256-256-10, batch 64, float32, one training step (composite log-softmax; '
+          'best of 30 interleaved):')
+    for name, t in times.items():
+        print(f'  {name:30s} {t * 1e3:7.3f} ms   ratio: {t / times["chainrule Tensor"]:5.2f}x')
 
 
 if __name__ == '__main__':

@@ -84,6 +84,11 @@ class EagerTrace(Trace):
     __slots__ = ()
 
     def process(self, prim, args, params):
+        n = len(args)
+        if n == 1:
+            return self._process1(prim, args[0], params)
+        if n == 2:
+            return self._process2(prim, args[0], args[1], params)
         vals = [a.data if isinstance(a, Tensor) else a for a in args]
         lower = False
         for v in vals:
@@ -91,13 +96,53 @@ class EagerTrace(Trace):
                 lower = True
                 break
         out = bind(prim, *vals, **params) if lower else prim.impl(*vals, **params)
+        return self._finish(prim, args, vals, out, params)
+
+    # The same, unrolled for one and two arguments: most operations, and the eager path's cost
+    # per op is mostly Python overhead (see bench/overhead.py).
+    def _process1(self, prim, a, params):
+        va = a.data
+        out = bind(prim, va, **params) if isinstance(va, Tracer) else prim.impl(va, **params)
+        if prim.multiple_results or not a.requires_grad or prim.vjp is None or \
+                not _grad_enabled.get():
+            return self._finish(prim, (a,), (va,), out, params)
+        v = a._version
+        return _wrap(out, Node(prim, params, (a._node,), (va,), out, ((v, v[0]),)))
+
+    def _process2(self, prim, a, b, params):
+        ta = isinstance(a, Tensor)
+        tb = isinstance(b, Tensor)
+        va = a.data if ta else a
+        vb = b.data if tb else b
+        if isinstance(va, Tracer) or isinstance(vb, Tracer):
+            out = bind(prim, va, vb, **params)
+        else:
+            out = prim.impl(va, vb, **params)
+        if prim.multiple_results or prim.vjp is None or not _grad_enabled.get():
+            return self._finish(prim, (a, b), (va, vb), out, params)
+        pa = a._node if ta and a.requires_grad else None
+        pb = b._node if tb and b.requires_grad else None
+        if pa is None and pb is None:
+            return _wrap(out, None)
+        if ta:
+            v = a._version
+            sa = (v, v[0])
+        else:
+            sa = None
+        if tb:
+            v = b._version
+            sb = (v, v[0])
+        else:
+            sb = None
+        return _wrap(out, Node(prim, params, (pa, pb), (va, vb), out, (sa, sb)))
+
+    def _finish(self, prim, args, vals, out, params):
         node = None
         if prim.vjp is not None and _grad_enabled.get():
             parents = tuple([a._node if isinstance(a, Tensor) and a.requires_grad else None
                              for a in args])
             for p in parents:
                 if p is not None:
-                    # the version of each input Tensor, to detect in-place changes later
                     versions = tuple([(a._version, a._version[0]) if isinstance(a, Tensor)
                                       else None for a in args])
                     node = Node(prim, params, parents, tuple(vals), out, versions)
@@ -339,6 +384,31 @@ class Tensor(Tracer):
             with no_grad():
                 backprop([self._node], [g], retain_graph=retain_graph, on_leaf=_accumulate)
 
+    # --- drawing ------------------------------------------------------------------------------
+    def _viz_graph(self):
+        """`(nodes, edges)` of the recorded graph that produced this tensor, for
+        `chainrule.viz.draw`: an 'op' node per recorded operation (its primitive's name) and a
+        'value' node per result and leaf (shape, dtype, and the values when there are at most
+        four). Constant inputs are not drawn; values freed by `backward()` show as freed."""
+        from chainrule._graph import toposort
+        root = self._node
+        if root is None:
+            return [('v0', _viz_label(self.data), 'value')], []
+        order = toposort([root], lambda n: [p for p in n.parents if p is not None])
+        index = {id(n): k for k, n in enumerate(order)}
+        nodes, edges = [], []
+        for k, n in enumerate(order):
+            if n.prim is None:
+                t = n.leaf() if n.leaf is not None else None
+                nodes.append((f'v{k}', _viz_label(None if t is None else t.data, 'leaf'),
+                              'value'))
+                continue
+            nodes.append((f'op{k}', n.prim.name, 'op'))
+            edges.extend((f'v{index[id(p)]}', f'op{k}') for p in n.parents if p is not None)
+            nodes.append((f'v{k}', _viz_label(self.data if n is root else n.out), 'value'))
+            edges.append((f'op{k}', f'v{k}'))
+        return nodes, edges
+
     # --- in-place operations ------------------------------------------------------------------
     def _inplace(self, fn, other, name):
         if self.requires_grad and self.is_leaf and _grad_enabled.get():
@@ -439,6 +509,19 @@ _INPLACE_UFUNCS = {ops.add: np.add, ops.sub: np.subtract, ops.mul: np.multiply,
                    ops.div: np.true_divide}
 
 
+def _viz_label(data, kind=''):
+    """A value's label for a drawn graph: shape and dtype, plus the values if few."""
+    if data is None:
+        return f'{kind} (freed)'.strip()
+    if isinstance(data, tuple):
+        return f'{len(data)} results'
+    shape, dtype = getattr(data, 'shape', ()), getattr(data, 'dtype', '')
+    text = f'{kind} {tuple(shape)} {dtype}'.strip()
+    if isinstance(data, np.ndarray) and data.size <= 4:
+        text += '\n' + np.array2string(data, precision=4, separator=', ')
+    return text
+
+
 class _HookHandle:
     def __init__(self, hooks, fn):
         self._hooks, self._fn = hooks, fn
@@ -491,3 +574,6 @@ def tensor(data, requires_grad=False, dtype=None):
     elif not isinstance(data, Tracer):
         data = np.array(data, dtype=dtype)
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+_wrap = Tensor._wrap
