@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule.core import PerArg, Primitive, Trace, Tracer, bind, list_primitives, new_level, \
-    registry
+from chainrule.core import PerArg, Primitive, Trace, bind, list_primitives, new_level, registry
+from chainrule.interpreters.reverse import ReverseTracer
 from op_table import ROWS
 
 HERE = os.path.dirname(__file__)
@@ -80,25 +80,13 @@ def test_list_primitives_reports_every_primitive():
 
 # --- coverage ---------------------------------------------------------------------------------
 
-class _Seen(Tracer):
-    """A value watched by `_Watch`."""
+class _Seen(ReverseTracer):
+    """A value watched by `_Watch` (a reverse-mode tracer's shape and dtype, with no node)."""
 
-    __slots__ = ('_trace', 'value')
+    __slots__ = ()
 
     def __init__(self, trace, value):
-        self._trace, self.value = trace, value
-
-    @property
-    def shape(self):
-        return np.shape(self.value) if not isinstance(self.value, Tracer) else self.value.shape
-
-    @property
-    def dtype(self):
-        v = self.value
-        return v.dtype if hasattr(v, 'dtype') else np.result_type(v)
-
-    def _concrete(self):
-        return self.value
+        super().__init__(trace, value, None)
 
 
 class _Watch(Trace):
