@@ -504,6 +504,7 @@ def codegen(graph, name='jitted'):
             last[v.id] = float('inf')
     roots = {}           # var id -> set of buffer roots it may alias (empty: not ours)
     live_until = {}      # root -> last eqn index at which some var aliasing it is used
+    owns = set()         # vars that are a whole fresh buffer (not a view of one)
     for v in list(graph.invars) + list(graph.constvars):
         roots[v.id] = frozenset()
 
@@ -521,7 +522,7 @@ def codegen(graph, name='jitted'):
             o = e.outvars[0]
             if o.aval.ndim >= 1:
                 for v in e.invars:
-                    if not isinstance(v, Var) or v.aval != o.aval:
+                    if not isinstance(v, Var) or v.aval != o.aval or v.id not in owns:
                         continue
                     r = roots.get(v.id, frozenset())
                     if len(r) != 1:
@@ -553,9 +554,11 @@ def codegen(graph, name='jitted'):
         for o in e.outvars:
             if reuse is not None:
                 rs = frozenset([reuse[1]])
+                owns.add(o.id)
             elif isinstance(impl, np.ufunc) and o.aval.ndim >= 1 or prim.name in _FRESH_PRIMS \
                     and o.aval.ndim >= 1:
                 rs = frozenset([o.id])
+                owns.add(o.id)
             else:   # a view, or an op we know nothing about: it may alias any input
                 rs = frozenset().union(*[roots.get(v.id, frozenset()) for v in e.invars
                                          if isinstance(v, Var)])

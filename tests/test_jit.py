@@ -1,0 +1,411 @@
+"""Tests of staging, `jit`, the graph passes and code generation.
+
+`jit(f)` must equal `f` and `jit(grad(f))` must equal `grad(f)` for every row of the op table;
+`jit` composes with `grad`, `jvp` and `vmap` in every position; printed graphs are checked
+against golden text; the cache traces once per signature; the passes remove what they claim
+to; buffer reuse never changes a result.
+"""
+
+import logging
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+import chainrule.numpy as cnp
+from chainrule.core import ConcretizationError
+from chainrule.interpreters.staging import (
+    GraphTypeError, ShapedArray, TracerBoolError, Var, typecheck)
+from chainrule.jit import codegen, optimize
+
+sys.path.insert(0, os.path.dirname(__file__))
+try:
+    from op_table import ROWS
+except ImportError:     # pragma: no cover - the op table lives with the ops tests
+    ROWS = []
+
+# one case per row, float64
+FIRST = {}
+for _row in ROWS:
+    for _cid, _shapes, _kw in _row.cases():
+        FIRST.setdefault(_cid.split('[')[0] + str(id(_row)), (_row, _cid, _shapes, _kw))
+FIRST = list(FIRST.values())
+
+
+def _args(row, shapes):
+    return row.sample(shapes, np.float64, np.random.default_rng(0))
+
+
+def _close(got, want, rtol=1e-10):
+    if isinstance(want, (list, tuple)):
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            _close(g, w, rtol)
+        return
+    want = np.asarray(want)
+    got = np.asarray(got)
+    assert got.shape == want.shape and got.dtype == want.dtype, (got.shape, got.dtype,
+                                                                  want.shape, want.dtype)
+    if want.dtype.kind in 'fc':
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+# functions of chainrule.numpy that read their input's values (data-dependent output shapes,
+# or implemented on concrete values: argmax, sort's permutation): jit cannot stage them
+UNSTAGEABLE = {'sort', 'interp', 'argmax', 'argmin', 'argsort', 'argwhere', 'nonzero',
+               'flatnonzero', 'count_nonzero', 'all', 'any', 'searchsorted', 'unique', 'digitize',
+               'bincount', 'isin', 'isclose', 'allclose', 'array_equal', 'histogram'}
+
+
+def _stage_or_skip(fn, name):
+    try:
+        return fn()
+    except ConcretizationError as e:
+        if name not in UNSTAGEABLE:
+            raise
+        pytest.skip(f'{name} needs concrete values, so it cannot be staged: {str(e)[:60]}')
+
+
+# --- the op table ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('row,cid,shapes,kw', FIRST, ids=[c[1] for c in FIRST])
+def test_jit_equals_eager_for_every_op(row, cid, shapes, kw):
+    args = _args(row, shapes)
+    want = row.fn(*args, **kw)
+    got = _stage_or_skip(lambda: cr.jit(lambda *a: row.fn(*a, **kw))(*args), row.name)
+    _close(got, want)
+
+
+@pytest.mark.parametrize('row,cid,shapes,kw', [c for c in FIRST if c[0].diff],
+                         ids=[c[1] for c in FIRST if c[0].diff])
+def test_jit_of_grad_equals_grad_for_every_op(row, cid, shapes, kw):
+    args = _args(row, shapes)
+    pos = tuple(i for i, a in enumerate(args) if np.asarray(a).dtype.kind == 'f')
+    if not pos:
+        pytest.skip('no floating argument')
+
+    def loss(*a):
+        out = row.fn(*a, **kw)
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        return sum(cnp.sum(cnp.sin(o)) for o in outs)
+
+    want = cr.grad(loss, argnums=pos)(*args)
+    got = _stage_or_skip(lambda: cr.jit(cr.grad(loss, argnums=pos))(*args), row.name)
+    _close(got, want, 1e-9)
+    # and the other way round: differentiating the compiled program
+    got2 = _stage_or_skip(lambda: cr.grad(cr.jit(loss), argnums=pos)(*args), row.name)
+    _close(got2, want, 1e-9)
+
+
+def test_op_table_is_exercised():
+    assert len(FIRST) > 50
+
+
+# --- composition: jit at every position ---------------------------------------------------------
+
+def _f(x):
+    return cnp.sum(cnp.tanh(x) * cnp.sin(x) ** 2 + cnp.exp(-x * x))
+
+
+X = np.array([0.3, -1.2, 0.7])
+
+
+def test_composition_with_jit_everywhere():
+    g = cr.grad(_f)(X)
+    hv = cr.grad(lambda x: cnp.sum(cr.grad(_f)(x)))(X)
+    jit, grad = cr.jit, cr.grad
+    for name, fn in {
+        'jit(grad)': jit(grad(_f)),
+        'grad(jit)': grad(jit(_f)),
+        'jit(grad(jit))': jit(grad(jit(_f))),
+        'jit(jit(grad))': jit(jit(grad(_f))),
+    }.items():
+        np.testing.assert_allclose(fn(X), g, rtol=1e-12, err_msg=name)
+    for name, fn in {
+        'grad(grad(jit))': grad(lambda x: cnp.sum(grad(jit(_f))(x))),
+        'grad(jit(grad))': grad(lambda x: cnp.sum(jit(grad(_f))(x))),
+        'jit(grad(grad))': jit(grad(lambda x: cnp.sum(grad(_f)(x)))),
+        'jit(grad(jit(grad)))': jit(grad(lambda x: cnp.sum(jit(grad(_f))(x)))),
+    }.items():
+        np.testing.assert_allclose(fn(X), hv, rtol=1e-12, err_msg=name)
+
+
+@pytest.mark.skipif(not hasattr(cr, 'vmap') or not hasattr(cr, 'jvp'),
+                    reason='forward mode / vmap not available')
+def test_composition_with_jvp_and_vmap():
+    Xs = np.random.default_rng(0).standard_normal((4, 3))
+    want = np.array([_f(x) for x in Xs])
+    np.testing.assert_allclose(cr.vmap(cr.jit(_f))(Xs), want, rtol=1e-12)
+    np.testing.assert_allclose(cr.jit(cr.vmap(_f))(Xs), want, rtol=1e-12)
+    gw = np.array([cr.grad(_f)(x) for x in Xs])
+    np.testing.assert_allclose(cr.vmap(cr.grad(cr.jit(_f)))(Xs), gw, rtol=1e-12)
+    np.testing.assert_allclose(cr.jit(cr.vmap(cr.grad(_f)))(Xs), gw, rtol=1e-12)
+    np.testing.assert_allclose(cr.vmap(cr.jit(cr.grad(_f)))(Xs), gw, rtol=1e-12)
+    t = np.array([1.0, -0.5, 2.0])
+    y, yt = cr.jvp(cr.jit(_f), (X,), (t,))
+    assert y == pytest.approx(_f(X)) and yt == pytest.approx(cr.grad(_f)(X) @ t)
+    y2, yt2 = cr.jit(lambda x, t: cr.jvp(_f, (x,), (t,)))(X, t)
+    assert y2 == pytest.approx(y) and yt2 == pytest.approx(yt)
+    # forward over reverse through a compiled gradient: a Hessian-vector product
+    hvp = cr.jvp(cr.jit(cr.grad(_f)), (X,), (t,))[1]
+    hvp_ref = cr.jvp(cr.grad(_f), (X,), (t,))[1]
+    np.testing.assert_allclose(hvp, hvp_ref, rtol=1e-10)
+
+
+def test_jit_closure_over_an_outer_grad_tracer_is_differentiated():
+    # d/dy [jit(x -> x * y)(y)] = d/dy y**2 = 2y: the captured y must stay differentiable
+    assert cr.grad(lambda y: cr.jit(lambda x: x * y)(y))(3.0) == pytest.approx(6.0)
+
+
+def test_jit_on_tensors_records_one_node_and_backward_works():
+    w = cr.tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
+    loss = cr.jit(_f)(w)
+    loss.backward()
+    np.testing.assert_allclose(w.grad.numpy(), cr.grad(_f)(w.data), rtol=1e-12)
+
+
+def test_pytrees_in_and_out():
+    def f(params, x):
+        h = cnp.tanh(x @ params['w'] + params['b'])
+        return {'out': h, 'norm': cnp.sum(h * h)}, [x.shape[0]]
+
+    p = {'w': np.ones((3, 2)) * 0.1, 'b': np.array([0.5, -0.5])}
+    x = np.arange(6.0).reshape(2, 3)
+    got, want = cr.jit(f)(p, x), f(p, x)
+    np.testing.assert_allclose(got[0]['out'], want[0]['out'])
+    assert got[0]['norm'] == pytest.approx(want[0]['norm'])
+    assert got[1] == [2] or list(np.asarray(got[1])) == [2]
+
+
+# --- golden IR ----------------------------------------------------------------------------------
+
+def test_printed_graph_of_a_small_function():
+    g = cr.make_graph(lambda x, y: cnp.sin(x) * y + 2.0)(np.ones(3), np.ones(3))
+    assert str(g) == '\n'.join([
+        '{ lambda ; a:f64[3] b:f64[3]. let',
+        '    c:f64[3] = sin a',
+        '    d:f64[3] = mul c b',
+        '    e:f64[3] = add d 2.0',
+        '  in (e) }'])
+
+
+def test_printed_graph_with_broadcast_params_and_constants():
+    w = np.arange(6.0).reshape(2, 3)
+    g = cr.make_graph(lambda x: cnp.sum(x @ w, axis=0))(np.ones((4, 2), np.float32))
+    assert str(g) == '\n'.join([
+        '{ lambda a:f64[2,3] ; b:f32[4,2]. let',
+        '    c:f64[4,2] = astype[dtype=float64] b',
+        '    d:f64[4,3] = matmul c a',
+        '    e:f64[3] = sum[axis=(0,) keepdims=False] d',
+        '  in (e) }'])
+
+
+def test_printed_gradient_graph_after_optimisation():
+    # d/dx sum(x * x) = 2x: the backward pass's broadcast of the seed 1.0 and the multiply by
+    # ones are simplified away, and the two products g*x + g*x become one equation each
+    graph = cr.jit(cr.grad(lambda x: cnp.sum(x * x))).graph(np.ones(3))
+    assert str(graph) == '\n'.join([
+        '{ lambda ; a:f64[3]. let',
+        '    b:f64[3] = add a a',
+        '  in (b) }'])
+
+
+def test_typecheck_accepts_staged_graphs_and_names_a_bad_equation():
+    g = cr.make_graph(cr.grad(lambda x: cnp.sum(cnp.tanh(x) ** 2)))(np.ones((2, 3)))
+    assert typecheck(g)
+    assert typecheck(optimize(g))
+    g.eqns[1].outvars[0].aval = ShapedArray((5,), np.float64)
+    with pytest.raises(GraphTypeError, match=r'equation 1 \('):
+        typecheck(g)
+
+
+def test_typecheck_rejects_use_before_definition():
+    g = cr.make_graph(lambda x: cnp.exp(cnp.sin(x)))(np.ones(2))
+    g.eqns.reverse()
+    with pytest.raises(GraphTypeError, match='used before it is defined'):
+        typecheck(g)
+
+
+# --- control flow and errors ----------------------------------------------------------------------
+
+def test_python_if_on_a_traced_value_explains_what_to_do():
+    def f(x):
+        if cnp.sum(x) > 0:
+            return x
+        return -x
+    with pytest.raises(TracerBoolError, match=r'static_argnums.*chainrule\.lax'):
+        cr.jit(f)(np.ones(2))
+    with pytest.raises(TracerBoolError):
+        cr.jit(cr.grad(lambda x: cnp.sum(f(x))))(np.ones(2))
+
+
+def test_numpy_function_on_a_staged_value_says_use_cnp():
+    with pytest.raises(TracerBoolError, match='chainrule.numpy'):
+        cr.jit(lambda x: np.sin(x))(np.ones(2))
+
+
+def test_static_argnums_allow_python_control_flow():
+    def f(x, n, mode):
+        for _ in range(n):
+            x = cnp.sin(x) if mode == 'sin' else cnp.cos(x)
+        return x
+    j = cr.jit(f, static_argnums=(1, 2))
+    x = np.array([0.1, 0.2])
+    np.testing.assert_allclose(j(x, 3, 'sin'), f(x, 3, 'sin'))
+    np.testing.assert_allclose(j(x, 2, 'cos'), f(x, 2, 'cos'))
+    j(x, 3, 'sin')
+    assert j.cache_info() == (1, 2, 2)
+
+
+def test_cache_traces_once_per_signature_and_logs_retraces(caplog):
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return x * 2.0
+
+    j = cr.jit(f)
+    with caplog.at_level(logging.INFO, logger='chainrule.jit'):
+        for _ in range(3):
+            j(np.ones(3))
+        assert len(calls) == 1 and not caplog.records
+        j(np.ones(4))                       # new shape: retrace
+        j(np.ones(3, np.float32))           # new dtype: retrace
+        j(np.ones(4))
+    assert len(calls) == 3
+    info = j.cache_info()
+    assert (info.hits, info.misses, info.size) == (3, 3, 3)
+    msgs = [r.getMessage() for r in caplog.records]
+    assert len(msgs) == 2 and 'retracing' in msgs[0] and 'f64[4]' in msgs[0]
+    assert 'f32[3]' in msgs[1] and 'f64[3]' in msgs[1]   # names the earlier signature too
+
+
+# --- passes --------------------------------------------------------------------------------------
+
+def _prims(graph):
+    return [e.prim.name for e in graph.eqns]
+
+
+def test_dead_code_and_common_subexpressions_are_removed():
+    def f(x):
+        unused = cnp.exp(x) * 3.0          # dead
+        del unused
+        return cnp.sin(x) + cnp.sin(x)     # one sin
+    g = cr.jit(f).graph(np.ones(3))
+    assert _prims(g) == ['sin', 'add']
+
+
+def test_constant_folding():
+    # tracing never records an equation on constants alone (bind runs those eagerly), but
+    # graphs built or loaded otherwise can have them: `exp(c)` and `sum(c)` fold into constants
+    from chainrule.interpreters.staging import Eqn, Graph, raise_to_aval
+    from chainrule.ops.elementwise import add_p, exp_p, mul_p
+    from chainrule.ops.structural import sum_p
+    c = np.arange(3.0)
+    cv, x = Var(raise_to_aval(c)), Var(ShapedArray((3,), np.float64))
+    e1, s1 = Var(cv.aval), Var(ShapedArray((), np.float64))
+    m, out = Var(cv.aval), Var(cv.aval)
+    g = Graph([cv], [c], [x], [Eqn(exp_p, [cv], {}, [e1]),
+                               Eqn(sum_p, [cv], {'axis': (0,), 'keepdims': False}, [s1]),
+                               Eqn(mul_p, [x, e1], {}, [m]), Eqn(add_p, [m, s1], {}, [out])],
+              [out])
+    opt = optimize(g)
+    assert _prims(opt) == ['mul', 'add']
+    assert typecheck(opt)
+    np.testing.assert_allclose(opt(np.ones(3))[0], np.exp(c) + 3.0)
+
+
+def test_double_transpose_and_reshape_and_neg_are_simplified():
+    g = cr.jit(lambda x: -(-(x.T.T.reshape(6).reshape(2, 3)))).graph(np.ones((2, 3)))
+    assert g.eqns == [] and g.outvars[0] is g.invars[0]
+
+
+def test_broadcast_then_sum_becomes_a_multiply():
+    # the gradient of a bias that was broadcast over a batch: sum(broadcast(g))
+    def loss(b, x):
+        return cnp.sum(x + b)
+    g = cr.jit(cr.grad(loss)).graph(np.ones(3), np.ones((5, 3)))
+    assert 'sum' not in _prims(g) and 'broadcast_to' not in _prims(g)
+    np.testing.assert_allclose(cr.jit(cr.grad(loss))(np.ones(3), np.ones((5, 3))), 5.0)
+
+
+def test_buffer_reuse_is_used_and_never_clobbers_a_live_view():
+    def f(x):
+        a = cnp.exp(x)                 # a fresh buffer
+        v = a.reshape(2, 3)            # a view of it, still used below
+        b = cnp.sin(a)                 # may not write into a: v is alive
+        return cnp.cos(b) * 2.0, v     # cos(b) may write into b
+    x = np.linspace(0, 1, 6)
+    j = cr.jit(f)
+    src = j.source(x)
+    assert 'd = np.sin(b)\n' in src and 'np.cos(d, out=d)' in src
+    for got, want in zip(j(x), f(x)):
+        np.testing.assert_allclose(got, want, rtol=1e-15)
+
+
+def test_source_is_straight_line_numpy_naming_the_primitives():
+    src = cr.jit(cr.grad(lambda x: cnp.sum(cnp.tanh(x) ** 2))).source(np.ones(3))
+    assert src.startswith('def jitted(a):')
+    assert 'np.tanh(a)' in src and '# ' in src and 'tanh' in src
+    assert 'bind' not in src and 'for ' not in src and 'if ' not in src
+
+
+def test_codegen_output_runs_as_python():
+    g = cr.make_graph(lambda x: cnp.maximum(x, 0.0) @ x.T)(np.ones((2, 3)))
+    src, glob = codegen(g)
+    exec(src, glob)
+    x = np.array([[1.0, -2.0, 3.0], [0.5, 0.5, -1.0]])
+    np.testing.assert_allclose(glob['jitted'](x)[0], np.maximum(x, 0) @ x.T)
+
+
+def test_float32_stays_float32_through_python_scalars():
+    x = np.ones(3, np.float32)
+    assert cr.jit(lambda x: x * 2.0 + 1)(x).dtype == np.float32
+    assert cr.jit(cr.grad(lambda x: cnp.sum(x * x)))(x).dtype == np.float32
+
+
+def test_var_names_go_past_z():
+    def f(x):
+        for _ in range(40):
+            x = cnp.sin(x)
+        return x
+    g = cr.make_graph(f)(np.ones(2))
+    assert 'ba:f64[2] = sin' in str(g)
+    assert isinstance(g.eqns[-1].outvars[0], Var)
+    np.testing.assert_allclose(cr.jit(f)(np.ones(2)), f(np.ones(2)))
+
+
+# --- the numba backend ------------------------------------------------------------------------------
+
+def _chain(x):
+    for _ in range(6):
+        x = cnp.sin(x) * 1.5 + cnp.tanh(x) - x * x * 0.1
+    return cnp.sum(x)
+
+
+def test_numba_backend_equals_numpy_backend_or_falls_back():
+    x = np.linspace(-1, 1, 1000)
+    want = cr.grad(_chain)(x)
+    got = cr.jit(cr.grad(_chain), backend='numba')(x)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_numba_backend_falls_back_silently_without_numba(monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_numba(name, *a, **k):
+        if name == 'numba' or name.startswith('numba.'):
+            raise ImportError('no numba here')
+        return real_import(name, *a, **k)
+    monkeypatch.setattr(builtins, '__import__', no_numba)
+    from chainrule import _numba_backend
+    monkeypatch.setattr(_numba_backend, '_numba', None)
+    x = np.linspace(-1, 1, 50)
+    j = cr.jit(cr.grad(_chain), backend='numba')
+    np.testing.assert_allclose(j(x), cr.grad(_chain)(x), rtol=1e-12)
+    assert 'np.' in j.source(x)
