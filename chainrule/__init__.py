@@ -9,6 +9,9 @@ from .api import grad, stop_gradient, value_and_grad, vjp
 from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, set_grad_enabled, tensor
 from .core import ChainruleError, DTypeError, GradientError, MissingRuleError, ShapeError
 from .scalar import Value
+from . import custom
+from .custom import custom_jvp, custom_vjp
+from .checkpoint import checkpoint, remat
 from .transforms import (elementwise_grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp,
                          linearize, vmap)
 from .jit import jit, make_graph

@@ -1,0 +1,528 @@
+"""Custom derivative rules: `custom_vjp`, `custom_jvp`, and primitives of your own.
+
+What this module lets you do: give a Python function a derivative of your choosing -- a
+numerically stable one (`log1pexp`), a deliberately modified one (gradient clipping, a
+straight-through estimator), or a cheaper one (an implicit-function gradient) -- with JAX's
+decorators, and register a brand-new primitive operation with its own rules.
+
+    >>> import numpy as np, chainrule as cr, chainrule.numpy as cnp
+    >>> @cr.custom_jvp
+    ... def log1pexp(x):
+    ...     return cnp.log1p(cnp.exp(x))
+    >>> @log1pexp.defjvp
+    ... def _(primals, tangents):
+    ...     (x,), (t,) = primals, tangents
+    ...     return log1pexp(x), t * (1 - 1 / (1 + cnp.exp(x)))   # d/dx = sigmoid(x), stably
+    >>> float(cr.grad(log1pexp)(100.0))        # the plain composite gives nan here
+    1.0
+
+    >>> @cr.custom_vjp
+    ... def clip_gradient(x, lo, hi):
+    ...     return x                               # identity forward ...
+    >>> clip_gradient.defvjp(lambda x, lo, hi: (x, (lo, hi)),
+    ...                      lambda res, g: (cnp.clip(g, *res), None, None))  # ... clipped back
+    >>> cr.grad(lambda x: 5.0 * clip_gradient(x, -1.0, 1.0))(2.0)
+    1.0
+
+How it works. Calling a decorated function with traced arguments binds one *call primitive*
+(`custom_vjp_call`, `custom_jvp_call`) whose parameters carry the user's functions; every
+interpreter then treats it like any other primitive, through the rules declared here:
+
+- `custom_jvp_call`: `impl` calls the function; the JVP rule is the user's rule; the VJP is the
+  user's rule *transposed* -- the rule is linear in the tangents, so the gradient of
+  `t -> <g, jvp(x, t)>` (taken by the reverse-mode interpreter) is `J^T g`. (JAX does the
+  same by linearising and transposing.)
+- `custom_vjp_call`: `impl` calls `fwd` and returns the outputs followed by the residuals, so
+  reverse mode saves the residuals with the node instead of recomputing them; the VJP sends
+  the outputs' cotangent through the user's `bwd`. A residual that is itself differentiated
+  (the outer derivative in `grad(grad(f))`) is differentiated exactly, by running `fwd` under a
+  reverse trace -- so higher derivatives of a `custom_vjp` function differentiate `fwd` and
+  `bwd`, as in JAX. Forward mode uses the transpose of the custom VJP (JAX refuses it).
+
+With no traced argument the decorated function is just called: no primitive, no overhead
+beyond flattening the arguments.
+
+Rules are written with `chainrule.numpy` (never raw NumPy on the arguments), so they can be
+differentiated again. A decorated function must not close over values being differentiated
+(pass them as arguments); closed-over constants are fine.
+
+A new primitive from user code: see `primitive` below -- one call declares the NumPy
+implementation and the derivative rules, and the result is a function usable under every
+transform.
+"""
+
+import inspect
+
+import numpy as np
+
+from chainrule.core import (ChainruleError, PerArg, Primitive, Tracer, bind, dtype_of, registry,
+                            shape_of)
+from chainrule.tree import tree_flatten, tree_structure, tree_unflatten
+
+__all__ = ['custom_vjp', 'custom_jvp', 'primitive']
+
+
+# --- the machinery shared by every call primitive (also used by chainrule.checkpoint) -----------
+
+class CallParams:
+    """The static parameter of a call primitive: the user's functions, the input structure,
+    the output structure (found when the function first runs), and a one-entry cache.
+
+    The cache exists because reverse mode asks for the cotangent of each argument separately
+    (one VJP rule per argument), while a user's `bwd` or a re-run of `fun` produces all of
+    them at once; the backward pass calls the rules of one node with the same `g` and `out`
+    objects, so those identify the node.
+    """
+
+    __slots__ = ('kind', 'name', 'in_tree', 'out_tree', 'n_out', 'fns', '_last')
+
+    def __init__(self, kind, name, in_tree, fns):
+        self.kind = kind
+        self.name = name
+        self.in_tree = in_tree
+        self.out_tree = None
+        self.n_out = None
+        self.fns = fns
+        self._last = None
+
+    def __repr__(self):
+        return f'{self.kind}({self.name})'
+
+    def call_flat(self, fn, leaves):
+        """Run `fn` on the argument tree rebuilt from `leaves`; returns the flat outputs and
+        records their structure."""
+        out = fn(*tree_unflatten(self.in_tree, leaves))
+        out_leaves, out_tree = tree_flatten(out)
+        self._set_out(out_tree)
+        self.check_closure(leaves, out_leaves)
+        return out_leaves
+
+    def check_closure(self, leaves, outs):
+        """Refuse results traced at a level above every input: `fn` closed over a value being
+        differentiated, which a primitive cannot see (it would be silently dropped)."""
+        top = max([x._trace.level for x in leaves if isinstance(x, Tracer)], default=-1)
+        for o in outs:
+            if isinstance(o, Tracer) and o._trace.level > top:
+                raise ChainruleError(
+                    f'{self.kind} function {self.name} uses a traced value (a {type(o).__name__}'
+                    ') that is not one of its arguments: it closes over a value being '
+                    'differentiated. Pass that value as an argument instead, e.g. '
+                    f'{self.kind}(lambda x, w: ...)(x, w).')
+
+    def _set_out(self, out_tree):
+        if self.out_tree is None:
+            self.out_tree, self.n_out = out_tree, out_tree.num_leaves
+        elif out_tree != self.out_tree:
+            raise ChainruleError(f'{self.name}: the output structure changed between calls '
+                                 f'({self.out_tree} and {out_tree})')
+
+    def all_cotangents(self, g, out, compute):
+        """`compute()` once per backward-pass node, then the cached list for the others."""
+        last = self._last
+        if last is not None and last[0] is g and last[1] is out:
+            return last[2]
+        cts = compute()
+        self._last = (g, out, cts)
+        return cts
+
+
+def per_arg_vjp(all_cts):
+    """The per-argument VJP rules of a call primitive from `all_cts(g, out, args, call)`, which
+    returns every argument's cotangent at once (`None` for zero)."""
+    def rule(i, g, out, *args, call):
+        cts = call.all_cotangents(g, out, lambda: all_cts(g, out, args, call))
+        return _zeros(args[i]) if cts[i] is None else cts[i]
+    return PerArg(rule)
+
+
+def _zeros(x):
+    return np.zeros(shape_of(x), dtype_of(x))
+
+
+def _is_float(x):
+    return np.dtype(dtype_of(x)).kind in 'fc'
+
+
+def any_traced(leaves):
+    for x in leaves:
+        if isinstance(x, Tracer):
+            return True
+    return False
+
+
+def _resolve(fun, args, kwargs):
+    """Keyword arguments resolved to positional ones through `fun`'s signature (as JAX does)."""
+    if not kwargs:
+        return args
+    bound = inspect.signature(fun).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return bound.args
+
+
+class CallWrapper:
+    """What `custom_jvp`, `custom_vjp` and `checkpoint` share: keyword arguments resolved to
+    positional ones, static arguments split off, the pytree of the others flattened, and a plain
+    call of the function when none of them is traced.
+
+    Subclasses set `kind`, `prim` (the call primitive) and `params` (a `CallParams` class), and
+    define `_fns(full, static)`: the functions the primitive carries, where `full(f)` turns a
+    function of all arguments into one of the differentiable ones.
+    """
+
+    kind = prim = None
+    params = CallParams
+
+    def __init__(self, fun, nondiff_argnums=()):
+        if isinstance(nondiff_argnums, int):
+            nondiff_argnums = (nondiff_argnums,)
+        self.fun = fun
+        self.nondiff_argnums = tuple(nondiff_argnums)
+        self.__name__ = getattr(fun, '__name__', 'fun')
+        self.__doc__ = getattr(fun, '__doc__', None)
+        self.__wrapped__ = fun
+
+    def _check_ready(self):
+        """Raise if rules the primitive needs have not been given yet."""
+
+    def _fns(self, full, static):   # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, *args, **kwargs):
+        self._check_ready()
+        args = _resolve(self.fun, args, kwargs)
+        nd = self.nondiff_argnums
+        diff = tuple(a for i, a in enumerate(args) if i not in nd)
+        static = tuple(args[i] for i in nd)
+        if any_traced(tree_flatten(static)[0]):
+            raise ChainruleError(
+                f'{self.__name__}: a static argument (nondiff_argnums/static_argnums) is being '
+                'traced (differentiated or batched); those positions are for static values '
+                '(functions, flags, sizes). Pass it as an ordinary argument instead.')
+        leaves, in_tree = tree_flatten(diff)
+        if not any_traced(leaves):
+            return self.fun(*args)          # nothing is being transformed: just call it
+
+        def full(f):
+            if not nd:
+                return f
+
+            def merged(*d):
+                it_d, it_s = iter(d), iter(static)
+                return f(*[next(it_s) if i in nd else next(it_d) for i in range(len(args))])
+            return merged
+
+        call = self.params(self.kind, self.__name__, in_tree, self._fns(full, static))
+        outs = bind(self.prim, *leaves, call=call)
+        return tree_unflatten(call.out_tree, outs[:call.n_out])
+
+    def __get__(self, obj, objtype=None):   # usable as a method
+        if obj is None:
+            return self
+        return lambda *a, **k: self(obj, *a, **k)
+
+    def __repr__(self):
+        return f'{self.kind}({self.__name__})'
+
+
+# --- custom_jvp ------------------------------------------------------------------------------
+
+def _custom_jvp_impl(*leaves, call):
+    return tuple(call.call_flat(call.fns[0], leaves))
+
+
+def _custom_jvp_rule_flat(call, leaves, tangents):
+    """The user's JVP rule on flat lists: returns (primal out leaves, tangent out leaves)."""
+    fun, rule = call.fns
+    primals = tree_unflatten(call.in_tree, leaves)
+    ts = tree_unflatten(call.in_tree, tangents)
+    res = rule(primals, ts)
+    if not (isinstance(res, (tuple, list)) and len(res) == 2):
+        raise ChainruleError(f'the JVP rule of {call.name} must return a pair '
+                             '(primal_out, tangent_out)')
+    p_leaves, p_tree = tree_flatten(res[0])
+    t_leaves, t_tree = tree_flatten(res[1])
+    call._set_out(p_tree)
+    if t_tree != p_tree:
+        raise ChainruleError(f'the JVP rule of {call.name} returned a tangent of structure '
+                             f'{t_tree} for a primal output of structure {p_tree}')
+    for p, t in zip(p_leaves, t_leaves):
+        if shape_of(t) != shape_of(p):
+            raise ChainruleError(f'the JVP rule of {call.name} returned a tangent of shape '
+                                 f'{shape_of(t)} for a primal output of shape {shape_of(p)}')
+    return p_leaves, t_leaves
+
+
+def _custom_jvp_jvp(tangents, out, *leaves, call):
+    return tuple(_custom_jvp_rule_flat(call, leaves, list(tangents))[1])
+
+
+def _custom_jvp_all_cts(g, out, leaves, call):
+    # The rule is linear in the tangents, so J^T g is the gradient of t -> <g, J t>: one reverse
+    # pass through the rule, taken at zero tangents (any point would do).
+    return pull_back(lambda ts: _custom_jvp_rule_flat(call, leaves, ts)[1],
+                     [_zeros(x) for x in leaves], list(g))
+
+
+def pull_back(fn, points, cts):
+    """The cotangents of `points` for output cotangents `cts` of `fn(points) -> list`, by one
+    reverse pass; entries of `points` that are not floating stay constant (cotangent None)."""
+    from chainrule.interpreters.reverse import vjp_flat
+    idx = [i for i, x in enumerate(points) if _is_float(x)]
+
+    def part(*xs):
+        full = list(points)
+        for i, x in zip(idx, xs):
+            full[i] = x
+        return fn(full)
+
+    _, pullback = vjp_flat(part, [points[i] for i in idx])
+    got = pullback(cts)
+    full = [None] * len(points)
+    for i, c in zip(idx, got):
+        full[i] = c
+    return full
+
+
+custom_jvp_call_p = Primitive(
+    'custom_jvp_call', _custom_jvp_impl, multiple_results=True, jvp=_custom_jvp_jvp,
+    vjp=per_arg_vjp(_custom_jvp_all_cts),
+    doc='A function with a user-supplied JVP rule (see chainrule.custom.custom_jvp).')
+
+
+class custom_jvp(CallWrapper):
+    """Decorator: a function whose forward-mode derivative is given by a rule you write.
+
+    Args:
+        fun: the function. Its arguments and results may be pytrees of arrays.
+        nondiff_argnums: positions of arguments that are static (not arrays to
+            differentiate: functions, flags); they are passed to the rule first.
+
+    Use `f.defjvp(rule)` with `rule(primals, tangents) -> (primal_out, tangent_out)` (with
+    `nondiff_argnums`, `rule(*nondiff_args, primals, tangents)`), where `primals` and `tangents`
+    are tuples of the differentiable arguments and their tangents. The rule must be linear in
+    the tangents and written with `chainrule.numpy`; reverse mode uses its transpose, and
+    higher derivatives differentiate the rule itself. `f.defjvps(*rules)` gives one rule per
+    argument instead, `rule(t, primal_out, *primals) -> tangent_out contribution`.
+    """
+
+    kind = 'custom_jvp'
+    prim = custom_jvp_call_p
+
+    def __init__(self, fun, nondiff_argnums=()):
+        super().__init__(fun, nondiff_argnums)
+        self.jvp_rule = None
+
+    def defjvp(self, jvp):
+        """Set the JVP rule (see the class docstring); returns it, so it can decorate."""
+        self.jvp_rule = jvp
+        return jvp
+
+    def defjvps(self, *rules):
+        """One tangent rule per differentiable argument, `rule(t, primal_out, *primals)`
+        (`None` for an argument with zero derivative); their contributions are summed."""
+        def jvp(primals, tangents):
+            out = self.fun(*primals) if not self.nondiff_argnums else None
+            total = None
+            for rule, t in zip(rules, tangents):
+                if rule is None:
+                    continue
+                c = rule(t, out, *primals)
+                total = c if total is None else total + c
+            if total is None:
+                total = _zeros(out)
+            return out, total
+        if self.nondiff_argnums:
+            raise ChainruleError('defjvps with nondiff_argnums is not supported; use defjvp')
+        self.jvp_rule = jvp
+        return jvp
+
+    def _check_ready(self):
+        if self.jvp_rule is None:
+            raise ChainruleError(f'{self.__name__} is a custom_jvp function without a rule: '
+                                 f'call {self.__name__}.defjvp(rule) first')
+
+    def _fns(self, full, static):
+        return full(self.fun), lambda p, t: self.jvp_rule(*static, p, t)
+
+
+# --- custom_vjp ------------------------------------------------------------------------------
+
+def _custom_vjp_impl(*leaves, call):
+    fun, fwd, bwd = call.fns
+    res = fwd(*tree_unflatten(call.in_tree, leaves))
+    if not (isinstance(res, (tuple, list)) and len(res) == 2):
+        raise ChainruleError(f'the fwd function of {call.name} must return a pair '
+                             '(output, residuals)')
+    out_leaves, out_tree = tree_flatten(res[0])
+    call._set_out(out_tree)
+    res_leaves, res_tree = tree_flatten(res[1])
+    call.check_closure(leaves, out_leaves + res_leaves)
+    if call.fns_res_tree is None:
+        call.fns_res_tree = res_tree
+    return tuple(out_leaves) + tuple(res_leaves)
+
+
+class VJPCallParams(CallParams):
+    """`CallParams` plus the structure of the residuals `fwd` returns."""
+
+    __slots__ = ('fns_res_tree',)
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.fns_res_tree = None
+
+
+def _custom_vjp_all_cts(g, out, leaves, call):
+    fun, fwd, bwd = call.fns
+    n = call.n_out
+    res = tree_unflatten(call.fns_res_tree, out[n:])
+    g_out = tree_unflatten(call.out_tree, g[:n])
+    cts = bwd(res, g_out)
+    diff_args = tree_unflatten(call.in_tree, leaves)
+    if not isinstance(cts, (tuple, list)) or len(cts) != len(diff_args):
+        raise ChainruleError(f'the bwd function of {call.name} must return a tuple with one '
+                             f'cotangent per differentiable argument ({len(diff_args)}), got '
+                             f'{type(cts).__name__}'
+                             + (f' of length {len(cts)}' if isinstance(cts, (tuple, list))
+                                else ''))
+    flat = []
+    for k, (c, a) in enumerate(zip(cts, diff_args)):
+        a_leaves, a_tree = tree_flatten(a)
+        if c is None:
+            flat.extend([None] * len(a_leaves))
+            continue
+        try:
+            c_leaves = a_tree.flatten_up_to(c)
+        except ValueError:
+            raise ChainruleError(f'the bwd function of {call.name} returned a cotangent of '
+                                 f'structure {tree_structure(c)} for argument {k}, whose '
+                                 f'structure is {a_tree}') from None
+        for cl, al in zip(c_leaves, a_leaves):
+            if cl is not None and shape_of(cl) != shape_of(al):
+                raise ChainruleError(f'the bwd function of {call.name} returned a cotangent of '
+                                     f'shape {shape_of(cl)} for an argument of shape '
+                                     f'{shape_of(al)} (argument {k})')
+        flat.extend(c_leaves)
+    # Residuals are outputs of the primitive too. Their cotangent is zero unless an enclosing
+    # derivative differentiates bwd (grad of grad); then it is pulled back exactly through
+    # fwd, re-run under a reverse trace.
+    g_res = list(g[n:])
+    if any(_maybe_nonzero(c) for c in g_res):
+        flat = _add_residual_cts(flat, leaves, g_res, call)
+    return flat
+
+
+def _maybe_nonzero(c):
+    if isinstance(c, np.ndarray):
+        return bool(c.any())
+    return isinstance(c, Tracer) or bool(np.any(c))
+
+
+def _add_residual_cts(flat, leaves, g_res, call):
+    fwd = call.fns[1]
+    res_cts = pull_back(
+        lambda xs: tree_flatten(fwd(*tree_unflatten(call.in_tree, xs))[1])[0], leaves, g_res)
+    return [a if b is None else b if a is None else a + b for a, b in zip(flat, res_cts)]
+
+
+custom_vjp_call_p = Primitive(
+    'custom_vjp_call', _custom_vjp_impl, multiple_results=True,
+    vjp=per_arg_vjp(_custom_vjp_all_cts),
+    doc='A function with a user-supplied VJP (see chainrule.custom.custom_vjp); its results '
+        'are the outputs followed by the residuals of fwd.')
+
+
+class custom_vjp(CallWrapper):
+    """Decorator: a function whose reverse-mode derivative is given by functions you write.
+
+    Args:
+        fun: the function. Its arguments and results may be pytrees of arrays.
+        nondiff_argnums: positions of static arguments (functions, flags); they are passed
+            to `fwd` in place and to `bwd` first, and get no cotangent.
+
+    Use `f.defvjp(fwd, bwd)`:
+        - `fwd(*args) -> (out, residuals)`: the output (as `fun` computes it) and any pytree
+          of arrays `bwd` will need;
+        - `bwd(residuals, g) -> tuple` with one cotangent per differentiable argument, each of
+          that argument's structure and shapes (`None` for a zero cotangent). With
+          `nondiff_argnums`, `bwd(*nondiff_args, residuals, g)`.
+
+    Without a traced argument, `fun` itself is called. Under `grad`, `fwd` runs instead and
+    its residuals are saved for `bwd`. Derivatives of derivatives differentiate `fwd` and
+    `bwd` (written with `chainrule.numpy`); `jvp` uses the transpose of `bwd`.
+    """
+
+    kind = 'custom_vjp'
+    prim = custom_vjp_call_p
+    params = VJPCallParams
+
+    def __init__(self, fun, nondiff_argnums=()):
+        super().__init__(fun, nondiff_argnums)
+        self.fwd = self.bwd = None
+
+    def defvjp(self, fwd, bwd):
+        """Set the forward function and backward rule (see the class docstring)."""
+        self.fwd, self.bwd = fwd, bwd
+
+    def _check_ready(self):
+        if self.fwd is None:
+            raise ChainruleError(f'{self.__name__} is a custom_vjp function without rules: '
+                                 f'call {self.__name__}.defvjp(fwd, bwd) first')
+
+    def _fns(self, full, static):
+        return full(self.fun), full(self.fwd), lambda res, g: self.bwd(*static, res, g)
+
+
+# --- primitives from user code ---------------------------------------------------------------
+
+def primitive(name, impl, *, vjp=None, jvp=None, elementwise=False, linear=False, batch=None,
+              multiple_results=False, shape=None, doc=''):
+    """Register a new primitive operation with its own rules, from user code.
+
+    A primitive is the unit every transform understands: chainrule never looks inside
+    `impl`, it only applies the rules given here. Use it for an operation chainrule lacks
+    (a special function, a call into compiled code); for a different derivative of a
+    function written with chainrule ops, `custom_jvp`/`custom_vjp` are simpler.
+
+    Args:
+        name: a unique name (used in errors, printed graphs and the registry).
+        impl: the NumPy computation `impl(*arrays, **static_params)`.
+        vjp: a list with one rule per positional argument, `rule(g, out, *args, **params)`
+            returning that argument's cotangent (`None` where not differentiable). Write rules
+            with `chainrule.numpy`, so that derivatives of derivatives work.
+        jvp: a list with one rule per argument, `rule(t, out, *args, **params)` -- optional:
+            `elementwise=True` (the VJP rules read forwards), `linear=True` (the op is its own
+            derivative), or, failing those, forward mode transposes the VJP rules.
+        batch: optional `vmap` rule `batch(args, dims, **params) -> (out, out_dim)`; without
+            one, `vmap` loops over the batch.
+        multiple_results, shape, doc: as for `chainrule.core.Primitive`.
+
+    Returns:
+        A function `f(*args, **params)` that binds the primitive (the `Primitive` object is
+        `f.primitive`).
+
+    Example -- the Gauss error function with SciPy's implementation:
+
+        >>> import math, numpy as np, chainrule as cr, chainrule.numpy as cnp
+        >>> erf = cr.custom.primitive(
+        ...     'doc_erf', np.vectorize(math.erf, otypes=[float]),
+        ...     vjp=[lambda g, out, x: g * 2 / np.sqrt(np.pi) * cnp.exp(-x * x)],
+        ...     elementwise=True)
+        >>> round(float(cr.grad(lambda x: erf(x))(0.0)), 6)       # 2 / sqrt(pi)
+        1.128379
+        >>> round(float(cr.grad(cr.grad(lambda x: erf(x)))(1.0)), 6)   # -2x * 2/sqrt(pi) e^-x^2
+        -0.830215
+    """
+    if name in registry:
+        raise ChainruleError(f'a primitive named {name!r} is already registered; choose another '
+                             'name (names are global, like the primitives of chainrule.ops)')
+    prim = Primitive(name, impl, vjp=vjp, jvp=jvp, elementwise=elementwise, linear=linear,
+                     batch=batch, multiple_results=multiple_results, shape=shape, doc=doc)
+
+    def f(*args, **params):
+        return bind(prim, *args, **params)
+
+    f.__name__ = name
+    f.__doc__ = doc or f'the primitive {name}'
+    f.primitive = prim
+    return f
