@@ -472,8 +472,14 @@ _TEMPLATES = _templates()
 _RESERVED = {'np', 'nb'}
 
 
-def codegen(graph, name='jitted'):
+def codegen(graph, name='jitted', fuse=False):
     """Python source for `graph` and the globals it needs.
+
+    Args:
+        graph: the graph to lower.
+        name: the generated function's name.
+        fuse: group runs of float elementwise equations into numba kernels (the caller has
+            checked that numba imports).
 
     Returns:
         (source, globals): `exec(source, globals)` defines `name(*inputs) -> tuple of outputs`.
@@ -492,30 +498,43 @@ def codegen(graph, name='jitted'):
     for v, c in zip(graph.constvars, graph.consts):
         glob[names[v.id]] = c
 
+    items = _fusion_schedule(graph) if fuse else list(graph.eqns)
+    kernels = []
     # buffer reuse: when a var is last used, and no live var aliases its buffer, an
     # elementwise op may write its result there
     last = {}
-    for k, e in enumerate(graph.eqns):
-        for v in e.invars:
+    for k, it in enumerate(items):
+        for v in it.invars:
             if isinstance(v, Var):
                 last[v.id] = k
     for v in graph.outvars:
         if isinstance(v, Var):
             last[v.id] = float('inf')
     roots = {}           # var id -> set of buffer roots it may alias (empty: not ours)
-    live_until = {}      # root -> last eqn index at which some var aliasing it is used
+    live_until = {}      # root -> last item index at which some var aliasing it is used
     owns = set()         # vars that are a whole fresh buffer (not a view of one)
     for v in list(graph.invars) + list(graph.constvars):
         roots[v.id] = frozenset()
 
+    def ir_line(e):
+        return (f'{" ".join(ir_names[o.id] + ":" + str(o.aval) for o in e.outvars)} = '
+                f'{e.prim.name}{_params_str(e.params)} ' + ' '.join(
+                    _literal_str(v.value) if isinstance(v, Literal) else ir_names[v.id]
+                    for v in e.invars))
+
     lines = [f'def {name}({", ".join(names[v.id] for v in graph.invars)}):']
-    for k, e in enumerate(graph.eqns):
+    for k, e in enumerate(items):
+        if isinstance(e, _Cluster):
+            lines.extend(_emit_cluster(e, len(kernels), names, ir_line, glob))
+            kernels.append(e)
+            for o in e.outvars:
+                roots[o.id] = frozenset([o.id])
+                owns.add(o.id)
+                live_until[o.id] = last.get(o.id, -1)
+            continue
         prim = e.prim
         args = [arg(v) for v in e.invars]
         outs = [names[o.id] for o in e.outvars]
-        ir = f'{" ".join(ir_names[o.id] + ":" + str(o.aval) for o in e.outvars)} = ' \
-             f'{prim.name}{_params_str(e.params)} ' \
-             f'{" ".join(_literal_str(v.value) if isinstance(v, Literal) else ir_names[v.id] for v in e.invars)}'
         reuse = None
         impl = prim.impl
         if isinstance(impl, np.ufunc) and prim.elementwise and not e.params:
@@ -524,10 +543,7 @@ def codegen(graph, name='jitted'):
                 for v in e.invars:
                     if not isinstance(v, Var) or v.aval != o.aval or v.id not in owns:
                         continue
-                    r = roots.get(v.id, frozenset())
-                    if len(r) != 1:
-                        continue
-                    (root,) = r
+                    (root,) = roots[v.id]
                     if live_until.get(root) != k:
                         continue
                     if any(isinstance(u, Var) and u is not v and root in roots.get(u.id, ())
@@ -548,15 +564,14 @@ def codegen(graph, name='jitted'):
             kw = ''.join(f', {k}={v}' for k, v in sorted(ps.items()))
             call = f'{fn}({", ".join(args)}{kw})'
         target = ', '.join(outs) + (',' if prim.multiple_results and len(outs) == 1 else '')
+        lines.append(f'    # {ir_line(e)}' + ('   (in place: its input is dead)' if reuse else ''))
         lines.append(f'    {target} = {call}')
-        lines.append(f'    # {ir}' + ('   (in place: its input is dead)' if reuse else ''))
         # alias bookkeeping for the outputs
         for o in e.outvars:
             if reuse is not None:
                 rs = frozenset([reuse[1]])
                 owns.add(o.id)
-            elif isinstance(impl, np.ufunc) and o.aval.ndim >= 1 or prim.name in _FRESH_PRIMS \
-                    and o.aval.ndim >= 1:
+            elif o.aval.ndim >= 1 and (isinstance(impl, np.ufunc) or prim.name in _FRESH_PRIMS):
                 rs = frozenset([o.id])
                 owns.add(o.id)
             else:   # a view, or an op we know nothing about: it may alias any input
@@ -567,23 +582,185 @@ def codegen(graph, name='jitted'):
                 live_until[r] = max(live_until.get(r, -1), last.get(o.id, -1))
     outs = [arg(v) for v in graph.outvars]
     lines.append(f'    return ({", ".join(outs)}{"," if len(outs) == 1 else ""})')
-    # the comment line goes before its statement: swap each (code, comment) pair
-    body = lines[1:-1]
-    for i in range(0, len(body), 2):
-        body[i], body[i + 1] = body[i + 1], body[i]
-    return '\n'.join([lines[0]] + body + [lines[-1]]) + '\n', glob
+    src = '\n'.join(lines) + '\n'
+    if kernels:
+        src = '\n'.join(glob.pop('_kernel_sources')) + '\n\n' + src
+    return src, glob
+
+
+# --- the numba backend: fused elementwise kernels -------------------------------------------------
+
+# scalar expressions of the elementwise primitives a kernel can fuse
+_SCALAR = {
+    'add': '{0} + {1}', 'sub': '{0} - {1}', 'mul': '{0} * {1}', 'div': '{0} / {1}',
+    'pow': '{0} ** {1}', 'neg': '-{0}', 'abs': 'abs({0})', 'exp': 'math.exp({0})',
+    'expm1': 'math.expm1({0})', 'log': 'math.log({0})', 'log1p': 'math.log1p({0})',
+    'sqrt': 'math.sqrt({0})', 'sin': 'math.sin({0})', 'cos': 'math.cos({0})',
+    'tan': 'math.tan({0})', 'tanh': 'math.tanh({0})', 'sinh': 'math.sinh({0})',
+    'cosh': 'math.cosh({0})', 'arcsin': 'math.asin({0})', 'arccos': 'math.acos({0})',
+    'arctan': 'math.atan({0})', 'arcsinh': 'math.asinh({0})', 'arctanh': 'math.atanh({0})',
+    'maximum': 'np.maximum({0}, {1})', 'minimum': 'np.minimum({0}, {1})',
+}
+_numba = None        # the numba module once imported; False when it is not installed
+
+
+def _get_numba():
+    global _numba
+    if _numba is None:
+        try:
+            import numba
+            _numba = numba
+        except ImportError:
+            _numba = False
+    return _numba
+
+
+class _Cluster:
+    """A run of elementwise equations on one shape and float dtype, fused into one loop."""
+
+    def __init__(self, eqns, invars, outvars):
+        self.eqns = eqns
+        self.invars = invars      # Vars from outside (full arrays, or 0-d scalars)
+        self.outvars = outvars    # Vars used after the cluster
+
+
+def _fusible(e, by_out):
+    if e.prim.name not in _SCALAR or e.params or len(e.outvars) != 1:
+        return None
+    a = e.outvars[0].aval
+    if a.ndim == 0 or a.dtype not in (np.float64, np.float32):
+        return None
+    for v in e.invars:
+        if isinstance(v, Var) and v.aval.shape not in ((), a.shape):
+            return None
+        if isinstance(v, Var) and v.aval.dtype.kind not in 'fi':
+            return None
+    return (a.shape, a.dtype)
+
+
+def _fusion_schedule(graph):
+    """The equations in an order that keeps fusible runs together, with each run of two or
+    more fusible equations replaced by a `_Cluster`."""
+    eqns = graph.eqns
+    by_out = {o.id: e for e in eqns for o in e.outvars}
+    keys = [_fusible(e, by_out) for e in eqns]
+    index = {id(e): i for i, e in enumerate(eqns)}
+    # Kahn's algorithm: among the ready equations take one of the current run's kind first,
+    # then any fusible one, then the earliest other
+    deps = [set() for _ in eqns]
+    users = [[] for _ in eqns]
+    for i, e in enumerate(eqns):
+        for v in e.invars:
+            if isinstance(v, Var) and v.id in by_out:
+                j = index[id(by_out[v.id])]
+                if j not in deps[i]:
+                    deps[i].add(j)
+                    users[j].append(i)
+    ready = sorted(i for i in range(len(eqns)) if not deps[i])
+    order, cur = [], None
+    while ready:
+        pick = next((i for i in ready if keys[i] is not None and keys[i] == cur), None)
+        if pick is None:
+            pick = next((i for i in ready if keys[i] is None), None)
+        if pick is None:
+            pick = ready[0]
+        ready.remove(pick)
+        order.append(pick)
+        cur = keys[pick] if keys[pick] is not None else cur
+        for u in users[pick]:
+            deps[u].discard(pick)
+            if not deps[u]:
+                ready.append(u)
+        ready.sort()
+    # runs of the same kind become clusters
+    used_after = {}
+    for pos, i in enumerate(order):
+        for v in eqns[i].invars:
+            if isinstance(v, Var):
+                used_after[v.id] = pos
+    outs = {v.id for v in graph.outvars if isinstance(v, Var)}
+    items, run = [], []
+
+    def flush():
+        if len(run) >= 2:
+            defined = {o.id for i in run for o in eqns[i].outvars}
+            end = order.index(run[-1])
+            ins, seen = [], set()
+            for i in run:
+                for v in eqns[i].invars:
+                    if isinstance(v, Var) and v.id not in defined and v.id not in seen:
+                        seen.add(v.id)
+                        ins.append(v)
+            cl_outs = [o for i in run for o in eqns[i].outvars
+                       if o.id in outs or used_after.get(o.id, -1) > end]
+            items.append(_Cluster([eqns[i] for i in run], ins, cl_outs))
+        else:
+            items.extend(eqns[i] for i in run)
+        run.clear()
+
+    for i in order:
+        if keys[i] is not None and (not run or keys[run[-1]] == keys[i]):
+            run.append(i)
+            continue
+        flush()
+        if keys[i] is not None:
+            run.append(i)
+        else:
+            items.append(eqns[i])
+    flush()
+    return items
+
+
+def _emit_cluster(cl, k, names, ir_line, glob):
+    """The call of kernel `k` (whose source goes to `glob['_kernel_sources']`)."""
+    shape, dtype = cl.outvars[0].aval.shape, cl.outvars[0].aval.dtype
+    kname = f'_kernel{k}'
+    params = [f'in_{names[v.id]}' for v in cl.invars] + \
+             [f'out_{names[o.id]}' for o in cl.outvars]
+    body = [f'@numba.njit(error_model="numpy", cache=False)',
+            f'def {kname}({", ".join(params)}):',
+            f'    for i in range(out_{names[cl.outvars[0].id]}.shape[0]):']
+    local = {}
+    for v in cl.invars:
+        local[v.id] = f'x_{names[v.id]}'
+        idx = '[()]' if v.aval.ndim == 0 else '[i]'
+        body.append(f'        x_{names[v.id]} = in_{names[v.id]}{idx}')
+
+    def ref(v):
+        return _literal_str(v.value) if isinstance(v, Literal) else local[v.id]
+
+    for e in cl.eqns:
+        o = e.outvars[0]
+        local[o.id] = f't_{names[o.id]}'
+        body.append(f'        t_{names[o.id]} = ' +
+                    _SCALAR[e.prim.name].format(*[ref(v) for v in e.invars]) +
+                    f'   # {ir_line(e)}')
+    for o in cl.outvars:
+        body.append(f'        out_{names[o.id]}[i] = t_{names[o.id]}')
+    src = '\n'.join(body)
+    glob.setdefault('_kernel_sources', []).append(src)
+    import math
+    glob.update(numba=_get_numba(), math=math)
+    import textwrap
+    lines = textwrap.wrap(f'fused into {kname}: {", ".join(e.prim.name for e in cl.eqns)}',
+                          92, initial_indent='    # ', subsequent_indent='    #   ')
+    for o in cl.outvars:
+        lines.append(f'    {names[o.id]} = np.empty({shape}, {_dtype_expr(dtype)})')
+    args = [f'np.ascontiguousarray({names[v.id]}).reshape(-1)' if v.aval.ndim else
+            f'np.asarray({names[v.id]})' for v in cl.invars]
+    args += [f'{names[o.id]}.reshape(-1)' for o in cl.outvars]
+    lines.append(f'    {kname}({", ".join(args)})')
+    return lines
 
 
 def compiled(graph, backend='numpy'):
-    """The generated Python function of `graph` (cached on the graph)."""
+    """The generated Python function of `graph` (cached on the graph); the numba backend
+    falls back to NumPy code when numba is not installed."""
     key = ('fn', backend)
     fn = graph._cache.get(key)
     if fn is None:
-        if backend == 'numba':
-            from chainrule import _numba_backend
-            src, glob = _numba_backend.codegen(graph)
-        else:
-            src, glob = codegen(graph)
+        fuse = backend == 'numba' and bool(_get_numba())
+        src, glob = codegen(graph, fuse=fuse)
         exec(compile(src, f'<chainrule.jit {id(graph):x}>', 'exec'), glob)
         fn = glob['jitted']
         fn.__source__ = src
