@@ -97,54 +97,47 @@ class _Counted:
         return r
 
 
-def test_symbolic_zeros_skip_the_rules_of_constant_arguments():
+def test_symbolic_zeros_skip_the_rules_of_constant_arguments(make_primitive):
     c = _Counted()
-    scale_p = Primitive('test_fwd_scaled_product', lambda x, y: x * y,
-                        vjp=[lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x],
-                        jvp=[c.rule('x', lambda t, x, y: t * y), c.rule('y', lambda t, x, y: t * x)])
-    try:
-        w = np.array([2.0, 3.0])
-        _, t = cr.jvp(lambda x: scale_p(x, w), (np.ones(2),), (np.ones(2),))
-        np.testing.assert_allclose(t, w)
-        assert c.calls == {'x': 1, 'y': 0}
-        # a value that does not depend on the input gets an instantiated zero tangent
-        out, t = cr.jvp(lambda x: (x * 2, w * 3), (np.ones(2),), (np.ones(2),))
-        np.testing.assert_allclose(t[1], np.zeros(2))
-    finally:
-        del registry['test_fwd_scaled_product']
+    scale_p = make_primitive(
+        'test_fwd_scaled_product', lambda x, y: x * y,
+        vjp=[lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x],
+        jvp=[c.rule('x', lambda t, x, y: t * y), c.rule('y', lambda t, x, y: t * x)])
+    w = np.array([2.0, 3.0])
+    _, t = cr.jvp(lambda x: scale_p(x, w), (np.ones(2),), (np.ones(2),))
+    np.testing.assert_allclose(t, w)
+    assert c.calls == {'x': 1, 'y': 0}
+    # a value that does not depend on the input gets an instantiated zero tangent
+    out, t = cr.jvp(lambda x: (x * 2, w * 3), (np.ones(2),), (np.ones(2),))
+    np.testing.assert_allclose(t[1], np.zeros(2))
 
 
-def test_double_vjp_fallback_matches_finite_differences_to_second_order():
+def test_double_vjp_fallback_matches_finite_differences_to_second_order(make_primitive):
     # a primitive with only a VJP: out = cumulative sum of x**3 along the last axis
     def vjp_rule(g, ans, x):
         rev = g[..., ::-1]
         return cnp.cumsum(rev, axis=-1)[..., ::-1] * 3 * x * x
 
-    p = Primitive('test_fwd_cubic_cumsum', lambda x: np.cumsum(x ** 3, axis=-1), vjp=[vjp_rule])
-    try:
-        assert jvp_rule_kind(p) == 'double-vjp'
-        x = np.random.default_rng(0).normal(size=(2, 4))
-        check_grads(lambda x: p(x), (x,), order=2, modes=('fwd', 'rev'))
-        _, t = cr.jvp(lambda x: p(x), (x,), (np.ones_like(x),))
-        np.testing.assert_allclose(t, np.cumsum(3 * x ** 2, axis=-1), rtol=1e-12)
-    finally:
-        del registry['test_fwd_cubic_cumsum']
+    p = make_primitive('test_fwd_cubic_cumsum', lambda x: np.cumsum(x ** 3, axis=-1),
+                       vjp=[vjp_rule])
+    assert jvp_rule_kind(p) == 'double-vjp'
+    x = np.random.default_rng(0).normal(size=(2, 4))
+    check_grads(lambda x: p(x), (x,), order=2, modes=('fwd', 'rev'))
+    _, t = cr.jvp(lambda x: p(x), (x,), (np.ones_like(x),))
+    np.testing.assert_allclose(t, np.cumsum(3 * x ** 2, axis=-1), rtol=1e-12)
 
 
-def test_double_vjp_fallback_for_multiple_results():
+def test_double_vjp_fallback_for_multiple_results(make_primitive):
     def vjp_rule(g, ans, x):
         gs, gc = g
         return gs * cnp.cos(x) - gc * cnp.sin(x)
 
-    p = Primitive('test_fwd_sincos', lambda x: (np.sin(x), np.cos(x)), vjp=[vjp_rule],
-                  multiple_results=True)
-    try:
-        x = np.array([0.3, 1.2])
-        (s, c), (ts, tc) = cr.jvp(lambda x: p(x), (x,), (np.array([1.0, 2.0]),))
-        np.testing.assert_allclose(ts, np.cos(x) * [1, 2], rtol=1e-13)
-        np.testing.assert_allclose(tc, -np.sin(x) * [1, 2], rtol=1e-13)
-    finally:
-        del registry['test_fwd_sincos']
+    p = make_primitive('test_fwd_sincos', lambda x: (np.sin(x), np.cos(x)), vjp=[vjp_rule],
+                       multiple_results=True)
+    x = np.array([0.3, 1.2])
+    (s, c), (ts, tc) = cr.jvp(lambda x: p(x), (x,), (np.array([1.0, 2.0]),))
+    np.testing.assert_allclose(ts, np.cos(x) * [1, 2], rtol=1e-13)
+    np.testing.assert_allclose(tc, -np.sin(x) * [1, 2], rtol=1e-13)
 
 
 def test_jvp_pytrees_aux_and_integer_inputs():

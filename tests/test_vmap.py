@@ -11,7 +11,7 @@ import pytest
 
 import chainrule as cr
 import chainrule.numpy as cnp
-from chainrule.core import ConcretizationError, Primitive, registry
+from chainrule.core import ConcretizationError
 from chainrule.interpreters.batching import BatchingFallbackWarning
 from chainrule.tree import tree_flatten
 from op_table import F64, ROWS
@@ -197,20 +197,18 @@ def test_tensor_code_runs_inside_vmap():
 
 # --- the fallback ------------------------------------------------------------------------------
 
-def test_loop_fallback_warns_or_reports_and_is_correct():
-    p = Primitive('test_vmap_unbatched_cube', lambda x: x ** 3, vjp=[lambda g, ans, x: g * 3 * x * x])
-    try:
-        x = np.arange(6.0).reshape(3, 2)
-        with pytest.warns(BatchingFallbackWarning, match='test_vmap_unbatched_cube'):
-            np.testing.assert_allclose(cr.vmap(lambda v: p(v) + 1)(x), x ** 3 + 1)
-        out, fallbacks = cr.vmap(lambda v: p(p(v)), report=True)(x)
-        np.testing.assert_allclose(out, x ** 9)
-        assert fallbacks == {'test_vmap_unbatched_cube': 2}
-        # the fallback composes with gradients: per-example d/dx x**3 = 3 x**2
-        g = cr.vmap(cr.grad(lambda v: cnp.sum(p(v))), report=True)(x)[0]
-        np.testing.assert_allclose(g, 3 * x ** 2)
-    finally:
-        del registry['test_vmap_unbatched_cube']
+def test_loop_fallback_warns_or_reports_and_is_correct(make_primitive):
+    p = make_primitive('test_vmap_unbatched_cube', lambda x: x ** 3,
+                       vjp=[lambda g, ans, x: g * 3 * x * x])
+    x = np.arange(6.0).reshape(3, 2)
+    with pytest.warns(BatchingFallbackWarning, match='test_vmap_unbatched_cube'):
+        np.testing.assert_allclose(cr.vmap(lambda v: p(v) + 1)(x), x ** 3 + 1)
+    out, fallbacks = cr.vmap(lambda v: p(p(v)), report=True)(x)
+    np.testing.assert_allclose(out, x ** 9)
+    assert fallbacks == {'test_vmap_unbatched_cube': 2}
+    # the fallback composes with gradients: per-example d/dx x**3 = 3 x**2
+    g = cr.vmap(cr.grad(lambda v: cnp.sum(p(v))), report=True)(x)[0]
+    np.testing.assert_allclose(g, 3 * x ** 2)
 
 
 # --- errors -----------------------------------------------------------------------------------

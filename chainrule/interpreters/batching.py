@@ -14,7 +14,9 @@ not depend on the mapped inputs are not BatchTracers at all and cost nothing ext
 called as `rule(args, dims, **params)` with `dims[i]` 0 for batched arguments and None for the
 others, and returns `(out, out_dim)` (out_dim may be any axis; it is moved to the front).
 
-A primitive with no batching rule is not an error: the loop-and-stack fallback applies it to
+Primitives flagged `elementwise` without a rule of their own get the family's generic rule
+(`chainrule.ops.elementwise.batch_elementwise`). A primitive with no batching rule at all is
+not an error: the loop-and-stack fallback applies it to
 one example at a time and stacks the results. That is slow, so it warns
 (`BatchingFallbackWarning`) -- or, with `vmap(f, report=True)`, reports the primitives that
 fell back instead.
@@ -27,6 +29,7 @@ import warnings
 
 from chainrule import ops
 from chainrule.core import ConcretizationError, ShapeError, Trace, Tracer, bind, new_level
+from chainrule.ops.elementwise import batch_elementwise
 
 __all__ = ['BatchTrace', 'BatchTracer', 'BatchingFallbackWarning', 'vmap_flat', 'moveaxis']
 
@@ -108,6 +111,8 @@ class BatchTrace(Trace):
                 vals.append(a)
                 dims.append(None)
         rule = prim.batch
+        if rule is None and prim.elementwise:
+            rule = batch_elementwise(prim)     # the family's generic rule serves every member
         if rule is None:
             out, out_dim = self._loop(prim, vals, dims, params)
         else:
