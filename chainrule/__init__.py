@@ -12,6 +12,8 @@ from .scalar import Value
 from . import custom
 from .custom import custom_jvp, custom_vjp
 from .checkpoint import checkpoint, remat
+from . import data, nn, optim
+from .io import load, save
 from .transforms import (elementwise_grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp,
                          linearize, vmap)
 from .jit import jit, make_graph

@@ -420,6 +420,11 @@ class Tensor(Tracer):
                 _grad_enabled.get():
             new = fn(self, other)           # recorded out of place; saved arrays stay intact
             self.data, self._node, self.requires_grad = new.data, new._node, new.requires_grad
+            # no saved array was modified, so this is a new value with a version counter of its
+            # own; bumping the old counter would flag the node that just saved the old value
+            # (y[1] = v; y *= x on a non-leaf y) as modified in place
+            self._version = [0]
+            return self
         else:
             o = other.data if isinstance(other, Tensor) else other
             ufunc = _INPLACE_UFUNCS.get(fn)
@@ -517,8 +522,8 @@ def _viz_label(data, kind=''):
         return f'{len(data)} results'
     shape, dtype = getattr(data, 'shape', ()), getattr(data, 'dtype', '')
     text = f'{kind} {tuple(shape)} {dtype}'.strip()
-    if isinstance(data, np.ndarray) and data.size <= 4:
-        text += '\n' + np.array2string(data, precision=4, separator=', ')
+    if isinstance(data, (np.ndarray, np.generic)) and data.size <= 4:
+        text += '\n' + np.array2string(np.asarray(data), precision=4, separator=', ')
     return text
 
 

@@ -1,0 +1,130 @@
+"""One training step (forward, loss, backward, optimizer update) of an MLP 64-256-256-10 and of
+the demo's small CNN on scikit-learn's digits, batch 64: chainrule's eager `Tensor` + `nn` +
+`optim` against PyTorch eager, in one process, one BLAS thread.
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 python bench/train_step.py
+
+Prints the best-of-several time per step for each and the ratio torch / chainrule (> 1 means
+chainrule is faster). Both use float32, SGD with momentum 0.9, the same initial weights and the
+same batches.
+"""
+
+import os
+import sys
+import time
+
+for _v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
+    os.environ.setdefault(_v, '1')
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
+import chainrule as cr  # noqa: E402
+from chainrule import nn, optim  # noqa: E402
+from chainrule.demo import SmallCNN  # noqa: E402
+
+BATCH = 64
+STEPS = 200       # steps per timing run
+REPEAT = 5
+
+
+def batches(x, y, n):
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(n):
+        i = rng.integers(0, len(x), BATCH)
+        out.append((x[i], y[i]))
+    return out
+
+
+def mlp():
+    return nn.Sequential(nn.Linear(64, 256, rng=1), nn.ReLU(), nn.Linear(256, 256, rng=2),
+                         nn.ReLU(), nn.Linear(256, 10, rng=3))
+
+
+def torch_mlp(torch):
+    return torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(),
+                               torch.nn.Linear(256, 256), torch.nn.ReLU(),
+                               torch.nn.Linear(256, 10))
+
+
+def torch_cnn(torch):
+    tnn = torch.nn
+    return tnn.Sequential(tnn.Conv2d(1, 16, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
+                          tnn.Conv2d(16, 32, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
+                          tnn.Flatten(), tnn.Linear(128, 64), tnn.ReLU(), tnn.Linear(64, 10))
+
+
+def run_chainrule(model, data):
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    F = nn.functional
+
+    def run():
+        for xb, yb in data:
+            opt.zero_grad()
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            opt.step()
+        return float(loss)
+    return run
+
+
+def run_torch(torch, model, data):
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    tdata = [(torch.from_numpy(xb), torch.from_numpy(yb)) for xb, yb in data]
+    ce = torch.nn.functional.cross_entropy
+
+    def run():
+        for xb, yb in tdata:
+            opt.zero_grad()
+            loss = ce(model(xb), yb)
+            loss.backward()
+            opt.step()
+        return float(loss.detach())
+    return run
+
+
+def best(fn):
+    fn()
+    times = []
+    for _ in range(REPEAT):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times) / STEPS * 1e6
+
+
+def main():
+    from chainrule.data import load_digits
+    (x, y), _ = load_digits(seed=0)
+    rows = []
+    try:
+        import torch
+        torch.set_num_threads(1)
+    except ImportError:
+        torch = None
+    for name, make, make_t, shape in [('MLP 64-256-256-10', mlp, torch_mlp, (-1, 64)),
+                                      ('small CNN', lambda: SmallCNN(rng=0), torch_cnn,
+                                       (-1, 1, 8, 8))]:
+        data = [(xb.reshape(shape), yb) for xb, yb in batches(x, y, STEPS)]
+        model = make()
+        t_cr = best(run_chainrule(model, data))
+        t_t = None
+        if torch is not None:
+            tm = make_t(torch)
+            # the same initial weights in both
+            tm.load_state_dict({k: torch.from_numpy(v.copy())
+                                for k, v in model.state_dict().items()})
+            t_t = best(run_torch(torch, tm, data))
+        rows.append((name, t_cr, t_t))
+    print(f'one training step, batch {BATCH}, float32, SGD momentum, 1 thread '
+          '(best of %d runs of %d steps)' % (REPEAT, STEPS))
+    for name, t_cr, t_t in rows:
+        line = f'  {name:20s} chainrule {t_cr:8.1f} us'
+        if t_t is not None:
+            line += f'   torch {t_t:8.1f} us   torch/chainrule = {t_t / t_cr:.2f}'
+        print(line)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,34 @@
+"""`chainrule.nn`: neural networks on `Tensor`s, PyTorch's `torch.nn` on chainrule's engine.
+
+What this package lets you do: build a network from layers (`Linear`, `Conv2d`, `MaxPool2d`,
+`Flatten`, `Embedding`, `LayerNorm`, `BatchNorm1d`, `Dropout`, `Sequential`, activations), train
+it eagerly with `loss.backward()` and a `chainrule.optim` optimizer, or functionally with
+`cr.grad(loss_fn)(model, x, y)` (modules are pytrees), and save it with `cr.save`.
+
+    >>> import numpy as np, chainrule as cr
+    >>> from chainrule import nn, optim
+    >>> model = nn.Sequential(nn.Linear(2, 8, rng=0), nn.Tanh(), nn.Linear(8, 1, rng=1))
+    >>> opt = optim.SGD(model.parameters(), lr=0.1)
+    >>> x = np.array([[0., 0.], [0., 1.], [1., 0.], [1., 1.]], np.float32)
+    >>> y = np.array([[0.], [1.], [1.], [0.]], np.float32)
+    >>> for step in range(3):
+    ...     opt.zero_grad()
+    ...     loss = nn.functional.mse_loss(model(x), y)
+    ...     loss.backward()
+    ...     opt.step()
+    >>> sorted(model.state_dict())
+    ['0.bias', '0.weight', '2.bias', '2.weight']
+
+`nn.functional` holds the same operations as functions (and the losses); `nn.init` the
+initialisers, each with an explicit seed.
+"""
+
+from chainrule.nn import functional, init
+from chainrule.nn.modules import (BatchNorm1d, Conv2d, Dropout, Embedding, Flatten, GELU,
+                                  Identity, LayerNorm, Linear, LogSoftmax, MaxPool2d, Module,
+                                  Parameter, ReLU, Sequential, Sigmoid, Softmax, StateDictError,
+                                  Tanh)
+
+__all__ = ['functional', 'init', 'Module', 'Parameter', 'StateDictError', 'Linear', 'Conv2d',
+           'MaxPool2d', 'Flatten', 'Embedding', 'LayerNorm', 'BatchNorm1d', 'Dropout',
+           'Sequential', 'Identity', 'ReLU', 'GELU', 'Tanh', 'Sigmoid', 'Softmax', 'LogSoftmax']

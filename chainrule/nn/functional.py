@@ -1,0 +1,282 @@
+"""Functions of neural networks: activations, losses, convolution, pooling, normalisation.
+
+What this module lets you do: write a network as plain functions of arrays, PyTorch's
+`torch.nn.functional` style. Every function takes NumPy arrays, `Tensor`s or traced values (so
+it works eagerly with `loss.backward()` and inside `grad`, `vmap` and `jit`) and returns the same
+kind. Names, arguments and defaults follow PyTorch (`dim=` for the axis, `reduction='mean'`).
+
+    >>> import numpy as np, chainrule as cr
+    >>> import chainrule.nn.functional as F
+    >>> z = cr.tensor(np.array([[2.0, 0.0, -1.0]]), requires_grad=True)
+    >>> loss = F.cross_entropy(z, np.array([0]))
+    >>> loss.backward()
+    >>> np.round(z.grad.numpy(), 4)           # softmax(z) - onehot(0)
+    array([[-0.1562,  0.1142,  0.042 ]])
+"""
+
+import math
+
+import numpy as np
+
+import chainrule.numpy as cnp
+from chainrule import ops
+from chainrule.core import ShapeError, Tracer, dtype_of, shape_of
+from chainrule.ops import nn as nnops
+from chainrule.ops.nn import conv_output_size, erf, linear, relu, sigmoid
+
+__all__ = [
+    'linear', 'relu', 'gelu', 'tanh', 'sigmoid', 'softmax', 'log_softmax', 'erf',
+    'cross_entropy', 'nll_loss', 'mse_loss', 'binary_cross_entropy_with_logits',
+    'conv2d', 'max_pool2d', 'dropout', 'layer_norm', 'batch_norm', 'embedding', 'one_hot',
+]
+
+
+def _labels(target):
+    """Class labels as an integer array (they are never differentiated)."""
+    t = ops.concrete(target) if isinstance(target, Tracer) else np.asarray(target)
+    return np.asarray(t)
+
+
+def _reduce(losses, reduction, op):
+    if reduction == 'mean':
+        return cnp.mean(losses)
+    if reduction == 'sum':
+        return cnp.sum(losses)
+    if reduction == 'none':
+        return losses
+    raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+# --- activations ---------------------------------------------------------------------------
+
+def tanh(x):
+    """Hyperbolic tangent."""
+    return ops.tanh(x)
+
+
+def gelu(x, approximate='none'):
+    """Gaussian error linear unit `x * Phi(x)` (PyTorch's default, exact with `erf`), or with
+    `approximate='tanh'` the tanh approximation."""
+    if approximate == 'tanh':
+        c = math.sqrt(2.0 / math.pi)
+        return 0.5 * x * (1 + ops.tanh(c * (x + 0.044715 * (x * x * x))))
+    if approximate != 'none':
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return x * (erf(x * (1 / math.sqrt(2.0))) + 1) * 0.5
+
+
+def log_softmax(x, dim=-1):
+    """Log-probabilities along `dim`: `x - logsumexp(x, dim)`, without overflow."""
+    return nnops.log_softmax(x, dim)
+
+
+def softmax(x, dim=-1):
+    """Probabilities along `dim`: `exp(x) / sum(exp(x))`, without overflow."""
+    return ops.exp(nnops.log_softmax(x, dim))
+
+
+# --- losses --------------------------------------------------------------------------------
+
+def cross_entropy(input, target, reduction='mean'):
+    """Cross-entropy from logits, numerically stable (`log_softmax` then `nll_loss`, fused).
+
+    Args:
+        input: logits `(N, C)`.
+        target: integer class indices `(N,)`, or class probabilities `(N, C)` (soft labels).
+        reduction: 'mean' (default), 'sum' or 'none'.
+
+    Returns:
+        The loss: a scalar, or `(N,)` with `reduction='none'`.
+    """
+    if shape_of(target) == shape_of(input) and np.dtype(dtype_of(target)).kind in 'fc':
+        losses = -cnp.sum(target * nnops.log_softmax(input, 1), axis=1)
+        return _reduce(losses, reduction, 'cross_entropy')
+    return nnops.cross_entropy(input, _labels(target), reduction=reduction)
+
+
+def nll_loss(input, target, reduction='mean'):
+    """Negative log-likelihood of integer labels `target` `(N,)` under log-probabilities
+    `input` `(N, C)`: `-input[i, target[i]]`, reduced."""
+    t = _labels(target)
+    si = shape_of(input)
+    if len(si) != 2 or t.shape != si[:1]:
+        raise ShapeError(f'nll_loss: input {si} and target {t.shape} do not fit: input must be '
+                         '(N, C) log-probabilities and target (N,) class indices')
+    return _reduce(-input[np.arange(si[0]), t], reduction, 'nll_loss')
+
+
+def mse_loss(input, target, reduction='mean'):
+    """Mean squared error `mean((input - target)**2)`."""
+    si, st = shape_of(input), shape_of(target)
+    if si != st:
+        raise ShapeError(f'mse_loss: input {si} and target {st} must have one shape')
+    d = input - target
+    return _reduce(d * d, reduction, 'mse_loss')
+
+
+def binary_cross_entropy_with_logits(input, target, reduction='mean', pos_weight=None):
+    """Binary cross-entropy of `target` in [0, 1] under logits `input`, stable for any logit:
+    `max(x, 0) - x*y + log(1 + exp(-|x|))`, the log-sigmoid written so nothing overflows.
+
+    Args:
+        input: logits, any shape.
+        target: probabilities of the positive class, the same shape.
+        reduction: 'mean' (default), 'sum' or 'none'.
+        pos_weight: optional weight of the positive class (broadcast against the last axis).
+    """
+    si, st = shape_of(input), shape_of(target)
+    if si != st:
+        raise ShapeError(f'binary_cross_entropy_with_logits: input {si} and target {st} must '
+                         'have one shape')
+    softplus_neg = relu(-input) + ops.log1p(ops.exp(-ops.abs(input)))   # log(1 + exp(-x))
+    if pos_weight is None:
+        losses = (1 - target) * input + softplus_neg
+    else:
+        losses = (1 - target) * input + (1 + (pos_weight - 1) * target) * softplus_neg
+    return _reduce(losses, reduction, 'binary_cross_entropy_with_logits')
+
+
+# --- convolution and pooling ---------------------------------------------------------------
+
+def conv2d(input, weight, bias=None, stride=1, padding=0):
+    """2-D convolution (cross-correlation, as PyTorch's `F.conv2d`).
+
+    Computed as im2col: `unfold` the input into patch rows, then one `linear` with the weight
+    flattened to `(out, in*kh*kw)`.
+
+    Args:
+        input: `(N, C_in, H, W)`.
+        weight: `(C_out, C_in, kh, kw)`.
+        bias: optional `(C_out,)`.
+        stride, padding: ints or pairs (zero padding).
+
+    Returns:
+        `(N, C_out, OH, OW)`.
+    """
+    si, sw = shape_of(input), shape_of(weight)
+    if len(si) != 4 or len(sw) != 4 or si[1] != sw[1]:
+        raise ShapeError(f'conv2d: input {si} and weight {sw} do not fit: input must be '
+                         '(N, C_in, H, W) and weight (C_out, C_in, kh, kw)')
+    cols = nnops.unfold(input, sw[2:], stride, padding)              # (N, OH, OW, C*kh*kw)
+    out = linear(cols, ops.reshape(weight, (sw[0], -1)), bias)       # (N, OH, OW, C_out)
+    return ops.transpose(out, (0, 3, 1, 2))
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0):
+    """2-D max pooling over windows of `kernel_size` (PyTorch's `F.max_pool2d`; padding is with
+    -inf). The gradient goes to the first maximum of each window, as in PyTorch.
+
+    Args:
+        input: `(N, C, H, W)`.
+        kernel_size: int or pair.
+        stride: int or pair; defaults to `kernel_size`.
+        padding: int or pair, at most half the kernel.
+
+    Returns:
+        `(N, C, OH, OW)`.
+    """
+    k = nnops._pair(kernel_size, 'kernel_size', 'max_pool2d')
+    s = k if stride is None else nnops._pair(stride, 'stride', 'max_pool2d')
+    p = nnops._pair(padding, 'padding', 'max_pool2d')
+    si = shape_of(input)
+    if len(si) != 4:
+        raise ShapeError(f'max_pool2d: input must be (N, C, H, W), got shape {si}')
+    if p[0] * 2 > k[0] or p[1] * 2 > k[1]:
+        raise ValueError(f'max_pool2d: padding {p} must be at most half the kernel {k}')
+    n, c, h, w = si
+    oh, ow = conv_output_size(h, k[0], s[0], p[0]), conv_output_size(w, k[1], s[1], p[1])
+    if oh < 1 or ow < 1:
+        raise ShapeError(f'max_pool2d: kernel {k} is larger than the input {si[2:]}')
+    return nnops.max_pool2d(input, kernel=k, stride=s, padding=p)
+
+
+# --- regularisation and normalisation ------------------------------------------------------
+
+def dropout(input, p=0.5, training=True, rng=None):
+    """Zero each element with probability `p` and scale the rest by `1/(1-p)` (identity when
+    not training).
+
+    Args:
+        input: any array.
+        p: drop probability in [0, 1).
+        training: apply dropout (True) or return `input` unchanged.
+        rng: a `numpy.random.Generator` (for reproducible masks); a fresh one if omitted.
+    """
+    if not 0 <= p < 1:
+        raise ValueError(f'dropout: p must be in [0, 1), got {p}')
+    if not training or p == 0:
+        return input
+    rng = np.random.default_rng() if rng is None else rng
+    keep = rng.random(shape_of(input)) >= p
+    return input * (keep * (1.0 / (1.0 - p))).astype(dtype_of(input))
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalise over the trailing `normalized_shape` axes to mean 0 and variance 1 (biased
+    variance, as PyTorch), then scale by `weight` and shift by `bias`."""
+    if isinstance(normalized_shape, (int, np.integer)):
+        normalized_shape = (int(normalized_shape),)
+    normalized_shape = tuple(normalized_shape)
+    si = shape_of(input)
+    k = len(normalized_shape)
+    if tuple(si[len(si) - k:]) != normalized_shape:
+        raise ShapeError(f'layer_norm: input {si} does not end with normalized_shape '
+                         f'{normalized_shape}')
+    axes = tuple(range(len(si) - k, len(si)))
+    mu = cnp.mean(input, axis=axes, keepdims=True)
+    d = input - mu
+    var = cnp.mean(d * d, axis=axes, keepdims=True)
+    out = d / ops.sqrt(var + eps)
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Batch normalisation over axis 0 (and any trailing axes after the channels, for
+    `(N, C, L)` inputs), PyTorch's `F.batch_norm`.
+
+    In training, the batch statistics normalise and `running_mean`/`running_var` (NumPy
+    arrays, updated in place) move towards them by `momentum` (with the unbiased variance, as
+    PyTorch); in evaluation the running statistics normalise.
+    """
+    si = shape_of(input)
+    if len(si) not in (2, 3):
+        raise ShapeError(f'batch_norm: input must be (N, C) or (N, C, L), got shape {si}')
+    axes = (0,) if len(si) == 2 else (0, 2)
+    shape = (1, si[1]) + (1,) * (len(si) - 2)
+    if training:
+        mu = cnp.mean(input, axis=axes, keepdims=True)
+        d = input - mu
+        var = cnp.mean(d * d, axis=axes, keepdims=True)
+        if running_mean is not None:
+            n = int(np.prod([si[a] for a in axes]))
+            m = np.asarray(ops.concrete(mu)).reshape(-1)
+            v = np.asarray(ops.concrete(var)).reshape(-1) * (n / max(n - 1, 1))
+            running_mean *= 1 - momentum
+            running_mean += momentum * m.astype(running_mean.dtype)
+            running_var *= 1 - momentum
+            running_var += momentum * v.astype(running_var.dtype)
+        out = d / ops.sqrt(var + eps)
+    else:
+        out = (input - running_mean.reshape(shape)) / np.sqrt(running_var.reshape(shape) + eps)
+    if weight is not None:
+        out = out * ops.reshape(weight, shape)
+    if bias is not None:
+        out = out + ops.reshape(bias, shape)
+    return out
+
+
+def embedding(input, weight):
+    """Rows of `weight` `(num_embeddings, dim)` picked by integer indices `input` (any shape):
+    the result has shape `input.shape + (dim,)`; the gradient scatters back into the rows."""
+    return weight[_labels(input)]
+
+
+def one_hot(labels, num_classes, dtype=np.float32):
+    """Integer labels as one-hot rows (a constant NumPy array)."""
+    t = _labels(labels)
+    return (t[..., None] == np.arange(num_classes)).astype(dtype)

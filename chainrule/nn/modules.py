@@ -1,0 +1,616 @@
+"""`Module` and the layers: networks as objects whose parameters are found for you.
+
+What this module lets you do: write a network as a class whose attributes are layers and
+parameters -- directly, or inside lists, tuples and dicts -- and get `parameters()`,
+`state_dict()`, `train()`/`eval()` and `zero_grad()` without writing any of them:
+
+    >>> import numpy as np, chainrule as cr
+    >>> from chainrule import nn
+    >>> class MLP(nn.Module):
+    ...     def __init__(self):
+    ...         self.layers = [nn.Linear(4, 8, rng=0), nn.Linear(8, 2, rng=1)]
+    ...     def forward(self, x):
+    ...         return self.layers[1](nn.functional.relu(self.layers[0](x)))
+    >>> model = MLP()
+    >>> [name for name, _ in model.named_parameters()]
+    ['layers.0.weight', 'layers.0.bias', 'layers.1.weight', 'layers.1.bias']
+    >>> loss = nn.functional.cross_entropy(model(np.ones((3, 4), np.float32)), np.array([0, 1, 0]))
+    >>> loss.backward()
+    >>> model.layers[0].weight.grad.shape
+    (8, 4)
+
+The walk. A module's members are its attributes in the order they were set, except those whose
+names start with `_` (private); a `Tensor` member is a *parameter* when it is a `Parameter` or a
+leaf that requires grad, and a *buffer* otherwise (e.g. `BatchNorm1d.running_mean`); `Module`s,
+lists, tuples and dicts are walked into, and their names joined with dots (`layers.0.weight`),
+exactly PyTorch's state-dict names. Names, shapes, constructor arguments and initial
+distributions follow PyTorch (`Linear.weight` is `(out, in)`), so a PyTorch state dict converted
+to NumPy arrays loads with `load_state_dict`.
+
+Modules are pytrees: their leaves are the parameters' arrays in `named_parameters` order, and
+rebuilding gives a shallow copy with those leaves in place of the parameters. So the functional
+style works too: `cr.grad(loss_fn)(model, x, y)` returns a copy of `model` whose parameters are
+the gradients. Layers default to float32; pass `dtype=np.float64` for double precision.
+"""
+
+import copy
+import math
+from collections import OrderedDict
+
+import numpy as np
+
+from chainrule.core import ChainruleError
+from chainrule.nn import functional as F
+from chainrule.nn import init
+from chainrule.tensor import Tensor
+
+__all__ = ['Parameter', 'Module', 'StateDictError', 'Linear', 'Conv2d', 'MaxPool2d', 'Flatten',
+           'Embedding', 'LayerNorm', 'BatchNorm1d', 'Dropout', 'Sequential', 'Identity', 'ReLU',
+           'GELU', 'Tanh', 'Sigmoid', 'Softmax', 'LogSoftmax']
+
+
+class StateDictError(ChainruleError, RuntimeError):
+    """`load_state_dict` got keys or shapes that do not match the module; the message lists
+    every missing key, every unexpected key and every shape mismatch."""
+
+
+class Parameter(Tensor):
+    """A `Tensor` that is a module parameter (it requires grad unless told otherwise).
+
+    Args:
+        data: the initial value (shared, not copied).
+        requires_grad: whether optimizers and `backward()` should see it.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data, requires_grad=True):
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self):
+        return 'Parameter containing:\n' + super().__repr__()
+
+
+def _is_param(v):
+    return isinstance(v, Parameter) or (v.requires_grad and v.is_leaf)
+
+
+def _container_items(v):
+    if isinstance(v, dict):
+        return [(str(k), x) for k, x in v.items()]
+    return [(str(i), x) for i, x in enumerate(v)]
+
+
+class Module:
+    """Base class of layers and networks: subclass it, set layers and parameters as attributes
+    in `__init__`, write `forward`. Calling the module calls `forward`.
+
+    Calling `super().__init__()` is optional.
+    """
+
+    training = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _register_pytree(cls)
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f'{type(self).__name__} has no forward() method')
+
+    # --- the walk ---------------------------------------------------------------------------
+    def _members(self):
+        """`(name, value)` of this module's public attributes, in the order they were set."""
+        return [(k, v) for k, v in vars(self).items() if not k.startswith('_')]
+
+    def _with_members(self, new):
+        """A shallow copy with the members named in `new` replaced."""
+        c = copy.copy(self)
+        for k, v in new.items():
+            setattr(c, k, v)
+        return c
+
+    def _walk(self):
+        """Every module and tensor reachable through the members, pre-order, each once:
+        `(name, value)` (iterative: deep nests are fine)."""
+        seen = set()
+        stack = [('', self)]
+        while stack:
+            name, v = stack.pop()
+            if isinstance(v, (Module, Tensor)):
+                if id(v) in seen:
+                    continue
+                seen.add(id(v))
+                yield name, v
+                if isinstance(v, Tensor):
+                    continue
+                items = v._members()
+            elif isinstance(v, (list, tuple, dict)):
+                items = _container_items(v)
+            else:
+                continue
+            prefix = name + '.' if name else ''
+            stack.extend((prefix + k, x) for k, x in reversed(items))
+
+    def named_parameters(self):
+        """`(name, Parameter)` pairs, in the order the attributes were set (each once)."""
+        return [(n, v) for n, v in self._walk() if isinstance(v, Tensor) and _is_param(v)]
+
+    def parameters(self):
+        """The parameters (see `named_parameters`)."""
+        return [v for _, v in self.named_parameters()]
+
+    def named_buffers(self):
+        """`(name, Tensor)` pairs of the tensors that are not parameters (running statistics)."""
+        return [(n, v) for n, v in self._walk() if isinstance(v, Tensor) and not _is_param(v)]
+
+    def buffers(self):
+        return [v for _, v in self.named_buffers()]
+
+    def named_modules(self):
+        """`(name, Module)` pairs, this module first (with name '')."""
+        return [(n, v) for n, v in self._walk() if isinstance(v, Module)]
+
+    def modules(self):
+        return [v for _, v in self.named_modules()]
+
+    def children(self):
+        """The modules directly below this one (members, and modules in member containers)."""
+        return [m for _, m in self._child_modules()]
+
+    def _child_modules(self):
+        out = []
+        for k, v in self._members():
+            if isinstance(v, Module):
+                out.append((k, v))
+            elif isinstance(v, (list, tuple, dict)):
+                out.extend((f'{k}.{i}', m) for i, m in _container_items(v)
+                           if isinstance(m, Module))
+        return out
+
+    # --- training state -------------------------------------------------------------------
+    def zero_grad(self, set_to_none=True):
+        """Clear every parameter's `.grad` (to `None`, or to zeros with `set_to_none=False`)."""
+        for p in self.parameters():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad = Tensor(np.zeros_like(p.data))
+
+    def train(self, mode=True):
+        """Set training mode (dropout active, batch statistics) on this module and every module
+        below it. Returns self."""
+        for _, m in self.named_modules():
+            m.training = bool(mode)
+        return self
+
+    def eval(self):
+        """Set evaluation mode (dropout off, running statistics). Returns self."""
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad=True):
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def to(self, dtype):
+        """Convert every floating parameter and buffer to `dtype`, in place. Returns self."""
+        dtype = np.dtype(dtype)
+        for _, t in self._walk():
+            if isinstance(t, Tensor) and t.dtype.kind == 'f' and t.dtype != dtype:
+                t.data = np.asarray(t.data).astype(dtype)
+                t.grad = None
+                t._version[0] += 1
+        return self
+
+    def double(self):
+        return self.to(np.float64)
+
+    def float(self):
+        return self.to(np.float32)
+
+    # --- state dicts ---------------------------------------------------------------------
+    def state_dict(self):
+        """Every parameter and buffer as a NumPy array (a copy), keyed by its dotted name --
+        PyTorch's names, so the dict can be saved with `cr.save` or compared with PyTorch's.
+
+        Returns:
+            An `OrderedDict` name -> array.
+        """
+        return OrderedDict((n, np.array(t.data, copy=True)) for n, t in self._walk()
+                           if isinstance(t, Tensor))
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy arrays into this module's parameters and buffers, in place.
+
+        Args:
+            state_dict: a mapping name -> array (NumPy arrays, Tensors, or anything
+                `np.asarray` accepts: a PyTorch state dict with `.numpy()` applied).
+            strict: every key must match a parameter or buffer, and every parameter and buffer
+                must get a value. Shapes must always match.
+
+        Returns:
+            `(missing_keys, unexpected_keys)`, both empty when `strict`.
+
+        Raises:
+            StateDictError: naming every missing key, unexpected key and shape mismatch.
+        """
+        own = OrderedDict((n, t) for n, t in self._walk() if isinstance(t, Tensor))
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        values, bad = {}, []
+        for k, t in own.items():
+            if k in state_dict:
+                v = state_dict[k]
+                v = np.asarray(v.data if isinstance(v, Tensor) else v)
+                if v.shape != t.shape:
+                    bad.append(f'{k}: shape {v.shape} in the state dict, {t.shape} in the model')
+                values[k] = v
+        problems = []
+        if strict and missing:
+            problems.append('missing keys: ' + ', '.join(missing))
+        if strict and unexpected:
+            problems.append('unexpected keys: ' + ', '.join(unexpected))
+        if bad:
+            problems.append('shape mismatches: ' + '; '.join(bad))
+        if problems:
+            raise StateDictError(f'load_state_dict into {type(self).__name__}: ' +
+                                 '. '.join(problems))
+        for k, v in values.items():
+            t = own[k]
+            if isinstance(t.data, np.ndarray) and t.data.flags.writeable:
+                np.copyto(t.data, v, casting='unsafe')
+            else:
+                t.data = np.array(v, dtype=t.dtype)
+            t._version[0] += 1
+        return missing, unexpected
+
+    # --- pytree ----------------------------------------------------------------------------
+    def _tree_flatten(self):
+        named = self.named_parameters()
+        leaves = [p.data for _, p in named]
+        return leaves, _ModuleDef(self, tuple(n for n, _ in named))
+
+    def _replace_parameters(self, new):
+        """A shallow copy of this module (and of every module and container on the way to a
+        parameter) with the parameters named in `new` replaced by `Parameter`s of the given
+        values; everything else (buffers, settings) is shared."""
+        def rebuild(name, v):
+            prefix = name + '.' if name else ''
+            if isinstance(v, Tensor):
+                if name not in new:
+                    return v
+                x = new[name]
+                if x is None or isinstance(x, Parameter):
+                    return x
+                return Parameter(x.data if isinstance(x, Tensor) else x, requires_grad=False)
+            if isinstance(v, Module):
+                changed = {}
+                for k, x in v._members():
+                    y = rebuild(prefix + k, x)
+                    if y is not x:
+                        changed[k] = y
+                return v._with_members(changed) if changed else v
+            if isinstance(v, (list, tuple, dict)):
+                items = _container_items(v)
+                out = [rebuild(prefix + k, x) for k, x in items]
+                if all(a is b for a, b in zip(out, (x for _, x in items))):
+                    return v
+                if isinstance(v, dict):
+                    return type(v)(zip(v.keys(), out)) if type(v) is not dict else \
+                        dict(zip(v.keys(), out))
+                return type(v)(out) if type(v) in (list, tuple) else type(v)(*out)
+            return v
+        return rebuild('', self)
+
+    # --- printing ---------------------------------------------------------------------------
+    def extra_repr(self):
+        return ''
+
+    def __repr__(self):
+        subs = self._child_modules()
+        head = f'{type(self).__name__}({self.extra_repr()}'
+        if not subs:
+            return head + ')'
+        lines = [head]
+        for k, m in subs:
+            body = repr(m).replace('\n', '\n  ')
+            lines.append(f'  ({k}): {body}')
+        return '\n'.join(lines) + '\n)'
+
+
+class _ModuleDef:
+    """The pytree auxiliary data of a module: its class and parameter names (what equality
+    compares: a module and its gradient copy have the same structure), plus the module itself
+    as the template for rebuilding."""
+
+    __slots__ = ('template', 'names')
+
+    def __init__(self, template, names):
+        self.template = template
+        self.names = names
+
+    def __eq__(self, other):
+        return (isinstance(other, _ModuleDef) and type(self.template) is type(other.template)
+                and self.names == other.names)
+
+    def __hash__(self):
+        return hash((type(self.template), self.names))
+
+    def __repr__(self):
+        return f'{type(self.template).__name__}{list(self.names)}'
+
+
+def _flatten_module(m):
+    return m._tree_flatten()
+
+
+def _unflatten_module(aux, leaves):
+    return aux.template._replace_parameters(dict(zip(aux.names, leaves)))
+
+
+def _register_pytree(cls):
+    try:
+        from chainrule.tree import register_pytree_node
+    except ImportError:       # pragma: no cover - pytrees are part of chainrule
+        return
+    register_pytree_node(cls, _flatten_module, _unflatten_module)
+
+
+_register_pytree(Module)
+
+
+# --- layers ------------------------------------------------------------------------------------
+
+def _uniform_param(shape, bound, rng, dtype):
+    return Parameter(init.uniform(shape, -bound, bound, rng, dtype))
+
+
+class Linear(Module):
+    """`y = x @ weight.T + bias`.
+
+    Args:
+        in_features, out_features: sizes of the last axis of input and output.
+        bias: whether to learn an additive bias.
+        dtype: parameter dtype (float32 by default).
+        rng: seed or `numpy.random.Generator` for the initial values (PyTorch's distribution,
+            U(-1/sqrt(in), 1/sqrt(in)) for both weight and bias).
+    """
+
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
+        rng = init.get_rng(rng)
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1 / math.sqrt(in_features) if in_features else 0.0
+        self.weight = _uniform_param((out_features, in_features), bound, rng, dtype)
+        self.bias = _uniform_param((out_features,), bound, rng, dtype) if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f'in_features={self.in_features}, out_features={self.out_features}, '
+                f'bias={self.bias is not None}')
+
+
+class Conv2d(Module):
+    """2-D convolution: `(N, C_in, H, W)` -> `(N, C_out, OH, OW)`, weight
+    `(C_out, C_in, kh, kw)`.
+
+    Args:
+        in_channels, out_channels: channel counts.
+        kernel_size, stride, padding: ints or pairs (zero padding).
+        bias: whether to learn a bias per output channel.
+        dtype, rng: as for `Linear` (bound 1/sqrt(C_in * kh * kw)).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
+                 dtype=np.float32, rng=None):
+        rng = init.get_rng(rng)
+        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
+        bound = 1 / math.sqrt(in_channels * kh * kw)
+        self.weight = _uniform_param((out_channels, in_channels, kh, kw), bound, rng, dtype)
+        self.bias = _uniform_param((out_channels,), bound, rng, dtype) if bias else None
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self):
+        return (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, '
+                f'stride={self.stride}, padding={self.padding}')
+
+
+class MaxPool2d(Module):
+    """Max pooling over `kernel_size` windows (stride defaults to the kernel)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x):
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self):
+        return f'kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}'
+
+
+class Flatten(Module):
+    """Merge axes `start_dim` .. `end_dim` into one (by default all but the batch axis)."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        s = x.shape
+        a, b = self.start_dim % len(s), self.end_dim % len(s)
+        return x.reshape(s[:a] + (-1,) + s[b + 1:])
+
+
+class Embedding(Module):
+    """A lookup table: integer indices -> rows of `weight` `(num_embeddings, embedding_dim)`,
+    initialised N(0, 1) as PyTorch does."""
+
+    def __init__(self, num_embeddings, embedding_dim, dtype=np.float32, rng=None):
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = Parameter(init.normal((num_embeddings, embedding_dim), rng=rng,
+                                            dtype=dtype))
+
+    def forward(self, idx):
+        return F.embedding(idx, self.weight)
+
+    def extra_repr(self):
+        return f'{self.num_embeddings}, {self.embedding_dim}'
+
+
+class LayerNorm(Module):
+    """Normalise over the trailing `normalized_shape` axes, then scale and shift (weight 1,
+    bias 0 initially)."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
+                 dtype=np.float32):
+        if isinstance(normalized_shape, int):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape, self.eps = tuple(normalized_shape), eps
+        self.weight = Parameter(np.ones(self.normalized_shape, dtype)) \
+            if elementwise_affine else None
+        self.bias = Parameter(np.zeros(self.normalized_shape, dtype)) \
+            if elementwise_affine and bias else None
+
+    def forward(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f'{self.normalized_shape}, eps={self.eps}'
+
+
+class BatchNorm1d(Module):
+    """Batch normalisation of `(N, C)` or `(N, C, L)` inputs over the batch: batch statistics
+    in training (updating `running_mean`/`running_var`), running statistics in evaluation."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, dtype=np.float32):
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = Parameter(np.ones(num_features, dtype)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, dtype)) if affine else None
+        if track_running_stats:
+            self.running_mean = Tensor(np.zeros(num_features, dtype))
+            self.running_var = Tensor(np.ones(num_features, dtype))
+            self.num_batches_tracked = Tensor(np.array(0, np.int64))
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+
+    def forward(self, x):
+        track = self.running_mean is not None
+        if self.training and track:
+            self.num_batches_tracked.data = self.num_batches_tracked.data + 1
+            for t in (self.running_mean, self.running_var, self.num_batches_tracked):
+                t._version[0] += 1
+        return F.batch_norm(x, self.running_mean.data if track else None,
+                            self.running_var.data if track else None, self.weight, self.bias,
+                            training=self.training or not track, momentum=self.momentum,
+                            eps=self.eps)
+
+    def extra_repr(self):
+        return f'{self.num_features}, eps={self.eps}, momentum={self.momentum}'
+
+
+class Dropout(Module):
+    """Zero each element with probability `p` in training (scaling the rest by 1/(1-p));
+    the identity in evaluation. `rng` seeds the masks."""
+
+    def __init__(self, p=0.5, rng=None):
+        if not 0 <= p < 1:
+            raise ValueError(f'Dropout: p must be in [0, 1), got {p}')
+        self.p = p
+        self._rng = init.get_rng(rng) if rng is not None else None
+
+    def forward(self, x):
+        rng = self._rng if self._rng is not None else init.get_rng()
+        return F.dropout(x, self.p, self.training, rng)
+
+    def extra_repr(self):
+        return f'p={self.p}'
+
+
+class Sequential(Module):
+    """Layers applied one after the other; parameters are named by position (`0.weight`), as
+    in PyTorch."""
+
+    def __init__(self, *layers):
+        self._layers = list(layers)
+
+    def _members(self):
+        return [(str(i), m) for i, m in enumerate(self._layers)]
+
+    def _with_members(self, new):
+        c = copy.copy(self)
+        c._layers = [new.get(str(i), m) for i, m in enumerate(self._layers)]
+        return c
+
+    def forward(self, x):
+        for layer in self._layers:
+            x = layer(x)
+        return x
+
+    def append(self, layer):
+        self._layers.append(layer)
+        return self
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return Sequential(*self._layers[i])
+        return self._layers[i]
+
+    def __len__(self):
+        return len(self._layers)
+
+    def __iter__(self):
+        return iter(self._layers)
+
+
+def _activation(name, fn, doc):
+    cls = type(name, (Module,), {
+        'forward': lambda self, x: fn(x),
+        '__doc__': doc,
+        '__module__': __name__,
+    })
+    return cls
+
+
+Identity = _activation('Identity', lambda x: x, 'Returns its input.')
+ReLU = _activation('ReLU', F.relu, '`max(x, 0)`.')
+Tanh = _activation('Tanh', F.tanh, 'Hyperbolic tangent.')
+Sigmoid = _activation('Sigmoid', F.sigmoid, 'The logistic function.')
+
+
+class GELU(Module):
+    """Gaussian error linear unit (exact, or `approximate='tanh'`)."""
+
+    def __init__(self, approximate='none'):
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, self.approximate)
+
+
+class Softmax(Module):
+    """Probabilities along `dim`."""
+
+    def __init__(self, dim=-1):
+        self.dim = dim
+
+    def forward(self, x):
+        return F.softmax(x, self.dim)
+
+
+class LogSoftmax(Module):
+    """Log-probabilities along `dim`."""
+
+    def __init__(self, dim=-1):
+        self.dim = dim
+
+    def forward(self, x):
+        return F.log_softmax(x, self.dim)
+

@@ -1,0 +1,415 @@
+"""Neural-network primitives: the few operations that earn a primitive by speed or stability.
+
+What this module lets you do: build `chainrule.nn` layers from a handful of fused operations, so
+an eager training step records few tape nodes (on small arrays the cost of an op is Python
+overhead, not arithmetic). Every rule is written in chainrule's own ops, so derivatives of
+derivatives work.
+
+| primitive | computes | why a primitive |
+|---|---|---|
+| `linear(x, w, b)` | `x @ w.T + b` | one node instead of transpose, matmul, broadcast, add |
+| `relu(x)` | `max(x, 0)` | `maximum` splits ties and needs a broadcast of 0 |
+| `sigmoid(x)` | `1 / (1 + exp(-x))` as `(1 + tanh(x/2)) / 2` | stable for large `abs(x)`, one node |
+| `erf(x)` | the error function (exact GELU) | NumPy has none |
+| `log_softmax(x, axis)` | `x - logsumexp(x)` | stable, VJP `g - softmax * sum(g)` |
+| `cross_entropy(z, t)` | `-mean(log_softmax(z)[i, t_i])` | VJP `(softmax(z) - onehot(t)) / N`, one node |
+| `unfold(x)` / `fold(c)` | im2col / col2im | convolution = unfold + one matmul; the two are each other's transpose |
+
+Convolution and pooling are composites on top: `conv2d` is `unfold` then `linear`, `max_pool2d`
+is a reshape (or `unfold`) then `max`.
+"""
+
+import math
+
+import numpy as np
+
+from chainrule import ops
+from chainrule.core import Primitive, ShapeError, Tracer, bind, dtype_of, shape_of
+
+__all__ = ['linear', 'relu', 'sigmoid', 'erf', 'log_softmax', 'cross_entropy', 'unfold', 'fold',
+           'conv_output_size']
+
+
+# --- linear: x @ w.T + b ------------------------------------------------------------------------
+
+def _linear_impl(x, w, *b):
+    out = np.matmul(x, w.T)
+    if b:
+        out += b[0]     # out is a fresh array: add the bias in place
+    return out
+
+
+def _plain(*xs):
+    """No argument is traced: a rule may then use NumPy directly (the eager backward pass,
+    where Python overhead per call is the cost that matters); the chainrule-ops form of the
+    same formula serves every traced case, so higher derivatives are unaffected."""
+    return not any(isinstance(x, Tracer) for x in xs)
+
+
+def _linear_vjp_x(g, ans, x, w, *b):
+    return np.matmul(g, w) if _plain(g, w) else ops.matmul(g, w)
+
+
+def _linear_vjp_w(g, ans, x, w, *b):
+    # dL/dw = g^T x, with every leading (batch) axis of x and g summed over
+    k = shape_of(w)
+    if _plain(g, x):
+        return np.matmul(g.reshape(-1, k[0]).T, x.reshape(-1, k[1]))
+    if len(shape_of(g)) != 2:
+        g, x = ops.reshape(g, (-1, k[0])), ops.reshape(x, (-1, k[1]))
+    return ops.matmul(ops.transpose(g), x)
+
+
+def _linear_vjp_b(g, ans, x, w, *b):
+    lead = tuple(range(len(shape_of(g)) - 1))
+    return g.sum(axis=lead) if _plain(g) else ops.sum(g, axis=lead)
+
+
+def _linear_jvp_b(t, ans, x, w, *b):
+    return ops.broadcast_to(t, shape_of(ans))
+
+
+linear_p = Primitive(
+    'linear', _linear_impl,
+    vjp=[_linear_vjp_x, _linear_vjp_w, _linear_vjp_b],
+    jvp=[lambda t, ans, x, w, *b: linear(t, w),
+         lambda t, ans, x, w, *b: linear(x, t),
+         _linear_jvp_b],
+    doc='x @ w.T + b, PyTorch layout: w is (out_features, in_features).')
+
+
+def linear(x, w, b=None):
+    """`x @ w.T + b` (PyTorch's `F.linear`): `x` `(..., in)`, `w` `(out, in)`, `b` `(out,)`.
+
+    Args:
+        x: the input, any number of leading axes.
+        w: the weight, shape `(out_features, in_features)`.
+        b: optional bias, shape `(out_features,)`.
+
+    Returns:
+        An array of shape `(..., out_features)`.
+    """
+    sx, sw = shape_of(x), shape_of(w)
+    if len(sw) != 2 or not sx or sx[-1] != sw[1] or (
+            b is not None and shape_of(b) != (sw[0],)):
+        raise ShapeError(f'linear: input {sx}, weight {sw}' +
+                         (f', bias {shape_of(b)}' if b is not None else '') +
+                         ' do not fit: the weight must be (out, in) with in = the last axis of '
+                         'the input, and the bias (out,)')
+    args = (x, w) if b is None else (x, w, b)
+    dts = [dtype_of(a) for a in args]
+    if len(set(dts)) > 1:
+        r = np.result_type(*dts)
+        args = tuple(ops.astype(a, r) for a in args)
+    return bind(linear_p, *args)
+
+
+# --- elementwise activations ------------------------------------------------------------------
+
+def _sigmoid_impl(x):
+    # (1 + tanh(x/2)) / 2 equals 1 / (1 + exp(-x)) and never overflows
+    return (np.tanh(x * 0.5) + 1) * 0.5
+
+
+def _erf_impl(x):
+    try:
+        from scipy.special import erf as _erf
+    except ImportError:     # NumPy only: Python's math.erf, one element at a time
+        x = np.asarray(x)
+        return np.vectorize(math.erf, otypes=[x.dtype])(x)
+    return _erf(x)
+
+
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+relu_p    = Primitive('relu',    lambda x: np.maximum(x, 0), elementwise=True,
+                      vjp=[lambda g, ans, x: g * (ans > 0)])
+sigmoid_p = Primitive('sigmoid', _sigmoid_impl, elementwise=True,
+                      vjp=[lambda g, ans, x: g * (ans * (1 - ans))])
+erf_p     = Primitive('erf',     _erf_impl, elementwise=True,
+                      vjp=[lambda g, ans, x: g * (ops.exp(-(x * x)) * _TWO_OVER_SQRT_PI)])
+
+
+def relu(x):
+    """`max(x, 0)`, with derivative 0 at 0 (as PyTorch)."""
+    return bind(relu_p, x)
+
+
+def sigmoid(x):
+    """The logistic function `1 / (1 + exp(-x))`, stable for any `x`."""
+    return bind(sigmoid_p, x)
+
+
+def erf(x):
+    """The error function `2/sqrt(pi) * integral_0^x exp(-t^2) dt`."""
+    return bind(erf_p, x)
+
+
+# --- log_softmax and cross-entropy ----------------------------------------------------------
+
+def _log_softmax_impl(x, *, axis):
+    s = x - x.max(axis=axis, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+
+
+# d log_softmax(x)_i / dx_j = delta_ij - softmax_j, so the VJP is g - softmax * sum(g) and the
+# JVP t - sum(softmax * t); softmax = exp(ans) is recovered from the output.
+log_softmax_p = Primitive(
+    'log_softmax', _log_softmax_impl,
+    vjp=[lambda g, ans, x, *, axis: g - ops.exp(ans) * ops.sum(g, axis=axis, keepdims=True)],
+    jvp=[lambda t, ans, x, *, axis: t - ops.sum(ops.exp(ans) * t, axis=axis, keepdims=True)])
+
+
+def log_softmax(x, axis=-1):
+    """`x - logsumexp(x, axis)`: log-probabilities from logits, without overflow."""
+    nd = len(shape_of(x))
+    if nd == 0:
+        raise ShapeError('log_softmax: needs at least one axis, got a 0-d array')
+    return bind(log_softmax_p, x, axis=ops.normalize_axis(axis, nd, 'log_softmax')[0])
+
+
+def _onehot(t, n, dtype):
+    return ops.astype(ops.equal(ops.reshape(t, (-1, 1)), np.arange(n)), dtype)
+
+
+def _ce_impl(z, t, *, reduction):
+    logp = _log_softmax_impl(z, axis=1)
+    losses = -logp[np.arange(z.shape[0]), t]
+    if reduction == 'mean':
+        return losses.mean()
+    return losses.sum() if reduction == 'sum' else losses
+
+
+def _ce_scale(g, n, reduction):
+    """How the cotangent of the reduced loss reaches each sample's loss, as a column."""
+    if reduction == 'mean':
+        return g / n
+    if reduction == 'sum':
+        return g
+    return ops.reshape(g, (n, 1))
+
+
+def _ce_vjp(g, ans, z, t, *, reduction):
+    # d(-log softmax(z)_t)/dz = softmax(z) - onehot(t)
+    n, c = shape_of(z)
+    if _plain(g, z, t):
+        d = np.exp(_log_softmax_impl(z, axis=1))
+        d[np.arange(n), t] -= 1
+        if reduction == 'none':
+            return d * g.reshape(n, 1)
+        return d * (g / n if reduction == 'mean' else g)
+    d = ops.exp(log_softmax(z, axis=1)) - _onehot(t, c, dtype_of(z))
+    return d * _ce_scale(g, n, reduction)
+
+
+def _ce_jvp(tz, ans, z, t, *, reduction):
+    n, c = shape_of(z)
+    d = ops.exp(log_softmax(z, axis=1)) - _onehot(t, c, dtype_of(z))
+    per = ops.sum(d * tz, axis=1)
+    if reduction == 'none':
+        return per
+    s = ops.sum(per)
+    return s / n if reduction == 'mean' else s
+
+
+cross_entropy_p = Primitive('cross_entropy', _ce_impl, vjp=[_ce_vjp, None], jvp=[_ce_jvp, None])
+
+
+def cross_entropy(z, t, reduction='mean'):
+    """Cross-entropy of integer class labels `t` `(N,)` under logits `z` `(N, C)`.
+
+    Args:
+        z: logits, shape `(N, C)`.
+        t: integer labels in `[0, C)`, shape `(N,)`.
+        reduction: 'mean', 'sum' or 'none'.
+
+    Returns:
+        The loss (a scalar, or `(N,)` for 'none').
+    """
+    sz, st = shape_of(z), shape_of(t)
+    if len(sz) != 2 or st != sz[:1]:
+        raise ShapeError(f'cross_entropy: logits {sz} and targets {st} do not fit: logits must '
+                         'be (N, C) and targets (N,) integer class indices')
+    if np.dtype(dtype_of(t)).kind not in 'iu':
+        raise TypeError(f'cross_entropy: targets must be integer class indices, got dtype '
+                        f'{dtype_of(t)}')
+    if reduction not in ('mean', 'sum', 'none'):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got "
+                         f'{reduction!r}')
+    return bind(cross_entropy_p, z, t, reduction=reduction)
+
+
+# --- im2col: unfold and fold --------------------------------------------------------------------
+
+def conv_output_size(size, kernel, stride, padding):
+    """Output length of a convolution or pooling along one axis."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _unfold_impl(x, *, kernel, stride, padding):
+    # (N, C, H, W) -> (N, OH, OW, C*kh*kw): row (n, i, j) holds the patch under output pixel
+    # (i, j), ordered (c, kh, kw) like a flattened PyTorch conv weight
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+    n, c, oh, ow = win.shape[:4]
+    return win.transpose(0, 2, 3, 1, 4, 5).reshape(n, oh, ow, c * kh * kw)
+
+
+def _fold_impl(cols, *, kernel, stride, padding, shape):
+    # the transpose of unfold: every patch entry is added back where it came from
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    n, c, h, w = shape
+    oh, ow = cols.shape[1:3]
+    cols = cols.reshape(n, oh, ow, c, kh, kw)
+    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] += \
+                cols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+    return out[:, :, ph:ph + h, pw:pw + w]
+
+
+unfold_p = Primitive(
+    'unfold', _unfold_impl, linear=True,
+    vjp=[lambda g, ans, x, *, kernel, stride, padding:
+         fold(g, shape_of(x), kernel=kernel, stride=stride, padding=padding)])
+fold_p = Primitive(
+    'fold', _fold_impl, linear=True,
+    vjp=[lambda g, ans, c, *, kernel, stride, padding, shape:
+         unfold(g, kernel=kernel, stride=stride, padding=padding)])
+
+
+def _pair(v, name, op):
+    if isinstance(v, (int, np.integer)):
+        return (int(v), int(v))
+    v = tuple(int(a) for a in v)
+    if len(v) != 2:
+        raise ValueError(f'{op}: {name} must be an int or a pair, got {v!r}')
+    return v
+
+
+def unfold(x, kernel, stride=1, padding=0):
+    """Patches of `x` `(N, C, H, W)` as rows: `(N, OH, OW, C*kh*kw)` (im2col).
+
+    Args:
+        x: a batch of images `(N, C, H, W)`.
+        kernel, stride, padding: ints or pairs (padding is with zeros).
+
+    Returns:
+        The patches, ordered `(c, kh, kw)` within a row (a PyTorch conv weight's order).
+    """
+    kernel, stride = _pair(kernel, 'kernel', 'unfold'), _pair(stride, 'stride', 'unfold')
+    padding = _pair(padding, 'padding', 'unfold')
+    s = shape_of(x)
+    if len(s) != 4:
+        raise ShapeError(f'unfold: input must be (N, C, H, W), got shape {s}')
+    if min(stride) < 1 or min(padding) < 0:
+        raise ValueError(f'unfold: stride {stride} must be >= 1 and padding {padding} >= 0')
+    for d, k, st, p in zip(s[2:], kernel, stride, padding):
+        if conv_output_size(d, k, st, p) < 1:
+            raise ShapeError(f'unfold: kernel {kernel} is larger than the input {s[2:]} with '
+                             f'padding {padding}')
+    return bind(unfold_p, x, kernel=kernel, stride=stride, padding=padding)
+
+
+def fold(cols, shape, kernel, stride=1, padding=0):
+    """The transpose of `unfold`: patch rows `(N, OH, OW, C*kh*kw)` summed back into an image
+    of `shape` `(N, C, H, W)` (col2im); overlapping entries add up."""
+    kernel, stride = _pair(kernel, 'kernel', 'fold'), _pair(stride, 'stride', 'fold')
+    padding = _pair(padding, 'padding', 'fold')
+    return bind(fold_p, cols, kernel=kernel, stride=stride, padding=padding,
+                shape=tuple(int(d) for d in shape))
+
+
+# --- max pooling ------------------------------------------------------------------------------
+# max_pool2d picks, in each window, the first largest entry (PyTorch's choice at ties). Its
+# derivative is a selection by a mask that depends on x only through which entry wins, so the
+# VJP scatters g to the winners (`pool_scatter`) and the JVP gathers the tangent at the winners
+# (`pool_gather`); the two are linear in their first argument and each other's transpose, which
+# is all higher derivatives need (the mask is locally constant).
+
+def _offsets(kernel, stride, out_hw):
+    """For each window offset (i, j): the slice of the padded input that offset visits."""
+    (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
+    for i in range(kh):
+        for j in range(kw):
+            yield (slice(None), slice(None), slice(i, i + sh * (oh - 1) + 1, sh),
+                   slice(j, j + sw * (ow - 1) + 1, sw))
+
+
+def _pad_hw(x, padding, value):
+    ph, pw = padding
+    if not (ph or pw):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+def _pool_impl(x, *, kernel, stride, padding):
+    xp = _pad_hw(x, padding, -np.inf)
+    out = None
+    for sl in _offsets(kernel, stride, _pool_out_hw(x.shape, kernel, stride, padding)):
+        out = np.array(xp[sl]) if out is None else np.maximum(out, xp[sl], out=out)
+    return out
+
+
+def _pool_masks(x, ans, kernel, stride, padding):
+    """`(slice, mask)` per window offset: where that offset holds its window's first maximum."""
+    xp = _pad_hw(x, padding, -np.inf)
+    taken = np.zeros(ans.shape, bool)
+    for sl in _offsets(kernel, stride, ans.shape[2:]):
+        m = (xp[sl] == ans) & ~taken
+        taken |= m
+        yield sl, m
+
+
+def _pool_out_hw(shape, kernel, stride, padding):
+    return tuple(conv_output_size(d, k, s, p)
+                 for d, k, s, p in zip(shape[2:], kernel, stride, padding))
+
+
+def _pool_scatter_impl(g, x, ans, *, kernel, stride, padding):
+    (ph, pw), (n, c, h, w) = padding, x.shape
+    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=g.dtype)
+    for sl, m in _pool_masks(x, ans, kernel, stride, padding):
+        out[sl] += np.where(m, g, 0)
+    return out[:, :, ph:ph + h, pw:pw + w]
+
+
+def _pool_gather_impl(t, x, ans, *, kernel, stride, padding):
+    tp = _pad_hw(t, padding, 0)
+    out = np.zeros(ans.shape, dtype=t.dtype)
+    for sl, m in _pool_masks(x, ans, kernel, stride, padding):
+        out += np.where(m, tp[sl], 0)
+    return out
+
+
+max_pool2d_p = Primitive(
+    'max_pool2d', _pool_impl,
+    vjp=[lambda g, ans, x, **p: pool_scatter(g, x, ans, **p)],
+    jvp=[lambda t, ans, x, **p: pool_gather(t, x, ans, **p)])
+pool_scatter_p = Primitive(
+    'pool_scatter', _pool_scatter_impl,
+    vjp=[lambda g, out, u, x, ans, **p: pool_gather(g, x, ans, **p), None, None],
+    jvp=[lambda t, out, u, x, ans, **p: pool_scatter(t, x, ans, **p), None, None])
+pool_gather_p = Primitive(
+    'pool_gather', _pool_gather_impl,
+    vjp=[lambda g, out, t, x, ans, **p: pool_scatter(g, x, ans, **p), None, None],
+    jvp=[lambda t, out, u, x, ans, **p: pool_gather(t, x, ans, **p), None, None])
+
+
+def max_pool2d(x, kernel, stride, padding):
+    """Max over `kernel` windows of `x` `(N, C, H, W)` (padding with -inf); arguments as pairs,
+    checked by `chainrule.nn.functional.max_pool2d`."""
+    return bind(max_pool2d_p, x, kernel=kernel, stride=stride, padding=padding)
+
+
+def pool_scatter(g, x, ans, **p):
+    """The VJP of `max_pool2d`: `g` `(N, C, OH, OW)` added at each window's maximum of `x`."""
+    return bind(pool_scatter_p, g, ops.stop_gradient(x), ops.stop_gradient(ans), **p)
+
+
+def pool_gather(t, x, ans, **p):
+    """The JVP of `max_pool2d`: `t` (shaped like `x`) read at each window's maximum."""
+    return bind(pool_gather_p, t, ops.stop_gradient(x), ops.stop_gradient(ans), **p)
