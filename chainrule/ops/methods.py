@@ -85,7 +85,7 @@ def _cnp(name):
 
 
 METHODS = ['sum', 'mean', 'prod', 'max', 'min', 'var', 'std', 'cumsum', 'cumprod', 'ravel',
-           'flatten', 'squeeze', 'swapaxes', 'clip', 'dot', 'conj', 'conjugate', 'round',
+           'squeeze', 'swapaxes', 'clip', 'dot', 'conj', 'conjugate', 'round',
            'argmax', 'argmin', 'all', 'any', 'repeat', 'diagonal', 'trace', 'sort', 'argsort',
            'take']
 
@@ -102,6 +102,7 @@ def install(cls, skip=()):
     cls.real = property(ops.real)
     cls.imag = property(ops.imag)
     cls.reshape = _reshape
+    cls.flatten = lambda self: ops.reshape(self, (-1,))   # NumPy has no flatten function
     cls.transpose = _transpose
     cls.astype = lambda self, dtype: ops.astype(self, dtype)
     cls.__len__ = _len
