@@ -32,18 +32,16 @@ def _cook(a, s, axes, name, inverse_real=False):
     inverse real transform the last is 2 (m - 1)), and the axes (the last len(s) by default)."""
     nd = len(shape_of(a))
     shapeless = s is None
-    if s is None:
-        axes = list(range(nd)) if axes is None else list(axes)
-        s = [shape_of(a)[ax] for ax in axes]
-    else:
-        s = list(s)
-        axes = list(range(-len(s), 0)) if axes is None else list(axes)
-    if len(s) != len(axes):
-        raise ValueError(f'{name}: s {tuple(s)} and axes {tuple(axes)} have different lengths')
+    if axes is None:
+        axes = list(range(nd)) if s is None else list(range(-len(s), 0))
+    axes = list(axes)
     for ax in axes:
         if not -nd <= ax < nd:
             raise cnp.ShapeError(f'{name}: axis {ax} is out of bounds for shape {shape_of(a)}')
     axes = [ax % nd for ax in axes]
+    s = [shape_of(a)[ax] for ax in axes] if s is None else list(s)
+    if len(s) != len(axes):
+        raise ValueError(f'{name}: s {tuple(s)} and axes {tuple(axes)} have different lengths')
     s = [shape_of(a)[ax] if d is None or d == -1 else int(d) for d, ax in zip(s, axes)]
     if inverse_real and shapeless:
         s[-1] = (shape_of(a)[axes[-1]] - 1) * 2
