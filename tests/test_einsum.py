@@ -20,7 +20,7 @@ def R(*shape):
 
 
 def C(*shape):
-    return rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    return R(*shape) + 1j * R(*shape)
 
 
 CASES = [
