@@ -17,5 +17,7 @@ from .io import load, save
 from .transforms import (elementwise_grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp,
                          linearize, vmap)
 from .jit import jit, make_graph
+from .export import export, load_graph
+from . import lax
 
 __version__ = "0.1.0"
