@@ -23,14 +23,16 @@ records one node, not the function's operations). Its VJP runs the function agai
 reverse trace (`vjp_flat`) and pulls the cotangent back through that short-lived tape, which is
 dropped as soon as the node's cotangents are out. Forward mode pushes tangents through the
 function (`jvp_flat`), storing nothing. Because the re-run uses chainrule ops on the saved
-inputs, derivatives of derivatives work: an enclosing `grad` records the re-run.
+inputs, derivatives of derivatives work: an enclosing `grad` records the re-run. Under `vmap`
+the call is bound again with the function vectorised, so a batch is checkpointed as one call.
 
 The function must receive every differentiated value as an argument (closing over one raises an
 error saying so); other closed-over values are constants.
 """
 
 from chainrule.core import Primitive
-from chainrule.custom import CallWrapper, per_arg_vjp, pull_back
+from chainrule.custom import (
+    CallWrapper, batch_call_rule, per_arg_vjp, pull_back, vectorised_fun)
 
 __all__ = ['checkpoint', 'remat']
 
@@ -55,6 +57,9 @@ checkpoint_call_p = Primitive(
     vjp=per_arg_vjp(_checkpoint_all_cts),
     doc='A function whose intermediates reverse mode recomputes instead of storing '
         '(see chainrule.checkpoint).')
+
+checkpoint_call_p.batch = batch_call_rule(
+    checkpoint_call_p, lambda call, vals, dims, size: (vectorised_fun(call, dims, size),))
 
 
 class _Checkpointed(CallWrapper):

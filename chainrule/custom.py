@@ -39,8 +39,10 @@ interpreter then treats it like any other primitive, through the rules declared 
   reverse trace -- so higher derivatives of a `custom_vjp` function differentiate `fwd` and
   `bwd`, as in JAX. Forward mode uses the transpose of the custom VJP (JAX refuses it).
 
-With no traced argument the decorated function is just called: no primitive, no overhead
-beyond flattening the arguments.
+`vmap` binds the same primitive again with the user's functions vectorised, so a batched call
+keeps its custom rules (per-example gradients through a `custom_vjp` use `bwd`); `jit` records
+the call as one equation and keeps the rules too. With no traced argument the decorated
+function is just called: no primitive, no overhead beyond flattening the arguments.
 
 Rules are written with `chainrule.numpy` (never raw NumPy on the arguments), so they can be
 differentiated again. A decorated function must not close over values being differentiated
@@ -347,9 +349,9 @@ class custom_jvp(CallWrapper):
 
 # --- custom_vjp ------------------------------------------------------------------------------
 
-def _custom_vjp_impl(*leaves, call):
-    fun, fwd, bwd = call.fns
-    res = fwd(*tree_unflatten(call.in_tree, leaves))
+def _fwd_flat(call, leaves):
+    """The user's `fwd` on flat lists: the output leaves followed by the residual leaves."""
+    res = call.fns[1](*tree_unflatten(call.in_tree, leaves))
     if not (isinstance(res, (tuple, list)) and len(res) == 2):
         raise ChainruleError(f'the fwd function of {call.name} must return a pair '
                              '(output, residuals)')
@@ -359,7 +361,11 @@ def _custom_vjp_impl(*leaves, call):
     call.check_closure(leaves, out_leaves + res_leaves)
     if call.fns_res_tree is None:
         call.fns_res_tree = res_tree
-    return tuple(out_leaves) + tuple(res_leaves)
+    return out_leaves + res_leaves
+
+
+def _custom_vjp_impl(*leaves, call):
+    return tuple(_fwd_flat(call, leaves))
 
 
 class VJPCallParams(CallParams):
@@ -372,12 +378,10 @@ class VJPCallParams(CallParams):
         self.fns_res_tree = None
 
 
-def _custom_vjp_all_cts(g, out, leaves, call):
-    fun, fwd, bwd = call.fns
-    n = call.n_out
-    res = tree_unflatten(call.fns_res_tree, out[n:])
-    g_out = tree_unflatten(call.out_tree, g[:n])
-    cts = bwd(res, g_out)
+def _bwd_flat(call, leaves, res_leaves, g_leaves):
+    """The user's `bwd` on flat lists: one cotangent per argument leaf (None for zero)."""
+    res = tree_unflatten(call.fns_res_tree, res_leaves)
+    cts = call.fns[2](res, tree_unflatten(call.out_tree, g_leaves))
     diff_args = tree_unflatten(call.in_tree, leaves)
     if not isinstance(cts, (tuple, list)) or len(cts) != len(diff_args):
         raise ChainruleError(f'the bwd function of {call.name} must return a tuple with one '
@@ -403,6 +407,12 @@ def _custom_vjp_all_cts(g, out, leaves, call):
                                      f'shape {shape_of(cl)} for an argument of shape '
                                      f'{shape_of(al)} (argument {k})')
         flat.extend(c_leaves)
+    return flat
+
+
+def _custom_vjp_all_cts(g, out, leaves, call):
+    n = call.n_out
+    flat = _bwd_flat(call, leaves, out[n:], g[:n])
     # Residuals are outputs of the primitive too. Their cotangent is zero unless an enclosing
     # derivative differentiates bwd (grad of grad); then it is pulled back exactly through
     # fwd, re-run under a reverse trace.
@@ -430,6 +440,81 @@ custom_vjp_call_p = Primitive(
     vjp=per_arg_vjp(_custom_vjp_all_cts),
     doc='A function with a user-supplied VJP (see chainrule.custom.custom_vjp); its results '
         'are the outputs followed by the residuals of fwd.')
+
+
+# --- vmap of a call primitive ------------------------------------------------------------------
+#
+# `vmap` processes a call primitive by binding it again with the user's functions vectorised
+# (each one run under `vmap_flat`), so the rules still apply to the batched call: `grad` of a
+# vmapped custom_vjp function still uses `bwd`, `vmap` of a checkpoint still recomputes.
+
+def _vectorised(fn, in_dims, size, out_dims=None):
+    """`fn(*xs) -> list` on a batch: `in_dims` per argument (0 or None); each output batched at
+    axis 0 (broadcast if it does not depend on the batch), or, where `out_dims` says None,
+    summed over the batch (the cotangent of an argument shared by every example)."""
+    from chainrule.interpreters.batching import vmap_flat
+
+    def f(*xs):
+        outs, dims, _ = vmap_flat(lambda *ys: list(fn(*ys)), list(xs), list(in_dims))
+        want = out_dims if out_dims is not None else [0] * len(outs)
+        return [_to_dim(o, d, t, size) for o, d, t in zip(outs, dims, want)]
+    return f
+
+
+def _to_dim(x, d, want, size):
+    from chainrule import ops
+    if d == want:
+        return x
+    if want is None:
+        return ops.sum(x, axis=0)
+    shape = tuple(shape_of(x))
+    return ops.broadcast_to(ops.reshape(x, (1,) + shape), (size,) + shape)
+
+
+def batch_call_rule(prim, make_fns):
+    """The `vmap` rule of call primitive `prim`: `make_fns(call, vals, dims, size)` gives the
+    vectorised functions of the new call."""
+    def rule(vals, dims, *, call):
+        size = next(shape_of(v)[0] for v, d in zip(vals, dims) if d is not None)
+        new = type(call)(call.kind, call.name, tree_structure(tuple(vals)),
+                         make_fns(call, vals, list(dims), size))
+        return bind(prim, *vals, call=new), 0
+    return rule
+
+
+def vectorised_fun(call, dims, size):
+    """The call's function (`call.fns[0]`) on a batch."""
+    return _vectorised(lambda *ys: call.call_flat(call.fns[0], ys), dims, size)
+
+
+def _split_at(n, fn):
+    return lambda *xs: (lambda r: (r[:n()], r[n():]))(fn(*xs))
+
+
+def _batch_custom_jvp_fns(call, vals, dims, size):
+    n = len(dims)
+    both = _vectorised(lambda *ys: (lambda p, t: p + t)(
+        *_custom_jvp_rule_flat(call, ys[:n], list(ys[n:]))), dims + dims, size)
+    rule = _split_at(lambda: call.n_out, both)
+    return vectorised_fun(call, dims, size), lambda p, t: rule(*p, *t)
+
+
+def _batch_custom_vjp_fns(call, vals, dims, size):
+    n = len(dims)
+    fwd = _split_at(lambda: call.n_out, _vectorised(lambda *ys: _fwd_flat(call, ys), dims, size))
+
+    def bwd(res, g):
+        nr = len(res)
+
+        def one(*ys):
+            cts = _bwd_flat(call, ys[:n], ys[n:n + nr], ys[n + nr:])
+            return [_zeros(y) if c is None else c for c, y in zip(cts, ys[:n])]
+        return tuple(_vectorised(one, dims + [0] * (nr + len(g)), size, dims)(*vals, *res, *g))
+    return vectorised_fun(call, dims, size), fwd, bwd
+
+
+custom_jvp_call_p.batch = batch_call_rule(custom_jvp_call_p, _batch_custom_jvp_fns)
+custom_vjp_call_p.batch = batch_call_rule(custom_vjp_call_p, _batch_custom_vjp_fns)
 
 
 class custom_vjp(CallWrapper):

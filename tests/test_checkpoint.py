@@ -149,3 +149,19 @@ def test_checkpoint_saves_memory():
     assert held_plain > 40 * mb                  # every intermediate kept
     assert held_ckpt < 8 * mb                    # inputs and outputs of 4 blocks
     assert held_plain > 5 * held_ckpt
+
+
+def test_checkpoint_under_vmap_and_jit():
+    import warnings
+    ck = cr.checkpoint(lambda x, w: cnp.tanh(x @ w))
+    xs, w = rng.normal(size=(4, 3)), rng.normal(size=(3, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')      # batched as one call, no per-example loop
+        out = cr.vmap(ck, in_axes=(0, None))(xs, w)
+        gw = cr.grad(lambda w: cnp.sum(cr.vmap(ck, in_axes=(0, None))(xs, w) ** 2))(w)
+        gj = cr.jit(cr.grad(lambda w: cnp.sum(ck(xs, w) ** 2)))(w)
+    np.testing.assert_allclose(out, np.tanh(xs @ w))
+    t = np.tanh(xs @ w)
+    expect = xs.T @ (2 * t * (1 - t ** 2))
+    np.testing.assert_allclose(gw, expect, rtol=1e-12)
+    np.testing.assert_allclose(gj, expect, rtol=1e-12)

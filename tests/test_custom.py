@@ -321,3 +321,48 @@ def test_user_primitive_matches_torch():
     t = torch.tensor(x, requires_grad=True)
     (torch.erf(t) ** 2).sum().backward()
     np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-12)
+
+
+# --- composition with the other transforms ---------------------------------------------------
+
+COMPOSED = [
+    # (custom function of a vector, the same without custom rules)
+    (lambda x: cnp.sum(log1pexp(x) * x), lambda x: cnp.sum(plain_log1pexp(x) * x)),
+    (lambda x: cnp.sum(my_sin(x) * x ** 2), lambda x: cnp.sum(cnp.sin(x) * x ** 2)),
+    (lambda x: cnp.sum(cr.checkpoint(lambda x: cnp.tanh(x) * x)(x) ** 2),
+     lambda x: cnp.sum((cnp.tanh(x) * x) ** 2)),
+]
+
+
+@pytest.mark.parametrize('k', range(len(COMPOSED)))
+def test_custom_rules_compose_with_every_transform(k):
+    import warnings
+    f, plain = COMPOSED[k]
+    x = np.array([-1.1, 0.3, 1.7])
+    g = cr.grad(plain)(x)
+    H = cr.hessian(plain)(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')      # no loop-and-stack fallback for call primitives
+        np.testing.assert_allclose(cr.grad(f)(x), g, rtol=1e-12)
+        np.testing.assert_allclose(cr.jit(cr.grad(f))(x), g, rtol=1e-12)
+        np.testing.assert_allclose(cr.grad(cr.jit(f))(x), g, rtol=1e-12)
+        xs = np.stack([x, 2 * x, -x])
+        np.testing.assert_allclose(cr.vmap(cr.grad(f))(xs),
+                                   np.stack([cr.grad(plain)(r) for r in xs]), rtol=1e-12)
+        np.testing.assert_allclose(cr.grad(lambda xs: cnp.sum(cr.vmap(f)(xs)))(xs),
+                                   np.stack([cr.grad(plain)(r) for r in xs]), rtol=1e-12)
+        np.testing.assert_allclose(cr.hessian(f)(x), H, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(cr.jacrev(cr.jacrev(f))(x), H, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(cr.jacrev(cr.jacfwd(f))(x), H, rtol=1e-10, atol=1e-12)
+        _, t = cr.jvp(cr.grad(f), (x,), (np.ones(3),))
+        np.testing.assert_allclose(t, H.sum(1), rtol=1e-10)
+
+
+def test_vmap_of_custom_vjp_keeps_the_rule():
+    x = np.array([2.0, 0.5, -3.0])
+    g = cr.vmap(cr.grad(lambda x: 5.0 * clip_gradient(x, -1.0, 1.0)))(x)
+    np.testing.assert_array_equal(g, [1.0, 1.0, 1.0])
+    # shared (unbatched) argument: its cotangent is summed over the batch
+    gw = cr.grad(lambda w: cnp.sum(cr.vmap(lambda x: clip_gradient(x * w, -1.0, 1.0))(x)))(3.0)
+    assert gw == pytest.approx(x.sum())
+    assert cr.jit(lambda x: clip_gradient(x, -1.0, 1.0))(x).tolist() == x.tolist()
