@@ -138,9 +138,9 @@ sub_p      = binary('sub',      np.subtract, lambda g, ans, x, y: g,
 mul_p      = binary('mul',      np.multiply, lambda g, ans, x, y: g * y,
                                              lambda g, ans, x, y: g * x)
 div_p      = binary('div',      np.true_divide, lambda g, ans, x, y: g / y,
-                                             lambda g, ans, x, y: neg(g) * ans / y)
+                                             lambda g, ans, x, y: g * (neg(ans) / y))
 pow_p      = binary('pow',      np.power,    lambda g, ans, x, y: _pow_vjp_x(g, ans, x, y),
-                                             lambda g, ans, x, y: g * ans * _safe_log(x))
+                                             lambda g, ans, x, y: g * (ans * _safe_log(x)))
 maximum_p  = binary('maximum',  np.maximum,  lambda g, ans, x, y: g * _select_weight(x, y),
                                              lambda g, ans, x, y: g * _select_weight(y, x))
 minimum_p  = binary('minimum',  np.minimum,  lambda g, ans, x, y: g * _select_weight(y, x),
@@ -150,8 +150,10 @@ arctan2_p  = binary('arctan2',  np.arctan2,  lambda g, ans, x, y: g * y / (x * x
 
 
 def _pow_vjp_x(g, ans, x, y):
-    # d/dx x**y = y * x**(y-1); written without dividing by x so x = 0 works for y >= 1
-    return g * y * x ** (y - 1)
+    # d/dx x**y = y * x**(y-1); written without dividing by x so x = 0 works for y >= 1.
+    # The local derivative is formed first: under vmap (jacobians) g is a whole batch of
+    # cotangents, and g * (y * ...) multiplies the batch once instead of twice.
+    return g * (y * x ** (y - 1))
 
 
 def _safe_log(x):
