@@ -24,8 +24,8 @@ import numpy as np
 from chainrule import ops
 from chainrule.core import ChainruleError, DTypeError, GradientError, Tracer
 from chainrule.interpreters.reverse import vjp_flat
-from chainrule.tree import (tree_flatten, tree_map, tree_structure, tree_unflatten,
-                            treedef_is_leaf)
+from chainrule.tree import (keystr, tree_flatten, tree_flatten_with_path, tree_map,
+                            tree_structure, tree_unflatten)
 
 __all__ = ['grad', 'value_and_grad', 'vjp', 'stop_gradient']
 
@@ -84,12 +84,12 @@ def _flatten_diff_args(args, nums, fname, holomorphic):
     """
     raw, arrs, defs = [], [], []
     for i in nums:
-        leaves, td = tree_flatten(args[i])
+        pairs, td = tree_flatten_with_path(args[i])
         defs.append(td)
-        for k, leaf in enumerate(leaves):
+        for path, leaf in pairs:
             where = f'argument {i} of {fname}'
-            if not treedef_is_leaf(td):
-                where = f'leaf {k} of {where} (a {type(args[i]).__name__})'
+            if path:
+                where = f'{where}, at {keystr(path)},'
             raw.append(leaf)
             arrs.append(_as_array(leaf, where, holomorphic=holomorphic))
     return raw, arrs, defs

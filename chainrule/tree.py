@@ -35,7 +35,8 @@ import numpy as np
 __all__ = [
     'PyTreeDef', 'register_pytree_node', 'register_pytree_node_class', 'tree_flatten',
     'tree_unflatten', 'tree_leaves', 'tree_structure', 'tree_map', 'ravel_pytree',
-    'treedef_is_leaf', 'all_leaves',
+    'treedef_is_leaf', 'all_leaves', 'tree_flatten_with_path', 'keystr', 'DictKey',
+    'SequenceKey', 'GetAttrKey', 'FlattenedIndexKey',
 ]
 
 
@@ -309,6 +310,88 @@ def tree_flatten(tree, is_leaf=None):
         nodes.append((nt, aux, len(children)))
         stack.extend(reversed(children))
     return leaves, PyTreeDef(nodes)
+
+
+class _Key:
+    """One step of a key path: how a child is reached from its parent node."""
+
+    __slots__ = ('key',)
+    fmt = '[{!r}]'
+
+    def __init__(self, key):
+        self.key = key
+
+    def __str__(self):
+        return self.fmt.format(self.key)
+
+    def __repr__(self):
+        return f'{type(self).__name__}({self.key!r})'
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.key == self.key
+
+    def __hash__(self):
+        return hash((type(self).__name__, self.key))
+
+
+class DictKey(_Key):
+    """A dict entry: `['name']`."""
+
+
+class SequenceKey(_Key):
+    """An element of a tuple or list: `[0]`."""
+
+
+class GetAttrKey(_Key):
+    """A namedtuple field: `.name`."""
+
+    fmt = '.{}'
+
+
+class FlattenedIndexKey(_Key):
+    """The i-th child of a registered class, as its flatten function lists them: `[<i>]`."""
+
+    fmt = '[<{}>]'
+
+
+def _child_keys(nt, aux, k):
+    if nt.type in (dict, collections.OrderedDict):
+        return [DictKey(key) for key in aux]
+    if nt.type is collections.defaultdict:
+        return [DictKey(key) for key in aux[1]]
+    if nt is _NAMEDTUPLE:
+        return [GetAttrKey(f) for f in aux._fields]
+    if nt.type in (tuple, list):
+        return [SequenceKey(i) for i in range(k)]
+    return [FlattenedIndexKey(i) for i in range(k)]
+
+
+def tree_flatten_with_path(tree, is_leaf=None):
+    """`tree_flatten`, with the key path of each leaf.
+
+    Returns:
+        `(pairs, treedef)` where `pairs` lists `(path, leaf)`, a path being a tuple of keys
+        (`DictKey`, `SequenceKey`, `GetAttrKey`, `FlattenedIndexKey`); `keystr(path)` writes
+        it as Python would index it.
+
+        >>> keystr(tree_flatten_with_path({'layers': [{'w': 1.0}]})[0][0][0])
+        "['layers'][0]['w']"
+    """
+    leaves, treedef = tree_flatten(tree, is_leaf)
+    paths = []
+    stack = [()]
+    for n in treedef._nodes:
+        path = stack.pop()
+        if n is None:
+            paths.append(path)
+            continue
+        stack.extend(reversed([path + (key,) for key in _child_keys(*n)]))
+    return list(zip(paths, leaves)), treedef
+
+
+def keystr(path):
+    """A key path as text: `"['layers'][0]['w']"`."""
+    return ''.join(str(k) for k in path)
 
 
 def tree_unflatten(treedef, leaves):

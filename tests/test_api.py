@@ -100,7 +100,7 @@ def test_float_in_float_out_and_dtypes_kept():
 def test_integer_inputs_raise_dtype_error():
     with pytest.raises(cr.DTypeError, match='argument 0.*int'):
         cr.grad(lambda x: x * 2.0)(2)
-    with pytest.raises(cr.DTypeError, match='leaf 1 of argument 0'):
+    with pytest.raises(cr.DTypeError, match=r"argument 0 of <lambda>, at \['b'\], has dtype int"):
         cr.grad(lambda d: d['a'] * d['b'])({'a': 1.0, 'b': np.array(2)})
     # an integer argument that is not differentiated is fine
     assert cr.grad(lambda x, n: x ** n)(2.0, 3) == 12.0

@@ -195,3 +195,16 @@ def test_ravel_pytree_differentiable_and_scipy():
     sol = unravel(res.x)
     np.testing.assert_allclose(sol['a'], target['a'], atol=1e-6)
     np.testing.assert_allclose(sol['b'], target['b'], atol=1e-6)
+
+
+def test_flatten_with_path_and_keystr():
+    tree = {'layers': [{'w': 1.0, 'b': 2.0}, Point(3.0, None)], 'box': Box(4.0, 'x'),
+            'od': collections.OrderedDict([('z', 5.0)])}
+    pairs, td = T.tree_flatten_with_path(tree)
+    assert [leaf for _, leaf in pairs] == T.tree_leaves(tree)
+    assert [T.keystr(p) for p, _ in pairs] == [
+        "['box'][<0>]", "['layers'][0]['b']", "['layers'][0]['w']", "['layers'][1].x",
+        "['od']['z']"]
+    assert pairs[1][0] == (T.DictKey('layers'), T.SequenceKey(0), T.DictKey('b'))
+    assert td == T.tree_structure(tree)
+    assert T.tree_flatten_with_path(7.0)[0] == [((), 7.0)]
