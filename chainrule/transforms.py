@@ -194,13 +194,14 @@ def vmap(fun, in_axes=0, out_axes=0, report=False):
             `BatchingFallbackWarning`).
 
     Returns:
-        The vectorised function.
+        The vectorised function. Keyword arguments it is called with are passed to `fun`
+        unmapped (the same for every example).
 
     Raises:
         ShapeError: the mapped axes have different sizes (the message names each argument
             and its shape), or an axis does not exist.
     """
-    def vmapped(*args):
+    def vmapped(*args, **kwargs):
         if isinstance(in_axes, (tuple, list)):
             if len(in_axes) != len(args):
                 raise ChainruleError(
@@ -217,7 +218,7 @@ def vmap(fun, in_axes=0, out_axes=0, report=False):
         out_defs = []
 
         def flat(*xs):
-            out = fun(*tree_unflatten(a_def, xs))
+            out = fun(*tree_unflatten(a_def, xs), **kwargs)
             o_leaves, o_def = tree_flatten(out)
             out_defs.append((o_def, out))
             return o_leaves

@@ -235,3 +235,9 @@ def test_python_control_flow_on_batched_values_raises_with_advice():
         cr.vmap(f)(np.array([1.0, -2.0]))
     np.testing.assert_allclose(cr.vmap(lambda x: cnp.where(x > 0, x, -x))(np.array([1.0, -2.0])),
                                [1.0, 2.0])
+
+
+def test_keyword_arguments_are_passed_unmapped():
+    x = np.arange(6.0).reshape(3, 2)
+    out = cr.vmap(lambda v, scale=1.0, axis=0: cnp.sum(v * scale, axis=axis))(x, scale=2.0, axis=0)
+    np.testing.assert_allclose(out, 2 * x.sum(1))

@@ -116,10 +116,10 @@ class JVPTrace(Trace):
         if prim.vjp is None:
             return out                       # not differentiable: a constant to this trace
         t_out = _jvp(prim, out, primals, tangents, params)
+        if t_out is None:
+            return out                       # only non-differentiable arguments were traced
         if prim.multiple_results:
             return tuple(o if t is None else JVPTracer(self, o, t) for o, t in zip(out, t_out))
-        if t_out is None:
-            return out
         return JVPTracer(self, out, t_out)
 
     def new_input(self, primal, tangent):
