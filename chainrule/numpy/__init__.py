@@ -118,7 +118,12 @@ def square(x):
 
 
 def reciprocal(x):
-    return 1 / x if not isinstance(x, Tracer) or dtype_of(x).kind in 'fc' else ops.div(1, x)
+    if not isinstance(x, Tracer):
+        return _np.reciprocal(x)
+    if dtype_of(x).kind in 'fc':
+        return 1 / x
+    # integers, as NumPy: 1/1 = 1, 1/-1 = -1, and 0 for every other value (integer division)
+    return where(equal(abs(x), 1), x, 0)
 
 
 def logaddexp(x, y):
@@ -192,6 +197,10 @@ def heaviside(x, h0):
 
 
 def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
+    if not isinstance(x, Tracer):
+        return _np.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
+    if dtype_of(x).kind not in 'fc':
+        return x             # integers have no nan or inf (and must stay integers)
     out = where(isnan(x), nan, x)
     big = _np.finfo(dtype_of(x)).max if dtype_of(x).kind == 'f' else None
     if big is not None:
@@ -761,13 +770,13 @@ def trace(a, offset=0, axis1=0, axis2=1):
 def tril(m, k=0):
     s = shape_of(m)
     mask = _np.tri(s[-2], s[-1], k, dtype=bool)
-    return where(mask, m, zeros_like(m) if not isinstance(m, Tracer) else 0.0)
+    return where(mask, m, _np.zeros((), dtype_of(m)))   # a zero of m's dtype: ints stay ints
 
 
 def triu(m, k=0):
     s = shape_of(m)
     mask = ~_np.tri(s[-2], s[-1], k - 1, dtype=bool)
-    return where(mask, m, 0.0)
+    return where(mask, m, _np.zeros((), dtype_of(m)))
 
 
 class _At:
@@ -996,7 +1005,7 @@ def interp(x, xp, fp, left=None, right=None):
 
 
 def polyval(p, x):
-    out = zeros_like(x) if not _is_traced(p) else 0.0
+    out = zeros_like(x)      # as NumPy: the result dtype is that of x and p together
     n = shape_of(p)[0]
     for k in range(n):
         out = out * x + p[k]
