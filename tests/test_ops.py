@@ -1,8 +1,9 @@
 """Generic tests driven by the op table (`tests/op_table.py`): every public `chainrule.numpy`
 function against its NumPy reference (values and dtypes, on arrays, `Tensor`s and traced
-values), against finite differences to second order in float64 and first order in float32 and
-complex128, against PyTorch's gradients where torch has the function, and through `Tensor`'s
-`backward()` reached by plain NumPy calls (`np.sin(t)`)."""
+values); against finite differences in reverse and forward mode, to second order in float64
+(with every mix of the two modes) and first order in float32 and complex128; against PyTorch's
+gradients where torch has the function; and through `Tensor.backward()`, reached both by
+`cnp.f(t)` and by plain NumPy calls (`np.sin(t)`)."""
 
 import numbers
 
@@ -119,14 +120,31 @@ def test_forward_matches_numpy(row, cid, shapes, kw, dtype):
     assert_same(cr.vjp(f, *xs)[0], want, rtol, f'{cid} traced by vjp')
 
 
+@pytest.mark.parametrize('row,cid,shapes,kw', CASES, ids=_ids(CASES))
+def test_forward_on_integers_matches_numpy(row, cid, shapes, kw):
+    """Integer inputs keep NumPy's result dtypes (tril of ints stays int, sqrt gives float)."""
+    rng = np.random.default_rng(0)
+    args = [rng.random(s) < 0.5 if d == 'bool' else rng.integers(1, 4, s)
+            for s, d in zip(shapes, row.domains(len(shapes)))]
+    with np.errstate(all='ignore'):
+        try:
+            want = row.ref(*args, **kw)
+        except (TypeError, ValueError):
+            pytest.skip('NumPy itself does not take integers here')
+        assert_same(row.fn(*args, **kw), want, 1e-12, f'{cid} on integer arrays')
+        assert_same(_plain(row.fn(*[cr.Tensor(a) for a in args], **kw)), want, 1e-12,
+                    f'{cid} on integer Tensors')
+
+
 # --- gradients: finite differences -------------------------------------------------------------
 
 @pytest.mark.parametrize('row,cid,shapes,kw', DIFF, ids=_ids(DIFF))
-def test_grads_float64_second_order(row, cid, shapes, kw):
+def test_grads_float64_second_order_both_modes(row, cid, shapes, kw):
     args = _args(row, shapes, F64)
     f, xs = _bind(row, args, kw)
     f.__name__ = cid
-    check_grads(f, xs, order=row.order, modes=('rev',))
+    # both modes, and at second order every mix: rev of rev, fwd of rev, rev of fwd, fwd of fwd
+    check_grads(f, xs, order=row.order, modes=('rev', 'fwd'))
 
 
 @pytest.mark.parametrize('row,cid,shapes,kw', DIFF, ids=_ids(DIFF))
@@ -136,7 +154,7 @@ def test_grads_float32_first_order(row, cid, shapes, kw):
     args = _args(row, shapes, F32)
     f, xs = _bind(row, args, kw)
     f.__name__ = cid
-    check_grads(f, xs, order=1, modes=('rev',))
+    check_grads(f, xs, order=1, modes=('rev', 'fwd'))
     # the cotangents themselves come back in the inputs' dtype (float32 stays float32), not
     # just after `vjp` converts them
     ws = _weights(row, args, kw)
@@ -155,7 +173,7 @@ def test_grads_complex(row, cid, shapes, kw):
     args = _args(row, shapes, C128)
     f, xs = _bind(row, args, kw)
     f.__name__ = cid
-    check_grads(f, xs, order=2, modes=('rev',))
+    check_grads(f, xs, order=2, modes=('rev', 'fwd'))
 
 
 NONDIFF = [c for c in CASES if not c[0].diff]
