@@ -53,6 +53,12 @@ def contenders(W):
     jac = [('chainrule jacrev', lambda x: lambda: cr.jacrev(g)(x)),
            ('chainrule jacfwd', lambda x: lambda: cr.jacfwd(g)(x))]
     notes = []
+    jit = getattr(cr, 'jit', None)
+    if jit is not None:
+        # the same transforms, traced once and lowered to straight-line NumPy
+        hess.append(('chainrule jit(hessian)', lambda x, h=jit(cr.hessian(f)): lambda: h(x)))
+        jac.append(('chainrule jit(jacrev)', lambda x, j=jit(cr.jacrev(g)): lambda: j(x)))
+        jac.append(('chainrule jit(jacfwd)', lambda x, j=jit(cr.jacfwd(g)): lambda: j(x)))
 
     try:
         import torch
