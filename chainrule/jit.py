@@ -459,9 +459,11 @@ def _templates():
         'broadcast_to': lambda a, p: f'np.broadcast_to({a[0]}, {p["shape"]})',
         'reshape': lambda a, p: f'np.reshape({a[0]}, {p["shape"]})',
         'transpose': lambda a, p: f'np.transpose({a[0]}, {p["axes"]})',
-        'sum': lambda a, p: f'np.sum({a[0]}, axis={p["axis"]}, keepdims={p["keepdims"]})',
-        'max': lambda a, p: f'np.max({a[0]}, axis={p["axis"]}, keepdims={p["keepdims"]})',
-        'astype': lambda a, p: f'np.asarray({a[0]}).astype({p["dtype"]})',
+        # the ufunc reductions np.sum and np.max call, without their Python wrappers
+        'sum': lambda a, p: f'np.add.reduce({a[0]}, axis={p["axis"]}, keepdims={p["keepdims"]})',
+        'max': lambda a, p: f'np.maximum.reduce({a[0]}, axis={p["axis"]}, '
+                            f'keepdims={p["keepdims"]})',
+        'astype': lambda a, p: f'np.asarray({a[0]}, {p["dtype"]})',
         'getitem': lambda a, p: f'np.asarray({a[0]})[{p["idx"]}]',
         'where': lambda a, p: f'np.where({a[0]}, {a[1]}, {a[2]})',
         'stop_gradient': lambda a, p: a[0],
@@ -499,6 +501,7 @@ def codegen(graph, name='jitted', fuse=False):
         glob[names[v.id]] = c
 
     items = _fusion_schedule(graph) if fuse else list(graph.eqns)
+    elided = _implicit_broadcasts(graph, items)
     kernels = []
     # buffer reuse: when a var is last used, and no live var aliases its buffer, an
     # elementwise op may write its result there
@@ -533,6 +536,15 @@ def codegen(graph, name='jitted', fuse=False):
                 live_until[o.id] = last.get(o.id, -1)
             continue
         prim = e.prim
+        if e.outvars[0].id in elided:
+            # NumPy's ufuncs broadcast by themselves: the users read the source directly
+            src_var = e.invars[0]
+            names[e.outvars[0].id] = names[src_var.id]
+            roots[e.outvars[0].id] = roots.get(src_var.id, frozenset())
+            for r in roots[e.outvars[0].id]:
+                live_until[r] = max(live_until.get(r, -1), last.get(e.outvars[0].id, -1))
+            lines.append(f'    # {ir_line(e)}   (implicit: the ufuncs below broadcast)')
+            continue
         args = [arg(v) for v in e.invars]
         outs = [names[o.id] for o in e.outvars]
         reuse = None
@@ -586,6 +598,38 @@ def codegen(graph, name='jitted', fuse=False):
     if kernels:
         src = '\n'.join(glob.pop('_kernel_sources')) + '\n\n' + src
     return src, glob
+
+
+def _implicit_broadcasts(graph, items):
+    """The `broadcast_to` results that need not exist: every user is a NumPy ufunc call with
+    another input of the full shape (so the ufunc broadcasts to the same shape itself)."""
+    users = {}
+    for it in items:
+        for v in it.invars:
+            if isinstance(v, Var):
+                users.setdefault(v.id, []).append(it)
+    outs = {v.id for v in graph.outvars if isinstance(v, Var)}
+    elided = set()
+    for it in items:
+        if isinstance(it, _Cluster) or it.prim.name != 'broadcast_to':
+            continue
+        b = it.outvars[0]
+        if b.id in outs or not isinstance(it.invars[0], Var):
+            continue
+        ok = True
+        for u in users.get(b.id, []):
+            if isinstance(u, _Cluster) or not (isinstance(u.prim.impl, np.ufunc) and
+                                               u.prim.elementwise and not u.params):
+                ok = False
+                break
+            full = u.outvars[0].aval.shape
+            if not any(isinstance(w, Var) and w is not b and w.aval.shape == full and
+                       w.id not in elided for w in u.invars):
+                ok = False
+                break
+        if ok:
+            elided.add(b.id)
+    return elided
 
 
 # --- the numba backend: fused elementwise kernels -------------------------------------------------

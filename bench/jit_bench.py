@@ -1,0 +1,274 @@
+"""`jit` benchmarks (issue 6), one BLAS thread, every contender in this process.
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python bench/jit_bench.py [--quick]
+
+1. One training step (forward, cross-entropy, backward, SGD update) of an MLP 64-256-256-10 on
+   scikit-learn's digits, batch 64, float32: `cr.jit` of the functional step against the same
+   step run eagerly by chainrule, PyTorch eager, and `jax.jit`.
+2. The gradient of a chain of 30 elementwise ops on a 1e6-element float64 vector: `cr.jit`
+   (NumPy backend and numba backend) against chainrule eager, hand-written NumPy
+   forward+backward, PyTorch eager and `jax.jit`.
+
+Prints the best-of-`REPEAT` time per call and each contender's time divided by jit's
+(> 1: jit is faster). PyTorch, JAX and numba are optional (`pip install torch jax numba`);
+missing ones are reported and skipped. Every contender's result is checked against chainrule
+eager before it is timed.
+"""
+
+import os
+import sys
+import time
+
+for _v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
+    os.environ.setdefault(_v, '1')
+os.environ.setdefault('XLA_FLAGS', '--xla_cpu_multi_thread_eigen=false '
+                                   'intra_op_parallelism_threads=1')
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
+import chainrule as cr  # noqa: E402
+import chainrule.numpy as cnp  # noqa: E402
+
+QUICK = '--quick' in sys.argv
+REPEAT = 3 if QUICK else 7
+
+
+def best_times(contenders, number):
+    """Best over REPEAT rounds of the mean time of `number` calls, per contender, in seconds.
+
+    The contenders take turns within each round, so a change in the machine's load (it is
+    shared) affects all of them alike instead of whichever ran at the time."""
+    for fn in contenders.values():
+        fn()                                # warm up (traces, compiles)
+    best = {name: float('inf') for name in contenders}
+    for _ in range(REPEAT):
+        for name, fn in contenders.items():
+            n = number[name] if isinstance(number, dict) else number
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - t0) / n)
+    return best
+
+
+def optional(name):
+    try:
+        return __import__(name)
+    except ImportError:
+        print(f'  ({name} not installed: skipped)')
+        return None
+
+
+def report(title, times, ref):
+    print(f'\n{title}')
+    for name, t in times.items():
+        ratio = t / times[ref]
+        print(f'  {name:34s} {t * 1e6:12.1f} us   {ratio:7.2f}x the time of {ref}')
+
+
+# --- 1. the MLP training step ----------------------------------------------------------------------
+
+def digits_batch():
+    try:
+        from sklearn.datasets import load_digits
+        d = load_digits()
+        x, y = d.data.astype(np.float32) / 16.0, d.target
+    except ImportError:
+        rng = np.random.default_rng(0)
+        x, y = rng.random((1797, 64), np.float32), rng.integers(0, 10, 1797)
+    idx = np.random.default_rng(0).integers(0, len(x), 64)
+    return x[idx], y[idx]
+
+
+def init_params():
+    rng = np.random.default_rng(1)
+    sizes = [64, 256, 256, 10]
+    return [(rng.standard_normal((m, n)).astype(np.float32) * np.float32(np.sqrt(2.0 / m)),
+             np.zeros(n, np.float32)) for m, n in zip(sizes[:-1], sizes[1:])]
+
+
+LR = 0.05
+
+
+def mlp_loss(params, x, y1h):
+    h = x
+    for i, (w, b) in enumerate(params):
+        h = h @ w + b
+        if i < len(params) - 1:
+            h = cnp.maximum(h, 0.0)
+    logp = h - cnp.logsumexp(h, axis=1, keepdims=True)
+    return -cnp.sum(logp * y1h) / x.shape[0]
+
+
+def sgd_step(params, x, y1h):
+    loss, grads = cr.value_and_grad(mlp_loss)(params, x, y1h)
+    new = [(w - LR * gw, b - LR * gb) for (w, b), (gw, gb) in zip(params, grads)]
+    return new, loss
+
+
+def bench_mlp():
+    x, y = digits_batch()
+    y1h = np.eye(10, dtype=np.float32)[y]
+    params = init_params()
+    number = 30 if QUICK else 200
+    runs = {}
+
+    jstep = cr.jit(sgd_step)
+    want_params, want_loss = sgd_step(params, x, y1h)
+    got_params, got_loss = jstep(params, x, y1h)
+    assert np.allclose(got_loss, want_loss, rtol=1e-5)
+    assert all(np.allclose(g[0], w[0], atol=1e-6) for g, w in zip(got_params, want_params))
+    state = {'p': params}
+
+    def run_jit():
+        state['p'], _ = jstep(state['p'], x, y1h)
+    runs['chainrule jit'] = run_jit
+
+    state2 = {'p': params}
+
+    def run_eager():
+        state2['p'], _ = sgd_step(state2['p'], x, y1h)
+    runs['chainrule eager (functional)'] = run_eager
+
+    torch = optional('torch')
+    if torch is not None:
+        torch.set_num_threads(1)
+        tp = [(torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True))
+              for w, b in params]
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+        flat = [t for pair in tp for t in pair]
+        opt = torch.optim.SGD(flat, lr=LR)
+
+        def torch_step():
+            opt.zero_grad()
+            h = tx
+            for i, (w, b) in enumerate(tp):
+                h = h @ w + b
+                if i < len(tp) - 1:
+                    h = torch.relu(h)
+            loss = torch.nn.functional.cross_entropy(h, ty)
+            loss.backward()
+            opt.step()
+            return loss
+        assert abs(float(torch_step().detach()) - float(want_loss)) < 1e-4
+        runs['PyTorch eager'] = torch_step
+
+    jax = optional('jax')
+    if jax is not None:
+        jnp = jax.numpy
+
+        def jloss(p, x, y1h):
+            h = x
+            for i, (w, b) in enumerate(p):
+                h = h @ w + b
+                if i < len(p) - 1:
+                    h = jnp.maximum(h, 0.0)
+            logp = h - jax.scipy.special.logsumexp(h, axis=1, keepdims=True)
+            return -jnp.sum(logp * y1h) / x.shape[0]
+
+        @jax.jit
+        def jstep_jax(p, x, y1h):
+            loss, g = jax.value_and_grad(jloss)(p, x, y1h)
+            return [(w - LR * gw, b - LR * gb) for (w, b), (gw, gb) in zip(p, g)], loss
+
+        jp = [(jnp.asarray(w), jnp.asarray(b)) for w, b in params]
+        jx, jy = jnp.asarray(x), jnp.asarray(y1h)
+        _, jl = jstep_jax(jp, jx, jy)
+        assert abs(float(jl) - float(want_loss)) < 1e-4
+        js = {'p': jp}
+
+        def run_jax():
+            js['p'], loss = jstep_jax(js['p'], jx, jy)
+            loss.block_until_ready()
+        runs['jax.jit'] = run_jax
+
+    times = best_times(runs, number)
+    report('1. MLP 64-256-256-10 training step, batch 64, float32 (time per step)', times,
+           'chainrule jit')
+    return times
+
+
+# --- 2. gradient of an elementwise chain ---------------------------------------------------------
+
+N_ITER = 5     # 6 elementwise ops per iteration: 30 in all
+
+
+def chain(x):
+    for _ in range(N_ITER):
+        x = cnp.sin(x) * 0.9 + cnp.exp(-(x * x))      # sin, mul, mul, neg, exp, add
+    return cnp.sum(x)
+
+
+def numpy_fwd_bwd(x):
+    """Hand-written: forward keeping what the backward needs, then the chain rule."""
+    xs, es = [], []
+    for _ in range(N_ITER):
+        e = np.exp(-(x * x))
+        xs.append(x)
+        es.append(e)
+        x = np.sin(x) * 0.9 + e
+    g = np.ones_like(x)
+    for x, e in zip(reversed(xs), reversed(es)):
+        g = g * (np.cos(x) * 0.9 - 2.0 * x * e)     # d/dx [0.9 sin x + exp(-x^2)]
+    return g
+
+
+def bench_chain():
+    n = 10**5 if QUICK else 10**6
+    x = np.random.default_rng(0).uniform(-1, 1, n)
+    number = 3 if QUICK else 10
+    runs = {}
+    want = cr.grad(chain)(x)
+
+    jg = cr.jit(cr.grad(chain))
+    assert np.allclose(jg(x), want, rtol=1e-12)
+    runs['chainrule jit (NumPy backend)'] = lambda: jg(x)
+    if optional('numba') is not None:
+        jn = cr.jit(cr.grad(chain), backend='numba')
+        assert np.allclose(jn(x), want, rtol=1e-12)
+        runs['chainrule jit (numba backend)'] = lambda: jn(x)
+    runs['chainrule eager'] = lambda: cr.grad(chain)(x)
+    assert np.allclose(numpy_fwd_bwd(x), want, rtol=1e-12)
+    runs['hand-written NumPy fwd+bwd'] = lambda: numpy_fwd_bwd(x)
+
+    torch = optional('torch')
+    if torch is not None:
+        torch.set_num_threads(1)
+
+        def torch_grad():
+            t = torch.tensor(x, requires_grad=True)
+            y = t
+            for _ in range(N_ITER):
+                y = torch.sin(y) * 0.9 + torch.exp(-(y * y))
+            y.sum().backward()
+            return t.grad
+        assert np.allclose(torch_grad().numpy(), want, rtol=1e-12)
+        runs['PyTorch eager'] = torch_grad
+
+    jax = optional('jax')
+    if jax is not None:
+        jax.config.update('jax_enable_x64', True)
+        jnp = jax.numpy
+
+        def jchain(x):
+            for _ in range(N_ITER):
+                x = jnp.sin(x) * 0.9 + jnp.exp(-(x * x))
+            return jnp.sum(x)
+        jgrad = jax.jit(jax.grad(jchain))
+        jx = jnp.asarray(x)
+        assert np.allclose(np.asarray(jgrad(jx)), want, rtol=1e-12)
+        runs['jax.jit'] = lambda: jgrad(jx).block_until_ready()
+
+    times = best_times(runs, number)
+    ref = 'chainrule jit (numba backend)' if 'chainrule jit (numba backend)' in times else \
+        'chainrule jit (NumPy backend)'
+    report(f'2. gradient of 30 elementwise ops on {n:.0e} float64 (time per gradient)',
+           times, ref)
+    return times
+
+
+if __name__ == '__main__':
+    print(f'numpy {np.__version__}, one BLAS thread; best of {REPEAT}')
+    bench_mlp()
+    bench_chain()
