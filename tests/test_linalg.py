@@ -147,6 +147,32 @@ def test_norm_defaults_and_numpy2_names():
         LA.norm(real(3), 'fro')
 
 
+def test_triangular_solve_primitive():
+    # the helper of the cholesky and qr rules: reads one triangle, batched, any dtype
+    from chainrule.ops.linalg import triangular_solve
+    low = np.tril(real(3, 3)) + 3 * np.eye(3)
+    junk = np.triu(real(3, 3), 1)            # ignored, as the other triangle is in LAPACK
+    b = real(3, 2)
+    for lower, a, junk_ in [(True, low, junk), (False, low.T, junk.T)]:
+        np.testing.assert_allclose(triangular_solve(a + junk_, b, lower=lower),
+                                   np.linalg.solve(a, b), rtol=1e-12)
+        check_grads(lambda a, b: triangular_solve(a, b, lower=lower), (a + junk_, b), order=2,
+                    modes=MODES)
+    batch = np.tril(cplx(2, 3, 3)) + 3 * np.eye(3)
+    np.testing.assert_allclose(triangular_solve(batch, b, lower=True),
+                               np.linalg.solve(batch, b), rtol=1e-12)
+    check_grads(lambda a, b: triangular_solve(a, b, lower=True), (batch, cplx(2, 3, 1)),
+                order=2, modes=MODES)
+
+
+def test_numpy_functions_on_a_tensor_dispatch_here():
+    a = cr.Tensor(2 * np.eye(3), requires_grad=True)
+    loss = np.linalg.slogdet(a)[1] + np.linalg.norm(a) + np.einsum('ii', a)
+    loss.backward()
+    np.testing.assert_allclose(a.grad.numpy(), 0.5 * np.eye(3) + a.numpy() / np.linalg.norm(
+        2 * np.eye(3)) + np.eye(3), rtol=1e-12)
+
+
 # --- forward values equal NumPy's ---------------------------------------------------------------
 
 FORWARD = [

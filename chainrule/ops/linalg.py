@@ -1,5 +1,6 @@
-"""Linear-algebra primitives: `einsum`, `inv`, `solve`, `det`, `slogdet`, `cholesky`, `eigh`,
-`eig`, `svd` and `qr`, each batched over leading dimensions as NumPy's `np.linalg` is.
+"""Linear-algebra primitives: `einsum`, `inv`, `solve`, `triangular_solve`, `det`, `slogdet`,
+`cholesky`, `eigh`, `eig`, `svd` and `qr`, each batched over leading dimensions as NumPy's
+`np.linalg` is.
 
 What this module lets you do: differentiate through matrix decompositions and solves, to any
 order, in reverse and forward mode. `chainrule.numpy.linalg` builds NumPy's API on these
@@ -24,6 +25,7 @@ the derivative treats the input as Hermitian, as JAX and PyTorch do: tangents ar
 `(t + t^H) / 2` and cotangents come back Hermitian. Check such functions on `(a + a^H) / 2`.
 """
 
+import functools
 import string
 
 import numpy as np
@@ -31,7 +33,8 @@ import numpy as np
 from chainrule import ops
 from chainrule.core import GradientError, PerArg, Primitive, ShapeError, Tracer, bind
 
-__all__ = ['einsum', 'inv', 'solve', 'det', 'slogdet', 'cholesky', 'eigh', 'eig', 'svd', 'qr']
+__all__ = ['einsum', 'inv', 'solve', 'det', 'slogdet', 'cholesky', 'eigh', 'eig', 'svd', 'qr',
+           'triangular_solve']
 
 
 # --- helpers (all differentiable: they are compositions of primitives) ------------------------
@@ -201,6 +204,54 @@ slogdet_p = Primitive('slogdet', lambda a: tuple(np.linalg.slogdet(a)), multiple
                       batch=_batch_leading(lambda: slogdet_p))
 
 
+# --- triangular_solve: the helper of the cholesky and qr rules ---------------------------------
+
+def _triangular_solve_impl(a, b, *, lower):
+    # only the `lower` (or upper) triangle of a is read. SciPy's solver exploits the structure
+    # (O(n^2 k) instead of an LU factorisation) when it is installed and a is a single matrix;
+    # otherwise NumPy's general solver on the triangle gives the same x.
+    if a.ndim == 2:
+        try:
+            from scipy.linalg import solve_triangular
+        except ImportError:
+            solve_triangular = None
+        if solve_triangular is not None:
+            return solve_triangular(a, b, lower=lower, check_finite=False)
+    tri = np.tril(a) if lower else np.triu(a)
+    return _lapack('triangular_solve', np.linalg.solve, tri, b)
+
+
+def _tri(x, lower):
+    return _tril(x) if lower else _mT(_tril(_mT(x)))
+
+
+# x = A^-1 b for triangular A: as `solve`, with A's cotangent kept on its triangle
+triangular_solve_p = Primitive(
+    'triangular_solve', _triangular_solve_impl,
+    vjp=[lambda g, ans, a, b, *, lower: ops.neg(_tri(_mm(triangular_solve(
+             _mT(a), g, lower=not lower), _mT(ans)), lower)),
+         lambda g, ans, a, b, *, lower: triangular_solve(_mT(a), g, lower=not lower)],
+    jvp=[lambda t, ans, a, b, *, lower: ops.neg(triangular_solve(
+             a, _mm(_tri(t, lower), ans), lower=lower)),
+         lambda t, ans, a, b, *, lower: triangular_solve(a, t, lower=lower)],
+    batch=lambda args, dims, *, lower: (triangular_solve(*args, lower=lower), 0))
+
+
+def triangular_solve(a, b, *, lower):
+    """x with a @ x = b for lower (or upper) triangular matrices `a` (..., n, n) and `b`
+    (..., n, k); batch dimensions broadcast."""
+    a = _square('triangular_solve', a)
+    sa, sb = ops.shape_of(a), ops.shape_of(b)
+    if len(sb) < 2 or sb[-2] != sa[-1]:
+        raise ShapeError(f'triangular_solve: shapes {sa} (a) and {sb} (b) do not fit: b must be '
+                         f'(..., {sa[-1]}, k)')
+    batch = np.broadcast_shapes(sa[:-2], sb[:-2])
+    dt = np.result_type(ops.dtype_of(a), ops.dtype_of(b))
+    a = ops.broadcast_to(ops.astype(a, dt), batch + sa[-2:])
+    b = ops.broadcast_to(ops.astype(b, dt), batch + sb[-2:])
+    return bind(triangular_solve_p, a, b, lower=bool(lower))
+
+
 # --- cholesky ---------------------------------------------------------------------------------
 
 def _phi(x):
@@ -212,16 +263,16 @@ def _phi(x):
 def _cholesky_jvp(t, L, a):
     # A = L L^H: dL = L Phi(L^-1 dA L^-H), with dA symmetrised
     t = _hermitian_part(t)
-    y = solve(L, t)                       # L^-1 dA
-    z = _H(solve(L, _H(y)))               # L^-1 dA L^-H
+    y = triangular_solve(L, t, lower=True)              # L^-1 dA
+    z = _H(triangular_solve(L, _H(y), lower=True))      # L^-1 dA L^-H
     return _mm(L, _phi(z))
 
 
 def _cholesky_vjp(g, L, a):
     # the transpose of the JVP: A_bar = L^-T Phi(L^T g) conj(L)^-1, then its Hermitian part
     p = _phi(_mm(_mT(L), g))
-    s1 = solve(_mT(L), p)                 # L^-T Phi(L^T g)
-    s = _mT(solve(_H(L), _mT(s1)))        # ... conj(L)^-1
+    s1 = triangular_solve(_mT(L), p, lower=False)           # L^-T Phi(L^T g)
+    s = _mT(triangular_solve(_H(L), _mT(s1), lower=False))  # ... conj(L)^-1
     return _hermitian_part(s)
 
 
@@ -382,8 +433,8 @@ def _qr_check(a, full_matrices):
 
 
 def _right_solve(x, r):
-    """x R^-1, as (R^-T x^T)^T."""
-    return _mT(solve(_mT(r), _mT(x)))
+    """x R^-1 for upper triangular R, as (R^-T x^T)^T."""
+    return _mT(triangular_solve(_mT(r), _mT(x), lower=True))
 
 
 def _qr_jvp(t, ans, a, *, full_matrices):
@@ -416,7 +467,7 @@ def _qr_vjp(g, ans, a, *, full_matrices):
         gx = ops.add(gx, _diag_embed(ops.mul(ops.astype(ops.imag(_diag(go)), ops.dtype_of(go)),
                                              1j)))
     gy = ops.add(gq, _mm(_conj(q), gx))
-    return _like_input(_mT(solve(r, _mT(gy))), a)
+    return _like_input(_mT(triangular_solve(r, _mT(gy), lower=False)), a)
 
 
 qr_p = Primitive(
@@ -436,7 +487,7 @@ qr_p = Primitive(
 # repeat gets a fresh letter tied to the first by an `eye(n)` operand).
 
 def _einsum_impl(*operands, spec):
-    big = len(operands) > 2 or sum(np.size(o) for o in operands) > 2000
+    big = len(operands) > 2 or sum(getattr(o, 'size', 1) for o in operands) > 2000
     # optimize=True finds a contraction order and uses BLAS (tensordot); it costs tens of
     # microseconds, so tiny two-operand contractions use the direct C loop
     return np.einsum(spec, *operands, optimize=big)
@@ -492,8 +543,10 @@ def _einsum_error(subscripts, shapes, why):
                       f'{list(shapes)}: {why}')
 
 
+@functools.lru_cache(maxsize=512)
 def einsum_spec(subscripts, shapes):
-    """Parse `subscripts` for operands of `shapes` into a canonical spec.
+    """Parse `subscripts` for operands of `shapes` (a tuple of shape tuples) into a canonical
+    spec. Cached: a training loop parses each contraction once.
 
     Returns:
         (spec, sizes): `spec` with an explicit output, ellipses replaced by letters; `sizes`
@@ -566,7 +619,7 @@ def einsum(subscripts, *operands):
     Returns:
         The contraction, as NumPy computes it.
     """
-    shapes = [ops.shape_of(o) for o in operands]
+    shapes = tuple(ops.shape_of(o) for o in operands)
     spec, sizes = einsum_spec(subscripts, shapes)
     if not any(isinstance(o, Tracer) for o in operands):
         return _einsum_impl(*operands, spec=spec)
