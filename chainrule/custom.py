@@ -261,21 +261,34 @@ def _custom_jvp_jvp(tangents, out, *leaves, call):
 def _custom_jvp_all_cts(g, out, leaves, call):
     # The rule is linear in the tangents, so J^T g is the gradient of t -> <g, J t>: one reverse
     # pass through the rule, taken at zero tangents (any point would do).
-    return pull_back(lambda ts: _custom_jvp_rule_flat(call, leaves, ts)[1],
-                     [_zeros(x) for x in leaves], list(g))
+    return pull_back(lambda ts, xs: _custom_jvp_rule_flat(call, xs, ts)[1],
+                     [_zeros(x) for x in leaves], list(g), consts=leaves)
 
 
-def pull_back(fn, points, cts):
+def pull_back(fn, points, cts, consts=None):
     """The cotangents of `points` for output cotangents `cts` of `fn(points) -> list`, by one
-    reverse pass; entries of `points` that are not floating stay constant (cotangent None)."""
-    from chainrule.interpreters.reverse import vjp_flat
+    reverse pass; entries of `points` that are not floating stay constant (cotangent None).
+
+    With `consts`, `fn(points, consts)` also receives those values, held constant. They are
+    lifted onto the new reverse level when they belong to a higher one (a `Tensor` during
+    `backward(create_graph=True)`): otherwise that level would process the operations first
+    and the reverse pass would see their values as plain constants, losing the dependence.
+    """
+    from chainrule.interpreters.reverse import ReverseTracer, vjp_flat
     idx = [i for i, x in enumerate(points) if _is_float(x)]
+    if not idx:
+        return [None] * len(points)
 
     def part(*xs):
         full = list(points)
         for i, x in zip(idx, xs):
             full[i] = x
-        return fn(full)
+        if consts is None:
+            return fn(full)
+        trace = xs[0]._trace
+        return fn(full, [ReverseTracer(trace, c, None)
+                         if isinstance(c, Tracer) and c._trace.level > trace.level else c
+                         for c in consts])
 
     _, pullback = vjp_flat(part, [points[i] for i in idx])
     got = pullback(cts)
@@ -590,7 +603,7 @@ def primitive(name, impl, *, vjp=None, jvp=None, elementwise=False, linear=False
 
         >>> import math, numpy as np, chainrule as cr, chainrule.numpy as cnp
         >>> erf = cr.custom.primitive(
-        ...     'doc_erf', np.vectorize(math.erf, otypes=[float]),
+        ...     'my_erf', np.vectorize(math.erf, otypes=[float]),
         ...     vjp=[lambda g, out, x: g * 2 / np.sqrt(np.pi) * cnp.exp(-x * x)],
         ...     elementwise=True)
         >>> round(float(cr.grad(lambda x: erf(x))(0.0)), 6)       # 2 / sqrt(pi)

@@ -562,7 +562,10 @@ def _wrap_differentiable(node, g):
                  for a, p in zip(node.args, node.parents))
     out = node.out
     if node.prim.multiple_results:
-        out = tuple(Tensor._wrap(o, None) for o in out)
+        # each result connected through its projection, so rules that use the outputs (eigh's
+        # eigenvectors, a custom_vjp's residuals) are differentiated through them too
+        out = tuple(Tensor._wrap(o, _projection_node(node, i, len(out)))
+                    for i, o in enumerate(out))
     else:
         out = Tensor._wrap(out, node)
     if isinstance(g, tuple):

@@ -366,3 +366,40 @@ def test_vmap_of_custom_vjp_keeps_the_rule():
     gw = cr.grad(lambda w: cnp.sum(cr.vmap(lambda x: clip_gradient(x * w, -1.0, 1.0))(x)))(3.0)
     assert gw == pytest.approx(x.sum())
     assert cr.jit(lambda x: clip_gradient(x, -1.0, 1.0))(x).tolist() == x.tolist()
+
+
+def test_second_order_with_tensor_create_graph():
+    # Tensor.backward(create_graph=True) runs the rules on Tensors: custom_vjp's residuals and
+    # the custom_jvp rule's closed-over inputs must stay connected for the second derivative
+    x0 = np.array([0.3, 1.2])
+    s = 1 / (1 + np.exp(-x0))
+    cases = [(my_sin, np.cos(x0), -np.sin(x0)),
+             (log1pexp, s, s * (1 - s)),
+             (cr.checkpoint(lambda x: cnp.sin(x) * x), np.cos(x0) * x0 + np.sin(x0),
+              2 * np.cos(x0) - x0 * np.sin(x0))]
+    for f, d1, d2 in cases:
+        x = cr.tensor(x0, requires_grad=True)
+        f(x).sum().backward(create_graph=True)
+        g = x.grad
+        np.testing.assert_allclose(g.numpy(), d1, rtol=1e-12)
+        x.grad = None
+        g.sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), d2, rtol=1e-12)
+
+
+def test_tensor_create_graph_through_multiple_result_primitive():
+    # regression (chainrule/tensor.py): a multiple-result node's outputs were disconnected in
+    # create_graph mode, so rules using them (eigh's eigenvectors) lost a term. Here
+    # f(s) = sum_k V[0,k]^2 w_k = A[0,0] does not depend on s: every derivative is 0.
+    A0, E = np.array([[2.0, 0.3], [0.3, 1.0]]), np.array([[0.0, 1.0], [1.0, 0.0]])
+
+    def f(s):
+        w, v = cnp.linalg.eigh(A0 + s * E)
+        return cnp.sum(v[0] ** 2 * w)
+    s = cr.tensor(0.2, requires_grad=True)
+    f(s).backward(create_graph=True)
+    g = s.grad
+    s.grad = None
+    g.backward()
+    assert abs(float(s.grad.numpy())) < 1e-12
+    assert abs(cr.grad(cr.grad(f))(0.2)) < 1e-12
