@@ -217,3 +217,13 @@ def test_composition_matches_torch_func(name):
     np.testing.assert_allclose(cr.jacrev(cr.jacfwd(f))(x), jacrev(jacfwd(tf))(tx).numpy(),
                                rtol=1e-10)
     np.testing.assert_allclose(cr.vmap(cr.grad(f))(xs), vmap(grad(tf))(txs).numpy(), rtol=1e-10)
+
+
+def test_hessian_with_aux_and_of_a_vector_function():
+    H, aux = cr.hessian(lambda x: (cnp.sum(x ** 3), 'aux'), has_aux=True)(np.array([1.0, 2.0]))
+    assert aux == 'aux'
+    np.testing.assert_allclose(H, np.diag([6.0, 12.0]))
+    # for f: R^2 -> R^2, the Hessian has shape (2, 2, 2): H[i] is the Hessian of f_i
+    H = cr.hessian(lambda x: cnp.stack([x[0] * x[1] ** 2, cnp.sin(x[0])]))(np.array([1.0, 2.0]))
+    np.testing.assert_allclose(H[0], [[0.0, 4.0], [4.0, 2.0]])
+    np.testing.assert_allclose(H[1], [[-np.sin(1.0), 0.0], [0.0, 0.0]], atol=1e-15)

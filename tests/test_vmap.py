@@ -241,3 +241,11 @@ def test_keyword_arguments_are_passed_unmapped():
     x = np.arange(6.0).reshape(3, 2)
     out = cr.vmap(lambda v, scale=1.0, axis=0: cnp.sum(v * scale, axis=axis))(x, scale=2.0, axis=0)
     np.testing.assert_allclose(out, 2 * x.sum(1))
+
+
+def test_vmap_over_a_tensor_records_for_backward():
+    t = cr.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    out = cr.vmap(lambda r: (r * r).sum())(t)
+    np.testing.assert_allclose(out.data, [5.0, 50.0])
+    out.sum().backward()
+    np.testing.assert_allclose(t.grad.data, 2 * np.arange(6.0).reshape(2, 3))
