@@ -7,8 +7,11 @@ gradients where torch has the function; and through `Tensor.backward()`, reached
 
 import numbers
 
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 import chainrule as cr
 import chainrule.numpy as cnp
@@ -134,6 +137,23 @@ def test_forward_on_integers_matches_numpy(row, cid, shapes, kw):
         assert_same(row.fn(*args, **kw), want, 1e-12, f'{cid} on integer arrays')
         assert_same(_plain(row.fn(*[cr.Tensor(a) for a in args], **kw)), want, 1e-12,
                     f'{cid} on integer Tensors')
+
+
+BROADCAST_OPS = {'add': (cnp.add, np.add), 'multiply': (cnp.multiply, np.multiply),
+                 'divide': (cnp.divide, np.divide), 'maximum': (cnp.maximum, np.maximum),
+                 'arctan2': (cnp.arctan2, np.arctan2)}
+
+
+@settings(max_examples=30, deadline=None)
+@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3,
+                                                 max_side=3),
+       name=st.sampled_from(sorted(BROADCAST_OPS)), seed=st.integers(0, 2 ** 16))
+def test_binary_ops_on_any_broadcastable_shapes(shapes, name, seed):
+    fn, ref = BROADCAST_OPS[name]
+    rng = np.random.default_rng(seed)
+    x, y = (rng.uniform(0.5, 2.0, s) for s in shapes.input_shapes)
+    assert_same(fn(x, y), ref(x, y), 1e-15, name)
+    check_grads(fn, (x, y), order=1, modes=('rev', 'fwd'))
 
 
 # --- gradients: finite differences -------------------------------------------------------------

@@ -85,7 +85,9 @@ def test_floordiv_and_comparisons_give_constants():
     for op, ref in [(lambda a: a < 1.0, A < 1.0), (lambda a: a <= B, A <= B),
                     (lambda a: a > B, A > B), (lambda a: 1.0 >= a, 1.0 >= A),
                     (lambda a: a == A, A == A), (lambda a: a != B, A != B),
-                    (lambda a: a // 0.7, A // 0.7), (lambda a: 3.0 // a, 3.0 // A)]:
+                    (lambda a: a // 0.7, A // 0.7), (lambda a: 3.0 // a, 3.0 // A),
+                    (lambda a: B < a, B < A), (lambda a: B >= a, B >= A),   # ndarray on the left
+                    (lambda a: B == a, B == A), (lambda a: B // a, B // A)]:
         out = op(x)
         assert isinstance(out, cr.Tensor) and not out.requires_grad
         np.testing.assert_array_equal(out.numpy(), ref)
