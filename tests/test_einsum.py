@@ -67,6 +67,19 @@ def test_forward_equals_numpy(case):
 
 
 @pytest.mark.parametrize('case', CASES, ids=IDS)
+def test_every_implementation_path_equals_numpy(case, monkeypatch):
+    # large contractions of two operands run as one batched matmul, others through
+    # np.einsum(optimize=True): force those paths on these small cases
+    from chainrule.ops import linalg
+    monkeypatch.setattr(linalg, 'EINSUM_SMALL', -1)
+    spec, *ops = case
+    want = np.einsum(spec, *ops)
+    got = cnp.einsum(spec, *ops)
+    assert np.shape(got) == np.shape(want) and np.result_type(got) == np.result_type(want)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('case', CASES, ids=IDS)
 def test_gradients_match_finite_differences(case):
     spec, *ops = case
     check_grads(lambda *a: cnp.einsum(spec, *a), tuple(np.asarray(o) for o in ops), order=2,

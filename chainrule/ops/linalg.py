@@ -26,6 +26,7 @@ the derivative treats the input as Hermitian, as JAX and PyTorch do: tangents ar
 """
 
 import functools
+import math
 import string
 
 import numpy as np
@@ -486,11 +487,68 @@ qr_p = Primitive(
 # within operand i ('ii->i') selects a diagonal, so its cotangent lives on that diagonal (each
 # repeat gets a fresh letter tied to the first by an `eye(n)` operand).
 
+EINSUM_SMALL = 2000   # total operand size up to which NumPy's plain C loop is used
+
+
 def _einsum_impl(*operands, spec):
-    big = len(operands) > 2 or sum(getattr(o, 'size', 1) for o in operands) > 2000
-    # optimize=True finds a contraction order and uses BLAS (tensordot); it costs tens of
-    # microseconds, so tiny two-operand contractions use the direct C loop
-    return np.einsum(spec, *operands, optimize=big)
+    big = len(operands) > 2 or sum(getattr(o, 'size', 1) for o in operands) > EINSUM_SMALL
+    if not big:
+        return np.einsum(spec, *operands)     # tiny: NumPy's direct C loop is fastest
+    if len(operands) == 2:
+        out = _einsum_as_matmul(spec, *operands)
+        if out is not None:
+            return out
+    # optimize=True finds a contraction order and uses BLAS (tensordot)
+    return np.einsum(spec, *operands, optimize=True)
+
+
+@functools.lru_cache(maxsize=512)
+def _matmul_plan(spec):
+    """How to run a two-operand contraction as one batched matmul, or None (a repeated letter
+    within an operand). Letters are batch (both operands and the output), contracted (both
+    operands only), or free (one operand and the output); a letter in one operand only is
+    summed out first."""
+    lhs, out = spec.split('->')
+    a, b = lhs.split(',')
+    if len(set(a)) != len(a) or len(set(b)) != len(b) or len(set(out)) != len(out):
+        return None
+    batch = [c for c in out if c in a and c in b]
+    contr = [c for c in a if c in b and c not in out]
+    left = [c for c in a if c not in b and c in out]
+    right = [c for c in b if c not in a and c in out]
+    sum_a = tuple(i for i, c in enumerate(a) if c not in b and c not in out)
+    sum_b = tuple(i for i, c in enumerate(b) if c not in a and c not in out)
+    a_kept = [c for c in a if c in b or c in out]
+    b_kept = [c for c in b if c in a or c in out]
+    perm_a = tuple(a_kept.index(c) for c in batch + left + contr)
+    perm_b = tuple(b_kept.index(c) for c in batch + contr + right)
+    res = batch + left + right
+    perm_out = tuple(res.index(c) for c in out)
+    return sum_a, sum_b, perm_a, perm_b, perm_out, len(batch), len(left), len(contr)
+
+
+def _einsum_as_matmul(spec, a, b):
+    plan = _matmul_plan(spec)
+    if plan is None:
+        return None
+    sum_a, sum_b, perm_a, perm_b, perm_out, nb, nl, nc = plan
+    a, b = np.asarray(a), np.asarray(b)
+    if sum_a:
+        a = a.sum(axis=sum_a)
+    if sum_b:
+        b = b.sum(axis=sum_b)
+    a = a.transpose(perm_a)
+    b = b.transpose(perm_b)
+    bs, ls, cs = a.shape[:nb], a.shape[nb:nb + nl], a.shape[nb + nl:]
+    rs = b.shape[nb + nc:]
+    if b.shape[:nb + nc] != bs + cs:
+        return None          # a size-1 axis broadcast against a letter: leave it to NumPy
+    # a: (batch, L, K) @ b: (batch, K, R), each group of letters merged into one axis
+    k = math.prod(cs)
+    m = a.reshape(bs + (math.prod(ls), k))
+    n = b.reshape(bs + (k, math.prod(rs)))
+    res = np.matmul(m, n).reshape(bs + ls + rs)
+    return res.transpose(perm_out) if perm_out != tuple(range(len(perm_out))) else res
 
 
 def _einsum_vjp(i, g, ans, *operands, spec):
