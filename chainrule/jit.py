@@ -868,6 +868,7 @@ class Jitted:
         self.backend = backend
         self.optimize = optimize_graph
         self._cache = {}
+        self._fast = {}       # (shape, dtype) per array argument -> (fn, single output, tree)
         self._hits = 0
         self._misses = 0
         self._signatures = []
@@ -944,11 +945,27 @@ class Jitted:
         return entry, leaves
 
     def __call__(self, *args, **kwargs):
+        # fast path: positional NumPy arrays only, a signature seen before
+        if not kwargs and not self.static_argnums:
+            for a in args:
+                if type(a) is not np.ndarray:
+                    break
+            else:
+                fast = self._fast.get(tuple([(a.shape, a.dtype) for a in args]))
+                if fast is not None:
+                    self._hits += 1
+                    outs = fast[0](*args)
+                    return outs[0] if fast[1] else tree_unflatten(fast[2], outs)
         entry, leaves = self._lookup(args, kwargs)
         fn = entry.fn
         if not entry.closure and not any(isinstance(x, Tracer) for x in leaves):
             if fn is None:
                 fn = entry.fn = compiled(entry.graph, self.backend)
+                if not kwargs and not self.static_argnums and all(
+                        type(a) is np.ndarray for a in args):
+                    single = entry.out_tree == tree_flatten(0)[1]
+                    self._fast[tuple([(a.shape, a.dtype) for a in args])] = (
+                        fn, single, entry.out_tree)
             outs = fn(*leaves)
         else:
             outs = bind(jit_call_p, *leaves, *entry.closure, graph=entry.graph)
@@ -968,6 +985,7 @@ class Jitted:
 
     def cache_clear(self):
         self._cache.clear()
+        self._fast.clear()
         self._hits = self._misses = 0
         self._signatures.clear()
 
