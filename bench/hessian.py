@@ -5,7 +5,10 @@
 
 Problems (issue 4):
   * the Hessian of f(x) = sum(tanh(W x)^2) + sum(x^4) for x of size n (n x n result);
-  * the Jacobian of the n -> n map g(x) = tanh(W x) * x + sin(x).
+  * the Jacobian of the n -> n map g(x) = tanh(W x) * x + sin(x);
+  * per-example gradients, `vmap(grad(loss), in_axes=(None, 0, 0))`, of a one-hidden-layer
+    regression loss for a batch of 256 examples (32 features, 64 hidden units): the
+    showcase of `vmap` (HIPS autograd has no vmap, so it runs a Python loop of `grad`).
 
 Every contender's result is checked against chainrule's (and the closed-form Hessian) before
 timing. Times are the best of `--repeat` runs; the contenders take turns within each round,
@@ -120,7 +123,64 @@ def contenders(W):
         jac.append(('jax.jit(jax.jacrev)', run(jjr_jit)))
     except ImportError:
         notes.append('jax not installed (pip install jax): skipped')
-    return {'hessian': hess, 'jacobian': jac}, notes
+    return {'hessian': hess, 'jacobian': jac, 'per-example': per_example()}, notes
+
+
+def per_example_problem():
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=32 * 64 + 64) / 8
+    xs, ys = rng.normal(size=(256, 32)), rng.normal(size=256)
+    return w, xs, ys
+
+
+def per_example():
+    """Contenders for per-example gradients; each maker takes (w, xs, ys)."""
+    def loss(w, x, y):
+        h = cnp.tanh(x @ cnp.reshape(w[:2048], (32, 64)))
+        return (h @ w[2048:] - y) ** 2
+
+    pe = cr.vmap(cr.grad(loss), in_axes=(None, 0, 0))
+    out = [('chainrule vmap(grad)', lambda w, xs, ys: lambda: pe(w, xs, ys))]
+    try:
+        import torch
+        from torch.func import grad, vmap
+
+        def tloss(w, x, y):
+            h = torch.tanh(x @ w[:2048].reshape(32, 64))
+            return (h @ w[2048:] - y) ** 2
+        tpe = vmap(grad(tloss), in_dims=(None, 0, 0))
+        out.append(('torch.func vmap(grad)', lambda w, xs, ys: (
+            lambda a=tuple(map(torch.tensor, (w, xs, ys))): tpe(*a).numpy())))
+    except ImportError:
+        pass
+    try:
+        import autograd
+        import autograd.numpy as anp
+
+        def aloss(w, x, y):
+            h = anp.tanh(anp.dot(x, anp.reshape(w[:2048], (32, 64))))
+            return (anp.dot(h, w[2048:]) - y) ** 2
+        ag = autograd.grad(aloss)
+        out.append(('autograd loop of grad', lambda w, xs, ys: (
+            lambda: np.stack([ag(w, x, y) for x, y in zip(xs, ys)]))))
+    except ImportError:
+        pass
+    try:
+        import jax
+        import jax.numpy as jnp
+
+        def jloss(w, x, y):
+            h = jnp.tanh(x @ w[:2048].reshape(32, 64))
+            return (h @ w[2048:] - y) ** 2
+        jpe = jax.vmap(jax.grad(jloss), in_axes=(None, 0, 0))
+        jpe_jit = jax.jit(jpe)
+        for name, fn in (('jax vmap(grad) (unjitted)', jpe), ('jax.jit(vmap(grad))', jpe_jit)):
+            out.append((name, lambda w, xs, ys, fn=fn: (
+                lambda a=tuple(map(jnp.asarray, (w, xs, ys))):
+                np.asarray(fn(*a).block_until_ready()))))
+    except ImportError:
+        pass
+    return out
 
 
 def best_times(thunks, repeat):
@@ -146,6 +206,7 @@ def main():
     x = rng.normal(size=n) * 0.5
     table, notes = contenders(W)
     H = closed_form_hessian(W, x)
+    pe_args = per_example_problem()
     J = cr.jacrev(lambda x: cnp.tanh(W @ x) * x + cnp.sin(x))(x)
     s = np.tanh(W @ x)
     J_closed = ((1 - s ** 2) * x)[:, None] * W + np.diag(s + np.cos(x))
@@ -155,18 +216,21 @@ def main():
     for note in notes:
         print('note:', note)
     for problem, entries in table.items():
-        want = H if problem == 'hessian' else J
+        want = {'hessian': H, 'jacobian': J}.get(problem)
         thunks = []
         for name, make in entries:
-            thunk = make(x)
+            thunk = make(*pe_args) if problem == 'per-example' else make(x)
+            if want is None:
+                want = np.asarray(thunk())      # per-example: checked against chainrule's
             got = np.asarray(thunk())
             np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10, err_msg=name)
             thunks.append(thunk)
         times = best_times(thunks, args.repeat)
         base = times[0]
-        label = ('Hessian of sum(tanh(W x)^2) + sum(x^4)' if problem == 'hessian'
-                 else 'Jacobian of tanh(W x) * x + sin(x)')
-        print(f'\n{label}, {n} -> {n if problem == "jacobian" else 1}')
+        label = {'hessian': f'Hessian of sum(tanh(W x)^2) + sum(x^4), {n} -> 1',
+                 'jacobian': f'Jacobian of tanh(W x) * x + sin(x), {n} -> {n}',
+                 'per-example': 'Per-example gradients, 256 examples, 2112 parameters'}[problem]
+        print(f'\n{label}')
         for (name, _), t in zip(entries, times):
             print(f'  {name:36s} {t * 1e3:9.3f} ms   ratio {t / base:7.2f}')
 
