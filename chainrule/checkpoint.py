@@ -26,8 +26,12 @@ function (`jvp_flat`), storing nothing. Because the re-run uses chainrule ops on
 inputs, derivatives of derivatives work: an enclosing `grad` records the re-run. Under `vmap`
 the call is bound again with the function vectorised, so a batch is checkpointed as one call.
 
-The function must receive every differentiated value as an argument (closing over one raises an
-error saying so); other closed-over values are constants.
+The function must receive every differentiated value as an argument; other closed-over values
+are constants. Closing over a differentiated value raises an error saying so when an argument is
+traced, and warns (`CallBypassedWarning`: nothing is checkpointed) when none is. With `Tensor`s
+and `chainrule.nn`, pass the parameters themselves, e.g.
+`cr.checkpoint(lambda x, w, b: cnp.tanh(x @ w.T + b))(x, layer.weight, layer.bias)`: a module
+passed whole flattens to its parameters' data, which `backward()` does not track.
 """
 
 from chainrule.core import Primitive
@@ -65,6 +69,7 @@ checkpoint_call_p.batch = batch_call_rule(
 class _Checkpointed(CallWrapper):
     kind = 'checkpoint'
     prim = checkpoint_call_p
+    bypassed = 'nothing is checkpointed (the gradient is still right)'
 
     def _fns(self, full, static):
         return (full(self.fun),)

@@ -54,6 +54,7 @@ transform.
 """
 
 import inspect
+import warnings
 
 import numpy as np
 
@@ -61,7 +62,7 @@ from chainrule.core import (ChainruleError, PerArg, Primitive, Tracer, bind, dty
                             shape_of)
 from chainrule.tree import tree_flatten, tree_structure, tree_unflatten
 
-__all__ = ['custom_vjp', 'custom_jvp', 'primitive']
+__all__ = ['custom_vjp', 'custom_jvp', 'primitive', 'CallBypassedWarning']
 
 
 # --- the machinery shared by every call primitive (also used by chainrule.checkpoint) -----------
@@ -105,11 +106,14 @@ class CallParams:
         top = max([x._trace.level for x in leaves if isinstance(x, Tracer)], default=-1)
         for o in outs:
             if isinstance(o, Tracer) and o._trace.level > top:
+                hint = (' A module passed whole flattens to its parameters\' data, which '
+                        'backward() does not track: pass the parameters themselves.'
+                        if getattr(o, '_is_tensor', False) else '')
                 raise ChainruleError(
                     f'{self.kind} function {self.name} uses a traced value (a {type(o).__name__}'
                     ') that is not one of its arguments: it closes over a value being '
                     'differentiated. Pass that value as an argument instead, e.g. '
-                    f'{self.kind}(lambda x, w: ...)(x, w).')
+                    f'{self.kind}(lambda x, w: ...)(x, w).' + hint)
 
     def _set_out(self, out_tree):
         if self.out_tree is None:
@@ -161,6 +165,11 @@ def _resolve(fun, args, kwargs):
     return bound.args
 
 
+class CallBypassedWarning(UserWarning):
+    """A `custom_vjp`/`custom_jvp`/`checkpoint` function was differentiated through values it
+    closes over rather than its arguments, so its rule (or the checkpointing) did not apply."""
+
+
 class CallWrapper:
     """What `custom_jvp`, `custom_vjp` and `checkpoint` share: keyword arguments resolved to
     positional ones, static arguments split off, the pytree of the others flattened, and a plain
@@ -173,6 +182,7 @@ class CallWrapper:
 
     kind = prim = None
     params = CallParams
+    bypassed = 'its custom rule is not used'
 
     def __init__(self, fun, nondiff_argnums=()):
         if isinstance(nondiff_argnums, int):
@@ -202,7 +212,15 @@ class CallWrapper:
                 '(functions, flags, sizes). Pass it as an ordinary argument instead.')
         leaves, in_tree = tree_flatten(diff)
         if not any_traced(leaves):
-            return self.fun(*args)          # nothing is being transformed: just call it
+            out = self.fun(*args)           # nothing is being transformed: just call it
+            if any_traced(tree_flatten(out)[0]):
+                warnings.warn(
+                    f'{self.kind} function {self.__name__} got no traced argument but returned '
+                    'a traced value: it closes over a value being differentiated (or takes a '
+                    "module, whose pytree leaves are its parameters' data), so "
+                    f'{self.bypassed}. Pass the differentiated values (Tensors, parameters) as '
+                    'arguments.', CallBypassedWarning, stacklevel=2)
+            return out
 
         def full(f):
             if not nd:

@@ -165,3 +165,24 @@ def test_checkpoint_under_vmap_and_jit():
     expect = xs.T @ (2 * t * (1 - t ** 2))
     np.testing.assert_allclose(gw, expect, rtol=1e-12)
     np.testing.assert_allclose(gj, expect, rtol=1e-12)
+
+
+def test_checkpoint_tensor_parameters_and_bypass_warning():
+    lin = cr.nn.Linear(3, 3, dtype=np.float64, rng=0)
+    x = cr.tensor(rng.normal(size=(4, 3)))
+    ck = cr.checkpoint(lambda x, w, b: cnp.tanh(x @ w.T + b))
+    ck(x, lin.weight, lin.bias).sum().backward()
+    gw, gb = lin.weight.grad.numpy().copy(), lin.bias.grad.numpy().copy()
+    lin.zero_grad()
+    cnp.tanh(lin(x)).sum().backward()
+    np.testing.assert_allclose(gw, lin.weight.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(gb, lin.bias.grad.numpy(), rtol=1e-12)
+    # a module passed whole flattens to its parameters' data: refused, with the fix
+    with pytest.raises(cr.ChainruleError, match='pass the parameters themselves'):
+        cr.checkpoint(lambda m, x: cnp.tanh(m(x)))(lin, x)
+    # closed over with no traced argument: differentiated without checkpointing, and warned
+    lin.zero_grad()
+    with pytest.warns(cr.custom.CallBypassedWarning, match='nothing is checkpointed'):
+        out = cr.checkpoint(lambda x: cnp.tanh(lin(x)))(x.data)
+    out.sum().backward()
+    np.testing.assert_allclose(gw, lin.weight.grad.numpy(), rtol=1e-12)

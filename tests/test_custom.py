@@ -403,3 +403,12 @@ def test_tensor_create_graph_through_multiple_result_primitive():
     g.backward()
     assert abs(float(s.grad.numpy())) < 1e-12
     assert abs(cr.grad(cr.grad(f))(0.2)) < 1e-12
+
+
+def test_closure_without_traced_argument_warns_that_the_rule_is_bypassed():
+    def f(w):
+        h = cr.custom_vjp(lambda y: y * w)
+        h.defvjp(lambda y: (y * w, None), lambda r, g: (g * 0.0,))
+        return h(3.0)           # constant argument, traced closure: fun is differentiated
+    with pytest.warns(cr.custom.CallBypassedWarning, match='custom rule is not used'):
+        assert cr.grad(f)(2.0) == 3.0
