@@ -14,10 +14,11 @@ from chainrule import ops
 from chainrule.core import Primitive, registry
 from chainrule.interpreters.forward import jvp_rule_kind
 from chainrule.testing import check_grads
-from op_table import C128, F64, ROWS
+from op_table import C128, F32, F64, ROWS
 
 DIFF = [(row, cid, shapes, kw) for row in ROWS if row.diff for cid, shapes, kw in row.cases()]
 COMPLEX = [c for c in DIFF if c[0].complex]
+F32_CASES = [c for c in DIFF if F32 in c[0].dtypes]
 
 
 def _bind(row, args, kw):
@@ -38,6 +39,17 @@ def test_op_table_forward_mode_matches_finite_differences(row, cid, shapes, kw):
     # jvp, and the jvp of the jvp (order 2), against central differences in float64
     f, xs = _bind(row, row.sample(shapes, F64, np.random.default_rng(0)), kw)
     check_grads(f, xs, order=min(row.order, 2), modes=('fwd',))
+
+
+@pytest.mark.parametrize('row,cid,shapes,kw', F32_CASES, ids=[c[1] for c in F32_CASES])
+def test_op_table_forward_mode_float32_keeps_dtype(row, cid, shapes, kw):
+    # first order in float32 (looser tolerances); every tangent has its output's dtype
+    # (float32, except where NumPy itself promotes, as np.cov does)
+    f, xs = _bind(row, row.sample(shapes, F32, np.random.default_rng(2)), kw)
+    check_grads(f, xs, order=1, modes=('fwd',))
+    out, t = cr.jvp(f, tuple(xs), tuple(np.ones_like(x) for x in xs))
+    for o, leaf in zip(cr.tree.tree_leaves(out), cr.tree.tree_leaves(t)):
+        assert np.asarray(leaf).dtype == np.asarray(o).dtype, cid
 
 
 @pytest.mark.parametrize('row,cid,shapes,kw', COMPLEX, ids=[c[1] for c in COMPLEX])
