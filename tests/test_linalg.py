@@ -65,6 +65,9 @@ SQC = well_conditioned(cplx(3, 3))
 BATCH = well_conditioned(real(2, 3, 3))
 RHS = real(3, 2)
 CHAIN = [real(4), real(3, 5), real(5, 2)]
+RHS2 = real(5, 2)
+LSQ_A = real(5, 3)
+TS_B = real(6)
 
 # name -> (function, arguments to check at)
 GRAD_CASES = {
@@ -90,6 +93,11 @@ GRAD_CASES = {
     'matrix_power_5': (lambda a: LA.matrix_power(a, 5), [real(3, 3) / 2, cplx(3, 3) / 2]),
     'matrix_power_-2': (lambda a: LA.matrix_power(a, -2), [SQ]),
     'multi_dot': (lambda a: LA.multi_dot([CHAIN[0], a, CHAIN[1], CHAIN[2]]), [real(4, 3)]),
+    'lstsq': (lambda a: (LA.lstsq(a, RHS2)[0], LA.lstsq(a, RHS2)[1], LA.lstsq(a, RHS2)[3]),
+              [real(5, 3)]),
+    'lstsq_b': (lambda b: LA.lstsq(LSQ_A, b)[:2], [real(5), real(5, 2)]),
+    'tensorinv': (lambda a: LA.tensorinv(a, ind=1), [well_conditioned(real(6, 6)).reshape(6, 2, 3)]),
+    'tensorsolve': (lambda a: LA.tensorsolve(a, TS_B), [well_conditioned(real(6, 6)).reshape(6, 2, 3)]),
     'cond': (LA.cond, [SQ]),
     'cond_fro': (lambda a: LA.cond(a, 'fro'), [SQ]),
 }
@@ -202,6 +210,21 @@ FORWARD = [
      lambda a: None, [real(5, 3)]),
     ('cond', LA.cond, np.linalg.cond, [SQ, BATCH]),
     ('matrix_rank', LA.matrix_rank, np.linalg.matrix_rank, [real(4, 2) @ real(2, 5)]),
+    ('lstsq', LA.lstsq, np.linalg.lstsq, [(real(5, 3), real(5, 2)), (real(5, 3), real(5)),
+                                          (real(3, 5), real(3, 2)),
+                                          (real(5, 2) @ real(2, 3), real(5))]),
+    ('tensorinv', lambda a: LA.tensorinv(a, ind=1), lambda a: np.linalg.tensorinv(a, ind=1),
+     [real(6, 2, 3)]),
+    ('tensorsolve', LA.tensorsolve, np.linalg.tensorsolve, [(real(6, 2, 3), real(6)),
+                                                            (real(2, 3, 6), real(2, 3))]),
+    ('tensorsolve_axes', lambda a, b: LA.tensorsolve(a, b, axes=(0,)),
+     lambda a, b: np.linalg.tensorsolve(a, b, axes=(0,)), [(real(3, 6, 2), real(6))]),
+    ('cross', LA.cross, np.linalg.cross, [(real(4, 3), real(4, 3))]),
+    ('tensordot', lambda a, b: LA.tensordot(a, b, axes=1),
+     lambda a, b: np.linalg.tensordot(a, b, axes=1), [(real(4, 3), real(3, 2))]),
+    ('matmul', LA.matmul, np.linalg.matmul, [(real(2, 4, 3), real(3, 2))]),
+    ('vecdot', LA.vecdot, np.linalg.vecdot, [(cplx(4, 3), cplx(3))]),
+    ('outer', LA.outer, np.linalg.outer, [(real(4), real(3))]),
     ('trace', LA.trace, np.linalg.trace, [BATCH]),
     ('diagonal', LA.diagonal, np.linalg.diagonal, [BATCH]),
     ('matrix_transpose', LA.matrix_transpose, np.linalg.matrix_transpose, [BATCH]),
@@ -214,7 +237,7 @@ def _compare(got, want):
         for g, w in zip(got, want):
             _compare(g, w)
         return
-    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-10, atol=1e-12)
     assert np.shape(got) == np.shape(want)
 
 

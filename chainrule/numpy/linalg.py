@@ -12,8 +12,9 @@ and differentiate through it in reverse or forward mode.
            [-0.2,  0.4]])
 
 The decompositions are primitives (`chainrule.ops.linalg`, where the derivative formulas live);
-everything else here (`norm`, `pinv`, `matrix_power`, `multi_dot`, `eigvalsh`, `cond`, ...) is
-a composite with no derivative code of its own.
+everything else here (`norm`, `pinv`, `lstsq`, `matrix_power`, `multi_dot`, `eigvalsh`, `cond`,
+`tensorsolve`, ...) is a composite with no derivative code of its own. Every public name of
+NumPy 2's `np.linalg` is here, so `np.linalg.*` called on a `Tensor` dispatches to it.
 
 Differences from NumPy, all deliberate:
 - `eig` always returns complex arrays (NumPy returns real ones when every eigenvalue happens
@@ -43,7 +44,8 @@ from chainrule.ops import linalg as _la
 __all__ = ['inv', 'solve', 'det', 'slogdet', 'cholesky', 'eigh', 'eigvalsh', 'eig', 'eigvals',
            'svd', 'svdvals', 'qr', 'norm', 'vector_norm', 'matrix_norm', 'pinv', 'matrix_power',
            'multi_dot', 'cond', 'matrix_rank', 'matrix_transpose', 'diagonal', 'trace', 'outer',
-           'vecdot', 'LinAlgError']
+           'vecdot', 'lstsq', 'tensorinv', 'tensorsolve', 'matmul', 'tensordot', 'cross',
+           'LinAlgError']
 
 LinAlgError = _np.linalg.LinAlgError
 
@@ -465,3 +467,79 @@ def outer(x1, x2, /):
 def vecdot(x1, x2, /, *, axis=-1):
     """sum(conj(x1) * x2) along `axis`, broadcasting the other axes."""
     return cnp.sum(cnp.conj(x1) * x2, axis=axis)
+
+
+def matmul(x1, x2, /):
+    """`x1 @ x2` (NumPy 2's `linalg.matmul`)."""
+    return cnp.matmul(x1, x2)
+
+
+def tensordot(x1, x2, /, *, axes=2):
+    """`np.tensordot` (NumPy 2's `linalg.tensordot`)."""
+    return cnp.tensordot(x1, x2, axes)
+
+
+def cross(x1, x2, /, *, axis=-1):
+    """The cross product of 3-vectors along `axis` (NumPy 2's `linalg.cross`)."""
+    return cnp.cross(x1, x2, axis=axis)
+
+
+def lstsq(a, b, rcond=None):
+    """The least-squares solution of `a @ x = b`, through the pseudo-inverse.
+
+    Args:
+        a: (m, n).
+        b: (m,) or (m, k).
+        rcond: relative cutoff for small singular values (default: machine epsilon times
+            max(m, n), NumPy's).
+
+    Returns:
+        `(x, residuals, rank, s)` as NumPy: `residuals` (the squared 2-norm of each column of
+        `b - a @ x`) is empty unless rank == n < m; `rank` is an int. `x`, `residuals` and `s`
+        are differentiable (at a fixed rank).
+    """
+    a = _la._matrix('lstsq', a)
+    sa, sb = shape_of(a), shape_of(b)
+    if len(sa) != 2 or len(sb) not in (1, 2) or sb[0] != sa[0]:
+        raise ShapeError(f'lstsq: shapes {sa} (a) and {sb} (b) do not fit: a must be (m, n) and b '
+                         '(m,) or (m, k)')
+    m, n = sa
+    if rcond is None:
+        rcond = _np.finfo(_np.result_type(dtype_of(a), _np.float32)).eps * builtins.max(m, n)
+    s = svdvals(a)
+    sc = _np.asarray(concrete(s))
+    rank = int(_np.sum(sc > rcond * sc.max())) if sc.size else 0
+    x = cnp.matmul(pinv(a, rcond=rcond), b)
+    if rank == n and m > n:
+        r = b - cnp.matmul(a, x)
+        residuals = cnp.sum(_abs_sq(r), axis=0)
+        if len(sb) == 1:
+            residuals = cnp.reshape(residuals, (1,))
+    else:
+        residuals = _np.zeros((0,), _np.finfo(_np.result_type(dtype_of(a), _np.float32)).dtype)
+    return x, residuals, rank, s
+
+
+def tensorinv(a, ind=2):
+    """The inverse of `a` read as a linear map from its last axes to its first `ind` ones."""
+    s = shape_of(a)
+    rows, cols = s[:ind], s[ind:]
+    r, c = int(_np.prod(rows)), int(_np.prod(cols))
+    if r != c:
+        raise ShapeError(f'tensorinv: shape {s} with ind={ind} is not square ({r} x {c})')
+    return cnp.reshape(inv(cnp.reshape(a, (r, c))), cols + rows)
+
+
+def tensorsolve(a, b, axes=None):
+    """x with `tensordot(a, x, axes=x.ndim) = b`."""
+    nd = len(shape_of(a))
+    if axes is not None:
+        rest = [i for i in range(nd) if i not in [ax % nd for ax in axes]]
+        a = cnp.transpose(a, rest + [ax % nd for ax in axes])
+    sb = shape_of(b)
+    out_shape = shape_of(a)[len(sb):]
+    r, c = int(_np.prod(sb)), int(_np.prod(out_shape))
+    if r != c:
+        raise ShapeError(f'tensorsolve: a of shape {shape_of(a)} and b of shape {sb} do not make '
+                         f'a square system ({r} x {c})')
+    return cnp.reshape(solve(cnp.reshape(a, (r, c)), cnp.ravel(b)), out_shape)
