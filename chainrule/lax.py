@@ -95,6 +95,38 @@ def _graph_shape(graph, prefix=()):
     return [(tuple(prefix) + a.shape, a.dtype) for a in graph.out_avals]
 
 
+def _batch_size(args, dims):
+    for a, d in zip(args, dims):
+        if d is not None:
+            return int(np.shape(a)[d]) if not isinstance(a, Tracer) else int(a.shape[d])
+    raise ChainruleError('batching rule called with nothing batched')
+
+
+def batched_graph(graph, dims, size):
+    """`graph` mapped over a leading batch axis of the inputs whose `dims` entry is 0 (the
+    others are shared), with every output batched on axis 0. Cached on the graph."""
+    key = ('vmap', tuple(dims), size)
+    bg = graph._cache.get(key)
+    if bg is None:
+        from chainrule import ops
+        from chainrule.interpreters.batching import vmap_flat
+        avals = [ShapedArray((size,) + a.shape, a.dtype) if d is not None else a
+                 for a, d in zip(graph.in_avals, dims)]
+        out_avals = graph.out_avals
+
+        def f(*a):
+            if all(d is None for d in dims):
+                outs, odims = eval_graph(graph, a), [None] * len(out_avals)
+            else:
+                outs, odims, _ = vmap_flat(lambda *b: eval_graph(graph, b), list(a),
+                                           list(dims))
+            return [o if d == 0 else ops.broadcast_to(o, (size,) + oa.shape)
+                    for o, d, oa in zip(outs, odims, out_avals)]
+
+        bg = graph._cache[key] = optimize(trace_to_graph(f, avals))
+    return bg
+
+
 # --- cond ----------------------------------------------------------------------------------------
 
 def _cond_impl(pred, *args, branches):
@@ -114,8 +146,29 @@ def _cond_jvp(tangents, out, pred, *args, branches):
     return bind(cond_p, pred, *args, *ts, branches=tuple(jvp_graph(b) for b in branches))
 
 
+def _cond_batch(args, dims, *, branches):
+    """vmap of cond: with a shared predicate, one cond of the batched branches; with a batched
+    predicate, both batched branches run and `where` picks each example's result."""
+    from chainrule import ops
+    from chainrule.jit import jit_call_p
+    pred, operands = args[0], args[1:]
+    odims = list(dims[1:])
+    size = _batch_size(args, dims)
+    bgs = tuple(batched_graph(b, odims, size) for b in branches)
+    if dims[0] is None:
+        return bind(cond_p, pred, *operands, branches=bgs), 0
+    outs_f = bind(jit_call_p, *operands, graph=bgs[0])
+    outs_t = bind(jit_call_p, *operands, graph=bgs[1])
+    res = []
+    for t, f in zip(outs_t, outs_f):
+        p = ops.reshape(pred, (size,) + (1,) * (len(ops.shape_of(t)) - 1))
+        res.append(ops.where(p, t, f))
+    return tuple(res), 0
+
+
 cond_p = Primitive(
     'cond', _cond_impl, multiple_results=True, vjp=PerArg(_cond_vjp), jvp=_cond_jvp,
+    batch=_cond_batch,
     shape=lambda *avals, branches: _graph_shape(branches[0]),
     doc='Run branches[1] if the first argument is true, else branches[0].')
 
@@ -255,8 +308,27 @@ def _scan_jvp(tangents, out, *args, body, length, reverse, num_consts, num_carry
     return tuple(res[nk:2 * nk]) + tuple(res[2 * nk + ny:])
 
 
+def _scan_batch(args, dims, *, body, length, reverse, num_consts, num_carry):
+    """vmap of scan: one scan of the batched body; the carry is batched, the xs are scanned
+    along their second axis (the first is the batch), the stacked ys come out (length, batch,
+    ...)."""
+    from chainrule import ops
+    nc, nk = num_consts, num_carry
+    size = _batch_size(args, dims)
+    consts, carry, xs = args[:nc], args[nc:nc + nk], args[nc + nk:]
+    cd, kd, xd = dims[:nc], dims[nc:nc + nk], dims[nc + nk:]
+    carry = [c if d == 0 else ops.broadcast_to(c, (size,) + tuple(np.shape(c)) if not
+                                               isinstance(c, Tracer) else (size,) + c.shape)
+             for c, d in zip(carry, kd)]
+    xs = [ops.transpose(x, (1, 0) + tuple(range(2, len(ops.shape_of(x))))) if d == 0 else x
+          for x, d in zip(xs, xd)]
+    bbody = batched_graph(body, list(cd) + [0] * nk + list(xd), size)
+    out = _bind_scan(consts, carry, xs, bbody, length, reverse)
+    return out, (0,) * nk + (1,) * (len(out) - nk)
+
+
 scan_p = Primitive('scan', _scan_impl, multiple_results=True, vjp=PerArg(_scan_vjp),
-                   jvp=_scan_jvp, shape=_scan_shape,
+                   jvp=_scan_jvp, shape=_scan_shape, batch=_scan_batch,
                    doc='Loop `body` over the leading axis of the xs, threading a carry.')
 
 

@@ -173,3 +173,26 @@ def test_fori_loop_with_traced_bounds_becomes_a_while_loop():
 def test_python_if_inside_jit_points_to_lax():
     with pytest.raises(ChainruleError, match='chainrule.lax'):
         cr.jit(lambda x: x if x > 0 else -x)(1.0)
+
+
+# --- vmap --------------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not hasattr(cr, 'vmap'), reason='vmap not available')
+def test_vmap_of_cond_and_scan_equals_a_loop_without_falling_back():
+    import warnings
+    Xs = np.random.default_rng(1).standard_normal((4, 3))
+    f = lambda x: lax.cond(cnp.sum(x) > 0, lambda x: cnp.sin(x), lambda x: -x, x)   # batched pred
+    g = lambda x: lax.cond(True, lambda x: cnp.sin(x) * x, lambda x: -x, x)          # shared pred
+    h = lambda x: lax.scan(lambda c, xi: (c * xi + 1.0, c), 0.5, x)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')      # a loop-and-stack fallback would warn
+        for fn in (f, g):
+            np.testing.assert_allclose(cr.vmap(fn)(Xs), np.array([fn(x) for x in Xs]))
+        c, ys = cr.vmap(h)(Xs)
+        np.testing.assert_allclose(c, [h(x)[0] for x in Xs])
+        np.testing.assert_allclose(ys, np.array([h(x)[1] for x in Xs]))
+        gh = cr.jit(cr.vmap(cr.grad(lambda x: h(x)[0])))(Xs)
+        np.testing.assert_allclose(gh, np.array([cr.grad(lambda x: h(x)[0])(x) for x in Xs]))
+        gf = cr.vmap(cr.grad(lambda x: cnp.sum(f(x))))(Xs)
+        np.testing.assert_allclose(gf, np.array([cr.grad(lambda x: cnp.sum(f(x)))(x)
+                                                 for x in Xs]))
