@@ -294,6 +294,17 @@ def test_float32_stays_float32_and_gradients_match(name):
     assert g.dtype == np.float32
 
 
+@pytest.mark.parametrize('name', ['inv', 'slogdet', 'eigh', 'svd_square', 'qr_tall', 'eig',
+                                  'cholesky', 'pinv'])
+def test_complex64_stays_complex64_and_gradients_match(name):
+    f, xs = GRAD_CASES[name]
+    x = next(x for x in xs if np.iscomplexobj(x)).astype(np.complex64)
+    out = f(x)
+    for o in (out if isinstance(out, tuple) else (out,)):
+        assert np.asarray(o).dtype in (np.complex64, np.float32), (name, np.asarray(o).dtype)
+    check_grads(f, (x,), order=1, modes=MODES)
+
+
 # --- analytic values --------------------------------------------------------------------------
 
 def test_analytic_gradients():
