@@ -84,13 +84,17 @@ def _flatten_diff_args(args, nums, fname, holomorphic):
     """
     raw, arrs, defs = [], [], []
     for i in nums:
-        pairs, td = tree_flatten_with_path(args[i])
+        leaves, td = tree_flatten(args[i])
         defs.append(td)
-        for path, leaf in pairs:
+        raw.extend(leaves)
+        for k, leaf in enumerate(leaves):
+            if type(leaf) is np.ndarray and leaf.dtype.kind == 'f' and not holomorphic:
+                arrs.append(leaf)       # the common case, checked without naming it
+                continue
             where = f'argument {i} of {fname}'
+            path = tree_flatten_with_path(args[i])[0][k][0]
             if path:
                 where = f'{where}, at {keystr(path)},'
-            raw.append(leaf)
             arrs.append(_as_array(leaf, where, holomorphic=holomorphic))
     return raw, arrs, defs
 

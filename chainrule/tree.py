@@ -152,10 +152,11 @@ class PyTreeDef:
 
     __slots__ = ('_nodes', 'num_leaves', '_hash')
 
-    def __init__(self, nodes):
+    def __init__(self, nodes, num_leaves=None):
         # nodes: pre-order tuple; an entry is None for a leaf, else (_NodeType, aux, n_children)
         self._nodes = tuple(nodes)
-        self.num_leaves = sum(1 for n in self._nodes if n is None)
+        self.num_leaves = (num_leaves if num_leaves is not None
+                           else sum(1 for n in self._nodes if n is None))
         self._hash = None
 
     @property
@@ -186,15 +187,19 @@ class PyTreeDef:
         # Walk the pre-order list backwards: each node's children are then the top of the
         # stack, first child on top.
         stack = []
-        li = len(leaves)
+        push = stack.append
+        rest = reversed(leaves)
         for n in reversed(self._nodes):
             if n is None:
-                li -= 1
-                stack.append(leaves[li])
+                push(next(rest))
             else:
                 nt, aux, k = n
-                children = [stack.pop() for _ in range(k)]
-                stack.append(nt.unflatten(aux, children))
+                if k:
+                    children = stack[:-k - 1:-1]     # the top k, first child first
+                    del stack[-k:]
+                else:
+                    children = []
+                push(nt.unflatten(aux, children))
         return stack[0]
 
     def flatten_up_to(self, tree):
@@ -298,18 +303,24 @@ def tree_flatten(tree, is_leaf=None):
     leaves = []
     nodes = []
     stack = [tree]
+    # the loop runs once per node on every transform call: locals instead of attribute lookups
+    get, pop, push, add_leaf, add_node = (_registry.get, stack.pop, stack.extend, leaves.append,
+                                          nodes.append)
     while stack:
-        x = stack.pop()
-        nt = _node_type(x, is_leaf)
-        if nt is None:
-            leaves.append(x)
-            nodes.append(None)
+        x = pop()
+        nt = get(type(x))
+        if nt is None and isinstance(x, tuple) and hasattr(type(x), '_fields'):
+            nt = _NAMEDTUPLE
+        if nt is None or (is_leaf is not None and is_leaf(x)):
+            add_leaf(x)
+            add_node(None)
             continue
         children, aux = nt.flatten(x)
-        children = list(children)
-        nodes.append((nt, aux, len(children)))
-        stack.extend(reversed(children))
-    return leaves, PyTreeDef(nodes)
+        if type(children) is not list:
+            children = list(children)
+        add_node((nt, aux, len(children)))
+        push(reversed(children))
+    return leaves, PyTreeDef(nodes, len(leaves))
 
 
 class _Key:
