@@ -227,3 +227,22 @@ def test_hessian_with_aux_and_of_a_vector_function():
     H = cr.hessian(lambda x: cnp.stack([x[0] * x[1] ** 2, cnp.sin(x[0])]))(np.array([1.0, 2.0]))
     np.testing.assert_allclose(H[0], [[0.0, 4.0], [4.0, 2.0]])
     np.testing.assert_allclose(H[1], [[-np.sin(1.0), 0.0], [0.0, 0.0]], atol=1e-15)
+
+
+def test_jacobians_compose_with_vmap_both_ways():
+    A = RNG.normal(size=(3, 3))
+    f = lambda x: cnp.tanh(A @ x) * x                      # noqa: E731
+    g = lambda x: cnp.sum(f(x) ** 2)                       # noqa: E731
+    xs = RNG.normal(size=(4, 3))
+    np.testing.assert_allclose(cr.vmap(cr.jacrev(f))(xs), [cr.jacrev(f)(x) for x in xs],
+                               rtol=1e-12)
+    np.testing.assert_allclose(cr.vmap(cr.jacfwd(f))(xs), [cr.jacrev(f)(x) for x in xs],
+                               rtol=1e-12)
+    np.testing.assert_allclose(cr.vmap(cr.hessian(g))(xs), [cr.hessian(g)(x) for x in xs],
+                               rtol=1e-12)
+    # the Jacobian of the batched map is block diagonal: J[i, :, j, :] = [i == j] J_f(x_i)
+    want = np.zeros((4, 3, 4, 3))
+    for i, x in enumerate(xs):
+        want[i, :, i, :] = cr.jacrev(f)(x)
+    np.testing.assert_allclose(cr.jacfwd(cr.vmap(f))(xs), want, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(cr.jacrev(cr.vmap(f))(xs), want, rtol=1e-12, atol=1e-15)
