@@ -45,6 +45,16 @@ conjugate = conj
 fix = trunc
 
 
+def where(condition, x=None, y=None):
+    """`np.where(condition, x, y)`, differentiable in `x` and `y`; with `condition` alone, the
+    indices where it holds (`np.nonzero`), as in NumPy."""
+    if x is None and y is None:
+        return nonzero(condition)
+    if x is None or y is None:
+        raise ValueError('where: either both or neither of x and y should be given')
+    return ops.where(condition, x, y)
+
+
 def _is_traced(*xs):
     return builtins.any(isinstance(x, Tracer) for x in xs)
 
@@ -152,11 +162,12 @@ def sinc(x):
 
 def fmax(x, y):
     """Maximum that ignores NaNs."""
-    return where(isnan(y) | greater_equal(x, y), x, y)
+    # logical_or, not |: with y a plain array, `ndarray | Tensor` would ask NumPy's bitwise_or
+    return where(logical_or(isnan(y), greater_equal(x, y)), x, y)
 
 
 def fmin(x, y):
-    return where(isnan(y) | less_equal(x, y), x, y)
+    return where(logical_or(isnan(y), less_equal(x, y)), x, y)
 
 
 def clip(a, a_min=None, a_max=None):

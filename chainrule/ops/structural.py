@@ -393,15 +393,63 @@ cumsum_p = Primitive('cumsum', lambda x, *, axis: np.cumsum(x, axis=axis),
                      batch=lambda args, dims, **p: _shifted_axis(cumsum_p)(args, dims, **p))
 cumprod_p = Primitive(
     'cumprod', lambda x, *, axis: np.cumprod(x, axis=axis),
-    # d out_j / d x_i = out_j / x_i for j >= i: a reversed cumulative sum (needs x != 0)
-    vjp=[lambda g, ans, x, *, axis: _flip(cumsum(_flip(g * ans, axis), axis), axis) / x],
-    # d out_j = out_j * sum_{i <= j} dx_i / x_i (same x != 0 condition)
-    jvp=[lambda t, ans, x, *, axis: ans * cumsum(t / x, axis)],
+    # without dividing by x, so zeros in x are exact (see _cumprod_vjp and _cumprod_jvp)
+    vjp=[lambda g, ans, x, *, axis: _cumprod_vjp(g, ans, x, axis)],
+    jvp=[lambda t, ans, x, *, axis: _cumprod_jvp(t, ans, x, axis)],
     batch=lambda args, dims, **p: _shifted_axis(cumprod_p)(args, dims, **p))
 
 
 def _flip(x, axis):
     return getitem(x, (slice(None),) * axis + (slice(None, None, -1),))
+
+
+# cumprod's derivatives. With out_j = out_{j-1} x_j and E_j = out_{j-1} (E_0 = 1, the exclusive
+# product), the tangent obeys D_j = x_j D_{j-1} + E_j t_j, and the cotangent S_i = sum_{j >= i}
+# g_j prod_{i < k <= j} x_k obeys S_i = g_i + x_{i+1} S_{i+1}, with grad_i = E_i S_i. Both are
+# first-order linear recurrences, solved below by doubling in log2(n) steps of products and
+# sums only: no division by x (the textbook out_j / x_i is nan at x_i = 0), and the rules stay
+# differentiable by composition.
+
+def _along(x, axis, sl):
+    return getitem(x, (slice(None),) * axis + (sl,))
+
+
+def _padded(x, axis, d, fill):
+    """x shifted d places along `axis`, the first d entries being `fill`."""
+    shape = list(ops.shape_of(x))
+    shape[axis] = d
+    head = np.full(shape, fill, dtype=ops.dtype_of(x))
+    return concatenate([head, _along(x, axis, slice(None, -d))], axis)
+
+
+def _linear_recurrence(a, b, axis):
+    """s with s_j = b_j + a_j s_{j-1} (s_{-1} = 0) along `axis`: element j holds the map
+    s -> b_j + a_j s composed over a window that doubles each step (Hillis-Steele scan)."""
+    n = ops.shape_of(b)[axis]
+    d = 1
+    while d < n:
+        b = b + a * _padded(b, axis, d, 0)
+        a = a * _padded(a, axis, d, 1)
+        d *= 2
+    return b
+
+
+def _exclusive(ans, axis):
+    return _padded(ans, axis, 1, 1)
+
+
+def _cumprod_jvp(t, ans, x, axis):
+    if ops.shape_of(x)[axis] == 0:
+        return t
+    return _linear_recurrence(x, _exclusive(ans, axis) * t, axis)
+
+
+def _cumprod_vjp(g, ans, x, axis):
+    if ops.shape_of(x)[axis] == 0:
+        return g
+    nxt = _flip(_padded(_flip(x, axis), axis, 1, 0), axis)    # x_{i+1}, and 0 past the end
+    s = _flip(_linear_recurrence(_flip(nxt, axis), _flip(g, axis), axis), axis)
+    return _exclusive(ans, axis) * s
 
 
 def normalize_axis(axis, ndim, op='sum'):
