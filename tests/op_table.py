@@ -225,6 +225,8 @@ ROWS = [
     nondiff('logical_xor', BINARY, ['bool', 'bool']),
     Row('clip', cnp.clip, np.clip, UNARY, kwargs=[{'a_min': -0.5, 'a_max': 0.7}],
         torch=lambda T, x, a_min, a_max: T.clamp(x, a_min, a_max)),
+    Row('where_nonzero', lambda x: cnp.where(x > 0), lambda x: np.where(x > 0),
+        [((3, 4),), ((5,),)], diff=False, dispatch=False),
     Row('where', cnp.where, np.where, [((3,), (3,), (3,)), ((3, 1), (1, 4), ()),
                                        ((2, 3, 4), (3, 4), (2, 1, 1))], ['bool', (-2, 2), (-2, 2)],
         torch=lambda T, c, x, y: T.where(c, x, y)),

@@ -296,3 +296,38 @@ def test_every_public_function_has_a_row():
         r.name for r in ROWS if '_' in r.name and r.name.split('_')[0] in public} - {
         r.name for r in ROWS if r.name.startswith(('getitem', 'power_'))})
     assert not [s for s in stale if not any(s.startswith(p + '_') for p in public)], stale
+
+
+# --- regressions found by the table ----------------------------------------------------------------
+
+PRODUCTS = {
+    'cumprod': (lambda x: cnp.cumprod(x, axis=1), lambda T, t: T.cumprod(t, 1)),
+    'prod': (lambda x: cnp.prod(x, axis=1), lambda T, t: T.prod(t, 1)),
+    'cumprod_flat': (lambda x: cnp.cumprod(x), lambda T, t: T.cumprod(t.flatten(), 0)),
+}
+
+
+@pytest.mark.parametrize('name', list(PRODUCTS))
+def test_products_with_exact_zeros(name):
+    # the textbook rule out / x is nan at x = 0; the derivative of a product is a polynomial
+    fn, torch_fn = PRODUCTS[name]
+    x = np.array([[2.0, 0.0, 3.0, -0.5], [0.0, 1.5, 0.0, 2.0], [1.0, 2.0, 3.0, 4.0]])
+    check_grads(fn, (x,), order=2, modes=('rev', 'fwd'))
+    T = pytest.importorskip('torch')
+    t = T.tensor(x, requires_grad=True)
+    w = np.random.default_rng(0).standard_normal(np.shape(fn(x)))
+    (torch_fn(T, t) * T.tensor(w)).sum().backward()
+    np.testing.assert_allclose(cr.grad(lambda z: cnp.sum(fn(z) * w))(x), t.grad.numpy())
+
+
+@pytest.mark.parametrize('name', ['fmax', 'fmin'])
+def test_fmax_fmin_ignore_nans_on_either_side(name):
+    x = np.array([np.nan, 1.0, np.nan, 3.0])
+    y = np.array([2.0, np.nan, np.nan, -1.0])
+    fn, ref = getattr(cnp, name), getattr(np, name)
+    for a, b in [(x, y), (y, x)]:
+        np.testing.assert_array_equal(fn(cr.Tensor(a), b).data, ref(a, b))
+        np.testing.assert_array_equal(fn(a, cr.Tensor(b)).data, ref(a, b))
+    t = cr.Tensor(x, requires_grad=True)
+    fn(t, y).sum().backward()     # the gradient goes to whichever value was picked
+    np.testing.assert_array_equal(t.grad.numpy(), [0.0, 1.0, 1.0, name == 'fmax'])
