@@ -139,8 +139,13 @@ def linearize(fun, *primals):
     `f_jvp` is a `jvp` closure: each call re-runs `fun` in forward mode (nothing is stored
     between calls, so it costs about as much as a `jvp`).
 
+    Args:
+        fun: a function of arrays (pytrees).
+        *primals: the point to linearise at.
+
     Returns:
-        `(out, f_jvp)`.
+        `(out, f_jvp)`: `fun(*primals)`, and `f_jvp(*tangents)` giving the output tangent for
+        one tangent per primal.
     """
     out = fun(*primals)
 
@@ -407,6 +412,11 @@ def hessian(fun, argnums=0, has_aux=False):
     """The Hessian of scalar `fun`, as `jacfwd(jacrev(fun))` (forward over reverse: one
     reverse pass, differentiated in forward mode along every direction at once).
 
+    Args:
+        fun: a function returning a scalar.
+        argnums: which argument(s) to differentiate (an int or a tuple of ints).
+        has_aux: `fun` returns `(value, aux)`; the result is then `(hessian, aux)`.
+
     Returns:
         A function returning, for an input of shape `T`, an array of shape `T + T` (for a
         non-scalar `fun` of output shape `S`, `S + T + T`).
@@ -436,6 +446,13 @@ def hvp(fun, primals, tangents):
 def elementwise_grad(fun, argnum=0):
     """The gradient of `sum(fun(x))` with respect to argument `argnum` (HIPS autograd's
     `elementwise_grad`): for an elementwise `fun`, the derivative at every element.
+
+    Args:
+        fun: a function of arrays.
+        argnum: the position of the argument to differentiate.
+
+    Returns:
+        A function with `fun`'s arguments returning an array (pytree) shaped like that argument.
 
         >>> import numpy as np, chainrule as cr, chainrule.numpy as cnp
         >>> cr.elementwise_grad(cnp.tanh)(np.zeros(3))
