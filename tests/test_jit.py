@@ -156,6 +156,58 @@ def test_composition_with_jvp_and_vmap():
     np.testing.assert_allclose(hvp, hvp_ref, rtol=1e-10)
 
 
+try:
+    from test_jacobians import FUNCS as _COMPOSITION_FUNCS
+except ImportError:     # pragma: no cover
+    _COMPOSITION_FUNCS = []
+
+
+@pytest.mark.skipif(not _COMPOSITION_FUNCS or not hasattr(cr, 'hessian'),
+                    reason='transforms composition test not available')
+@pytest.mark.parametrize('f', _COMPOSITION_FUNCS, ids=[f.__name__ for f in _COMPOSITION_FUNCS])
+def test_transforms_composition_test_with_jit_at_every_position(f):
+    """The composition test of the transforms issue (tests/test_jacobians.py), with `jit`
+    inserted at every position: all ways of computing the gradient and the Hessian agree."""
+    x = np.random.default_rng(7).uniform(0.2, 1.0, size=5)
+    n = len(x)
+    jit, grad = cr.jit, cr.grad
+    if f.__name__ == 'f_branch_on_value':   # a Python `if` on a value: cannot be staged
+        with pytest.raises(TracerBoolError):
+            jit(f)(x)
+        return
+    G = grad(f)(x)
+    H = cr.hessian(f)(x)
+    eye = np.eye(n)
+    grads = {
+        'jit(grad)': jit(grad(f))(x), 'grad(jit)': grad(jit(f))(x),
+        'jit(grad(jit))': jit(grad(jit(f)))(x),
+        'vjp(jit)': cr.vjp(jit(f), x)[1](np.ones(()))[0],
+        'jvp(jit) rows': np.array([cr.jvp(jit(f), (x,), (eye[i],))[1] for i in range(n)]),
+    }
+    for name, g in grads.items():
+        np.testing.assert_allclose(g, G, rtol=1e-11, atol=1e-13, err_msg=name)
+    hessians = {
+        'jit(hessian)': jit(cr.hessian(f))(x), 'hessian(jit)': cr.hessian(jit(f))(x),
+        'jacfwd(jit(grad))': cr.jacfwd(jit(grad(f)))(x),
+        'jacrev(jit(grad))': cr.jacrev(jit(grad(f)))(x),
+        'jit(jacrev(jit(grad)))': jit(cr.jacrev(jit(grad(f))))(x),
+        'grad(jit(grad)) rows': np.array([grad(lambda z: jit(grad(f))(z)[i])(x)
+                                          for i in range(n)]),
+        'jvp(jit(grad))': np.array([cr.jvp(jit(grad(f)), (x,), (eye[i],))[1]
+                                    for i in range(n)]),
+        'jit(vmap(jvp(grad)))': jit(cr.vmap(lambda v: cr.jvp(grad(f), (x,), (v,))[1]))(eye),
+        'vmap(jit(jvp(grad)))': cr.vmap(jit(lambda v: cr.jvp(grad(f), (x,), (v,))[1]))(eye),
+    }
+    for name, h in hessians.items():
+        np.testing.assert_allclose(h, H, rtol=1e-10, atol=1e-12, err_msg=name)
+    xs = np.random.default_rng(8).uniform(0.2, 1.0, size=(4, n))
+    per = np.array([grad(f)(z) for z in xs])
+    for name, fn in {'vmap(jit(grad))': cr.vmap(jit(grad(f))),
+                     'jit(vmap(grad))': jit(cr.vmap(grad(f))),
+                     'vmap(grad(jit))': cr.vmap(grad(jit(f)))}.items():
+        np.testing.assert_allclose(fn(xs), per, rtol=1e-11, atol=1e-13, err_msg=name)
+
+
 def test_jit_closure_over_an_outer_grad_tracer_is_differentiated():
     # d/dy [jit(x -> x * y)(y)] = d/dy y**2 = 2y: the captured y must stay differentiable
     assert cr.grad(lambda y: cr.jit(lambda x: x * y)(y))(3.0) == pytest.approx(6.0)
