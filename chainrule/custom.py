@@ -380,6 +380,27 @@ class custom_jvp(CallWrapper):
 
 # --- custom_vjp ------------------------------------------------------------------------------
 
+class VJPCallParams(CallParams):
+    """`CallParams` plus the structure of the residuals `fwd` returns."""
+
+    __slots__ = ('res_tree', 'res_static')
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.res_tree = None
+        self.res_static = None
+
+    def residuals(self, dynamic):
+        """The residual pytree from the primitive's residual results and the static parts."""
+        dynamic = iter(dynamic)
+        return tree_unflatten(self.res_tree, [next(dynamic) if r is _DYNAMIC else r
+                                              for r in self.res_static])
+
+
+_ARRAY_TYPES = (np.ndarray, np.generic, Tracer)
+_DYNAMIC = object()   # marks a residual slot filled by a result of the primitive
+
+
 def _fwd_flat(call, leaves):
     """The user's `fwd` on flat lists: the output leaves followed by the residual leaves."""
     res = call.fns[1](*tree_unflatten(call.in_tree, leaves))
@@ -390,28 +411,22 @@ def _fwd_flat(call, leaves):
     call._set_out(out_tree)
     res_leaves, res_tree = tree_flatten(res[1])
     call.check_closure(leaves, out_leaves + res_leaves)
-    if call.fns_res_tree is None:
-        call.fns_res_tree = res_tree
-    return out_leaves + res_leaves
+    # Arrays (and tracers) among the residuals become results of the primitive, saved with its
+    # node; anything else (a shape, a string, a flag) is static and kept on the parameters.
+    dynamic = [r for r in res_leaves if isinstance(r, _ARRAY_TYPES)]
+    if call.res_tree is None:
+        call.res_tree = res_tree
+        call.res_static = [_DYNAMIC if isinstance(r, _ARRAY_TYPES) else r for r in res_leaves]
+    return out_leaves + dynamic
 
 
 def _custom_vjp_impl(*leaves, call):
     return tuple(_fwd_flat(call, leaves))
 
 
-class VJPCallParams(CallParams):
-    """`CallParams` plus the structure of the residuals `fwd` returns."""
-
-    __slots__ = ('fns_res_tree',)
-
-    def __init__(self, *args):
-        super().__init__(*args)
-        self.fns_res_tree = None
-
-
 def _bwd_flat(call, leaves, res_leaves, g_leaves):
     """The user's `bwd` on flat lists: one cotangent per argument leaf (None for zero)."""
-    res = tree_unflatten(call.fns_res_tree, res_leaves)
+    res = call.residuals(res_leaves)
     cts = call.fns[2](res, tree_unflatten(call.out_tree, g_leaves))
     diff_args = tree_unflatten(call.in_tree, leaves)
     if not isinstance(cts, (tuple, list)) or len(cts) != len(diff_args):
@@ -462,7 +477,8 @@ def _maybe_nonzero(c):
 def _add_residual_cts(flat, leaves, g_res, call):
     fwd = call.fns[1]
     res_cts = pull_back(
-        lambda xs: tree_flatten(fwd(*tree_unflatten(call.in_tree, xs))[1])[0], leaves, g_res)
+        lambda xs: [r for r in tree_flatten(fwd(*tree_unflatten(call.in_tree, xs))[1])[0]
+                    if isinstance(r, _ARRAY_TYPES)], leaves, g_res)
     return [a if b is None else b if a is None else a + b for a, b in zip(flat, res_cts)]
 
 

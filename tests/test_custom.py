@@ -412,3 +412,25 @@ def test_closure_without_traced_argument_warns_that_the_rule_is_bypassed():
         return h(3.0)           # constant argument, traced closure: fun is differentiated
     with pytest.warns(cr.custom.CallBypassedWarning, match='custom rule is not used'):
         assert cr.grad(f)(2.0) == 3.0
+
+
+def test_custom_vjp_static_residuals():
+    # residuals may mix arrays with static data (shapes, strings, numbers, None); only the
+    # arrays are saved as results, and grad(grad) pulls back through the right ones
+    f = cr.custom_vjp(lambda x: x * 2.0)
+
+    def fwd(x):
+        return x * 2.0, (x.shape, 'tag', 3, None, np.arange(3), x)
+
+    def bwd(res, g):
+        shape, tag, n, none, idx, x = res
+        assert (shape, tag, n, none) == ((2,), 'tag', 3, None) and idx.tolist() == [0, 1, 2]
+        return (g * 2.0 * x,)            # a marked rule: d/dx = 2x instead of 2
+    f.defvjp(fwd, bwd)
+    x = np.array([1.0, 3.0])
+    np.testing.assert_allclose(cr.grad(lambda x: cnp.sum(f(x)))(x), [2.0, 6.0])
+    np.testing.assert_allclose(cr.grad(lambda x: cnp.sum(cr.grad(lambda x: cnp.sum(f(x)))(x)))(x),
+                               [2.0, 2.0])
+    np.testing.assert_allclose(cr.vmap(cr.grad(lambda x: cnp.sum(f(x))))(np.stack([x, 2 * x])),
+                               [[2.0, 6.0], [4.0, 12.0]])
+    np.testing.assert_allclose(cr.jit(cr.grad(lambda x: cnp.sum(f(x))))(x), [2.0, 6.0])
