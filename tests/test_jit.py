@@ -460,3 +460,11 @@ def test_numba_backend_fuses_the_chain_into_one_kernel():
     x = np.linspace(-1, 1, 50)
     src = cr.jit(cr.grad(_chain), backend='numba').source(x)
     assert src.count('@numba.njit') == 1 and 'math.sin' in src
+
+
+def test_abstract_eval_tells_int_and_float_literals_apart():
+    from chainrule.interpreters.staging import Literal, abstract_eval
+    from chainrule.ops.elementwise import mul_p
+    i64 = ShapedArray((3,), np.int64)
+    assert abstract_eval(mul_p, [i64, Literal(2)], {}) == [ShapedArray((3,), np.int64)]
+    assert abstract_eval(mul_p, [i64, Literal(2.0)], {}) == [ShapedArray((3,), np.float64)]

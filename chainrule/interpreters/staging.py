@@ -316,8 +316,9 @@ def abstract_eval(prim, in_avals, params, literals=None):
     Returns:
         A list of `ShapedArray`s (one per result).
     """
-    key = (prim.name, tuple(a.value if isinstance(a, Literal) else a for a in in_avals),
-           freeze(params))
+    # literals keyed with their type: 2 and 2.0 are equal as keys but give different dtypes
+    key = (prim.name, tuple((type(a.value), a.value) if isinstance(a, Literal) else a
+                            for a in in_avals), freeze(params))
     try:
         out = _aval_cache.get(key)
     except TypeError:
