@@ -411,6 +411,28 @@ def test_vmap_equals_a_loop():
                                np.linalg.solve(SQ, bs.T).T, rtol=1e-12)
 
 
+COMPOSE = {
+    'inv': LA.inv, 'slogdet': lambda a: LA.slogdet(a)[1], 'eigvalsh': lambda a: LA.eigvalsh(a + a.T),
+    'svdvals': lambda a: LA.svd(a, compute_uv=False), 'qr': lambda a: LA.qr(a)[1],
+    'eig': lambda a: cnp.abs(LA.eigvals(a)), 'cholesky': lambda a: LA.cholesky(spd(a)),
+    'pinv': LA.pinv, 'norm2': lambda a: LA.norm(a, 2), 'solve': lambda a: LA.solve(a, a[0]),
+}
+
+
+@pytest.mark.parametrize('name', sorted(COMPOSE))
+def test_transforms_compose(name, recwarn):
+    # jacfwd and jacrev agree (both vmap the rules: no loop fallback may warn); the Hessian
+    # (forward over reverse) equals jacrev(jacfwd) and is symmetric
+    f = COMPOSE[name]
+    jf, jr = cr.jacfwd(f)(SQ), cr.jacrev(f)(SQ)
+    np.testing.assert_allclose(jf, jr, rtol=1e-9, atol=1e-10)
+    s = lambda a: cnp.sum(f(a))  # noqa: E731
+    h = cr.hessian(s)(SQ)
+    np.testing.assert_allclose(h, cr.jacrev(cr.jacfwd(s))(SQ), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(h, h.transpose(2, 3, 0, 1), rtol=1e-8, atol=1e-10)
+    assert not [w for w in recwarn if 'no batching rule' in str(w.message)]
+
+
 def test_tensor_backward():
     a = cr.Tensor(SQ, requires_grad=True)
     loss = LA.slogdet(a)[1] + cnp.sum(LA.inv(a))
