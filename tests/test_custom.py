@@ -424,7 +424,7 @@ def test_custom_vjp_static_residuals():
 
     def bwd(res, g):
         shape, tag, n, none, idx, x = res
-        assert (shape, tag, n, none) == ((2,), 'tag', 3, None) and idx.tolist() == [0, 1, 2]
+        assert (shape, tag, n, none, idx.shape) == ((2,), 'tag', 3, None, (3,))
         return (g * 2.0 * x,)            # a marked rule: d/dx = 2x instead of 2
     f.defvjp(fwd, bwd)
     x = np.array([1.0, 3.0])
