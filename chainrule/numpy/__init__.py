@@ -113,8 +113,79 @@ def full_like(a, fill_value, dtype=None, shape=None):
 
 
 from numpy import (  # noqa: F401,E402  (constants: nothing to differentiate)
-    arange, empty, eye, full, geomspace, identity, indices, linspace, logspace, meshgrid, ones,
-    tri, zeros)
+    arange, empty, eye, geomspace, identity, indices, logspace, meshgrid, ones, tri, zeros)
+
+
+def full(shape, fill_value, dtype=None):
+    """`np.full`, differentiable in `fill_value` (its gradient is the cotangent's sum)."""
+    if not isinstance(fill_value, Tracer):
+        return _np.full(shape, fill_value, dtype=dtype)
+    shape = (int(shape),) if isinstance(shape, (int, _np.integer)) else tuple(shape)
+    return ops.broadcast_to(fill_value if dtype is None else ops.astype(fill_value, dtype), shape)
+
+
+def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
+    """`np.linspace`, differentiable in `start` and `stop`: sample i is
+    `start + (stop - start) * i / div`, linear in both."""
+    if not _is_traced(start, stop):
+        return _np.linspace(start, stop, num, endpoint, retstep, dtype, axis)
+    div = num - 1 if endpoint else num
+    dt = result_type(start, stop, float(num))
+    span = stop - start
+    step = span / div if div > 0 else span * _np.nan
+    bshape = _np.broadcast_shapes(shape_of(start), shape_of(stop))
+    t = (_np.arange(num) / div if div > 0 else _np.zeros(num)).astype(dt)
+    out = start + _np.reshape(t, (num,) + (1,) * len(bshape)) * span
+    if endpoint and num > 1:     # exactly `stop` at the end, as NumPy
+        out = ops.at_set(out, ops.broadcast_to(stop, bshape), (num - 1,))
+    out = moveaxis(out, 0, axis) if axis != 0 else out
+    out = out if dtype is None else ops.astype(out, dtype)
+    return (out, step) if retstep else out
+
+
+# --- the rest of HIPS autograd's differentiable functions -----------------------------------------
+
+def fabs(x):
+    """`np.fabs`: the absolute value of a real array, as floats."""
+    if not isinstance(x, Tracer):
+        return _np.fabs(x)
+    if dtype_of(x).kind == 'c':
+        raise TypeError('fabs: complex input is not supported (use abs)')
+    return abs(_float(x))
+
+
+def rollaxis(a, axis, start=0):
+    """`np.rollaxis`, as a transpose (prefer `moveaxis`)."""
+    n = len(shape_of(a))
+    axis %= n
+    start = start + n if start < 0 else start
+    if not 0 <= start <= n:
+        raise ShapeError(f'rollaxis: start {start} is out of bounds for {n} dimensions')
+    if axis < start:
+        start -= 1
+    if axis == start:
+        return a
+    axes = [i for i in range(n) if i != axis]
+    axes.insert(start, axis)
+    return ops.transpose(a, tuple(axes))
+
+
+def real_if_close(a, tol=100):
+    """`np.real_if_close`: the real part when every imaginary part is within `tol` machine
+    epsilons of zero (decided on the values, so not under `jit`)."""
+    if dtype_of(a).kind != 'c':
+        return a
+    t = tol * _np.finfo(dtype_of(a)).eps if tol > 1 else tol
+    return real(a) if _np.all(_np.abs(_np.imag(concrete(a))) < t) else a
+
+
+def partition(a, kth, axis=-1, kind='introselect', order=None):
+    """`np.partition`, differentiable: each element's gradient follows it to its place."""
+    if not isinstance(a, Tracer):
+        return _np.partition(a, kth, axis, kind, order)
+    if axis is None:
+        a, axis = ravel(a), 0
+    return take_along_axis(a, _np.argpartition(concrete(a), kth, axis, kind, order), axis)
 
 
 # --- elementwise composites -------------------------------------------------------------------
