@@ -4,7 +4,7 @@ the demo's small CNN on scikit-learn's digits, batch 64: chainrule's eager `Tens
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 python bench/train_step.py
 
-Prints the best-of-several time per step for each and the ratio torch / chainrule (> 1 means
+Prints the best-of-several CPU time per step for each and the ratio torch / chainrule (> 1 means
 chainrule is faster). Both use float32, SGD with momentum 0.9, the same initial weights and the
 same batches.
 """
@@ -25,7 +25,7 @@ from chainrule.demo import SmallCNN  # noqa: E402
 
 BATCH = 64
 STEPS = 200       # steps per timing run
-REPEAT = 5
+REPEAT = 7
 
 
 def batches(x, y, n):
@@ -84,14 +84,20 @@ def run_torch(torch, model, data):
     return run
 
 
-def best(fn):
-    fn()
-    times = []
-    for _ in range(REPEAT):
-        t = time.perf_counter()
+def best(*fns):
+    """Best CPU time per step of each runner, in microseconds. The runners take turns, round
+    after round, so a burst of load from elsewhere on the machine hits all of them alike, and
+    the clock is this process's CPU time (`time.process_time`: both run single-threaded in
+    this process), which does not count the time the process waits for a core."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - t)
-    return min(times) / STEPS * 1e6
+    times = [[] for _ in fns]
+    for _ in range(REPEAT):
+        for fn, ts in zip(fns, times):
+            t = time.process_time()
+            fn()
+            ts.append(time.process_time() - t)
+    return [min(ts) / STEPS * 1e6 for ts in times]
 
 
 def main():
@@ -108,14 +114,14 @@ def main():
                                        (-1, 1, 8, 8))]:
         data = [(xb.reshape(shape), yb) for xb, yb in batches(x, y, STEPS)]
         model = make()
-        t_cr = best(run_chainrule(model, data))
-        t_t = None
+        runners = [run_chainrule(model, data)]
         if torch is not None:
             tm = make_t(torch)
             # the same initial weights in both
             tm.load_state_dict({k: torch.from_numpy(v.copy())
                                 for k, v in model.state_dict().items()})
-            t_t = best(run_torch(torch, tm, data))
+            runners.append(run_torch(torch, tm, data))
+        t_cr, t_t = (best(*runners) + [None])[:2]
         rows.append((name, t_cr, t_t))
     print(f'one training step, batch {BATCH}, float32, SGD momentum, 1 thread '
           '(best of %d runs of %d steps)' % (REPEAT, STEPS))

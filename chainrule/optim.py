@@ -108,6 +108,16 @@ class Optimizer:
     def _update(self, w, g, state, group):   # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _scratch(self, w):
+        """A work array shaped like `w`, reused across steps: updates write their temporaries
+        into it instead of allocating (large temporaries cost page faults on every step)."""
+        cache = self.__dict__.setdefault('_scratch_cache', {})
+        key = (w.shape, w.dtype)
+        s = cache.get(key)
+        if s is None:
+            s = cache[key] = np.empty_like(w)
+        return s
+
     def state_dict(self):
         """The optimizer's state as nested dicts of arrays and numbers (parameters referred to
         by their index across the groups, as PyTorch does), ready for `cr.save`."""
@@ -170,9 +180,11 @@ class SGD(Optimizer):
                 buf = state['momentum_buffer'] = np.array(g, dtype=w.dtype, copy=True)
             else:
                 buf *= mom
-                buf += (1 - group['dampening']) * g
+                buf += (1 - group['dampening']) * g if group['dampening'] else g
             g = g + mom * buf if group['nesterov'] else buf
-        w -= lr * g
+        s = self._scratch(w)
+        np.multiply(g, lr, out=s)
+        w -= s
 
 
 class Adam(Optimizer):
@@ -202,15 +214,23 @@ class Adam(Optimizer):
                 state['max_exp_avg_sq'] = np.zeros_like(w)
         state['step'] += 1
         t = state['step']
-        m, v = state['exp_avg'], state['exp_avg_sq']
-        m += (1 - b1) * (g - m)
+        m, v, s = state['exp_avg'], state['exp_avg_sq'], self._scratch(w)
+        np.subtract(g, m, out=s)                  # m += (1 - b1) (g - m)
+        s *= 1 - b1
+        m += s
+        np.multiply(g, g, out=s)                  # v = b2 v + (1 - b2) g^2
+        s *= 1 - b2
         v *= b2
-        v += (1 - b2) * (g * g)
+        v += s
         if group['amsgrad']:
             np.maximum(state['max_exp_avg_sq'], v, out=state['max_exp_avg_sq'])
             v = state['max_exp_avg_sq']
-        denom = np.sqrt(v) / math.sqrt(1 - b2 ** t) + eps
-        w -= (lr / (1 - b1 ** t)) * (m / denom)
+        np.sqrt(v, out=s)                         # denom = sqrt(v / (1 - b2^t)) + eps
+        s /= math.sqrt(1 - b2 ** t)
+        s += eps
+        np.divide(m, s, out=s)                    # w -= lr / (1 - b1^t) * m / denom
+        s *= lr / (1 - b1 ** t)
+        w -= s
 
 
 class AdamW(Adam):

@@ -141,8 +141,8 @@ def binary_cross_entropy_with_logits(input, target, reduction='mean', pos_weight
 def conv2d(input, weight, bias=None, stride=1, padding=0):
     """2-D convolution (cross-correlation, as PyTorch's `F.conv2d`).
 
-    Computed as im2col: `unfold` the input into patch rows, then one `linear` with the weight
-    flattened to `(out, in*kh*kw)`.
+    Computed as im2col: the input unfolded into patch rows, then one matrix product with the
+    flattened weight, as a single primitive (one tape node).
 
     Args:
         input: `(N, C_in, H, W)`.
@@ -153,13 +153,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0):
     Returns:
         `(N, C_out, OH, OW)`.
     """
-    si, sw = shape_of(input), shape_of(weight)
-    if len(si) != 4 or len(sw) != 4 or si[1] != sw[1]:
-        raise ShapeError(f'conv2d: input {si} and weight {sw} do not fit: input must be '
-                         '(N, C_in, H, W) and weight (C_out, C_in, kh, kw)')
-    cols = nnops.unfold(input, sw[2:], stride, padding)              # (N, OH, OW, C*kh*kw)
-    out = linear(cols, ops.reshape(weight, (sw[0], -1)), bias)       # (N, OH, OW, C_out)
-    return ops.transpose(out, (0, 3, 1, 2))
+    return nnops.conv2d(input, weight, bias, stride, padding)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0):

@@ -13,10 +13,13 @@ derivatives work.
 | `erf(x)` | the error function (exact GELU) | NumPy has none |
 | `log_softmax(x, axis)` | `x - logsumexp(x)` | stable, VJP `g - softmax * sum(g)` |
 | `cross_entropy(z, t)` | `-mean(log_softmax(z)[i, t_i])` | VJP `(softmax(z) - onehot(t)) / N`, one node |
-| `unfold(x)` / `fold(c)` | im2col / col2im | convolution = unfold + one matmul; the two are each other's transpose |
+| `conv2d(x, w, b)` | im2col, one matmul, bias | one node; its rules use `unfold`/`fold` |
+| `unfold(x)` / `fold(c)` | im2col / col2im | each other's transpose (the conv's traced rules) |
+| `max_pool2d(x)` | max over windows | VJP/JVP by the winners' mask (`pool_scatter`/`pool_gather`) |
 
-Convolution and pooling are composites on top: `conv2d` is `unfold` then `linear`, `max_pool2d`
-is a reshape (or `unfold`) then `max`.
+Rules with NumPy fast paths: when no argument is traced (the eager backward pass), a rule
+computes its formula with NumPy directly; the same formula in chainrule ops serves every traced
+case (higher derivatives, `jit`, `vmap`), so the fast path never changes what is differentiable.
 """
 
 import math
@@ -27,13 +30,21 @@ from chainrule import ops
 from chainrule.core import Primitive, ShapeError, Tracer, bind, dtype_of, shape_of
 
 __all__ = ['linear', 'relu', 'sigmoid', 'erf', 'log_softmax', 'cross_entropy', 'unfold', 'fold',
-           'conv_output_size']
+           'conv2d', 'max_pool2d', 'conv_output_size']
 
 
 # --- linear: x @ w.T + b ------------------------------------------------------------------------
 
+def _matmul2d(a, b):
+    """`a @ b` for `a` `(..., k)` and 2-D `b` as one matrix product (NumPy would otherwise loop
+    over the leading axes of `a`, one small product per row block)."""
+    if a.ndim == 2:
+        return np.matmul(a, b)
+    return np.matmul(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + (b.shape[1],))
+
+
 def _linear_impl(x, w, *b):
-    out = np.matmul(x, w.T)
+    out = _matmul2d(x, w.T)
     if b:
         out += b[0]     # out is a fresh array: add the bias in place
     return out
@@ -47,7 +58,7 @@ def _plain(*xs):
 
 
 def _linear_vjp_x(g, ans, x, w, *b):
-    return np.matmul(g, w) if _plain(g, w) else ops.matmul(g, w)
+    return _matmul2d(g, w) if _plain(g, w) else ops.matmul(g, w)
 
 
 def _linear_vjp_w(g, ans, x, w, *b):
@@ -246,15 +257,19 @@ def conv_output_size(size, kernel, stride, padding):
     return (size + 2 * padding - kernel) // stride + 1
 
 
+# Layout. Patches are ordered (kh, kw, c) within a row, channels fastest, and images are
+# handled channels-last inside: the copies then move runs of C contiguous numbers. The results
+# are NCHW *views* of channels-last memory, which NumPy's elementwise ops keep (order 'K'), so a
+# conv -> relu -> pool -> conv chain never transposes data between layers.
+
 def _unfold_impl(x, *, kernel, stride, padding):
-    # (N, C, H, W) -> (N, OH, OW, C*kh*kw): row (n, i, j) holds the patch under output pixel
-    # (i, j), ordered (c, kh, kw) like a flattened PyTorch conv weight
+    # (N, C, H, W) -> (N, OH, OW, kh*kw*C): row (n, i, j) holds the patch under output pixel
+    # (i, j)
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    if ph or pw:
-        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
-    n, c, oh, ow = win.shape[:4]
-    return win.transpose(0, 2, 3, 1, 4, 5).reshape(n, oh, ow, c * kh * kw)
+    x = _pad_hw(x, padding, 0).transpose(0, 2, 3, 1)              # NHWC view
+    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
+    n, oh, ow, c = win.shape[:4]                                  # (n, oh, ow, c, kh, kw)
+    return win.transpose(0, 1, 2, 4, 5, 3).reshape(n, oh, ow, kh * kw * c)
 
 
 def _fold_impl(cols, *, kernel, stride, padding, shape):
@@ -262,13 +277,12 @@ def _fold_impl(cols, *, kernel, stride, padding, shape):
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     n, c, h, w = shape
     oh, ow = cols.shape[1:3]
-    cols = cols.reshape(n, oh, ow, c, kh, kw)
-    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    cols = cols.reshape(n, oh, ow, kh, kw, c)
+    out = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
-            out[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] += \
-                cols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
-    return out[:, :, ph:ph + h, pw:pw + w]
+            out[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] += cols[:, :, :, i, j]
+    return out[:, ph:ph + h, pw:pw + w].transpose(0, 3, 1, 2)
 
 
 unfold_p = Primitive(
@@ -291,36 +305,117 @@ def _pair(v, name, op):
 
 
 def unfold(x, kernel, stride=1, padding=0):
-    """Patches of `x` `(N, C, H, W)` as rows: `(N, OH, OW, C*kh*kw)` (im2col).
+    """Patches of `x` `(N, C, H, W)` as rows: `(N, OH, OW, kh*kw*C)` (im2col).
 
     Args:
         x: a batch of images `(N, C, H, W)`.
         kernel, stride, padding: ints or pairs (padding is with zeros).
 
     Returns:
-        The patches, ordered `(c, kh, kw)` within a row (a PyTorch conv weight's order).
+        The patches, ordered `(kh, kw, c)` within a row (channels fastest; a PyTorch conv
+        weight `w` matches `w.transpose(0, 2, 3, 1)`).
     """
-    kernel, stride = _pair(kernel, 'kernel', 'unfold'), _pair(stride, 'stride', 'unfold')
-    padding = _pair(padding, 'padding', 'unfold')
-    s = shape_of(x)
-    if len(s) != 4:
-        raise ShapeError(f'unfold: input must be (N, C, H, W), got shape {s}')
-    if min(stride) < 1 or min(padding) < 0:
-        raise ValueError(f'unfold: stride {stride} must be >= 1 and padding {padding} >= 0')
-    for d, k, st, p in zip(s[2:], kernel, stride, padding):
-        if conv_output_size(d, k, st, p) < 1:
-            raise ShapeError(f'unfold: kernel {kernel} is larger than the input {s[2:]} with '
-                             f'padding {padding}')
+    kernel, stride, padding = _window_args(shape_of(x), kernel, stride, padding, 'unfold')
     return bind(unfold_p, x, kernel=kernel, stride=stride, padding=padding)
 
 
+def _window_args(s, kernel, stride, padding, op):
+    """Kernel, stride and padding as checked pairs for an `(N, C, H, W)` input of shape `s`."""
+    kernel, stride = _pair(kernel, 'kernel', op), _pair(stride, 'stride', op)
+    padding = _pair(padding, 'padding', op)
+    if len(s) != 4:
+        raise ShapeError(f'{op}: input must be (N, C, H, W), got shape {s}')
+    if min(stride) < 1 or min(padding) < 0:
+        raise ValueError(f'{op}: stride {stride} must be >= 1 and padding {padding} >= 0')
+    for d, k, st, p in zip(s[2:], kernel, stride, padding):
+        if conv_output_size(d, k, st, p) < 1:
+            raise ShapeError(f'{op}: kernel {kernel} is larger than the input {s[2:]} with '
+                             f'padding {padding}')
+    return kernel, stride, padding
+
+
 def fold(cols, shape, kernel, stride=1, padding=0):
-    """The transpose of `unfold`: patch rows `(N, OH, OW, C*kh*kw)` summed back into an image
+    """The transpose of `unfold`: patch rows `(N, OH, OW, kh*kw*C)` summed back into an image
     of `shape` `(N, C, H, W)` (col2im); overlapping entries add up."""
     kernel, stride = _pair(kernel, 'kernel', 'fold'), _pair(stride, 'stride', 'fold')
     padding = _pair(padding, 'padding', 'fold')
     return bind(fold_p, cols, kernel=kernel, stride=stride, padding=padding,
                 shape=tuple(int(d) for d in shape))
+
+
+# --- conv2d: unfold, one matrix product, bias; one tape node -------------------------------
+
+def _flat_weight(w):
+    """`(O, C, kh, kw)` -> `(O, kh*kw*C)`, the row order of `unfold`."""
+    return w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+
+
+def _conv_impl(x, w, *b, stride, padding):
+    kernel = w.shape[2:]
+    cols = _unfold_impl(x, kernel=kernel, stride=stride, padding=padding)
+    n, oh, ow, k = cols.shape
+    out = np.matmul(cols.reshape(-1, k), _flat_weight(w).T)
+    if b:
+        out += b[0]
+    return out.reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)     # NCHW view, channels last
+
+
+def _conv_vjp_x(g, ans, x, w, *b, stride, padding):
+    # x enters through unfold(x) @ W^T: pull g back through the product, then fold
+    kernel = shape_of(w)[2:]
+    if _plain(g, w):
+        gcols = _matmul2d(g.transpose(0, 2, 3, 1), _flat_weight(w))
+        return _fold_impl(gcols, kernel=kernel, stride=stride, padding=padding,
+                          shape=x.shape)
+    gt = ops.transpose(g, (0, 2, 3, 1))
+    w2 = ops.reshape(ops.transpose(w, (0, 2, 3, 1)), (shape_of(w)[0], -1))
+    return fold(ops.matmul(gt, w2), shape_of(x), kernel, stride, padding)
+
+
+def _conv_vjp_w(g, ans, x, w, *b, stride, padding):
+    # dL/dW = sum over pixels of g (outer) patch, back in (O, C, kh, kw) order
+    o, c, kh, kw = shape_of(w)
+    if _plain(g, x):
+        cols = _unfold_impl(x, kernel=(kh, kw), stride=stride, padding=padding)
+        gw = np.matmul(g.transpose(0, 2, 3, 1).reshape(-1, o).T,
+                       cols.reshape(-1, cols.shape[-1]))
+        return np.ascontiguousarray(gw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
+    cols = unfold(x, (kh, kw), stride, padding)
+    gt = ops.reshape(ops.transpose(g, (1, 0, 2, 3)), (o, -1))
+    gw = ops.matmul(gt, ops.reshape(cols, (-1, kh * kw * c)))
+    return ops.transpose(ops.reshape(gw, (o, kh, kw, c)), (0, 3, 1, 2))
+
+
+def _conv_vjp_b(g, ans, x, w, *b, stride, padding):
+    return g.sum(axis=(0, 2, 3)) if _plain(g) else ops.sum(g, axis=(0, 2, 3))
+
+
+conv2d_p = Primitive(
+    'conv2d', _conv_impl,
+    vjp=[_conv_vjp_x, _conv_vjp_w, _conv_vjp_b],
+    jvp=[lambda t, ans, x, w, *b, stride, padding: conv2d(t, w, None, stride, padding),
+         lambda t, ans, x, w, *b, stride, padding: conv2d(x, t, None, stride, padding),
+         lambda t, ans, x, w, *b, stride, padding:
+         ops.broadcast_to(ops.reshape(t, (1, -1, 1, 1)), shape_of(ans))])
+
+
+def conv2d(x, w, b=None, stride=1, padding=0):
+    """2-D convolution (cross-correlation) of `x` `(N, C, H, W)` with `w` `(O, C, kh, kw)`,
+    plus `b` `(O,)`: `(N, O, OH, OW)`. One primitive: im2col, one matrix product, the bias."""
+    sx, sw = shape_of(x), shape_of(w)
+    if len(sx) != 4 or len(sw) != 4 or sx[1] != sw[1] or (
+            b is not None and shape_of(b) != sw[:1]):
+        raise ShapeError(f'conv2d: input {sx} and weight {sw}' +
+                         (f' and bias {shape_of(b)}' if b is not None else '') +
+                         ' do not fit: input must be (N, C_in, H, W), weight '
+                         '(C_out, C_in, kh, kw) and bias (C_out,)')
+    _, stride, padding = _window_args(sx, sw[2:], stride, padding, 'conv2d')
+    args = (x, w) if b is None else (x, w, b)
+    dts = [dtype_of(a) for a in args]
+    if len(set(dts)) > 1:
+        r = np.result_type(*dts)
+        args = tuple(ops.astype(a, r) for a in args)
+    return bind(conv2d_p, *args, stride=stride, padding=padding)
 
 
 # --- max pooling ------------------------------------------------------------------------------
@@ -340,17 +435,66 @@ def _offsets(kernel, stride, out_hw):
 
 
 def _pad_hw(x, padding, value):
+    """`x` `(N, C, H, W)` padded with `value` on both sides of H and W, in x's memory layout
+    (np.pad is slower and always returns C order)."""
     ph, pw = padding
     if not (ph or pw):
         return x
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+    n, c, h, w = x.shape
+    out = np.empty_like(x, shape=(n, c, h + 2 * ph, w + 2 * pw))
+    out.fill(value)
+    out[:, :, ph:ph + h, pw:pw + w] = x
+    return out
+
+
+def _tiles(x, kernel, out_hw):
+    """Non-overlapping windows (stride = kernel, no padding) as a contiguous
+    `(kh*kw, N, OH, OW, C)` array: each window offset becomes one contiguous slab, so the
+    per-offset comparisons below run over long runs of memory instead of strided fours."""
+    (kh, kw), (oh, ow) = kernel, out_hw
+    n, c = x.shape[:2]
+    xh = x[:, :, :oh * kh, :ow * kw].transpose(0, 2, 3, 1).reshape(n, oh, kh, ow, kw, c)
+    return np.ascontiguousarray(xh.transpose(2, 4, 0, 1, 3, 5)).reshape(kh * kw, n, oh, ow, c)
+
+
+def _untile(tiles, kernel, shape):
+    """The transpose of `_tiles`: `(kh*kw, N, OH, OW, C)` back to an `(N, C, H, W)` image
+    (channels-last memory), zeros where no window reaches."""
+    (kh, kw), (n, c, h, w) = kernel, shape
+    _, _, oh, ow, _ = tiles.shape
+    img = tiles.reshape(kh, kw, n, oh, ow, c).transpose(2, 3, 0, 4, 1, 5)
+    img = img.reshape(n, oh * kh, ow * kw, c)
+    if (oh * kh, ow * kw) != (h, w):
+        full = np.zeros((n, h, w, c), tiles.dtype)
+        full[:, :oh * kh, :ow * kw] = img
+        img = full
+    return img.transpose(0, 3, 1, 2)
+
+
+def _is_tiling(kernel, stride, padding):
+    return kernel == stride and padding == (0, 0)
+
+
+def _tile_masks(x, ans, kernel):
+    """Per window offset k: where offset k holds its window's first maximum, `(N, OH, OW, C)`."""
+    tiles = _tiles(x, kernel, ans.shape[2:])
+    a = ans.transpose(0, 2, 3, 1)
+    taken = np.zeros(a.shape, bool)
+    for k in range(len(tiles)):
+        m = tiles[k] == a
+        m &= ~taken
+        taken |= m
+        yield k, m
 
 
 def _pool_impl(x, *, kernel, stride, padding):
+    if _is_tiling(kernel, stride, padding):
+        return _tiles(x, kernel, _pool_out_hw(x.shape, kernel, stride, padding)).max(
+            axis=0).transpose(0, 3, 1, 2)
     xp = _pad_hw(x, padding, -np.inf)
     out = None
     for sl in _offsets(kernel, stride, _pool_out_hw(x.shape, kernel, stride, padding)):
-        out = np.array(xp[sl]) if out is None else np.maximum(out, xp[sl], out=out)
+        out = xp[sl].copy(order='K') if out is None else np.maximum(out, xp[sl], out=out)
     return out
 
 
@@ -370,14 +514,27 @@ def _pool_out_hw(shape, kernel, stride, padding):
 
 
 def _pool_scatter_impl(g, x, ans, *, kernel, stride, padding):
+    if _is_tiling(kernel, stride, padding):
+        gh = g.transpose(0, 2, 3, 1)
+        out = np.zeros((kernel[0] * kernel[1],) + gh.shape, g.dtype)
+        for k, m in _tile_masks(x, ans, kernel):
+            np.copyto(out[k], gh, where=m)
+        return _untile(out, kernel, x.shape)
     (ph, pw), (n, c, h, w) = padding, x.shape
-    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=g.dtype)
+    # the layout of x (channels-last memory after a conv), so the relu before sees one layout
+    out = _pad_hw(np.zeros_like(x, dtype=g.dtype), padding, 0)
     for sl, m in _pool_masks(x, ans, kernel, stride, padding):
         out[sl] += np.where(m, g, 0)
     return out[:, :, ph:ph + h, pw:pw + w]
 
 
 def _pool_gather_impl(t, x, ans, *, kernel, stride, padding):
+    if _is_tiling(kernel, stride, padding):
+        tiles = _tiles(t, kernel, ans.shape[2:])
+        out = np.zeros(tiles.shape[1:], t.dtype)
+        for k, m in _tile_masks(x, ans, kernel):
+            np.copyto(out, tiles[k], where=m)
+        return out.transpose(0, 3, 1, 2)
     tp = _pad_hw(t, padding, 0)
     out = np.zeros(ans.shape, dtype=t.dtype)
     for sl, m in _pool_masks(x, ans, kernel, stride, padding):
