@@ -284,6 +284,37 @@ def test_tensor_backward_matches_grad(row, cid, shapes, kw):
                                        err_msg=f'{cid} via {how}: argument {i}')
 
 
+@pytest.mark.parametrize('row,cid,shapes,kw', TENSOR, ids=_ids(TENSOR))
+def test_tensor_create_graph_matches_grad_of_grad(row, cid, shapes, kw):
+    """backward(create_graph=True), then backward through the gradients: a Hessian-vector
+    product, equal to the one from nested cr.grad."""
+    args = _args(row, shapes, F64)
+    ws = _weights(row, args, kw)
+    f, xs = _bind(row, args, kw)
+    rng = np.random.default_rng(5)
+    vs = [rng.standard_normal(np.shape(x)) for x in xs]
+    nums = tuple(range(len(xs)))
+
+    def directional(*z):
+        gs = cr.grad(lambda *q: _weighted_sum(f(*q), ws), argnums=nums)(*z)
+        return sum(cnp.sum(g * v) for g, v in zip(gs, vs))
+
+    want = cr.grad(directional, argnums=nums)(*xs)
+    pos = _float_positions(args)
+    ts = [cr.Tensor(a, requires_grad=i in pos) for i, a in enumerate(args)]
+    _weighted_sum(row.fn(*ts, **kw), ws).backward(create_graph=True)
+    gs = [ts[i].grad for i in pos]
+    for t in ts:
+        t.grad = None
+    total = sum((g * v).sum() for g, v in zip(gs, vs) if g is not None and g.requires_grad)
+    if isinstance(total, cr.Tensor):     # (a linear function has no second derivative)
+        total.backward()
+    for i, w in zip(pos, want):
+        got = ts[i].grad
+        got = np.zeros_like(w) if got is None else got.numpy()
+        np.testing.assert_allclose(got, w, rtol=1e-10, atol=1e-12, err_msg=f'{cid}: argument {i}')
+
+
 # --- coverage -----------------------------------------------------------------------------------
 
 def test_every_public_function_has_a_row():
