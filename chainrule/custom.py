@@ -77,9 +77,10 @@ class CallParams:
     objects, so those identify the node.
     """
 
-    __slots__ = ('kind', 'name', 'in_tree', 'out_tree', 'n_out', 'fns', '_last')
+    __slots__ = ('kind', 'name', 'in_tree', 'out_tree', 'n_out', 'fns', '_last', 'tensor_mode')
 
-    def __init__(self, kind, name, in_tree, fns):
+    def __init__(self, kind, name, in_tree, fns, tensor_mode=False):
+        self.tensor_mode = tensor_mode   # called with Tensors: a Tensor result must be refused
         self.kind = kind
         self.name = name
         self.in_tree = in_tree
@@ -97,13 +98,15 @@ class CallParams:
         out = fn(*tree_unflatten(self.in_tree, leaves))
         out_leaves, out_tree = tree_flatten(out)
         self._set_out(out_tree)
-        self.check_closure(leaves, out_leaves)
-        return out_leaves
+        return self.check_closure(leaves, out_leaves)
 
     def check_closure(self, leaves, outs):
-        """Refuse results traced at a level above every input: `fn` closed over a value being
-        differentiated, which a primitive cannot see (it would be silently dropped)."""
+        """`outs` with `Tensor`s that have no history unwrapped to their data (module code
+        returns Tensors even on plain arrays); refuses results traced at a level above every
+        input: `fn` closed over a value being differentiated, which a primitive cannot see."""
         top = max([x._trace.level for x in leaves if isinstance(x, Tracer)], default=-1)
+        outs = [o.data if getattr(o, '_is_tensor', False) and not o.requires_grad
+                and not self.tensor_mode else o for o in outs]
         for o in outs:
             if isinstance(o, Tracer) and o._trace.level > top:
                 hint = (' A module passed whole flattens to its parameters\' data, which '
@@ -114,6 +117,7 @@ class CallParams:
                     ') that is not one of its arguments: it closes over a value being '
                     'differentiated. Pass that value as an argument instead, e.g. '
                     f'{self.kind}(lambda x, w: ...)(x, w).' + hint)
+        return outs
 
     def _set_out(self, out_tree):
         if self.out_tree is None:
@@ -231,7 +235,8 @@ class CallWrapper:
                 return f(*[next(it_s) if i in nd else next(it_d) for i in range(len(args))])
             return merged
 
-        call = self.params(self.kind, self.__name__, in_tree, self._fns(full, static))
+        call = self.params(self.kind, self.__name__, in_tree, self._fns(full, static),
+                           any(getattr(x, '_is_tensor', False) for x in leaves))
         outs = bind(self.prim, *leaves, call=call)
         return tree_unflatten(call.out_tree, outs[:call.n_out])
 
@@ -410,7 +415,8 @@ def _fwd_flat(call, leaves):
     out_leaves, out_tree = tree_flatten(res[0])
     call._set_out(out_tree)
     res_leaves, res_tree = tree_flatten(res[1])
-    call.check_closure(leaves, out_leaves + res_leaves)
+    both = call.check_closure(leaves, out_leaves + res_leaves)
+    out_leaves, res_leaves = both[:len(out_leaves)], both[len(out_leaves):]
     # Arrays (and tracers) among the residuals become results of the primitive, saved with its
     # node; anything else (a shape, a string, a flag) is static and kept on the parameters.
     dynamic = [r for r in res_leaves if isinstance(r, _ARRAY_TYPES)]
@@ -524,7 +530,7 @@ def batch_call_rule(prim, make_fns):
     def rule(vals, dims, *, call):
         size = next(shape_of(v)[0] for v, d in zip(vals, dims) if d is not None)
         new = type(call)(call.kind, call.name, tree_structure(tuple(vals)),
-                         make_fns(call, vals, list(dims), size))
+                         make_fns(call, vals, list(dims), size), call.tensor_mode)
         return bind(prim, *vals, call=new), 0
     return rule
 

@@ -186,3 +186,18 @@ def test_checkpoint_tensor_parameters_and_bypass_warning():
         out = cr.checkpoint(lambda x: cnp.tanh(lin(x)))(x.data)
     out.sum().backward()
     np.testing.assert_allclose(gw, lin.weight.grad.numpy(), rtol=1e-12)
+
+
+def test_checkpoint_of_a_module_in_functional_mode():
+    # functional use: the module is a pytree whose leaves are its parameters' data
+    lin = cr.nn.Linear(3, 2, dtype=np.float64, rng=1)
+    x = rng.normal(size=(5, 3))
+    ck = cr.checkpoint(lambda m, x: cnp.tanh(m(x)))
+
+    def loss(f):
+        return lambda m: cnp.sum(f(m, x) ** 2)
+    g_ck = cr.grad(loss(ck))(lin)
+    g = cr.grad(loss(lambda m, x: cnp.tanh(m(x))))(lin)
+    assert type(g_ck) is type(lin)
+    np.testing.assert_allclose(g_ck.weight.data, g.weight.data, rtol=1e-12)
+    np.testing.assert_allclose(g_ck.bias.data, g.bias.data, rtol=1e-12)
