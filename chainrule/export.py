@@ -112,6 +112,8 @@ class Exported:
             'out_tree': _encode_tree(self.graph.out_tree),
             'main': _GraphEncoder(graphs, arrays).encode(self.graph),
             'graphs': graphs,
+            # for people: the printed graph (ignored when loading; covered by the checksum)
+            'listing': str(self.graph).split('\n'),
         }
         buf = io.BytesIO()
         np.savez(buf, **arrays)
@@ -122,7 +124,7 @@ class Exported:
         with open(path + '.npz', 'wb') as f:
             f.write(npz)
         with open(path, 'w') as f:
-            json.dump(doc, f, indent=1, sort_keys=True)
+            json.dump(doc, f, indent=1, sort_keys=True, separators=(',', ': '))
             f.write('\n')
 
 
@@ -532,7 +534,7 @@ def load_graph(path):
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
         _fail(f'{path}.npz cannot be read as plain arrays: {e}')
     expected = {'format', 'version', 'in_tree', 'out_tree', 'main', 'graphs',
-                'consts_sha256'}
+                'consts_sha256', 'listing'}
     if set(body) != expected:
         _fail(f'{path}: unexpected fields {sorted(set(body) ^ expected)}')
     graphs = _list(body['graphs'], 'graphs')
