@@ -105,15 +105,23 @@ class BatchTrace(Trace):
         self.report = report
         self.fallbacks = {}
 
-    def process(self, prim, args, params):
+    def unbox(self, values):
+        """(stacked values, dims): this trace's tracers give their stacks and dim 0, anything
+        else (a constant, a lower-level tracer, a Tensor's data) itself and None."""
         vals, dims = [], []
-        for a in args:
-            if isinstance(a, BatchTracer) and a._trace is self:
-                vals.append(a.val)
+        for v in values:
+            if getattr(v, '_is_tensor', False):      # a Tensor returned from Tensor code
+                v = v.data
+            if isinstance(v, BatchTracer) and v._trace is self:
+                vals.append(v.val)
                 dims.append(0)
             else:
-                vals.append(a)
+                vals.append(v)
                 dims.append(None)
+        return vals, dims
+
+    def process(self, prim, args, params):
+        vals, dims = self.unbox(args)
         rule = prim.batch
         if rule is None and prim.elementwise:
             rule = batch_elementwise(prim)     # the family's generic rule serves every member
@@ -199,15 +207,5 @@ def vmap_flat(f, args, in_dims, *, report=False):
     with new_level(BatchTrace, size, report) as trace:
         ins = [x if d is None else BatchTracer(trace, moveaxis(x, d, 0))
                for x, d in zip(args, in_dims)]
-        outs = f(*ins)
-        vals, dims = [], []
-        for o in outs:
-            if getattr(o, '_is_tensor', False):      # a Tensor returned from Tensor code
-                o = o.data
-            if isinstance(o, BatchTracer) and o._trace is trace:
-                vals.append(o.val)
-                dims.append(0)
-            else:
-                vals.append(o)
-                dims.append(None)
+        vals, dims = trace.unbox(f(*ins))
     return vals, dims, dict(trace.fallbacks)
