@@ -234,8 +234,9 @@ class Tensor(Tracer):
         return int(np.prod(self.data.shape))
 
     def __repr__(self):
-        body = np.array2string(self.data, separator=', ', prefix='Tensor(') \
-            if isinstance(self.data, np.ndarray) else repr(self.data)
+        # (a NumPy scalar, which ufuncs return for 0-d inputs, prints like a 0-d array)
+        body = np.array2string(np.asarray(self.data), separator=', ', prefix='Tensor(') \
+            if isinstance(self.data, (np.ndarray, np.generic)) else repr(self.data)
         extra = ''
         if self.data.dtype not in (np.float64, np.int64, np.bool_, np.complex128):
             extra += f', dtype={self.data.dtype}'
@@ -545,6 +546,14 @@ def _accumulate(node, g):
             g = ops.astype(ops.real(g) if g.dtype.kind == 'c' and t.dtype.kind != 'c' else g,
                            t.dtype)
         t.grad = g if t.grad is None else t.grad + g
+        return
+    if isinstance(g, Tracer):
+        # the data is traced by an enclosing transform (backward() inside cr.grad, vmap, jit):
+        # keep the gradient traced, so that transform differentiates through it too
+        if g.dtype != t.dtype:
+            g = ops.astype(ops.real(g) if g.dtype.kind == 'c' and t.dtype.kind != 'c' else g,
+                           t.dtype)
+        t.grad = Tensor._wrap(g if t.grad is None else ops.add(t.grad.data, g), None)
         return
     g = np.asarray(g)
     if g.dtype != t.dtype:
