@@ -500,3 +500,24 @@ def test_tensor_gradients_match_torch(name):
             assert a.grad is None
             continue
         np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+# --- Tensor code inside transforms ----------------------------------------------------------------
+
+@pytest.mark.parametrize('create_graph', [False, True])
+def test_backward_inside_grad_is_differentiated_by_grad(create_graph):
+    # a gradient penalty: d/dx sum(d/dw sum(sin(w) w)) = 2 cos x - x sin x. Under cr.grad the
+    # Tensor's data is traced, so its .grad stays traced whatever create_graph says
+    def f(x):
+        w = cr.Tensor(x, requires_grad=True)
+        (cnp.sin(w) * w).sum().backward(create_graph=create_graph)
+        return w.grad.sum()
+
+    x = np.array([0.3, 1.1])
+    np.testing.assert_allclose(cr.grad(f)(x), 2 * np.cos(x) - x * np.sin(x), rtol=1e-14)
+
+
+def test_repr():
+    assert repr(sum(cr.tensor([1.0, 2.0], requires_grad=True))) == 'Tensor(3., grad_fn=add)'
+    assert repr(cr.tensor([1.0], dtype=np.float32)) == 'Tensor([1.], dtype=float32)'
+    assert repr(leaf([1.0])) == 'Tensor([1.], requires_grad=True)'
