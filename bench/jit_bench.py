@@ -91,14 +91,20 @@ def init_params():
 LR = 0.05
 
 
-def mlp_loss(params, x, y1h):
-    h = x
-    for i, (w, b) in enumerate(params):
-        h = h @ w + b
-        if i < len(params) - 1:
-            h = cnp.maximum(h, 0.0)
-    logp = h - cnp.logsumexp(h, axis=1, keepdims=True)
-    return -cnp.sum(logp * y1h) / x.shape[0]
+def make_mlp_loss(xp, logsumexp):
+    """The MLP's mean cross-entropy, written once for chainrule.numpy and for jax.numpy."""
+    def loss(params, x, y1h):
+        h = x
+        for i, (w, b) in enumerate(params):
+            h = h @ w + b
+            if i < len(params) - 1:
+                h = xp.maximum(h, 0.0)
+        logp = h - logsumexp(h, axis=1, keepdims=True)
+        return -xp.sum(logp * y1h) / x.shape[0]
+    return loss
+
+
+mlp_loss = make_mlp_loss(cnp, cnp.logsumexp)
 
 
 def sgd_step(params, x, y1h):
@@ -158,14 +164,7 @@ def bench_mlp():
     if jax is not None:
         jnp = jax.numpy
 
-        def jloss(p, x, y1h):
-            h = x
-            for i, (w, b) in enumerate(p):
-                h = h @ w + b
-                if i < len(p) - 1:
-                    h = jnp.maximum(h, 0.0)
-            logp = h - jax.scipy.special.logsumexp(h, axis=1, keepdims=True)
-            return -jnp.sum(logp * y1h) / x.shape[0]
+        jloss = make_mlp_loss(jnp, jax.scipy.special.logsumexp)
 
         @jax.jit
         def jstep_jax(p, x, y1h):
