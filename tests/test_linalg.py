@@ -329,6 +329,20 @@ def test_analytic_gradients():
                                rtol=1e-12)
 
 
+def test_det_gradient_at_singular_matrices():
+    # det is a polynomial: its gradient adj(A)^T exists everywhere. At (nearly) singular A
+    # the rules use the SVD form of the adjugate instead of det(A) inv(A).
+    np.testing.assert_allclose(cr.grad(LA.det)(np.array([[1.0, 2.0], [2.0, 4.0]])),
+                               [[4.0, -2.0], [-2.0, 1.0]], atol=1e-12)
+    np.testing.assert_array_equal(cr.grad(LA.det)(np.zeros((3, 3))), np.zeros((3, 3)))
+    rank2 = real(3, 2) @ real(2, 3)
+    check_grads(LA.det, (rank2,), order=2, modes=MODES)
+    # rank n-2 and complex: first order (the SVD's own derivative is not exact there)
+    for a in [real(4, 2) @ real(2, 4), (real(3, 2) @ real(2, 3)) * (1 + 1j),
+              np.stack([np.eye(3), np.ones((3, 3))])]:
+        check_grads(LA.det, (a,), order=1, modes=MODES)
+
+
 def test_hessian_of_logdet():
     # d^2 log det A [E, F] = -tr(A^-1 E A^-1 F): the Hessian applied to E is -(A^-1 E A^-1)^T
     a = SQ

@@ -32,7 +32,8 @@ import string
 import numpy as np
 
 from chainrule import ops
-from chainrule.core import GradientError, PerArg, Primitive, ShapeError, Tracer, bind
+from chainrule.core import (ConcretizationError, GradientError, PerArg, Primitive, ShapeError,
+                            Tracer, bind, concrete)
 
 __all__ = ['einsum', 'inv', 'solve', 'det', 'slogdet', 'cholesky', 'eigh', 'eig', 'svd', 'qr',
            'triangular_solve']
@@ -171,11 +172,44 @@ solve_p = Primitive(
     # batch dimensions broadcast in the wrapper, so an unbatched argument just works
     batch=lambda args, dims: (solve(*args), 0))
 
-# d det A = det A tr(A^-1 dA) (Jacobi's formula), so A_bar = g det(A) A^-T.
+def _nearly_singular(a, ans):
+    """Whether det(A) A^-1 would lose most digits: |det A| tiny next to Hadamard's bound
+    prod_i |row_i| (>= |det A|). Needs concrete values; under `jit` it answers False."""
+    try:
+        ac, dc = np.asarray(concrete(a)), np.asarray(concrete(ans))
+    except ConcretizationError:
+        return False
+    bound = np.prod(np.linalg.norm(ac, axis=-1), axis=-1)
+    tol = np.sqrt(np.finfo(_real_dtype(ac)).eps)
+    return bool(np.any(np.abs(dc) <= tol * bound))
+
+
+def _adjugate(a, ans):
+    """adj(A) = det(A) A^-1, also for a singular A (where det is still differentiable)."""
+    if not _nearly_singular(a, ans):
+        try:
+            return ops.mul(_scalar_to_matrix(ans), inv(a))
+        except np.linalg.LinAlgError:
+            pass
+    # A = U S V^H: adj(A) = adj(V^H) adj(S) adj(U) = det(U) det(V^H) V adj(S) U^H, where
+    # adj(S) = diag(p), p_i = prod_{j != i} s_j, formed as prod_j (s_j (1 - e_j) + e_j): exact
+    # with zero singular values, and so are its derivatives (no division anywhere)
+    u, s, vh = svd(a, False)
+    n = ops.shape_of(s)[-1]
+    eye = np.eye(n, dtype=ops.dtype_of(s))
+    p = None
+    for j in range(n):
+        col = ops.add(ops.mul(ops.getitem(s, (Ellipsis, slice(j, j + 1))), 1 - eye[j]), eye[j])
+        p = col if p is None else ops.mul(p, col)
+    scale = ops.mul(det(u), det(vh))
+    return ops.mul(_scalar_to_matrix(scale), _mm(ops.mul(_H(vh), _row(p)), _H(u)))
+
+
+# d det A = tr(adj(A) dA) (Jacobi's formula; adj(A) = det(A) A^-1), so A_bar = g adj(A)^T.
 det_p = Primitive(
     'det', lambda a: _lapack('det', np.linalg.det, a),
-    vjp=[lambda g, ans, a: ops.mul(_scalar_to_matrix(ops.mul(g, ans)), _mT(inv(a)))],
-    jvp=[lambda t, ans, a: ops.mul(ans, _trace(solve(a, t)))],
+    vjp=[lambda g, ans, a: ops.mul(_scalar_to_matrix(g), _mT(_adjugate(a, ans)))],
+    jvp=[lambda t, ans, a: ops.sum(ops.mul(_mT(_adjugate(a, ans)), t), axis=(-2, -1))],
     batch=_batch_leading(lambda: det_p))
 
 
