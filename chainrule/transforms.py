@@ -404,8 +404,7 @@ def jacrev(fun, argnums=0, has_aux=False):
     return jac
 
 
-jacobian = jacrev
-jacobian.__doc__ = jacrev.__doc__
+jacobian = jacrev    # as in JAX and HIPS autograd, `jacobian` is reverse mode
 
 
 def hessian(fun, argnums=0, has_aux=False):
