@@ -68,6 +68,7 @@ CHAIN = [real(4), real(3, 5), real(5, 2)]
 RHS2 = real(5, 2)
 LSQ_A = real(5, 3)
 TS_B = real(6)
+TENSOR_A = well_conditioned(real(6, 6)).reshape(6, 2, 3)
 
 # name -> (function, arguments to check at)
 GRAD_CASES = {
@@ -96,8 +97,8 @@ GRAD_CASES = {
     'lstsq': (lambda a: (LA.lstsq(a, RHS2)[0], LA.lstsq(a, RHS2)[1], LA.lstsq(a, RHS2)[3]),
               [real(5, 3)]),
     'lstsq_b': (lambda b: LA.lstsq(LSQ_A, b)[:2], [real(5), real(5, 2)]),
-    'tensorinv': (lambda a: LA.tensorinv(a, ind=1), [well_conditioned(real(6, 6)).reshape(6, 2, 3)]),
-    'tensorsolve': (lambda a: LA.tensorsolve(a, TS_B), [well_conditioned(real(6, 6)).reshape(6, 2, 3)]),
+    'tensorinv': (lambda a: LA.tensorinv(a, ind=1), [TENSOR_A]),
+    'tensorsolve': (lambda a: LA.tensorsolve(a, TS_B), [TENSOR_A]),
     'cond': (LA.cond, [SQ]),
     'cond_fro': (lambda a: LA.cond(a, 'fro'), [SQ]),
 }
@@ -426,7 +427,8 @@ def test_vmap_equals_a_loop():
 
 
 COMPOSE = {
-    'inv': LA.inv, 'slogdet': lambda a: LA.slogdet(a)[1], 'eigvalsh': lambda a: LA.eigvalsh(a + a.T),
+    'inv': LA.inv, 'slogdet': lambda a: LA.slogdet(a)[1],
+    'eigvalsh': lambda a: LA.eigvalsh(a + a.T),
     'svdvals': lambda a: LA.svd(a, compute_uv=False), 'qr': lambda a: LA.qr(a)[1],
     'eig': lambda a: cnp.abs(LA.eigvals(a)), 'cholesky': lambda a: LA.cholesky(spd(a)),
     'pinv': LA.pinv, 'norm2': lambda a: LA.norm(a, 2), 'solve': lambda a: LA.solve(a, a[0]),

@@ -112,12 +112,11 @@ def _tril(x, k=0):
 def _recip_diff(w):
     """F_ij = 1 / (w_j - w_i), and 0 where w_j == w_i (the diagonal, and degenerate pairs whose
     true derivative is undefined; 0 there is the convention JAX and PyTorch use)."""
-    d = ops.sub(_row(w), _col(w))
-    zero = ops.equal(d, 0)
-    return ops.where(zero, 0, ops.div(1, ops.where(zero, 1, d)))
+    return _safe_recip(ops.sub(_row(w), _col(w)))
 
 
 def _safe_recip(s):
+    """1 / s, and 0 where s == 0 (with a zero derivative there, not NaN)."""
     zero = ops.equal(s, 0)
     return ops.where(zero, 0, ops.div(1, ops.where(zero, 1, s)))
 
@@ -171,6 +170,7 @@ solve_p = Primitive(
          lambda t, ans, a, b: solve(a, t)],
     # batch dimensions broadcast in the wrapper, so an unbatched argument just works
     batch=lambda args, dims: (solve(*args), 0))
+
 
 def _nearly_singular(a, ans):
     """Whether det(A) A^-1 would lose most digits: |det A| tiny next to Hadamard's bound
@@ -251,7 +251,8 @@ def _triangular_solve_impl(a, b, *, lower):
         except ImportError:
             solve_triangular = None
         if solve_triangular is not None:
-            return solve_triangular(a, b, lower=lower, check_finite=False)
+            return _lapack('triangular_solve', solve_triangular, a, b, lower=lower,
+                           check_finite=False)
     tri = np.tril(a) if lower else np.triu(a)
     return _lapack('triangular_solve', np.linalg.solve, tri, b)
 
