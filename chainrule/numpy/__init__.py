@@ -489,10 +489,20 @@ def permute_dims(a, axes=None):
     return ops.transpose(a, axes)
 
 
+def _axis1(axis, ndim, op):
+    """One axis, checked against `ndim` (a ShapeError naming `op` when out of bounds, as
+    NumPy's AxisError) and made non-negative."""
+    return ops.normalize_axis(int(axis), ndim, op)[0]
+
+
 def moveaxis(a, source, destination):
     nd = len(shape_of(a))
-    src = [s % nd for s in ((source,) if isinstance(source, int) else source)]
-    dst = [d % nd for d in ((destination,) if isinstance(destination, int) else destination)]
+    src = [_axis1(s, nd, 'moveaxis') for s in ((source,) if isinstance(source, int) else source)]
+    dst = [_axis1(d, nd, 'moveaxis')
+           for d in ((destination,) if isinstance(destination, int) else destination)]
+    if len(src) != len(dst):
+        raise ShapeError(f'moveaxis: source {source} and destination {destination} must have the '
+                         'same number of elements')
     order = [i for i in range(nd) if i not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
@@ -502,7 +512,8 @@ def moveaxis(a, source, destination):
 def swapaxes(a, axis1, axis2):
     nd = len(shape_of(a))
     perm = list(range(nd))
-    perm[axis1 % nd], perm[axis2 % nd] = perm[axis2 % nd], perm[axis1 % nd]
+    axis1, axis2 = _axis1(axis1, nd, 'swapaxes'), _axis1(axis2, nd, 'swapaxes')
+    perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
     return ops.transpose(a, tuple(perm))
 
 
@@ -522,7 +533,7 @@ def expand_dims(a, axis):
     s = list(shape_of(a))
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     nd = len(s) + len(axes)
-    for ax in sorted(x % nd for x in axes):
+    for ax in ops.normalize_axis(axes, nd, 'expand_dims'):
         s.insert(ax, 1)
     return ops.reshape(a, tuple(s))
 
@@ -687,7 +698,7 @@ def roll(a, shift, axis=None):
             a = roll(a, s, ax)
         return a
     nd = len(shape_of(a))
-    axis %= nd
+    axis = _axis1(axis, nd, 'roll')
     n = shape_of(a)[axis]
     if n == 0:
         return a
@@ -721,8 +732,14 @@ def repeat(a, repeats, axis=None):
     if axis is None:
         a, axis = ravel(a), 0
     nd = len(shape_of(a))
-    axis %= nd
+    axis = _axis1(axis, nd, 'repeat')
     n = shape_of(a)[axis]
+    r = _np.asarray(concrete(repeats))
+    if r.ndim == 0 or r.shape == (1,):
+        repeats = int(r.reshape(()))
+    elif r.shape != (n,):
+        raise ShapeError(f'repeat: repeats of shape {r.shape} do not match the {n} elements along '
+                         f'axis {axis} of shape {shape_of(a)}')
     if isinstance(repeats, (int, _np.integer)):
         s = shape_of(a)
         b = expand_dims(a, axis + 1)
@@ -735,7 +752,11 @@ def repeat(a, repeats, axis=None):
 def pad(array, pad_width, mode='constant', constant_values=0):
     """`np.pad` for modes 'constant', 'edge', 'reflect', 'symmetric' and 'wrap'."""
     s = shape_of(array)
-    pw = _np.broadcast_to(_np.asarray(pad_width, dtype=int), (len(s), 2))
+    try:
+        pw = _np.broadcast_to(_np.asarray(pad_width, dtype=int), (len(s), 2))
+    except ValueError:
+        raise ShapeError(f'pad: pad_width {pad_width!r} does not fit shape {s} (one (before, '
+                         'after) pair per axis, or one pair or number for all)') from None
     if mode == 'constant':
         out_shape = tuple(d + int(lo) + int(hi) for d, (lo, hi) in zip(s, pw))
         idx = tuple(slice(int(lo), int(lo) + d) for d, (lo, _) in zip(s, pw))
@@ -814,7 +835,11 @@ def sort(a, axis=-1, kind=None, order=None):
 def diagonal(a, offset=0, axis1=0, axis2=1):
     s = shape_of(a)
     nd = len(s)
-    a1, a2 = axis1 % nd, axis2 % nd
+    if nd < 2:
+        raise ShapeError(f'diagonal: needs an array of at least two dimensions, got shape {s}')
+    a1, a2 = _axis1(axis1, nd, 'diagonal'), _axis1(axis2, nd, 'diagonal')
+    if a1 == a2:
+        raise ShapeError(f'diagonal: axis1 and axis2 are the same axis ({a1}) of shape {s}')
     rest = [i for i in range(nd) if i not in (a1, a2)]
     b = transpose(a, tuple(rest) + (a1, a2))
     n1, n2 = s[a1], s[a2]
@@ -851,13 +876,13 @@ def trace(a, offset=0, axis1=0, axis2=1):
 
 def tril(m, k=0):
     s = shape_of(m)
-    mask = _np.tri(s[-2], s[-1], k, dtype=bool)
+    mask = _np.tri(*s[-2:], k=k, dtype=bool)    # as NumPy: a 1-D m gives a square result
     return where(mask, m, _np.zeros((), dtype_of(m)))   # a zero of m's dtype: ints stay ints
 
 
 def triu(m, k=0):
     s = shape_of(m)
-    mask = ~_np.tri(s[-2], s[-1], k - 1, dtype=bool)
+    mask = ~_np.tri(*s[-2:], k=k - 1, dtype=bool)
     return where(mask, m, _np.zeros((), dtype_of(m)))
 
 
@@ -990,7 +1015,7 @@ def einsum(subscripts, *operands, optimize=False):
 
 def diff(a, n=1, axis=-1, prepend=None, append=None):
     nd = len(shape_of(a))
-    axis %= nd
+    axis = _axis1(axis, nd, 'diff')
     if prepend is not None or append is not None:
         parts = []
         for extra in (prepend, None, append):
