@@ -362,3 +362,45 @@ def test_fmax_fmin_ignore_nans_on_either_side(name):
     t = cr.Tensor(x, requires_grad=True)
     fn(t, y).sum().backward()     # the gradient goes to whichever value was picked
     np.testing.assert_array_equal(t.grad.numpy(), [0.0, 1.0, 1.0, name == 'fmax'])
+
+
+# --- shape errors: raised by chainrule, naming the op and the shapes -------------------------------
+
+def _T(*shape):
+    return cr.Tensor(np.ones(shape), requires_grad=True)
+
+
+SHAPE_ERRORS = {
+    'add': (lambda: _T(3, 4) + _T(5), r'add: shapes \(3, 4\) and \(5,\)'),
+    'matmul': (lambda: _T(3, 4) @ _T(5, 6), r'matmul: shapes \(3, 4\) and \(5, 6\) do not align'),
+    'concatenate': (lambda: cnp.concatenate([_T(2, 3), _T(2, 4)]),
+                    r'concatenate: shapes \[\(2, 3\), \(2, 4\)\]'),
+    'stack': (lambda: cnp.stack([_T(2, 3), _T(3, 2)]), r'stack: .*\(2, 3\), \(3, 2\)'),
+    'broadcast_to': (lambda: cnp.broadcast_to(_T(3), (4, 2)), r'broadcast_to: .*\(3,\).*\(4, 2\)'),
+    'reshape': (lambda: _T(3, 4).reshape(5, 2), r'reshape: .*\(3, 4\).*\(5, 2\)'),
+    'where': (lambda: cnp.where(np.ones(3, bool), _T(4), _T(3)), r'where: shapes \(3,\)'),
+    'tensordot': (lambda: cnp.tensordot(_T(3, 4), _T(5, 6)), r'tensordot: shapes \(3, 4\)'),
+    'sum': (lambda: _T(3, 4).sum(axis=2), r'sum: axis 2 .* dimension 2'),
+    'transpose': (lambda: _T(3, 4).transpose(0, 0), r'transpose: axes \(0, 0\).*\(3, 4\)'),
+    'squeeze': (lambda: cnp.squeeze(_T(3, 4), axis=0), r'squeeze: .*axis 0 of shape \(3, 4\)'),
+    'split': (lambda: cnp.split(_T(5), 2), r'split: array of size 5'),
+    'moveaxis': (lambda: cnp.moveaxis(_T(3, 4), 2, 0), r'moveaxis: axis 2 .* dimension 2'),
+    'swapaxes': (lambda: cnp.swapaxes(_T(3, 4), 0, 2), r'swapaxes: axis 2 .* dimension 2'),
+    'expand_dims': (lambda: cnp.expand_dims(_T(3, 4), 5), r'expand_dims: axis 5 .* dimension 3'),
+    'diff': (lambda: cnp.diff(_T(3), axis=1), r'diff: axis 1 .* dimension 1'),
+    'roll': (lambda: cnp.roll(_T(3), 1, axis=1), r'roll: axis 1 .* dimension 1'),
+    'repeat': (lambda: cnp.repeat(_T(3), [1, 2], axis=0), r'repeat: .*\(2,\).*shape \(3,\)'),
+    'pad': (lambda: cnp.pad(_T(3), ((1, 1),) * 3), r'pad: .*shape \(3,\)'),
+    'diagonal': (lambda: cnp.diagonal(_T(3)), r'diagonal: .*shape \(3,\)'),
+    'cross': (lambda: cnp.cross(_T(4), _T(3)), r'cross: .*\(4,\) and \(3,\)'),
+    'at': (lambda: cnp.at(_T(4))[1:3].set(_T(3)), r'\(3,\) to \(2,\)'),
+    'take_along_axis': (lambda: cnp.take_along_axis(_T(3, 4), np.zeros((3, 5, 1), int), 1),
+                        r'take_along_axis: .*\(3, 5, 1\).*\(3, 4\)'),
+}
+
+
+@pytest.mark.parametrize('name', list(SHAPE_ERRORS))
+def test_shape_errors_name_the_op_and_the_shapes(name):
+    fn, pattern = SHAPE_ERRORS[name]
+    with pytest.raises(cr.ShapeError, match=pattern):
+        fn()
