@@ -486,9 +486,16 @@ def test_singular_matrix_raises_linalg_error_naming_the_op():
         LA.cholesky(-np.eye(2))
 
 
-def test_full_matrices_svd_derivative_needs_a_square_matrix():
+def test_full_matrices_svd_derivative_needs_a_square_matrix_or_unused_extra_vectors():
     with pytest.raises(cr.GradientError, match='full_matrices=False'):
         cr.grad(lambda a: cnp.sum(LA.svd(a)[0]))(real(3, 2))
+    with pytest.raises(cr.GradientError, match='full_matrices=False'):
+        cr.grad(lambda a: cnp.sum(LA.svd(a)[2]))(real(2, 3))
+    # NumPy's default full_matrices=True, used for s and the first min(m, n) singular vectors
+    for a in [real(4, 2), cplx(2, 4)]:
+        check_grads(lambda a: LA.svd(a)[1], (a,), order=2)
+        check_grads(lambda a: (lambda u, s, vh: cnp.matmul(u[:, :2], vh[:2]))(*LA.svd(a)), (a,),
+                    order=1)
 
 
 def test_integer_input_is_promoted():

@@ -386,8 +386,19 @@ def _svd_check(a, full_matrices):
         raise GradientError(
             f'svd: derivatives of the full_matrices=True decomposition of a non-square matrix '
             f'(shape {ops.shape_of(a)}) are not defined (the extra columns of U or rows of Vh '
-            'are not unique); pass full_matrices=False')
+            'are not unique) unless only s and the first min(m, n) columns of U / rows of Vh '
+            'are used; pass full_matrices=False')
     return m, n
+
+
+def _extra_parts_unused(gu, gvh, k):
+    """Whether the cotangents of the extra columns of U and rows of Vh (beyond k) are zero, as
+    when a full_matrices=True SVD is used only for s (needs concrete values)."""
+    try:
+        cu, cv = np.asarray(concrete(gu)), np.asarray(concrete(gvh))
+    except ConcretizationError:
+        return False
+    return not (np.any(cu[..., k:]) or np.any(cv[..., k:, :]))
 
 
 def _svd_jvp(t, ans, a, *, full_matrices):
@@ -427,9 +438,16 @@ def _svd_vjp(g, ans, a, *, full_matrices):
     #   A_bar = conj(U) g_P V^T
     #           + (g_U - conj(U) j_U) S^-1 V^T                  (m > n)
     #           + conj(U) S^-1 (g_Vh - g_Vh conj(V) V^T)        (n > m)
-    m, n = _svd_check(a, full_matrices)
     gu, gs, gvh = g
     u, s, vh = ans
+    m, n = ops.shape_of(a)[-2:]
+    if full_matrices and m != n and _extra_parts_unused(gu, gvh, min(m, n)):
+        # only s and the first k columns of U / rows of Vh are used: the reduced rule applies
+        k = min(m, n)
+        u, gu = ops.getitem(u, (Ellipsis, slice(0, k))), ops.getitem(gu, (Ellipsis, slice(0, k)))
+        vh, gvh = (ops.getitem(x, (Ellipsis, slice(0, k), slice(None))) for x in (vh, gvh))
+        full_matrices = False
+    _svd_check(a, full_matrices)
     v = _H(vh)
     f = _recip_diff(ops.mul(s, s))
     s_row, s_col = _row(s), _col(s)
