@@ -23,9 +23,13 @@ Differences from NumPy, all deliberate:
   the gradient comes back Hermitian.
 - Eigenvectors and singular vectors are defined up to sign (phase, for complex): only
   functions that do not depend on that choice have meaningful derivatives.
-- Derivatives of `svd(..., full_matrices=True)` need a square matrix; `qr(mode='complete')`
-  needs m <= n. `svd(hermitian=True)` computes the general SVD (same `s`; `U`, `Vh` up to
-  the usual signs).
+- Derivatives of `svd(..., full_matrices=True)` (NumPy's default) of a non-square matrix exist
+  only while the extra columns of U / rows of Vh are unused (they are not unique);
+  `qr(mode='complete')` needs m <= n. `svd(hermitian=True)` computes the general SVD (same
+  `s`; `U`, `Vh` up to the usual signs).
+- `det` is differentiable everywhere, singular matrices included (its gradient is the
+  transposed adjugate, taken through the SVD when the matrix is nearly singular); `inv`,
+  `solve` and `slogdet` need a non-singular one.
 - `norm` has a zero gradient at the zero vector (a subgradient) instead of NaN.
 - Errors: a non-square matrix gives `chainrule.ShapeError` naming the op and shape; a singular
   matrix gives NumPy's `LinAlgError` with the op named.
@@ -142,7 +146,8 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
 
     Args:
         full_matrices: U is (..., m, m) and Vh (..., n, n) (NumPy's default); otherwise
-            (..., m, k) and (..., k, n) with k = min(m, n). Derivatives need False unless m == n.
+            (..., m, k) and (..., k, n) with k = min(m, n). For m != n, derivatives through the
+            extra columns of U / rows of Vh do not exist: pass False if you use them.
         compute_uv: return only S (descending) when False.
         hermitian: accepted for NumPy compatibility; the general SVD is computed.
 
