@@ -7,8 +7,9 @@ mode.
 
     >>> import numpy as np, chainrule as cr, chainrule.numpy as cnp
     >>> x = np.array([1.0, 2.0, 0.0, -1.0])
-    >>> cr.grad(lambda x: cnp.sum(cnp.abs(cnp.fft.rfft(x)) ** 2))(x)   # Parseval, halved
-    array([14., 20.,  6., -2.])
+    >>> energy = lambda x: cnp.sum(cnp.abs(cnp.fft.fft(x, norm='ortho')) ** 2)
+    >>> cr.grad(energy)(x)        # the unitary FFT keeps sum(x**2) (Parseval): gradient 2x
+    array([ 2.,  4.,  0., -2.])
 
 Everything here is a composite of the three primitives of `chainrule.ops.fft` (where the
 derivative formulas are explained): `n`/`s` crop or zero-pad the input as NumPy does, the 2-D
