@@ -91,18 +91,21 @@ def cross_entropy(input, target, reduction='mean'):
     if shape_of(target) == shape_of(input) and np.dtype(dtype_of(target)).kind in 'fc':
         losses = -cnp.sum(target * nnops.log_softmax(input, 1), axis=1)
         return _reduce(losses, reduction, 'cross_entropy')
-    return nnops.cross_entropy(input, _labels(target), reduction=reduction)
+    t = target if isinstance(target, Tracer) else np.asarray(target)   # may be batched (vmap)
+    return nnops.cross_entropy(input, t, reduction=reduction)
 
 
 def nll_loss(input, target, reduction='mean'):
     """Negative log-likelihood of integer labels `target` `(N,)` under log-probabilities
     `input` `(N, C)`: `-input[i, target[i]]`, reduced."""
-    t = _labels(target)
-    si = shape_of(input)
-    if len(si) != 2 or t.shape != si[:1]:
-        raise ShapeError(f'nll_loss: input {si} and target {t.shape} do not fit: input must be '
+    si, st = shape_of(input), shape_of(target)
+    if len(si) != 2 or st != si[:1]:
+        raise ShapeError(f'nll_loss: input {si} and target {st} do not fit: input must be '
                          '(N, C) log-probabilities and target (N,) class indices')
-    return _reduce(-input[np.arange(si[0]), t], reduction, 'nll_loss')
+    # picking by a one-hot mask rather than by indexing keeps labels that vary under vmap
+    t = target if isinstance(target, Tracer) else np.asarray(target)
+    picked = cnp.sum(input * nnops._onehot(t, si[1], dtype_of(input)), axis=1)
+    return _reduce(-picked, reduction, 'nll_loss')
 
 
 def mse_loss(input, target, reduction='mean'):

@@ -570,3 +570,92 @@ def pool_scatter(g, x, ans, **p):
 def pool_gather(t, x, ans, **p):
     """The JVP of `max_pool2d`: `t` (shaped like `x`) read at each window's maximum."""
     return bind(pool_gather_p, t, ops.stop_gradient(x), ops.stop_gradient(ans), **p)
+
+
+# --- batching rules (vmap) ----------------------------------------------------------------------
+# Batched arguments arrive with the vmap axis first; a rule returns (out, out_axis). The image
+# ops treat their N examples independently, so the vmap axis simply merges into N.
+
+def _batch_size(args, dims):
+    return next(shape_of(a)[0] for a, d in zip(args, dims) if d is not None)
+
+
+def _stacked(a, d, size):
+    """`a` with the vmap axis first, broadcast along it if `a` is not batched."""
+    return a if d is not None else ops.broadcast_to(a, (size,) + tuple(shape_of(a)))
+
+
+def _merged_batch(prim):
+    """The rule of an op on `(N, ...)` arrays whose examples are independent: vmap's axis B
+    merges into N (`(B, N, ...)` -> `(B*N, ...)`), the op runs once, and the result splits."""
+    def rule(args, dims, **params):
+        size = _batch_size(args, dims)
+        flat = []
+        for a, d in zip(args, dims):
+            s = shape_of(_stacked(a, d, size))
+            flat.append(ops.reshape(_stacked(a, d, size), (s[0] * s[1],) + tuple(s[2:])))
+        if 'shape' in params:                      # fold: the image shape grows with N
+            params['shape'] = (size * params['shape'][0],) + tuple(params['shape'][1:])
+        out = bind(prim, *flat, **params)
+        s = shape_of(out)
+        return ops.reshape(out, (size, s[0] // size) + tuple(s[1:])), 0
+    return rule
+
+
+def _linear_batch(args, dims):
+    x, w, *b = args
+    if dims[1] is None and (not b or dims[2] is None):
+        return bind(linear_p, *args), 0            # leading axes of x are batch axes already
+    # per-example weights: one batched matrix product, (B, M, in) @ (B, in, out)
+    size = _batch_size(args, dims)
+    xs = _stacked(x, dims[0], size)
+    sx = shape_of(xs)
+    out = ops.matmul(ops.reshape(xs, (size, -1, sx[-1])),
+                     ops.transpose(_stacked(w, dims[1], size), (0, 2, 1)))
+    if b:
+        out = out + ops.reshape(_stacked(b[0], dims[2], size), (size, 1, -1))
+    return ops.reshape(out, tuple(sx[:-1]) + (shape_of(out)[-1],)), 0
+
+
+def _conv_batch(args, dims, *, stride, padding):
+    x, w, *b = args
+    if dims[1] is None and (not b or dims[2] is None):       # shared weights: B merges into N
+        sx = shape_of(x)
+        out = bind(conv2d_p, ops.reshape(x, (sx[0] * sx[1],) + tuple(sx[2:])), w, *b,
+                   stride=stride, padding=padding)
+        return ops.reshape(out, tuple(sx[:2]) + tuple(shape_of(out)[1:])), 0
+    # per-example weights: unfold every image, then one batched product with the weights
+    size = _batch_size(args, dims)
+    xs, ws = _stacked(x, dims[0], size), _stacked(w, dims[1], size)
+    _, n, c, h, wd = shape_of(xs)
+    _, o, _, kh, kw = shape_of(ws)
+    cols = unfold(ops.reshape(xs, (size * n, c, h, wd)), (kh, kw), stride, padding)
+    _, oh, ow, k = shape_of(cols)
+    w2 = ops.reshape(ops.transpose(ws, (0, 1, 3, 4, 2)), (size, o, k))
+    out = ops.matmul(ops.reshape(cols, (size, n * oh * ow, k)), ops.transpose(w2, (0, 2, 1)))
+    if b:
+        out = out + ops.reshape(_stacked(b[0], dims[2], size), (size, 1, o))
+    return ops.transpose(ops.reshape(out, (size, n, oh, ow, o)), (0, 1, 4, 2, 3)), 0
+
+
+def _ce_batch(args, dims, *, reduction):
+    # every (example, row) pair is one row of a single unreduced cross-entropy
+    size = _batch_size(args, dims)
+    z, t = (_stacked(a, d, size) for a, d in zip(args, dims))
+    _, n, c = shape_of(z)
+    per = bind(cross_entropy_p, ops.reshape(z, (size * n, c)), ops.reshape(t, (size * n,)),
+               reduction='none')
+    per = ops.reshape(per, (size, n))
+    if reduction == 'none':
+        return per, 0
+    s = ops.sum(per, axis=1)
+    return (s / n if reduction == 'mean' else s), 0
+
+
+linear_p.batch = _linear_batch
+conv2d_p.batch = _conv_batch
+cross_entropy_p.batch = _ce_batch
+log_softmax_p.batch = lambda args, dims, *, axis: (bind(log_softmax_p, args[0], axis=axis + 1),
+                                                   0)
+for _p in (unfold_p, fold_p, max_pool2d_p, pool_scatter_p, pool_gather_p):
+    _p.batch = _merged_batch(_p)
