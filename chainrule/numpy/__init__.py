@@ -417,7 +417,7 @@ def average(a, axis=None, weights=None, returned=False, keepdims=False):
                 raise ShapeError(f'average: weights of shape {shape_of(weights)} need axis= for '
                                  f'a of shape {shape_of(a)}')
             nd = len(shape_of(a))
-            ax = axis % nd
+            ax = _axis1(axis, nd, 'average')
             weights = reshape(weights, tuple(-1 if i == ax else 1 for i in range(nd)))
             weights = broadcast_to(weights, shape_of(a))
         scl = sum(weights, axis=axis, keepdims=keepdims)
@@ -625,6 +625,7 @@ def append(arr, values, axis=None):
 
 
 def split(ary, indices_or_sections, axis=0):
+    axis = _axis1(axis, len(shape_of(ary)), 'split')
     n = shape_of(ary)[axis]
     if isinstance(indices_or_sections, int):
         if n % indices_or_sections:
@@ -635,6 +636,7 @@ def split(ary, indices_or_sections, axis=0):
 
 
 def array_split(ary, indices_or_sections, axis=0):
+    axis = _axis1(axis, len(shape_of(ary)), 'array_split')
     n = shape_of(ary)[axis]
     if isinstance(indices_or_sections, int):
         k = indices_or_sections
@@ -646,7 +648,7 @@ def array_split(ary, indices_or_sections, axis=0):
 
 def _split_at(ary, cuts, axis):
     nd = len(shape_of(ary))
-    axis %= nd
+    axis = _axis1(axis, nd, 'split')
     bounds = [0] + [int(c) for c in cuts] + [shape_of(ary)[axis]]
     return [ary[(slice(None),) * axis + (slice(lo, hi),)] for lo, hi in zip(bounds, bounds[1:])]
 
@@ -797,7 +799,7 @@ def take(a, indices, axis=None, mode=None):
     if axis is None:
         return ravel(a)[indices]
     nd = len(shape_of(a))
-    axis %= nd
+    axis = _axis1(axis, nd, 'take')
     return a[(slice(None),) * axis + (indices,)]
 
 
@@ -807,7 +809,7 @@ def take_along_axis(arr, indices, axis):
     if axis is None:
         return ravel(arr)[indices]
     nd = len(s)
-    axis %= nd
+    axis = _axis1(axis, nd, 'take_along_axis')
     if indices.ndim != nd:
         raise ShapeError(f'take_along_axis: indices of shape {indices.shape} must have as many '
                          f'dimensions as arr of shape {s}')
@@ -965,8 +967,8 @@ def tensordot(a, b, axes=2):
         ax_a, ax_b = axes
         ax_a = [ax_a] if isinstance(ax_a, int) else list(ax_a)
         ax_b = [ax_b] if isinstance(ax_b, int) else list(ax_b)
-    ax_a = [x % len(sa) for x in ax_a]
-    ax_b = [x % len(sb) for x in ax_b]
+    ax_a = [_axis1(x, len(sa), 'tensordot') for x in ax_a]
+    ax_b = [_axis1(x, len(sb), 'tensordot') for x in ax_b]
     if len(ax_a) != len(ax_b) or builtins.any(sa[i] != sb[j] for i, j in zip(ax_a, ax_b)):
         raise ShapeError(f'tensordot: shapes {sa} and {sb} do not align on axes {ax_a} and {ax_b}')
     free_a = [i for i in range(len(sa)) if i not in ax_a]
@@ -1052,8 +1054,8 @@ def gradient(f, *varargs, axis=None, edge_order=1):
     """`np.gradient` with unit or scalar spacing: centred differences inside, one-sided at the
     edges (edge_order=1)."""
     nd = len(shape_of(f))
-    axes = list(range(nd)) if axis is None else [a % nd for a in
-                                                 ((axis,) if isinstance(axis, int) else axis)]
+    axes = list(range(nd)) if axis is None else [
+        _axis1(a, nd, 'gradient') for a in ((axis,) if isinstance(axis, int) else axis)]
     if edge_order != 1:
         raise NotImplementedError('gradient: only edge_order=1 is supported')
     spacing = list(varargs) if varargs else [1.0] * len(axes)
