@@ -394,6 +394,11 @@ SHAPE_ERRORS = {
     'diagonal': (lambda: cnp.diagonal(_T(3)), r'diagonal: .*shape \(3,\)'),
     'cross': (lambda: cnp.cross(_T(4), _T(3)), r'cross: .*\(4,\) and \(3,\)'),
     'at': (lambda: cnp.at(_T(4))[1:3].set(_T(3)), r'\(3,\) to \(2,\)'),
+    'split_axis': (lambda: cnp.split(_T(4), 2, axis=1), r'split: axis 1 .* dimension 1'),
+    'take_axis': (lambda: cnp.take(_T(3, 4), [0], axis=2), r'take: axis 2 .* dimension 2'),
+    'tensordot_axes': (lambda: cnp.tensordot(_T(3, 4), _T(4, 5), axes=([3], [0])),
+                       r'tensordot: axis 3 .* dimension 2'),
+    'gradient_axis': (lambda: cnp.gradient(_T(3, 4), axis=2), r'gradient: axis 2'),
     'take_along_axis': (lambda: cnp.take_along_axis(_T(3, 4), np.zeros((3, 5, 1), int), 1),
                         r'take_along_axis: .*\(3, 5, 1\).*\(3, 4\)'),
 }
