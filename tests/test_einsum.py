@@ -176,3 +176,11 @@ def test_shape_errors_name_the_op_and_shapes():
         cnp.einsum('...i->i', R(2, 3))
     with pytest.raises(cr.ShapeError, match='invalid subscript'):
         cnp.einsum('i1->i', R(2, 3))
+
+
+def test_docstring_examples():
+    import doctest
+
+    import chainrule.numpy._einsum as mod
+    res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert res.attempted and not res.failed

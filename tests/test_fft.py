@@ -170,3 +170,11 @@ def test_errors():
         F.fftn(X, s=(2, 3), axes=(0,))
     with pytest.raises(ValueError, match='invalid number of data points'):
         F.fft(X, 0)
+
+
+def test_docstring_examples():
+    import doctest
+
+    import chainrule.numpy.fft as mod
+    res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert res.attempted and not res.failed

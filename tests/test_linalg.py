@@ -500,3 +500,11 @@ def test_full_matrices_svd_derivative_needs_a_square_matrix_or_unused_extra_vect
 
 def test_integer_input_is_promoted():
     np.testing.assert_allclose(LA.inv(np.array([[2, 0], [0, 4]])), [[0.5, 0], [0, 0.25]])
+
+
+def test_docstring_examples():
+    import doctest
+
+    import chainrule.numpy.linalg as mod
+    res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert res.attempted and not res.failed
