@@ -330,6 +330,22 @@ def test_analytic_gradients():
                                rtol=1e-12)
 
 
+def test_holomorphic_derivatives():
+    # det, inv, fft and einsum are holomorphic: grad(..., holomorphic=True) is the complex
+    # derivative, d det / dA = adj(A)^T
+    c = SQC
+    np.testing.assert_allclose(cr.grad(LA.det, holomorphic=True)(c),
+                               np.linalg.det(c) * np.linalg.inv(c).T, rtol=1e-12)
+    ci = np.linalg.inv(c)
+    np.testing.assert_allclose(cr.grad(lambda a: cnp.sum(LA.inv(a)), holomorphic=True)(c),
+                               -(ci @ np.ones((3, 3)) @ ci).T, rtol=1e-12)
+    z = cplx(5)
+    np.testing.assert_allclose(cr.grad(lambda z: cnp.fft.fft(z)[1], holomorphic=True)(z),
+                               np.exp(-2j * np.pi * np.arange(5) / 5), rtol=1e-12)
+    np.testing.assert_allclose(cr.grad(lambda a: cnp.einsum('ij,ji', a, a), holomorphic=True)(c),
+                               2 * c.T, rtol=1e-12)
+
+
 def test_det_gradient_at_singular_matrices():
     # det is a polynomial: its gradient adj(A)^T exists everywhere. At (nearly) singular A
     # the rules use the SVD form of the adjugate instead of det(A) inv(A).
