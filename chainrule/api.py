@@ -91,11 +91,15 @@ def _flatten_diff_args(args, nums, fname, holomorphic):
             if type(leaf) is np.ndarray and leaf.dtype.kind == 'f' and not holomorphic:
                 arrs.append(leaf)       # the common case, checked without naming it
                 continue
-            where = f'argument {i} of {fname}'
-            path = tree_flatten_with_path(args[i])[0][k][0]
-            if path:
-                where = f'{where}, at {keystr(path)},'
-            arrs.append(_as_array(leaf, where, holomorphic=holomorphic))
+            try:
+                arrs.append(_as_array(leaf, '', holomorphic=holomorphic))
+            except (DTypeError, TypeError):
+                # raise again, naming the argument and the leaf's key path
+                where = f'argument {i} of {fname}'
+                path = tree_flatten_with_path(args[i])[0][k][0]
+                _as_array(leaf, f'{where}, at {keystr(path)},' if path else where,
+                          holomorphic=holomorphic)
+                raise
     return raw, arrs, defs
 
 
