@@ -501,7 +501,8 @@ def codegen(graph, name='jitted', fuse=False):
         glob[names[v.id]] = c
 
     items = _fusion_schedule(graph) if fuse else list(graph.eqns)
-    elided = _implicit_broadcasts(graph, items)
+    by_out = {o.id: e for e in graph.eqns for o in e.outvars}
+    elided = _implicit_broadcasts(graph, items, by_out)
     kernels = []
     # buffer reuse: when a var is last used, and no live var aliases its buffer, an
     # elementwise op may write its result there
@@ -528,7 +529,7 @@ def codegen(graph, name='jitted', fuse=False):
     lines = [f'def {name}({", ".join(names[v.id] for v in graph.invars)}):']
     for k, e in enumerate(items):
         if isinstance(e, _Cluster):
-            lines.extend(_emit_cluster(e, len(kernels), names, ir_line, glob))
+            lines.extend(_emit_cluster(e, len(kernels), names, ir_line, glob, by_out))
             kernels.append(e)
             for o in e.outvars:
                 roots[o.id] = frozenset([o.id])
@@ -600,9 +601,10 @@ def codegen(graph, name='jitted', fuse=False):
     return src, glob
 
 
-def _implicit_broadcasts(graph, items):
+def _implicit_broadcasts(graph, items, by_out):
     """The `broadcast_to` results that need not exist: every user is a NumPy ufunc call with
-    another input of the full shape (so the ufunc broadcasts to the same shape itself)."""
+    another input of the full shape (so the ufunc broadcasts to the same shape itself), or a
+    fused kernel that reads the source directly (`_kernel_input`)."""
     users = {}
     for it in items:
         for v in it.invars:
@@ -618,7 +620,12 @@ def _implicit_broadcasts(graph, items):
             continue
         ok = True
         for u in users.get(b.id, []):
-            if isinstance(u, _Cluster) or not (isinstance(u.prim.impl, np.ufunc) and
+            if isinstance(u, _Cluster):
+                if _kernel_input(b, by_out)[0] is b:
+                    ok = False
+                    break
+                continue
+            if not (isinstance(u.prim.impl, np.ufunc) and
                                                u.prim.elementwise and not u.params):
                 ok = False
                 break
@@ -644,6 +651,9 @@ _SCALAR = {
     'cosh': 'math.cosh({0})', 'arcsin': 'math.asin({0})', 'arccos': 'math.acos({0})',
     'arctan': 'math.atan({0})', 'arcsinh': 'math.asinh({0})', 'arctanh': 'math.atanh({0})',
     'maximum': 'np.maximum({0}, {1})', 'minimum': 'np.minimum({0}, {1})',
+    'greater': '({0} > {1})', 'greater_equal': '({0} >= {1})', 'less': '({0} < {1})',
+    'less_equal': '({0} <= {1})', 'equal': '({0} == {1})', 'not_equal': '({0} != {1})',
+    'where': '({1} if {0} else {2})',
 }
 _numba = None        # the numba module once imported; False when it is not installed
 
@@ -668,18 +678,35 @@ class _Cluster:
         self.outvars = outvars    # Vars used after the cluster
 
 
+_FUSE_DTYPES = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.bool_))
+
+
+def _scalar_expr(e, args):
+    """The scalar expression of fusible equation `e` on the argument expressions `args`."""
+    if e.prim.name == 'astype':
+        dt = e.params['dtype']
+        return f'({args[0]} != 0)' if dt == np.bool_ else f'np.{dt.name}({args[0]})'
+    return _SCALAR[e.prim.name].format(*args)
+
+
 def _fusible(e, by_out):
-    if e.prim.name not in _SCALAR or e.params or len(e.outvars) != 1:
+    """The fusion key (the shape) of an equation a kernel can compute, or None."""
+    name = e.prim.name
+    if len(e.outvars) != 1:
+        return None
+    if name == 'astype':
+        if e.params['dtype'] not in _FUSE_DTYPES:
+            return None
+    elif name not in _SCALAR or e.params:
         return None
     a = e.outvars[0].aval
-    if a.ndim == 0 or a.dtype not in (np.float64, np.float32):
+    if a.ndim == 0 or a.dtype not in _FUSE_DTYPES:
         return None
     for v in e.invars:
-        if isinstance(v, Var) and v.aval.shape not in ((), a.shape):
+        if isinstance(v, Var) and (v.aval.shape not in ((), a.shape) or
+                                   v.aval.dtype.kind not in 'fib'):
             return None
-        if isinstance(v, Var) and v.aval.dtype.kind not in 'fi':
-            return None
-    return (a.shape, a.dtype)
+    return a.shape
 
 
 def _fusion_schedule(graph):
@@ -755,20 +782,58 @@ def _fusion_schedule(graph):
     return items
 
 
-def _emit_cluster(cl, k, names, ir_line, glob):
-    """The call of kernel `k` (whose source goes to `glob['_kernel_sources']`)."""
-    shape, dtype = cl.outvars[0].aval.shape, cl.outvars[0].aval.dtype
+def _bcast_index(src_shape, out_shape):
+    """How a flat loop over `out_shape` reads a `src_shape` array broadcast to it, without
+    materialising the broadcast: `('mod', m)` when only leading axes are broadcast (a bias
+    row: element `i % m`), `('div', d)` when only trailing ones are (a column: `i // d`),
+    else None."""
+    nd = len(out_shape)
+    ps = (1,) * (nd - len(src_shape)) + tuple(src_shape)
+    lead = 0
+    while lead < nd and ps[lead] == 1:
+        lead += 1
+    if ps[lead:] == tuple(out_shape[lead:]):
+        return ('mod', int(np.prod(out_shape[lead:], dtype=np.int64)))
+    t = nd
+    while t > 0 and ps[t - 1] == 1:
+        t -= 1
+    if ps[:t] == tuple(out_shape[:t]):
+        return ('div', int(np.prod(out_shape[t:], dtype=np.int64)))
+    return None
+
+
+def _kernel_input(v, by_out):
+    """(var to pass, index expression) for kernel input `v`: a broadcast is read from its
+    source with `_bcast_index` arithmetic."""
+    if v.aval.ndim == 0:
+        return v, '[()]'
+    e = by_out.get(v.id)
+    if e is not None and e.prim.name == 'broadcast_to' and isinstance(e.invars[0], Var) and \
+            e.invars[0].aval.ndim > 0:
+        how = _bcast_index(e.invars[0].aval.shape, v.aval.shape)
+        if how is not None:
+            return e.invars[0], (f'[i % {how[1]}]' if how[0] == 'mod' else f'[i // {how[1]}]')
+    return v, '[i]'
+
+
+def _emit_cluster(cl, k, names, ir_line, glob, by_out):
+    """The call of kernel `k` (whose source goes to `glob['_kernel_sources']`).
+
+    The kernel is one flat loop over the output's elements (1-D views of contiguous arrays,
+    which numba compiles to its tightest loop); broadcast inputs are read from their sources
+    by index arithmetic, 0-d inputs once per element."""
+    shape = cl.outvars[0].aval.shape
     kname = f'_kernel{k}'
-    params = [f'in_{names[v.id]}' for v in cl.invars] + \
+    ins = [_kernel_input(v, by_out) for v in cl.invars]
+    params = [f'in_{names[src.id]}' for src, _ in ins] + \
              [f'out_{names[o.id]}' for o in cl.outvars]
-    body = [f'@numba.njit(error_model="numpy", cache=False)',
+    body = ['@numba.njit(error_model="numpy", cache=False)',
             f'def {kname}({", ".join(params)}):',
             f'    for i in range(out_{names[cl.outvars[0].id]}.shape[0]):']
     local = {}
-    for v in cl.invars:
+    for v, (src, idx) in zip(cl.invars, ins):
         local[v.id] = f'x_{names[v.id]}'
-        idx = '[()]' if v.aval.ndim == 0 else '[i]'
-        body.append(f'        x_{names[v.id]} = in_{names[v.id]}{idx}')
+        body.append(f'        x_{names[v.id]} = in_{names[src.id]}{idx}')
 
     def ref(v):
         return _literal_str(v.value) if isinstance(v, Literal) else local[v.id]
@@ -776,22 +841,20 @@ def _emit_cluster(cl, k, names, ir_line, glob):
     for e in cl.eqns:
         o = e.outvars[0]
         local[o.id] = f't_{names[o.id]}'
-        body.append(f'        t_{names[o.id]} = ' +
-                    _SCALAR[e.prim.name].format(*[ref(v) for v in e.invars]) +
+        body.append(f'        t_{names[o.id]} = ' + _scalar_expr(e, [ref(v) for v in e.invars]) +
                     f'   # {ir_line(e)}')
     for o in cl.outvars:
         body.append(f'        out_{names[o.id]}[i] = t_{names[o.id]}')
-    src = '\n'.join(body)
-    glob.setdefault('_kernel_sources', []).append(src)
+    glob.setdefault('_kernel_sources', []).append('\n'.join(body))
     import math
-    glob.update(numba=_get_numba(), math=math)
     import textwrap
+    glob.update(numba=_get_numba(), math=math)
     lines = textwrap.wrap(f'fused into {kname}: {", ".join(e.prim.name for e in cl.eqns)}',
                           92, initial_indent='    # ', subsequent_indent='    #   ')
     for o in cl.outvars:
-        lines.append(f'    {names[o.id]} = np.empty({shape}, {_dtype_expr(dtype)})')
-    args = [f'np.ascontiguousarray({names[v.id]}).reshape(-1)' if v.aval.ndim else
-            f'np.asarray({names[v.id]})' for v in cl.invars]
+        lines.append(f'    {names[o.id]} = np.empty({shape}, {_dtype_expr(o.aval.dtype)})')
+    args = [f'np.asarray({names[src.id]})' if idx == '[()]' else
+            f'np.ascontiguousarray({names[src.id]}).reshape(-1)' for src, idx in ins]
     args += [f'{names[o.id]}.reshape(-1)' for o in cl.outvars]
     lines.append(f'    {kname}({", ".join(args)})')
     return lines

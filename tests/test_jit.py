@@ -471,3 +471,25 @@ def test_abstract_eval_tells_int_and_float_literals_apart():
     i64 = ShapedArray((3,), np.int64)
     assert abstract_eval(mul_p, [i64, Literal(2)], {}) == [ShapedArray((3,), np.int64)]
     assert abstract_eval(mul_p, [i64, Literal(2.0)], {}) == [ShapedArray((3,), np.float64)]
+
+
+def test_numba_backend_with_broadcast_rows_columns_comparisons_and_where():
+    def f(x, b, c):
+        y = cnp.where(x > 0, x * b, -x) + c * 2.0        # b: a row, c: a column
+        return cnp.sum(cnp.maximum(y, 0.1) * cnp.tanh(y))
+    rng = np.random.default_rng(3)
+    x, b, c = rng.standard_normal((5, 4)), rng.standard_normal(4), rng.standard_normal((5, 1))
+    want = cr.grad(f, argnums=(0, 1, 2))(x, b, c)
+    got = cr.jit(cr.grad(f, argnums=(0, 1, 2)), backend='numba')(x, b, c)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-15)
+
+
+def test_bcast_index_reads_rows_and_columns_without_copies():
+    from chainrule.jit import _bcast_index
+    assert _bcast_index((4,), (5, 4)) == ('mod', 4)
+    assert _bcast_index((1, 4), (5, 4)) == ('mod', 4)
+    assert _bcast_index((5, 1), (5, 4)) == ('div', 4)
+    assert _bcast_index((2, 1, 3), (2, 4, 3)) is None
+    rows = np.arange(20).reshape(5, 4)
+    assert all(rows.flat[i] % 4 == np.arange(4)[i % 4] for i in range(20))
