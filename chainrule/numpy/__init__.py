@@ -43,6 +43,9 @@ absolute = abs
 remainder = ops.mod
 conjugate = conj
 fix = trunc
+bitwise_and, bitwise_or, bitwise_xor, invert = (ops.bitwise_and, ops.bitwise_or, ops.bitwise_xor,
+                                                ops.invert)
+bitwise_not = bitwise_invert = invert
 
 
 def where(condition, x=None, y=None):

@@ -186,6 +186,10 @@ logical_and_p   = nondiff('logical_and', np.logical_and)
 logical_or_p    = nondiff('logical_or', np.logical_or)
 logical_xor_p   = nondiff('logical_xor', np.logical_xor)
 logical_not_p   = nondiff('logical_not', np.logical_not)
+bitwise_and_p   = nondiff('bitwise_and', np.bitwise_and)   # & | ^ ~ on integers and booleans
+bitwise_or_p    = nondiff('bitwise_or', np.bitwise_or)
+bitwise_xor_p   = nondiff('bitwise_xor', np.bitwise_xor)
+invert_p        = nondiff('invert', np.invert)
 isnan_p         = nondiff('isnan', np.isnan)
 isinf_p         = nondiff('isinf', np.isinf)
 isfinite_p      = nondiff('isfinite', np.isfinite)
@@ -300,6 +304,8 @@ equal, not_equal, less, less_equal, greater, greater_equal = map(
     _binary_fn, (equal_p, not_equal_p, less_p, less_equal_p, greater_p, greater_equal_p))
 logical_and, logical_or, logical_xor, floor_divide = map(
     _binary_fn, (logical_and_p, logical_or_p, logical_xor_p, floor_divide_p))
+bitwise_and, bitwise_or, bitwise_xor = map(_binary_fn, (bitwise_and_p, bitwise_or_p, bitwise_xor_p))
+invert = _unary_fn(invert_p)
 
 
 def round(x, decimals=0):

@@ -26,11 +26,12 @@ OPERATORS = {
     '__floordiv__': ops.floor_divide, '__rfloordiv__': _rev(ops.floor_divide),
     '__lt__': ops.less, '__le__': ops.less_equal, '__gt__': ops.greater,
     '__ge__': ops.greater_equal, '__eq__': ops.equal, '__ne__': ops.not_equal,
-    '__and__': ops.logical_and, '__or__': ops.logical_or, '__xor__': ops.logical_xor,
-    '__rand__': _rev(ops.logical_and), '__ror__': _rev(ops.logical_or),
-    '__rxor__': _rev(ops.logical_xor),
+    # bitwise, as NumPy's operators (on booleans the same as logical; on integers not)
+    '__and__': ops.bitwise_and, '__or__': ops.bitwise_or, '__xor__': ops.bitwise_xor,
+    '__rand__': _rev(ops.bitwise_and), '__ror__': _rev(ops.bitwise_or),
+    '__rxor__': _rev(ops.bitwise_xor),
     '__neg__': ops.neg, '__pos__': lambda self: self, '__abs__': ops.abs,
-    '__invert__': ops.logical_not,
+    '__invert__': ops.invert,
     '__getitem__': ops.getitem,
 }
 
