@@ -99,6 +99,11 @@ def test_unary_operators():
     np.testing.assert_array_equal((+x).numpy(), A - 1.0)
     np.testing.assert_array_equal(abs(x).numpy(), np.abs(A - 1.0))
     np.testing.assert_array_equal((~cr.tensor([True, False])).numpy(), [False, True])
+    # & | ^ ~ are bitwise, as NumPy's (the same as logical on booleans, not on integers)
+    i = cr.tensor([6, 5])
+    for got, want in [(i & 3, [2, 1]), (3 | i, [7, 7]), (i ^ 1, [7, 4]), (~i, [-7, -6]),
+                      ((x > 0) & (x < 0.5), (A - 1.0 > 0) & (A - 1.0 < 0.5))]:
+        np.testing.assert_array_equal(got.numpy(), want)
     (abs(-x) + (+x)).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), np.sign(A - 1.0) + 1)
 
