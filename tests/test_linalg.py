@@ -500,6 +500,8 @@ def test_singular_matrix_raises_linalg_error_naming_the_op():
         cr.grad(lambda a: cnp.sum(LA.solve(a, np.ones(3))))(np.ones((3, 3)))
     with pytest.raises(np.linalg.LinAlgError, match='cholesky'):
         LA.cholesky(-np.eye(2))
+    with pytest.raises(np.linalg.LinAlgError, match='slogdet: .* singular'):
+        cr.grad(lambda a: LA.slogdet(a)[1])(np.ones((2, 2)))
 
 
 def test_full_matrices_svd_derivative_needs_a_square_matrix_or_unused_extra_vectors():

@@ -216,7 +216,7 @@ det_p = Primitive(
 def _slogdet_jvp(t, ans, a):
     # c = tr(A^-1 dA) = d log det A: d logabsdet = Re c; d sign = sign * i Im c (0 when real)
     sign, _ = ans
-    c = _trace(solve(a, t))
+    c = ops.sum(ops.mul(_mT(_slogdet_inv(a)), t), axis=(-2, -1))
     if not _is_complex(c):
         return np.zeros(ops.shape_of(sign), ops.dtype_of(sign)), c
     return ops.mul(sign, ops.mul(ops.astype(ops.imag(c), ops.dtype_of(c)), 1j)), ops.real(c)
@@ -231,7 +231,16 @@ def _slogdet_vjp(g, ans, a):
     if _is_complex(sign):
         w = ops.add(ops.astype(w, ops.dtype_of(sign)),
                     ops.mul(ops.astype(ops.imag(ops.mul(g_sign, sign)), ops.dtype_of(sign)), 1j))
-    return ops.mul(_scalar_to_matrix(w), _mT(inv(a)))
+    return ops.mul(_scalar_to_matrix(w), _mT(_slogdet_inv(a)))
+
+
+def _slogdet_inv(a):
+    try:
+        return inv(a)
+    except np.linalg.LinAlgError:
+        raise np.linalg.LinAlgError(
+            'slogdet: the derivative of log|det a| is infinite at a singular matrix (det a = 0); '
+            'differentiate det instead, which is smooth there') from None
 
 
 slogdet_p = Primitive('slogdet', lambda a: tuple(np.linalg.slogdet(a)), multiple_results=True,
