@@ -306,8 +306,12 @@ class Tensor(Tracer):
         return self
 
     def detach(self):
-        """The same data (shared), cut from the graph: a leaf that does not require grad."""
-        return Tensor._wrap(self.data, None)
+        """The same data (shared), cut from the graph: a leaf that does not require grad. It
+        shares the version counter too (as in PyTorch), so modifying it in place is detected by
+        a backward pass that saved this tensor."""
+        t = Tensor._wrap(self.data, None)
+        t._version = self._version
+        return t
 
     def clone(self):
         """A copy of the data, still connected to the graph (its gradient flows back here)."""
