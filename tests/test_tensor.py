@@ -409,6 +409,17 @@ def test_inplace_change_of_a_saved_tensor_is_detected():
         y.backward()
 
 
+def test_inplace_change_through_a_detached_view_is_detected():
+    x = leaf(A)
+    c = leaf(B)
+    y = (x * c).sum()
+    d = c.detach()          # shares c's data and its version counter
+    with cr.no_grad():
+        d *= 2.0
+    with pytest.raises(cr.GradientError, match='modified in place'):
+        y.backward()
+
+
 def test_inplace_ops_on_non_leaves_are_recorded():
     x = leaf(A)
     y = x * 1.0
