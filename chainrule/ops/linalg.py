@@ -80,10 +80,6 @@ def _diag_embed(v):
     return ops.mul(ops.reshape(v, ops.shape_of(v) + (1,)), np.eye(n, dtype=_real_dtype(v)))
 
 
-def _trace(x):
-    return ops.sum(_diag(x), axis=-1)
-
-
 def _col(v):
     """(..., n) -> (..., n, 1): one value per row."""
     return ops.reshape(v, ops.shape_of(v) + (1,))
