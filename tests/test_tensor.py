@@ -537,3 +537,17 @@ def test_repr():
     assert repr(sum(cr.tensor([1.0, 2.0], requires_grad=True))) == 'Tensor(3., grad_fn=add)'
     assert repr(cr.tensor([1.0], dtype=np.float32)) == 'Tensor([1.], dtype=float32)'
     assert repr(leaf([1.0])) == 'Tensor([1.], requires_grad=True)'
+
+
+def test_complex_tensors_follow_the_same_convention_as_grad():
+    # JAX's convention, as cr.grad: d|z|^2 gives 2 conj(z) (PyTorch's .grad is 2 z)
+    z0 = np.array([1 + 2j, 0.5 - 1j])
+    z = leaf(z0)
+    (abs(z) ** 2).sum().backward()
+    np.testing.assert_allclose(z.grad.numpy(), 2 * np.conj(z0))
+    np.testing.assert_allclose(z.grad.numpy(),
+                               cr.grad(lambda w: cnp.sum(cnp.abs(w) ** 2))(z0))
+    x = leaf([1.0, 2.0])          # a real leaf through complex intermediates keeps a real grad
+    cnp.abs(x * 1j + 1).sum().backward()
+    assert x.grad.dtype == np.float64
+    np.testing.assert_allclose(x.grad.numpy(), np.array([1.0, 2.0]) / np.sqrt([2.0, 5.0]))
