@@ -70,7 +70,7 @@ def accuracy(model, x, y):
     return float(np.mean(predict(model, x).argmax(1) == y))
 
 
-def train(epochs=15, seed=0, batch_size=32, lr=3e-3, quick=False, progress=True):
+def train(epochs=15, seed=0, batch_size=16, lr=4e-3, quick=False, progress=True):
     """Train `SmallCNN` on the digits.
 
     Args:
@@ -169,9 +169,9 @@ def main(argv=None):
     p.add_argument('--seed', type=int, default=0, help='seed of the split, initial weights and '
                    'shuffling (default 0)')
     p.add_argument('--out', default='demo_out', help='output folder (default demo_out/)')
-    p.add_argument('--batch-size', type=int, default=32, help='examples per step (default 32)')
-    p.add_argument('--lr', type=float, default=3e-3, help="Adam's peak learning rate "
-                   '(default 3e-3)')
+    p.add_argument('--batch-size', type=int, default=16, help='examples per step (default 16)')
+    p.add_argument('--lr', type=float, default=4e-3, help="Adam's peak learning rate "
+                   '(default 4e-3)')
     p.add_argument('--quick', action='store_true', help='one epoch on a subset (a few seconds; '
                    'used by the test suite)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
