@@ -58,7 +58,7 @@ def check_grads(f, args, order=2, modes=('rev',), eps=None, rtol=None, atol=None
     """Check the derivatives of `f` at `args` against finite differences, up to `order`.
 
     Args:
-        f: a function of arrays returning an array or a tuple of arrays.
+        f: a function of arrays returning an array or a pytree of arrays (tuple, list, dict).
         args: the arguments (a tuple; a single array is taken as one argument). Only floating and
             complex arguments are differentiated.
         order: how many times to differentiate: 1 checks the derivative, 2 also the derivative
@@ -126,7 +126,7 @@ def _derivative_function(fn, xs, mode, rng):
             g = _on_diff_args(fn, _substitute(xs, diff, ys[:n]), diff)
             _, pull = cr.vjp(g, *ys[:n])
             u = ys[n:]
-            return tuple(pull(type(out)(u) if isinstance(out, (tuple, list)) else u[0]))
+            return tuple(pull(_like(out, u)))
     else:
         extra = tuple(_random_like(xs[i], rng) for i in diff)
 
@@ -164,7 +164,7 @@ def check_vjp(f, args, *, eps=None, rtol=None, atol=None, order=1, rng=None):
     us = tuple(_random_like(o, rng) for o in outs)
     vs = {i: _random_like(args[i], rng) for i in diff}
     _, pull = cr.vjp(_on_diff_args(f, args, diff), *[args[i] for i in diff])
-    cts = pull(us[0] if not isinstance(out, (tuple, list)) else type(out)(us))
+    cts = pull(_like(out, us))
     cts = dict(zip(diff, cts))
 
     def s(x):
@@ -231,7 +231,15 @@ def _name(f):
 
 
 def _as_tuple(out):
-    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+    """The arrays of an output: a single array, or the leaves of a pytree (tuple, list, dict)."""
+    from chainrule.tree import tree_leaves
+    return tuple(tree_leaves(out))
+
+
+def _like(out, leaves):
+    """`leaves` in the structure of `out` (a cotangent for it)."""
+    from chainrule.tree import tree_structure, tree_unflatten
+    return tree_unflatten(tree_structure(out), list(leaves))
 
 
 def _is_inexact(x):

@@ -37,6 +37,14 @@ def test_passes_with_tuple_outputs_integer_arguments_and_float32():
     check_grads(lambda n: n * 2, (np.arange(3),))   # nothing to differentiate: nothing to check
 
 
+def test_pytree_outputs(make_primitive):
+    f = lambda x: {'a': cnp.sin(x), 'b': [x * 2, (cnp.cos(x), cnp.argmax(x))]}   # noqa: E731
+    check_grads(f, (X,), order=2, modes=('rev', 'fwd'))
+    p = make_primitive('test_bad_cos', np.cos, vjp=[lambda g, ans, x: g * cnp.sin(x)])
+    with pytest.raises(AssertionError, match='argument 0'):
+        check_grads(lambda x: {'a': cnp.sin(x), 'b': [bind(p, x)]}, (X,), order=1)
+
+
 def test_complex_inputs_follow_the_jax_convention():
     z = np.array([1 + 2j, 0.3 - 0.5j])
     check_grads(lambda z: cnp.abs(z) ** 2, (z,), order=2, modes=('fwd', 'rev'))
