@@ -307,15 +307,6 @@ def p_grad(model):
 
 # --- the primitives' rules: higher order and forward mode -------------------------------------
 
-def _fd_grad(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        d = np.zeros_like(x)
-        d[i] = eps
-        g[i] = (f(x + d) - f(x - d)) / (2 * eps)
-    return g
-
-
 PRIMITIVE_FUNCS = [
     ('linear', lambda x: F.linear(x, np.arange(12.0).reshape(4, 3) / 10 - 0.5, np.ones(4)),
      (2, 3)),
@@ -332,24 +323,11 @@ PRIMITIVE_FUNCS = [
 
 
 @pytest.mark.parametrize('name,fn,shape', PRIMITIVE_FUNCS, ids=[r[0] for r in PRIMITIVE_FUNCS])
-def test_second_derivatives_and_jvp_of_nn_primitives(name, fn, shape):
+def test_derivatives_of_nn_primitives_to_second_order(name, fn, shape):
+    # sin(...) adds curvature, so second derivatives exercise the rules' own derivatives
+    from chainrule.testing import check_grads
     x = np.random.default_rng(0).standard_normal(shape) + 0.1
-    w = np.random.default_rng(1).standard_normal(np.shape(fn(x)))
-
-    def f(x):                                    # a scalar with curvature through fn
-        y = fn(x)
-        return cr.numpy.sum(cr.numpy.sin(y) * w)
-
-    g = cr.grad(f)(x)
-    np.testing.assert_allclose(g, _fd_grad(f, x), rtol=1e-5, atol=1e-7)
-    v = np.random.default_rng(2).standard_normal(shape)
-    hv = cr.grad(lambda x: cr.numpy.sum(cr.grad(f)(x) * v))(x)
-    np.testing.assert_allclose(hv, _fd_grad(lambda x: np.sum(cr.grad(f)(x) * v), x),
-                               rtol=1e-4, atol=1e-6)
-    if hasattr(cr, 'jvp'):
-        _, t = cr.jvp(fn, (x,), (v,))
-        fd = (np.asarray(fn(x + 1e-6 * v)) - np.asarray(fn(x - 1e-6 * v))) / 2e-6
-        np.testing.assert_allclose(t, fd, rtol=1e-5, atol=1e-7)
+    check_grads(lambda x: cr.numpy.sin(fn(x)), (x,), order=2, modes=('fwd', 'rev'))
 
 
 def test_unfold_and_fold_are_transposes():
@@ -421,3 +399,62 @@ def test_vmap_over_stacked_weights_runs_each_model():
     for k, scale in enumerate([1.0, 1.5, -1.0]):
         one = cr.tree.tree_map(lambda p: scale * p, model)
         np.testing.assert_allclose(np.asarray(out)[k], one(x).numpy(), rtol=1e-12)
+
+
+# --- initialisers and data loading ------------------------------------------------------------
+
+def test_initialisers_are_seeded_and_have_pytorchs_bounds():
+    from chainrule.nn import init
+    a, b = init.kaiming_uniform((64, 32), rng=3), init.kaiming_uniform((64, 32), rng=3)
+    np.testing.assert_array_equal(a, b)
+    assert a.dtype == np.float32 and np.abs(a).max() <= 1 / np.sqrt(32)
+    assert np.abs(a).max() > 0.9 / np.sqrt(32)              # fills the range
+    w = init.xavier_normal((300, 200), rng=0, dtype=np.float64)
+    assert w.std() == pytest.approx(np.sqrt(2 / 500), rel=0.02)
+    init.manual_seed(7)
+    l1 = nn.Linear(4, 3)
+    init.manual_seed(7)
+    l2 = nn.Linear(4, 3)
+    np.testing.assert_array_equal(l1.weight.numpy(), l2.weight.numpy())
+    c = nn.Conv2d(2, 5, 3, rng=0, dtype=np.float64)
+    assert c.weight.dtype == np.float64 and np.abs(c.weight.numpy()).max() <= 1 / np.sqrt(18)
+    init.zeros_(c.bias)
+    assert not c.bias.numpy().any() and c.bias.requires_grad
+
+
+def test_module_to_converts_parameters_and_buffers():
+    m = nn.Sequential(nn.Linear(3, 2, rng=0), nn.BatchNorm1d(2)).double()
+    assert all(t.dtype == np.float64 for _, t in m.state_dict().items()
+               if t.dtype.kind == 'f')
+    assert m(np.ones((4, 3))).dtype == np.float64
+    assert m.state_dict()['1.num_batches_tracked'].dtype == np.int64
+
+
+def test_dataloader_batches_shuffles_with_a_seed_and_drops_the_last():
+    from chainrule.data import DataLoader, TensorDataset
+    x, y = np.arange(20.0).reshape(10, 2), np.arange(10)
+    batches = list(DataLoader((x, y), batch_size=4))
+    assert [len(b[1]) for b in batches] == [4, 4, 2]
+    assert isinstance(batches[0][0], cr.Tensor) and not batches[0][0].requires_grad
+    np.testing.assert_array_equal(batches[1][0].numpy(), x[4:8])
+    dl = DataLoader(TensorDataset(x, y), batch_size=4, shuffle=True, drop_last=True, seed=0)
+    assert len(dl) == 2
+    e1, e2 = [np.concatenate([b[1].numpy() for b in dl]) for _ in range(2)]
+    assert len(e1) == 8 and len(set(e1)) == 8 and not np.array_equal(e1, e2)  # a new order
+    dl2 = DataLoader((x, y), batch_size=4, shuffle=True, drop_last=True, seed=0)
+    np.testing.assert_array_equal(np.concatenate([b[1].numpy() for b in dl2]), e1)
+    for xb, yb in DataLoader((x, y), batch_size=3, shuffle=True, seed=1):
+        np.testing.assert_array_equal(xb.numpy()[:, 0], 2 * yb.numpy())   # rows stay paired
+
+    class Pairs:                                   # any indexable dataset
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            return np.full(2, i), i
+
+    (xb, yb), = list(DataLoader(Pairs(), batch_size=5))
+    np.testing.assert_array_equal(yb.numpy(), np.arange(5))
+    assert xb.shape == (5, 2)
+    with pytest.raises(ValueError, match='different lengths'):
+        DataLoader((x, y[:5]))
