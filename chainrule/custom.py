@@ -200,6 +200,24 @@ class CallWrapper:
     def _check_ready(self):
         """Raise if rules the primitive needs have not been given yet."""
 
+    def _direct(self, leaves):
+        """Whether to call the function directly instead of binding the primitive."""
+        return not any_traced(leaves)
+
+    def _call_direct(self, args, leaves):
+        out = self.fun(*args)           # nothing is being transformed: just call it
+        if any_traced(tree_flatten(out)[0]):
+            self._warn_bypassed()
+        return out
+
+    def _warn_bypassed(self):
+        warnings.warn(
+            f'{self.kind} function {self.__name__} got no traced argument but returned a traced '
+            'value: it closes over a value being differentiated (or takes a module, whose '
+            f"pytree leaves are its parameters' data), so {self.bypassed}. Pass the "
+            'differentiated values (Tensors, parameters) as arguments.', CallBypassedWarning,
+            stacklevel=4)
+
     def _fns(self, full, static):   # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -215,16 +233,8 @@ class CallWrapper:
                 'traced (differentiated or batched); those positions are for static values '
                 '(functions, flags, sizes). Pass it as an ordinary argument instead.')
         leaves, in_tree = tree_flatten(diff)
-        if not any_traced(leaves):
-            out = self.fun(*args)           # nothing is being transformed: just call it
-            if any_traced(tree_flatten(out)[0]):
-                warnings.warn(
-                    f'{self.kind} function {self.__name__} got no traced argument but returned '
-                    'a traced value: it closes over a value being differentiated (or takes a '
-                    "module, whose pytree leaves are its parameters' data), so "
-                    f'{self.bypassed}. Pass the differentiated values (Tensors, parameters) as '
-                    'arguments.', CallBypassedWarning, stacklevel=2)
-            return out
+        if self._direct(leaves):
+            return self._call_direct(args, leaves)
 
         def full(f):
             if not nd:
