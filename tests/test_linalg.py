@@ -516,6 +516,13 @@ def test_full_matrices_svd_derivative_needs_a_square_matrix_or_unused_extra_vect
                     order=1)
 
 
+def test_complete_qr_is_differentiable_through_its_first_columns():
+    for a in [real(5, 3), cplx(5, 3)]:
+        check_grads(lambda a: (lambda q, r: (q[:, :3], r))(*LA.qr(a, 'complete')), (a,), order=2)
+    with pytest.raises(cr.GradientError, match="mode='complete'"):
+        cr.grad(lambda a: cnp.sum(LA.qr(a, 'complete')[0]))(real(5, 3))
+
+
 def test_integer_input_is_promoted():
     np.testing.assert_allclose(LA.inv(np.array([[2, 0], [0, 4]])), [[0.5, 0], [0, 0.25]])
 

@@ -396,14 +396,15 @@ def _svd_check(a, full_matrices):
     return m, n
 
 
-def _extra_parts_unused(gu, gvh, k):
-    """Whether the cotangents of the extra columns of U and rows of Vh (beyond k) are zero, as
-    when a full_matrices=True SVD is used only for s (needs concrete values)."""
+def _zero_beyond(g, k, axis):
+    """Whether cotangent `g` is zero past index k along `axis` (-1: columns, -2: rows), as for
+    the extra singular vectors of a full_matrices=True SVD used only for s (needs concrete
+    values; under `jit` it answers False)."""
     try:
-        cu, cv = np.asarray(concrete(gu)), np.asarray(concrete(gvh))
+        c = np.asarray(concrete(g))
     except ConcretizationError:
         return False
-    return not (np.any(cu[..., k:]) or np.any(cv[..., k:, :]))
+    return not np.any(c[..., k:] if axis == -1 else c[..., k:, :])
 
 
 def _svd_jvp(t, ans, a, *, full_matrices):
@@ -446,7 +447,8 @@ def _svd_vjp(g, ans, a, *, full_matrices):
     gu, gs, gvh = g
     u, s, vh = ans
     m, n = ops.shape_of(a)[-2:]
-    if full_matrices and m != n and _extra_parts_unused(gu, gvh, min(m, n)):
+    if full_matrices and m != n and _zero_beyond(gu, min(m, n), -1) and \
+            _zero_beyond(gvh, min(m, n), -2):
         # only s and the first k columns of U / rows of Vh are used: the reduced rule applies
         k = min(m, n)
         u, gu = ops.getitem(u, (Ellipsis, slice(0, k))), ops.getitem(gu, (Ellipsis, slice(0, k)))
@@ -488,7 +490,8 @@ def _qr_check(a, full_matrices):
         raise GradientError(
             f'qr: the derivative of this primitive needs m >= n and the reduced decomposition '
             f'(shape {ops.shape_of(a)}, mode {"complete" if full_matrices else "reduced"}); '
-            'chainrule.numpy.linalg.qr handles m < n by splitting the matrix')
+            'chainrule.numpy.linalg.qr handles m < n by splitting the matrix; with m > n, '
+            "mode='complete' is differentiable only while the extra columns of Q are unused")
 
 
 def _right_solve(x, r):
@@ -515,9 +518,16 @@ def _qr_vjp(g, ans, a, *, full_matrices):
     # transpose of the JVP: g_O = Q^T g_Q - g_R R^T;
     # g_X = g_R R^T - Q^T g_Q + tril(g_O - g_O^H, -1) [+ i Im diag(g_O)];
     # g_Y = g_Q + conj(Q) g_X; A_bar = g_Y R^-T
-    _qr_check(a, full_matrices)
     gq, gr = g
     q, r = ans
+    m, n = ops.shape_of(a)[-2:]
+    if full_matrices and m > n and _zero_beyond(gq, n, -1):
+        # mode='complete' used only through the first n columns of Q (the rows of R below n
+        # are constant zeros): the reduced rule applies
+        q, gq = (ops.getitem(x, (Ellipsis, slice(0, n))) for x in (q, gq))
+        r, gr = (ops.getitem(x, (Ellipsis, slice(0, n), slice(None))) for x in (r, gr))
+        full_matrices = False
+    _qr_check(a, full_matrices)
     qg = _mm(_mT(q), gq)
     grr = _mm(gr, _mT(r))
     go = ops.sub(qg, grr)
