@@ -24,8 +24,8 @@ Differences from NumPy, all deliberate:
 - Eigenvectors and singular vectors are defined up to sign (phase, for complex): only
   functions that do not depend on that choice have meaningful derivatives.
 - Derivatives of `svd(..., full_matrices=True)` (NumPy's default) of a non-square matrix exist
-  only while the extra columns of U / rows of Vh are unused (they are not unique);
-  `qr(mode='complete')` needs m <= n. `svd(hermitian=True)` computes the general SVD (same
+  only while the extra columns of U / rows of Vh are unused (they are not unique); likewise
+  the extra columns of Q from `qr(mode='complete')` when m > n. `svd(hermitian=True)` computes the general SVD (same
   `s`; `U`, `Vh` up to the usual signs).
 - `det` is differentiable everywhere, singular matrices included (its gradient is the
   transposed adjugate, taken through the SVD when the matrix is nearly singular); `inv`,
