@@ -304,3 +304,14 @@ if __name__ == '__main__':
     plain, ckpt, _, _ = memory_figures()
     print(f'held between forward and backward: {plain / 1e6:.1f} MB without checkpoint, '
           f'{ckpt / 1e6:.1f} MB with block-wise checkpoint ({plain / ckpt:.0f}x less)')
+
+
+def test_checkpoint_tensor_code_closing_over_an_intermediate_warns():
+    w = cr.tensor([1.0, 2.0], requires_grad=True)
+    a = w * 2.0                                  # has history: its tape continues outside
+    x = cr.tensor([3.0, 4.0], requires_grad=True)
+    with pytest.warns(cr.custom.CallBypassedWarning, match='nothing is checkpointed'):
+        out = cr.checkpoint(lambda x: x * a)(x)
+    out.sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), [6.0, 8.0])
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
