@@ -458,3 +458,20 @@ def test_dataloader_batches_shuffles_with_a_seed_and_drops_the_last():
     assert xb.shape == (5, 2)
     with pytest.raises(ValueError, match='different lengths'):
         DataLoader((x, y[:5]))
+
+
+def test_jit_tells_apart_models_with_the_same_parameter_names():
+    a = nn.Sequential(nn.Linear(3, 2, rng=0), nn.Tanh())
+    b = nn.Sequential(nn.Linear(3, 2, rng=0), nn.ReLU())
+    f = cr.jit(lambda m, x: m(x))
+    x = -np.ones((1, 3), np.float32)
+    np.testing.assert_allclose(f(a, x), a(x).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(f(b, x), b(x).numpy(), rtol=1e-6)
+    # a jitted functional training step: the updated model has the input's structure
+    loss = lambda m, x: cr.numpy.sum(m(x) ** 2)        # noqa: E731
+    step = cr.jit(lambda m, x: cr.tree.tree_map(lambda p, g: p - 0.1 * g, m,
+                                                cr.grad(loss)(m, x)))
+    m1 = step(a, x)
+    m2 = step(m1, x)
+    assert cr.tree.tree_structure(m2) == cr.tree.tree_structure(a)
+    assert loss(m2, x).item() < loss(m1, x).item() < loss(a, x).item()

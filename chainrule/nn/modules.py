@@ -271,7 +271,14 @@ class Module:
     def _tree_flatten(self):
         named = self.named_parameters()
         leaves = [p.data for _, p in named]
-        return leaves, _ModuleDef(self, tuple(n for n, _ in named))
+        # the lineage key: shared by this module and the copies rebuilt from it (copy.copy
+        # carries it along), so a model and its gradient have one structure, while a different
+        # model with the same parameter names (say Tanh where this has ReLU) does not -- jit's
+        # cache must not mistake one for the other
+        key = self.__dict__.get('_tree_key')
+        if key is None:
+            key = self.__dict__['_tree_key'] = _LineageKey()
+        return leaves, _ModuleDef(self, tuple(n for n, _ in named), key)
 
     def _replace_parameters(self, new):
         """A shallow copy of this module (and of every module and container on the way to a
@@ -321,23 +328,30 @@ class Module:
         return '\n'.join(lines) + '\n)'
 
 
+class _LineageKey:
+    """Identity of a module and of every copy rebuilt from it by unflattening."""
+
+    __slots__ = ()
+
+
 class _ModuleDef:
-    """The pytree auxiliary data of a module: its class and parameter names (what equality
-    compares: a module and its gradient copy have the same structure), plus the module itself
-    as the template for rebuilding."""
+    """The pytree auxiliary data of a module: its class, parameter names and lineage key (what
+    equality compares: a module and its gradient copy have the same structure, two separately
+    built modules do not), plus the module itself as the template for rebuilding."""
 
-    __slots__ = ('template', 'names')
+    __slots__ = ('template', 'names', 'key')
 
-    def __init__(self, template, names):
+    def __init__(self, template, names, key):
         self.template = template
         self.names = names
+        self.key = key
 
     def __eq__(self, other):
-        return (isinstance(other, _ModuleDef) and type(self.template) is type(other.template)
-                and self.names == other.names)
+        return (isinstance(other, _ModuleDef) and self.key is other.key
+                and type(self.template) is type(other.template) and self.names == other.names)
 
     def __hash__(self):
-        return hash((type(self.template), self.names))
+        return hash((type(self.template), self.names, id(self.key)))
 
     def __repr__(self):
         return f'{type(self.template).__name__}{list(self.names)}'
