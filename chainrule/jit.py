@@ -503,6 +503,8 @@ def codegen(graph, name='jitted', fuse=False):
     items = _fusion_schedule(graph) if fuse else list(graph.eqns)
     by_out = {o.id: e for e in graph.eqns for o in e.outvars}
     elided = _implicit_broadcasts(graph, items, by_out)
+    casts = _implicit_casts(graph, items)
+    elided |= casts
     kernels = []
     # buffer reuse: when a var is last used, and no live var aliases its buffer, an
     # elementwise op may write its result there
@@ -544,7 +546,8 @@ def codegen(graph, name='jitted', fuse=False):
             roots[e.outvars[0].id] = roots.get(src_var.id, frozenset())
             for r in roots[e.outvars[0].id]:
                 live_until[r] = max(live_until.get(r, -1), last.get(e.outvars[0].id, -1))
-            lines.append(f'    # {ir_line(e)}   (implicit: the ufuncs below broadcast)')
+            why = 'cast' if e.outvars[0].id in casts else 'broadcast'
+            lines.append(f'    # {ir_line(e)}   (implicit: the ufuncs below {why})')
             continue
         args = [arg(v) for v in e.invars]
         outs = [names[o.id] for o in e.outvars]
@@ -564,8 +567,10 @@ def codegen(graph, name='jitted', fuse=False):
                         continue
                     reuse = (v, root)
                     break
+            cast = any(isinstance(v, Var) and v.id in casts for v in e.invars)
             call = f'np.{impl.__name__}({", ".join(args)}' + (
-                f', out={names[reuse[0].id]})' if reuse else ')')
+                f', out={names[reuse[0].id]}' if reuse else '') + (
+                f', dtype={_dtype_expr(o.aval.dtype)})' if cast else ')')
         elif prim.name in _TEMPLATES:
             call = _TEMPLATES[prim.name](args, _code_params(prim, e.params, glob))
         elif prim.name == 'matmul':
@@ -637,6 +642,32 @@ def _implicit_broadcasts(graph, items, by_out):
         if ok:
             elided.add(b.id)
     return elided
+
+
+def _implicit_casts(graph, items):
+    """The `astype` results (bool or integer to float) that need not exist: every user is a
+    NumPy ufunc producing that float dtype, which can read the source and cast as it goes
+    (`np.add(mask, y, dtype=np.float32)`)."""
+    users = {}
+    for it in items:
+        for v in it.invars:
+            if isinstance(v, Var):
+                users.setdefault(v.id, []).append(it)
+    outs = {v.id for v in graph.outvars if isinstance(v, Var)}
+    casts = set()
+    for it in items:
+        if isinstance(it, _Cluster) or it.prim.name != 'astype':
+            continue
+        c, src = it.outvars[0], it.invars[0]
+        if c.id in outs or not isinstance(src, Var) or src.aval.dtype.kind not in 'biu' or \
+                c.aval.dtype.kind != 'f':
+            continue
+        us = users.get(c.id, [])
+        if us and all(not isinstance(u, _Cluster) and isinstance(u.prim.impl, np.ufunc) and
+                      u.prim.elementwise and not u.params and
+                      u.outvars[0].aval.dtype == c.aval.dtype for u in us):
+            casts.add(c.id)
+    return casts
 
 
 # --- the numba backend: fused elementwise kernels -------------------------------------------------

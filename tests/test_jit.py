@@ -491,3 +491,15 @@ def test_bcast_index_reads_rows_and_columns_without_copies():
     assert _bcast_index((1, 4), (5, 4)) == ('mod', 4)
     assert _bcast_index((5, 1), (5, 4)) == ('div', 4)
     assert _bcast_index((2, 1, 3), (2, 4, 3)) is None     # a middle axis: copied instead
+
+
+def test_casts_from_masks_happen_inside_the_ufuncs_that_use_them():
+    # maximum's backward pass builds float masks from comparisons; the generated code casts
+    # inside the ufunc (dtype=) instead of materialising each mask
+    f = lambda x: cnp.sum(cnp.maximum(x, 0.0) * x)
+    x = np.array([[-1.0, 0.0, 2.0], [3.0, -0.5, 0.0]], np.float32)
+    j = cr.jit(cr.grad(f))
+    assert 'dtype=np.float32' in j.source(x)
+    got = j(x)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, cr.grad(f)(x))
