@@ -36,7 +36,7 @@ __all__ = [
     'PyTreeDef', 'register_pytree_node', 'register_pytree_node_class', 'tree_flatten',
     'tree_unflatten', 'tree_leaves', 'tree_structure', 'tree_map', 'ravel_pytree',
     'treedef_is_leaf', 'all_leaves', 'tree_flatten_with_path', 'keystr', 'DictKey',
-    'SequenceKey', 'GetAttrKey', 'FlattenedIndexKey',
+    'SequenceKey', 'GetAttrKey', 'FlattenedIndexKey', 'tree_reduce', 'tree_all',
 ]
 
 
@@ -452,6 +452,29 @@ def tree_map(f, tree, *rest, is_leaf=None):
     leaves, treedef = tree_flatten(tree, is_leaf)
     others = [treedef.flatten_up_to(r) for r in rest]
     return treedef.unflatten(f(*xs) for xs in zip(leaves, *others))
+
+
+def tree_reduce(function, tree, initializer=None, is_leaf=None):
+    """Fold `function(accumulated, leaf)` over the leaves of `tree`, in flattening order.
+
+        >>> tree_reduce(lambda a, b: a + b, {'x': 1, 'y': [2, 3]})
+        6
+    """
+    leaves = tree_leaves(tree, is_leaf)
+    if initializer is None:
+        if not leaves:
+            raise TypeError('tree_reduce of a tree without leaves needs an initializer')
+        acc, leaves = leaves[0], leaves[1:]
+    else:
+        acc = initializer
+    for x in leaves:
+        acc = function(acc, x)
+    return acc
+
+
+def tree_all(tree):
+    """True when every leaf of `tree` is truthy (`all` over the leaves)."""
+    return all(tree_leaves(tree))
 
 
 # --- one flat vector -----------------------------------------------------------------------------

@@ -208,3 +208,12 @@ def test_flatten_with_path_and_keystr():
     assert pairs[1][0] == (T.DictKey('layers'), T.SequenceKey(0), T.DictKey('b'))
     assert td == T.tree_structure(tree)
     assert T.tree_flatten_with_path(7.0)[0] == [((), 7.0)]
+
+
+def test_tree_reduce_and_all():
+    t = {'a': np.array([1.0, 2.0]), 'b': (np.array(3.0), None)}
+    assert T.tree_reduce(lambda acc, x: acc + float(np.sum(x ** 2)), t, 0.0) == 14.0
+    assert T.tree_reduce(max, [3, [7, 1]]) == 7
+    with pytest.raises(TypeError, match='initializer'):
+        T.tree_reduce(max, [None, ()])
+    assert T.tree_all({'a': True, 'b': [1, 2]}) and not T.tree_all([True, (0,)])
