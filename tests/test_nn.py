@@ -475,3 +475,14 @@ def test_jit_tells_apart_models_with_the_same_parameter_names():
     m2 = step(m1, x)
     assert cr.tree.tree_structure(m2) == cr.tree.tree_structure(a)
     assert loss(m2, x).item() < loss(m1, x).item() < loss(a, x).item()
+
+
+def test_tied_parameters_stay_tied_in_the_gradient_copy():
+    m = Net()
+    x = np.random.default_rng(0).random((4, 3), dtype=np.float32)
+    g = cr.grad(lambda m: cr.numpy.sum(m.eval()(x)))(m)
+    assert g.tied is g.blocks[0] and g.tied.weight is g.blocks[0].weight
+    m.eval()(x).sum().backward()
+    np.testing.assert_allclose(g.tied.weight.numpy(), m.blocks[0].weight.grad.numpy(),
+                               rtol=1e-5, atol=1e-7)
+    assert g.norm.running_mean is m.norm.running_mean          # buffers are shared

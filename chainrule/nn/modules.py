@@ -282,35 +282,45 @@ class Module:
 
     def _replace_parameters(self, new):
         """A shallow copy of this module (and of every module and container on the way to a
-        parameter) with the parameters named in `new` replaced by `Parameter`s of the given
-        values; everything else (buffers, settings) is shared."""
-        def rebuild(name, v):
-            prefix = name + '.' if name else ''
+        parameter) with the parameters named in `new` (names as `named_parameters` gives them)
+        replaced by `Parameter`s of the given values; everything else (buffers, settings) is
+        shared. A parameter or module reachable by two paths (tied weights) stays one object."""
+        by_id = {id(p): new[n] for n, p in self.named_parameters() if n in new}
+        memo = {}
+
+        def rebuild(v):
+            if id(v) in memo:
+                return memo[id(v)]
             if isinstance(v, Tensor):
-                if name not in new:
+                if id(v) not in by_id:
                     return v
-                x = new[name]
-                if x is None or isinstance(x, Parameter):
-                    return x
-                return Parameter(x.data if isinstance(x, Tensor) else x, requires_grad=False)
-            if isinstance(v, Module):
+                x = by_id[id(v)]
+                if not (x is None or isinstance(x, Parameter)):
+                    x = Parameter(x.data if isinstance(x, Tensor) else x, requires_grad=False)
+            elif isinstance(v, Module):
                 changed = {}
-                for k, x in v._members():
-                    y = rebuild(prefix + k, x)
-                    if y is not x:
+                for k, m in v._members():
+                    y = rebuild(m)
+                    if y is not m:
                         changed[k] = y
-                return v._with_members(changed) if changed else v
-            if isinstance(v, (list, tuple, dict)):
+                x = v._with_members(changed) if changed else v
+            elif isinstance(v, (list, tuple, dict)):
                 items = _container_items(v)
-                out = [rebuild(prefix + k, x) for k, x in items]
-                if all(a is b for a, b in zip(out, (x for _, x in items))):
-                    return v
-                if isinstance(v, dict):
-                    return type(v)(zip(v.keys(), out)) if type(v) is not dict else \
-                        dict(zip(v.keys(), out))
-                return type(v)(out) if type(v) in (list, tuple) else type(v)(*out)
-            return v
-        return rebuild('', self)
+                out = [rebuild(m) for _, m in items]
+                if all(a is b for a, (_, b) in zip(out, items)):
+                    x = v
+                elif isinstance(v, dict):
+                    x = type(v)(zip(v.keys(), out))
+                elif type(v) in (list, tuple):
+                    x = type(v)(out)
+                else:                                          # a namedtuple
+                    x = type(v)(*out)
+            else:
+                return v
+            memo[id(v)] = x
+            return x
+
+        return rebuild(self)
 
     # --- printing ---------------------------------------------------------------------------
     def extra_repr(self):
