@@ -25,19 +25,27 @@ of the first, itself run by `jit_call`, so higher derivatives work), its JVP and
 evaluate the graph's equations under the active interpreter.
 
 Passes (`optimize`): constant folding (small results), algebraic simplification of what backward
-passes produce (`x * 1`, `x + 0`, `neg(neg x)`, transposing or reshaping twice, broadcasting then
-summing back, multiplying by a broadcast constant), common-subexpression elimination and dead-code
-elimination. Code generation writes an elementwise result into the buffer of an input that is
-provably dead (`np.add(a, b, out=a)`): no other live variable aliases it, it is not an input or
-output of the program, and shapes and dtypes agree.
+passes produce (`x * 1`, `x + 0`, `x ** 1`, `x ** 2` as `x * x`, `neg(neg x)`, transposing or
+reshaping twice, broadcasting then summing back, multiplying by a broadcast constant),
+common-subexpression elimination and dead-code elimination.
 
-Backends: `backend='numpy'` (default) or `backend='numba'`, which fuses chains of float64/float32
-elementwise operations on one shape into single compiled loops when numba is installed
-(`pip install chainrule[jit]`); without numba it falls back silently to NumPy.
+Code generation (`codegen`): one NumPy call per equation, each preceded by the equation as a
+comment. An elementwise result is written into the buffer of an input that is provably dead
+(`np.add(a, b, out=a)`): the input is a whole fresh array (not a view, not an argument or
+constant of the program), its last use is this equation, no live variable aliases it, and shapes
+and dtypes agree. `broadcast_to` before a ufunc is left to the ufunc's own broadcasting, a
+bool-to-float cast to the ufunc's `dtype=`, and `sum`/`max` call the ufunc reductions directly.
+
+Backends: `backend='numpy'` (default) or `backend='numba'`, which fuses runs of elementwise
+operations on one shape (float32/float64 arithmetic and math functions, comparisons, `where`,
+casts) into single compiled loops when numba is installed (`pip install chainrule[jit]`);
+without numba it falls back silently to NumPy. The kernels' source is part of `.source()`.
 
 Limits: values that code needs concretely (`if x > 0`, a data-dependent index, `argsort` used by
 `sort`) cannot be staged: make them static or use `chainrule.lax`. Python-number arguments are
-staged as 0-d float64/int64/complex128 arrays.
+staged as 0-d float64/int64/complex128 arrays. Arrays (and `Tensor`s) a jitted function closes
+over are constants of its graph, as in JAX: to differentiate with respect to them, pass them as
+arguments.
 """
 
 import keyword
