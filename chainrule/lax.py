@@ -470,8 +470,50 @@ def _while_jvp(tangents, out, *args, cond, body, num_cond_consts, num_body_const
     return tuple(res[nk:])
 
 
+def _while_batch(args, dims, *, cond, body, num_cond_consts, num_body_consts):
+    """vmap of while_loop: every example's carry is batched; the loop runs while any
+    example's condition holds, and examples whose condition is false keep their carry
+    (`where(pred, body(carry), carry)`), so each ends with its own trip count."""
+    from chainrule import ops
+    ncc, nbc = num_cond_consts, num_body_consts
+    size = _batch_size(args, dims)
+    cc, bc, carry = args[:ncc], args[ncc:ncc + nbc], args[ncc + nbc:]
+    ccd, bcd, kd = list(dims[:ncc]), list(dims[ncc:ncc + nbc]), dims[ncc + nbc:]
+    carry = [c if d == 0 else ops.broadcast_to(c, (size,) + tuple(ops.shape_of(c)))
+             for c, d in zip(carry, kd)]
+    nk = len(carry)
+    key = ('while_batch', tuple(ccd), tuple(bcd), size)
+    pair = body._cache.get(key)
+    if pair is None:
+        bcond = batched_graph(cond, ccd + [0] * nk, size)     # -> (size,) booleans
+        bbody = batched_graph(body, bcd + [0] * nk, size)
+        c_avals = bcond.in_avals
+        k_avals = bbody.in_avals[nbc:]
+
+        def any_cond(*a):
+            p = eval_graph(bcond, a)[0]
+            return [ops.greater(ops.sum(ops.astype(p, np.int64)), 0)]
+
+        def masked_body(*a):
+            p = eval_graph(bcond, list(a[:ncc]) + list(a[ncc + nbc:]))[0]
+            k = list(a[ncc + nbc:])
+            new = eval_graph(bbody, list(a[ncc:ncc + nbc]) + k)
+            return [ops.where(ops.reshape(p, (size,) + (1,) * (len(ops.shape_of(n)) - 1)), n, c)
+                    for n, c in zip(new, k)]
+
+        pair = (optimize(trace_to_graph(any_cond, c_avals)),
+                optimize(trace_to_graph(masked_body, c_avals[:ncc] + bbody.in_avals[:nbc] +
+                                        k_avals)))
+        body._cache[key] = pair
+    gc, gb = pair
+    out = bind(while_p, *cc, *cc, *bc, *carry, cond=gc, body=gb, num_cond_consts=ncc,
+               num_body_consts=ncc + nbc)
+    return out, (0,) * len(out)
+
+
 while_p = Primitive(
     'while', _while_impl, multiple_results=True, vjp=PerArg(_while_vjp), jvp=_while_jvp,
+    batch=_while_batch,
     shape=lambda *avals, cond, body, num_cond_consts, num_body_consts: _graph_shape(body),
     doc='Apply `body` to the carry while `cond` holds (forward-mode differentiable only).')
 

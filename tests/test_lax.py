@@ -196,3 +196,17 @@ def test_vmap_of_cond_and_scan_equals_a_loop_without_falling_back():
         gf = cr.vmap(cr.grad(lambda x: cnp.sum(f(x))))(Xs)
         np.testing.assert_allclose(gf, np.array([cr.grad(lambda x: cnp.sum(f(x)))(x)
                                                  for x in Xs]))
+
+
+@pytest.mark.skipif(not hasattr(cr, 'vmap'), reason='vmap not available')
+def test_vmap_of_while_loop_gives_each_example_its_own_trip_count():
+    import warnings
+
+    def halvings(x):      # how many times x is halved before it drops below 1
+        return lax.while_loop(lambda s: s[0] >= 1.0, lambda s: (s[0] / 2, s[1] + 1), (x, 0))[1]
+    xs = np.array([0.5, 3.0, 17.0, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        np.testing.assert_array_equal(cr.vmap(halvings)(xs), [0, 2, 5, 1])
+        np.testing.assert_array_equal(cr.jit(cr.vmap(halvings))(xs), [0, 2, 5, 1])
+        np.testing.assert_allclose(cr.vmap(_while_pow)(xs), xs ** 5)
