@@ -28,6 +28,11 @@ derived from those graphs, bound with the same primitives, so every transform co
   known before it runs, so reverse mode would need to store an unknown number of carries; a
   `grad` through it raises an error saying to use `fori_loop` with static bounds or `scan`.
 
+Batching (`vmap`): a `cond` with a shared predicate stays one `cond` of the batched branches;
+with a batched predicate both branches run and `where` picks per example. A `scan` scans the
+batched body (carries batched). A `while_loop` runs while any example's condition holds, and
+finished examples keep their carry, so each gets its own trip count.
+
 Functions given to these take and return pytrees of arrays; branches and loop bodies must
 return the same structure, shapes and dtypes as their inputs (the error says which differ).
 """
