@@ -394,7 +394,8 @@ class Tensor(Tracer):
         """`(nodes, edges)` of the recorded graph that produced this tensor, for
         `chainrule.viz.draw`: an 'op' node per recorded operation (its primitive's name) and a
         'value' node per result and leaf (shape, dtype, and the values when there are at most
-        four). Constant inputs are not drawn; values freed by `backward()` show as freed."""
+        four; a leaf with a `name`, such as a module's `Parameter`, shows it). Constant inputs
+        are not drawn; values freed by `backward()` show as freed."""
         from chainrule._graph import toposort
         root = self._node
         if root is None:
@@ -405,7 +406,9 @@ class Tensor(Tracer):
         for k, n in enumerate(order):
             if n.prim is None:
                 t = n.leaf() if n.leaf is not None else None
-                nodes.append((f'v{k}', _viz_label(None if t is None else t.data, 'leaf'),
+                # a module parameter is labelled with its name (nn.Parameter.name)
+                kind = getattr(t, 'name', None) or 'leaf'
+                nodes.append((f'v{k}', _viz_label(None if t is None else t.data, kind),
                               'value'))
                 continue
             nodes.append((f'op{k}', n.prim.name, 'op'))

@@ -29,6 +29,7 @@ def test_quick_mode_writes_everything_and_reloads_identically(tmp_path, capsys):
     dot = (tmp_path / 'model_graph.dot').read_text()
     assert dot.startswith('digraph G {') and 'label="linear"' in dot
     assert 'label="max_pool2d"' in dot and 'label="cross_entropy"' in dot
+    assert 'label="3.weight (32, 16, 3, 3) float32"' in dot          # parameters by name
     state = cr.load(tmp_path / 'model.npz')
     assert state['epochs'] == 1
     model = demo.SmallCNN(rng=123)

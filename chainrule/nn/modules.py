@@ -60,12 +60,17 @@ class Parameter(Tensor):
     Args:
         data: the initial value (shared, not copied).
         requires_grad: whether optimizers and `backward()` should see it.
+
+    Attributes:
+        name: its dotted name in the module that owns it (set by `named_parameters`; drawn
+            graphs show it), or None.
     """
 
-    __slots__ = ()
+    __slots__ = ('name',)
 
     def __init__(self, data, requires_grad=True):
         super().__init__(data, requires_grad=requires_grad)
+        self.name = None
 
     def __repr__(self):
         return 'Parameter containing:\n' + super().__repr__()
@@ -135,8 +140,13 @@ class Module:
             stack.extend((prefix + k, x) for k, x in reversed(items))
 
     def named_parameters(self):
-        """`(name, Parameter)` pairs, in the order the attributes were set (each once)."""
-        return [(n, v) for n, v in self._walk() if isinstance(v, Tensor) and _is_param(v)]
+        """`(name, Parameter)` pairs, in the order the attributes were set (each once).
+        A `Parameter` without a name takes its name here (graph drawings show it)."""
+        out = [(n, v) for n, v in self._walk() if isinstance(v, Tensor) and _is_param(v)]
+        for n, v in out:
+            if isinstance(v, Parameter) and v.name is None:
+                v.name = n
+        return out
 
     def parameters(self):
         """The parameters (see `named_parameters`)."""
