@@ -210,3 +210,20 @@ def test_vmap_of_while_loop_gives_each_example_its_own_trip_count():
         np.testing.assert_array_equal(cr.vmap(halvings)(xs), [0, 2, 5, 1])
         np.testing.assert_array_equal(cr.jit(cr.vmap(halvings))(xs), [0, 2, 5, 1])
         np.testing.assert_allclose(cr.vmap(_while_pow)(xs), xs ** 5)
+
+
+def test_printed_graph_lists_the_branches_of_cond():
+    g = cr.make_graph(lambda x: lax.cond(cnp.sum(x) > 0, lambda x: cnp.sin(x), lambda x: -x, x))(
+        np.ones(3))
+    assert str(g) == '\n'.join([
+        '{ lambda ; a:f64[3]. let',
+        '    b:f64[] = sum[axis=(0,) keepdims=False] a',
+        '    c:bool[] = greater b 0',
+        '    d:f64[3] = cond[branches=(<graph 1->1, 1 eqns>, <graph 1->1, 1 eqns>)] c a',
+        '      branches[0] = { lambda ; a:f64[3]. let',
+        '                        b:f64[3] = neg a',
+        '                      in (b) }',
+        '      branches[1] = { lambda ; a:f64[3]. let',
+        '                        b:f64[3] = sin a',
+        '                      in (b) }',
+        '  in (d) }'])

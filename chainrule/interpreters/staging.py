@@ -219,6 +219,16 @@ class Graph:
             outs = ' '.join(map(decl, e.outvars))
             ps = _params_str(e.params)
             lines.append(f'    {outs} = {e.prim.name}{ps} {" ".join(map(arg, e.invars))}'.rstrip())
+            # graphs carried by the equation (cond's branches, scan's body), listed below it
+            # (this recurses once per level of control-flow nesting, not per equation)
+            for k, v in sorted(e.params.items()):
+                subs = [v] if isinstance(v, Graph) else list(v) if isinstance(v, tuple) and \
+                    v and all(isinstance(g, Graph) for g in v) else []
+                for i, sub in enumerate(subs):
+                    label = k if len(subs) == 1 and isinstance(v, Graph) else f'{k}[{i}]'
+                    body = sub.pretty().split('\n')
+                    lines.append(f'      {label} = {body[0]}')
+                    lines.extend('      ' + ' ' * (len(label) + 3) + b for b in body[1:])
         lines.append(f'  in ({", ".join(map(arg, self.outvars))}) }}')
         return '\n'.join(lines)
 
