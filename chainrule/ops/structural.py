@@ -7,6 +7,7 @@ into a scatter-add, `concatenate` into slices, `reshape` and `transpose` into th
 """
 
 import builtins
+import math
 
 import numpy as np
 
@@ -100,15 +101,15 @@ def reshape(x, shape):
         shape = (int(shape),)
     shape = tuple(int(d) for d in shape)
     xs = ops.shape_of(x)
-    size = int(np.prod(xs))
+    size = int(math.prod(xs))
     if -1 in shape:
-        known = int(np.prod([d for d in shape if d != -1]))
+        known = int(math.prod([d for d in shape if d != -1]))
         if shape.count(-1) > 1 or known == 0 or size % known:
             raise ShapeError(f'reshape: cannot reshape shape {xs} (size {size}) into {shape}')
         shape = tuple(size // known if d == -1 else d for d in shape)
-    if int(np.prod(shape)) != size:
+    if int(math.prod(shape)) != size:
         raise ShapeError(f'reshape: cannot reshape shape {xs} (size {size}) into {shape} '
-                         f'(size {int(np.prod(shape))})')
+                         f'(size {int(math.prod(shape))})')
     if xs == shape:
         return x
     return bind(reshape_p, x, shape=shape)
