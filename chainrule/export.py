@@ -310,6 +310,10 @@ def _decode_dtype(name, where):
     return np.dtype(name)
 
 
+# checking a graph runs each primitive on zero arrays of its declared shapes, so a file must not
+# be able to declare absurd ones
+_MAX_ELEMENTS = 1 << 31
+
 _DTYPES = {'float64', 'float32', 'float16', 'int64', 'int32', 'int16', 'int8', 'uint8',
            'uint16', 'uint32', 'uint64', 'bool', 'complex128', 'complex64'}
 
@@ -435,6 +439,9 @@ class _GraphDecoder:
             if not (isinstance(a, list) and len(a) == 2 and isinstance(a[0], list) and
                     all(type(d) is int and d >= 0 for d in a[0])):
                 _fail(f'{where}: malformed variable type {a!r:.60}')
+            if int(np.prod(a[0], dtype=np.float64)) > _MAX_ELEMENTS:
+                _fail(f'{where}: a variable of shape {a[0]!r:.60} is larger than a loaded graph '
+                      f'may declare ({_MAX_ELEMENTS} elements)')
             vars_.append(Var(ShapedArray(a[0], _decode_dtype(a[1], where))))
 
         def var(i):

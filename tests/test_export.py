@@ -139,6 +139,7 @@ def test_modified_json_is_refused_by_checksum(saved):
         evil={'pickle': 'cos\nsystem'}), 'unknown parameter tag'),
     (lambda b: b['graphs'][b['main']]['avals'][0].__setitem__(1, 'object'), 'unsupported dtype'),
     (lambda b: b['graphs'][b['main']]['avals'][-1].__setitem__(0, [7, 7]), 'type-check'),
+    (lambda b: b['graphs'][b['main']]['avals'][-1].__setitem__(0, [10**9, 10**9]), 'larger'),
     (lambda b: b.update(format='something-else'), 'not a saved chainrule graph'),
 ])
 def test_forged_files_with_valid_checksums_are_refused(saved, tamper, match, monkeypatch):
