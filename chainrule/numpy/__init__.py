@@ -340,7 +340,13 @@ def var(a, axis=None, dtype=None, ddof=0, keepdims=False):
 
 
 def std(a, axis=None, dtype=None, ddof=0, keepdims=False):
-    return sqrt(var(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims))
+    v = var(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims)
+    if not isinstance(v, Tracer):
+        return sqrt(v)
+    # zero variance (one element per group, or constant data): the gradient is 0, as abs's at 0,
+    # not sqrt's infinite slope times 0 = nan
+    pos = greater(v, 0)
+    return where(pos, sqrt(where(pos, v, 1)), 0)
 
 
 def max(a, axis=None, keepdims=False, initial=None):
