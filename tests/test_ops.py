@@ -410,3 +410,11 @@ def test_shape_errors_name_the_op_and_the_shapes(name):
     fn, pattern = SHAPE_ERRORS[name]
     with pytest.raises(cr.ShapeError, match=pattern):
         fn()
+
+
+def test_std_of_zero_variance_has_zero_gradient():
+    # a one-element group (or constant data) has std identically 0: gradient 0, not nan
+    for x, kw in [(np.array(2.0), {}), (np.ones((1, 3)), {'axis': 0}), (np.ones(3), {})]:
+        g = cr.grad(lambda a: cnp.sum(cnp.std(a, **kw)))(x)
+        np.testing.assert_array_equal(g, np.zeros_like(x))
+    check_grads(lambda a: cnp.std(a, axis=0), (np.ones((1, 3)),), order=2, modes=('rev', 'fwd'))
