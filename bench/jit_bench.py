@@ -67,7 +67,7 @@ def report(title, times, ref):
         print(f'  {name:34s} {t * 1e6:12.1f} us   {ratio:7.2f}x the time of {ref}')
 
 
-# --- 1. the MLP training step ----------------------------------------------------------------------
+# --- 1. the MLP training step ---------------------------------------------------------------------
 
 def digits_batch():
     try:

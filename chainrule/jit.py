@@ -6,7 +6,7 @@ What you can do with it:
     >>> f = cr.jit(cr.grad(lambda x: cnp.sum(cnp.tanh(x) ** 2)))
     >>> f(np.array([0.5, -1.0])).round(4)          # traced once, then compiled code runs
     array([ 0.7269, -0.6397])
-    >>> print(f.source(np.array([0.5, -1.0])))     # the derivative program, as Python  # doctest: +SKIP
+    >>> print(f.source(np.array([0.5, -1.0])))     # the derivative program  # doctest: +SKIP
 
 `jit(f)` traces `f` once per input signature (the pytree structure, shapes and dtypes of the
 array arguments, and the values of the `static_argnums`) into a `Graph`
@@ -65,7 +65,7 @@ __all__ = ['jit', 'make_graph', 'optimize', 'codegen', 'jit_call_p', 'CacheInfo'
 logger = logging.getLogger('chainrule.jit')
 
 
-# --- the jit_call primitive ------------------------------------------------------------------------
+# --- the jit_call primitive -----------------------------------------------------------------------
 
 class GraphPrimitive(Primitive):
     """A primitive whose parameter is a graph; `inline(*args, **params)` evaluates it by binding

@@ -209,7 +209,7 @@ def cond(pred, true_fun, false_fun, *operands):
     return tree_unflatten(tt, outs)
 
 
-# --- scan ------------------------------------------------------------------------------------------
+# --- scan -----------------------------------------------------------------------------------------
 
 def _scan_impl(*args, body, length, reverse, num_consts, num_carry):
     fn = compiled(body)
@@ -400,7 +400,7 @@ def scan(f, init, xs=None, length=None, reverse=False):
     return tree_unflatten(c_tree, out[:nk]), tree_unflatten(box[0], out[nk:])
 
 
-# --- fori_loop -------------------------------------------------------------------------------------
+# --- fori_loop ------------------------------------------------------------------------------------
 
 def fori_loop(lower, upper, body_fun, init_val):
     """`val = body_fun(i, val)` for `i` in `range(lower, upper)`; returns `val`.
@@ -426,7 +426,7 @@ def fori_loop(lower, upper, body_fun, init_val):
     return carry
 
 
-# --- while_loop ------------------------------------------------------------------------------------
+# --- while_loop -----------------------------------------------------------------------------------
 
 def _while_impl(*args, cond, body, num_cond_consts, num_body_consts):
     cf, bf = compiled(cond), compiled(body)

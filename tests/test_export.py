@@ -92,7 +92,7 @@ def test_wrong_signature_is_refused(saved):
         f(P, np.ones((5, 3)))
 
 
-# --- refusing bad files ------------------------------------------------------------------------------
+# --- refusing bad files ---------------------------------------------------------------------------
 
 def _edit_json(path, fn, fix_checksum=False):
     doc = json.loads(path.read_text())

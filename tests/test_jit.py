@@ -434,7 +434,7 @@ def test_var_names_go_past_z():
     np.testing.assert_allclose(cr.jit(f)(np.ones(2)), f(np.ones(2)))
 
 
-# --- the numba backend ------------------------------------------------------------------------------
+# --- the numba backend ----------------------------------------------------------------------------
 
 def _chain(x):
     for _ in range(6):

@@ -23,7 +23,7 @@ def _fd(f, x, eps=1e-6):
     return g
 
 
-# --- cond ------------------------------------------------------------------------------------------
+# --- cond -----------------------------------------------------------------------------------------
 
 def _branchy(x):
     return lax.cond(cnp.sum(x) > 0,
@@ -175,7 +175,7 @@ def test_python_if_inside_jit_points_to_lax():
         cr.jit(lambda x: x if x > 0 else -x)(1.0)
 
 
-# --- vmap --------------------------------------------------------------------------------------------
+# --- vmap -----------------------------------------------------------------------------------------
 
 @pytest.mark.skipif(not hasattr(cr, 'vmap'), reason='vmap not available')
 def test_vmap_of_cond_and_scan_equals_a_loop_without_falling_back():

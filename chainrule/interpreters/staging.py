@@ -283,7 +283,7 @@ def _params_str(params):
     return '[' + ' '.join(f'{k}={_param_str(v)}' for k, v in sorted(params.items())) + ']'
 
 
-# --- abstract evaluation ---------------------------------------------------------------------------
+# --- abstract evaluation --------------------------------------------------------------------------
 
 def freeze(v):
     """A hashable stand-in for a parameter value (index params may hold arrays)."""
