@@ -17,7 +17,8 @@ derivatives work.
 | `unfold(x)` / `fold(c)` | im2col / col2im | each other's transpose (the conv's traced rules) |
 | `max_pool2d(x)` | max over windows | VJP/JVP by the winners' mask (`pool_scatter`/`pool_gather`) |
 
-Rules with NumPy fast paths: when no argument is traced (the eager backward pass), a rule
+Each primitive also has a `vmap` rule (at the end of the file), so per-example gradients of a
+network vectorise. Rules with NumPy fast paths: when no argument is traced (the eager backward pass), a rule
 computes its formula with NumPy directly; the same formula in chainrule ops serves every traced
 case (higher derivatives, `jit`, `vmap`), so the fast path never changes what is differentiable.
 """
@@ -89,6 +90,17 @@ linear_p = Primitive(
     doc='x @ w.T + b, PyTorch layout: w is (out_features, in_features).')
 
 
+def _same_dtype(args):
+    """Arrays for an impl: lists made arrays, and one dtype for all (NumPy's promotion, made
+    explicit so each cotangent comes back in its own argument's dtype)."""
+    args = tuple(a if isinstance(a, Tracer) else np.asarray(a) for a in args)
+    dts = [dtype_of(a) for a in args]
+    if len(set(dts)) > 1:
+        r = np.result_type(*dts)
+        args = tuple(ops.astype(a, r) for a in args)
+    return args
+
+
 def linear(x, w, b=None):
     """`x @ w.T + b` (PyTorch's `F.linear`): `x` `(..., in)`, `w` `(out, in)`, `b` `(out,)`.
 
@@ -107,11 +119,7 @@ def linear(x, w, b=None):
                          (f', bias {shape_of(b)}' if b is not None else '') +
                          ' do not fit: the weight must be (out, in) with in = the last axis of '
                          'the input, and the bias (out,)')
-    args = (x, w) if b is None else (x, w, b)
-    dts = [dtype_of(a) for a in args]
-    if len(set(dts)) > 1:
-        r = np.result_type(*dts)
-        args = tuple(ops.astype(a, r) for a in args)
+    args = _same_dtype((x, w) if b is None else (x, w, b))
     return bind(linear_p, *args)
 
 
@@ -410,11 +418,7 @@ def conv2d(x, w, b=None, stride=1, padding=0):
                          ' do not fit: input must be (N, C_in, H, W), weight '
                          '(C_out, C_in, kh, kw) and bias (C_out,)')
     _, stride, padding = _window_args(sx, sw[2:], stride, padding, 'conv2d')
-    args = (x, w) if b is None else (x, w, b)
-    dts = [dtype_of(a) for a in args]
-    if len(set(dts)) > 1:
-        r = np.result_type(*dts)
-        args = tuple(ops.astype(a, r) for a in args)
+    args = _same_dtype((x, w) if b is None else (x, w, b))
     return bind(conv2d_p, *args, stride=stride, padding=padding)
 
 
