@@ -740,8 +740,8 @@ def tile(A, reps):
 
 
 def repeat(a, repeats, axis=None):
-    if axis is None:
-        a, axis = ravel(a), 0
+    if axis is None or not shape_of(a):         # a 0-d input acts as 1-D, as in NumPy
+        a, axis = ravel(a), 0 if axis is None else axis
     nd = len(shape_of(a))
     axis = _axis1(axis, nd, 'repeat')
     n = shape_of(a)[axis]
@@ -1074,6 +1074,9 @@ def gradient(f, *varargs, axis=None, edge_order=1):
     for ax, h in zip(axes, spacing):
         if _np.ndim(h) != 0:
             raise NotImplementedError('gradient: only scalar spacings are supported')
+        if shape_of(f)[ax] < 2:
+            raise ShapeError(f'gradient: shape {shape_of(f)} has {shape_of(f)[ax]} element(s) '
+                             f'along axis {ax}; at least 2 are needed')
         sl = lambda s: (slice(None),) * ax + (s,)  # noqa: E731
         interior = (f[sl(slice(2, None))] - f[sl(slice(None, -2))]) / (2.0 * h)
         first = (f[sl(slice(1, 2))] - f[sl(slice(0, 1))]) / h

@@ -491,15 +491,15 @@ def max(x, axis=None, keepdims=False):
 
 
 def cumsum(x, axis=None):
-    if axis is None:
-        x, axis = reshape(x, (-1,)), 0
+    if axis is None or not ops.shape_of(x):     # a 0-d input acts as 1-D, as in NumPy
+        x, axis = reshape(x, (-1,)), 0 if axis is None else axis
     axis = normalize_axis(axis, len(ops.shape_of(x)), 'cumsum')[0]
     return bind(cumsum_p, x, axis=axis)
 
 
 def cumprod(x, axis=None):
-    if axis is None:
-        x, axis = reshape(x, (-1,)), 0
+    if axis is None or not ops.shape_of(x):     # a 0-d input acts as 1-D, as in NumPy
+        x, axis = reshape(x, (-1,)), 0 if axis is None else axis
     axis = normalize_axis(axis, len(ops.shape_of(x)), 'cumprod')[0]
     return bind(cumprod_p, x, axis=axis)
 
