@@ -486,3 +486,15 @@ def test_tied_parameters_stay_tied_in_the_gradient_copy():
     np.testing.assert_allclose(g.tied.weight.numpy(), m.blocks[0].weight.grad.numpy(),
                                rtol=1e-5, atol=1e-7)
     assert g.norm.running_mean is m.norm.running_mean          # buffers are shared
+
+
+def test_erf_without_scipy_matches(monkeypatch):
+    import sys
+    from chainrule.ops import nn as nnops
+    x = np.linspace(-3, 3, 13).astype(np.float32)
+    ref = nnops._erf_impl(x)
+    monkeypatch.setitem(sys.modules, 'scipy.special', None)     # import fails: NumPy only
+    got = nnops._erf_impl(x)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
+    assert nnops._erf_impl(np.float64(0.5)) == pytest.approx(0.5204998778130465, rel=1e-15)
