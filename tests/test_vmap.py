@@ -18,13 +18,11 @@ from op_table import F64, ROWS
 
 B = 3
 
-# Functions that need one concrete value of their argument (NumPy runs on it directly), which
-# a batch does not have: vmap raises ConcretizationError for them (see the known limitations
-# in chainrule.interpreters.batching).
+# Functions whose result's shape or dtype depends on the values (NumPy runs on one concrete
+# value), which a batch does not have: vmap raises ConcretizationError for them. (sort, argmax,
+# searchsorted, ... are primitives with batching rules: chainrule.ops.sorting.)
 NEEDS_CONCRETE = {
-    'sort', 'interp', 'argmax', 'argmin', 'argsort', 'argwhere', 'nonzero', 'flatnonzero',
-    'count_nonzero', 'all', 'any', 'searchsorted', 'unique', 'digitize', 'bincount', 'isin',
-    'isclose', 'allclose', 'array_equal', 'histogram', 'where_nonzero', 'partition',
+    'argwhere', 'nonzero', 'flatnonzero', 'unique', 'bincount', 'histogram', 'where_nonzero',
     'real_if_close'}
 NOT_ARRAYS = {'result_type'}      # returns a dtype, not an array: nothing to batch
 

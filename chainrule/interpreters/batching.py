@@ -22,11 +22,11 @@ one example at a time and stacks the results. That is slow, so it warns
 fell back instead.
 
 Data-dependent Python control flow (`if x > 0:` on a batched `x`) has no single answer for a
-batch; it raises `ConcretizationError` and suggests `cnp.where`. The same holds, for now, for
-the `chainrule.numpy` functions that hand a concrete array to NumPy instead of binding a
-primitive -- `sort`, `argmax`/`argmin`/`argsort`, `all`/`any`, `searchsorted`, `isclose`, ...
--- when the batched argument is the one NumPy must see (known limitation: they would need to
-become primitives with batching rules).
+batch; it raises `ConcretizationError` and suggests `cnp.where`. Value-dependent functions with
+static result shapes -- `sort`, `argmax`/`argmin`/`argsort`, `all`/`any`, `searchsorted`,
+indexing with a computed integer array -- are primitives with batching rules
+(`chainrule.ops.sorting`); those whose result's shape depends on the values (`nonzero`,
+`unique`, boolean-mask indexing) raise `ConcretizationError`.
 """
 
 import warnings

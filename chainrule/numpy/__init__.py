@@ -20,6 +20,7 @@ import math
 import numpy as _np
 
 from chainrule import ops
+from chainrule.core import ConcretizationError as _ConcretizationError
 from chainrule.core import ShapeError, Tracer, concrete, dtype_of, shape_of
 from chainrule.ops import (  # noqa: F401  (re-exported: these are NumPy's names already)
     abs, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, cbrt, ceil, conj, cos, cosh,
@@ -60,6 +61,23 @@ def where(condition, x=None, y=None):
 
 def _is_traced(*xs):
     return builtins.any(isinstance(x, Tracer) for x in xs)
+
+
+def _values(*xs):
+    """The concrete arrays behind `xs` when NumPy can take them directly -- plain values, and
+    `Tensor`s holding concrete data (the eager path stays NumPy's) -- or None: then the caller
+    binds the primitives of `chainrule.ops.sorting`, which `vmap`, `jit` and `grad` see."""
+    out = []
+    for x in xs:
+        if isinstance(x, Tracer):
+            if not getattr(x, '_is_tensor', False):
+                return None
+            try:
+                x = concrete(x)
+            except _ConcretizationError:
+                return None
+        out.append(x)
+    return out
 
 
 def _tensor_like(x):
@@ -188,7 +206,10 @@ def partition(a, kth, axis=-1, kind='introselect', order=None):
         return _np.partition(a, kth, axis, kind, order)
     if axis is None:
         a, axis = ravel(a), 0
-    return take_along_axis(a, _np.argpartition(concrete(a), kth, axis, kind, order), axis)
+    v = _values(a)
+    perm = _np.argpartition(v[0], kth, axis, kind, order) if v is not None else \
+        ops.sorting.argpartition(a, kth, axis)
+    return ops.sorting.take_along_axis(a, perm, axis)
 
 
 # --- elementwise composites -------------------------------------------------------------------
@@ -295,15 +316,36 @@ def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
 
 
 def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
-    return _np.isclose(concrete(a), concrete(b), rtol=rtol, atol=atol, equal_nan=equal_nan)
+    """`np.isclose` (a boolean result, not differentiable)."""
+    v = _values(a, b)
+    if v is not None:
+        return _np.isclose(*v, rtol=rtol, atol=atol, equal_nan=equal_nan)
+    # NumPy's definition: |a - b| <= atol + rtol |b| where b is finite, or exactly equal (so
+    # infinities are close only to themselves)
+    out = logical_or(logical_and(less_equal(abs(a - b), atol + rtol * abs(b)), isfinite(b)),
+                     equal(a, b))
+    return logical_or(out, logical_and(isnan(a), isnan(b))) if equal_nan else out
 
 
 def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
-    return bool(_np.allclose(concrete(a), concrete(b), rtol=rtol, atol=atol, equal_nan=equal_nan))
+    """`np.allclose`: a Python bool, or a traced boolean inside `vmap` and `jit`."""
+    v = _values(a, b)
+    if v is not None:
+        return bool(_np.allclose(*v, rtol=rtol, atol=atol, equal_nan=equal_nan))
+    return ops.sorting.all(isclose(a, b, rtol, atol, equal_nan))
 
 
-def array_equal(a, b):
-    return bool(_np.array_equal(concrete(a), concrete(b)))
+def array_equal(a, b, equal_nan=False):
+    """`np.array_equal`: a Python bool, or a traced boolean inside `vmap` and `jit`."""
+    v = _values(a, b)
+    if v is not None:
+        return bool(_np.array_equal(*v, equal_nan=equal_nan))
+    if shape_of(a) != shape_of(b):
+        return False
+    same = equal(a, b)
+    if equal_nan:
+        same = logical_or(same, logical_and(isnan(a), isnan(b)))
+    return ops.sorting.all(same)
 
 
 # --- reductions -------------------------------------------------------------------------------
@@ -438,19 +480,113 @@ def _nondiff_reduce(fn):
     def f(a, *args, **kwargs):
         # every argument made concrete: a Tensor left among `args` would dispatch straight back
         # here through __array_function__, forever
-        return fn(concrete(a), *[concrete(x) for x in args],
-                  **{k: concrete(v) for k, v in kwargs.items()})
+        try:
+            return fn(concrete(a), *[concrete(x) for x in args],
+                      **{k: concrete(v) for k, v in kwargs.items()})
+        except _ConcretizationError as e:
+            raise _ConcretizationError(
+                f'{fn.__name__}: the shape of its result depends on the values, so it cannot '
+                f'be computed on batched (vmap) or abstract (jit) values. {e}') from None
     f.__name__ = fn.__name__
-    f.__doc__ = f'`np.{fn.__name__}` on the values (not differentiable: an integer/boolean result).'
+    f.__doc__ = f'`np.{fn.__name__}` on the values (not differentiable; its result\'s shape ' \
+        'depends on the values, so not inside vmap or jit).'
     return f
 
 
-argmax, argmin, argsort, argwhere, nonzero, flatnonzero, count_nonzero, all, any, \
-    searchsorted, unique, digitize, shape_fn = map(_nondiff_reduce, (
-        _np.argmax, _np.argmin, _np.argsort, _np.argwhere, _np.nonzero, _np.flatnonzero,
-        _np.count_nonzero, _np.all, _np.any, _np.searchsorted, _np.unique, _np.digitize,
-        _np.shape))
-del shape_fn
+argwhere, nonzero, flatnonzero, unique = map(_nondiff_reduce, (
+    _np.argwhere, _np.nonzero, _np.flatnonzero, _np.unique))
+
+
+# Not differentiable (integer or boolean results), with static result shapes: NumPy itself on
+# concrete values, the primitives of chainrule.ops.sorting on values traced by vmap, jit or grad.
+
+def argmax(a, axis=None, out=None, *, keepdims=False):
+    """`np.argmax`: the index of the first largest element (flattened, or along `axis`)."""
+    v = _values(a)
+    if v is not None or out is not None:
+        return _np.argmax(concrete(a), axis=axis, out=out, keepdims=keepdims)
+    return ops.sorting.argmax(a, axis, keepdims)
+
+
+def argmin(a, axis=None, out=None, *, keepdims=False):
+    """`np.argmin`: the index of the first smallest element (flattened, or along `axis`)."""
+    v = _values(a)
+    if v is not None or out is not None:
+        return _np.argmin(concrete(a), axis=axis, out=out, keepdims=keepdims)
+    return ops.sorting.argmin(a, axis, keepdims)
+
+
+def argsort(a, axis=-1, kind=None, order=None, *, stable=None):
+    """`np.argsort`: the indices that sort `a` along `axis`."""
+    v = _values(a)
+    if v is not None:
+        return _np.argsort(v[0], axis=axis, kind=kind, order=order, stable=stable)
+    if axis is None:
+        a, axis = ravel(a), 0
+    return ops.sorting.argsort(a, axis, stable=bool(stable) or kind in ('stable', 'mergesort'))
+
+
+def _all_any(np_fn, op, a, axis, out, keepdims, where, masked):
+    v = _values(a, where)
+    if v is not None or out is not None:
+        kw = {} if where is None else {'where': concrete(where)}
+        return np_fn(concrete(a), axis=axis, out=out, keepdims=keepdims, **kw)
+    if where is not None:
+        a = masked(a, where)
+    return op(a, axis, keepdims)
+
+
+def all(a, axis=None, out=None, keepdims=False, *, where=None):
+    """`np.all`: whether every element (along `axis`, among those `where` selects) is true."""
+    return _all_any(_np.all, ops.sorting.all, a, axis, out, keepdims, where,
+                    lambda a, w: logical_or(a, logical_not(w)))
+
+
+def any(a, axis=None, out=None, keepdims=False, *, where=None):
+    """`np.any`: whether some element (along `axis`, among those `where` selects) is true."""
+    return _all_any(_np.any, ops.sorting.any, a, axis, out, keepdims, where,
+                    lambda a, w: logical_and(a, w))
+
+
+def count_nonzero(a, axis=None, *, keepdims=False):
+    """`np.count_nonzero`: the number of non-zero elements (along `axis`)."""
+    v = _values(a)
+    if v is not None:
+        return _np.count_nonzero(v[0], axis=axis, keepdims=keepdims)
+    return ops.sum(ops.astype(not_equal(a, 0), _np.intp), axis=axis, keepdims=keepdims)
+
+
+def searchsorted(a, v, side='left', sorter=None):
+    """`np.searchsorted`: where to insert `v` into the sorted 1-D `a` to keep it sorted."""
+    vals = _values(a, v, sorter)
+    if vals is not None:
+        return _np.searchsorted(vals[0], vals[1], side=side, sorter=vals[2])
+    if sorter is not None:
+        a = take(a, sorter)
+    return ops.sorting.searchsorted(a, v, side)
+
+
+def digitize(x, bins, right=False):
+    """`np.digitize`: the index of the bin each `x` falls in. Inside `vmap` and `jit` the bins'
+    direction is decided by their first and last elements (non-monotonic bins go unnoticed)."""
+    vals = _values(x, bins)
+    if vals is not None:
+        return _np.digitize(vals[0], vals[1], right=right)
+    side = 'left' if right else 'right'     # as NumPy: the arguments are swapped
+    n = shape_of(bins)[0]
+    up = searchsorted(bins, x, side)
+    down = n - searchsorted(flip(bins), x, side)
+    return where(less_equal(bins[0], bins[-1]), up, down)
+
+
+def isin(element, test_elements, assume_unique=False, invert=False):
+    """`np.isin`: whether each element of `element` is among `test_elements`."""
+    vals = _values(element, test_elements)
+    if vals is not None:
+        return _np.isin(vals[0], vals[1], assume_unique=assume_unique, invert=invert)
+    s = shape_of(element)
+    hit = ops.sorting.any(equal(reshape(element, s + (1,)), ravel(test_elements)), axis=-1)
+    return logical_not(hit) if invert else hit
 
 
 def shape(a):
@@ -804,43 +940,43 @@ def pad(array, pad_width, mode='constant', constant_values=0):
 # --- indexing ---------------------------------------------------------------------------------
 
 def take(a, indices, axis=None, mode=None):
-    indices = _np.asarray(concrete(indices))
-    if axis is None:
-        return ravel(a)[indices]
-    nd = len(shape_of(a))
-    axis = _axis1(axis, nd, 'take')
-    return a[(slice(None),) * axis + (indices,)]
-
-
-def take_along_axis(arr, indices, axis):
-    indices = _np.asarray(concrete(indices))
-    s = shape_of(arr)
-    if axis is None:
-        return ravel(arr)[indices]
-    nd = len(s)
-    axis = _axis1(axis, nd, 'take_along_axis')
-    if indices.ndim != nd:
-        raise ShapeError(f'take_along_axis: indices of shape {indices.shape} must have as many '
-                         f'dimensions as arr of shape {s}')
-    shape = _np.broadcast_shapes(tuple(d if i != axis else 1 for i, d in enumerate(s)),
-                                 tuple(d if i != axis else 1 for i, d in enumerate(indices.shape)))
-    full_shape = tuple(indices.shape[i] if i == axis else shape[i] for i in range(nd))
-    idx = []
-    for i in range(nd):
-        if i == axis:
-            idx.append(_np.broadcast_to(indices, full_shape))
-        else:
-            r = _np.arange(s[i]).reshape(tuple(-1 if j == i else 1 for j in range(nd)))
-            idx.append(_np.broadcast_to(r, full_shape))
-    return arr[tuple(idx)]
-
-
-def sort(a, axis=-1, kind=None, order=None):
-    """`np.sort`, differentiable: the gradient follows each element to its sorted place."""
+    """`np.take`, differentiable in `a`, with modes 'raise' (the default), 'wrap' and 'clip';
+    `indices` may be traced (computed inside `vmap` or `jit`): then one gather primitive."""
     if axis is None:
         a, axis = ravel(a), 0
-    perm = _np.argsort(concrete(a), axis=axis, kind='stable')
-    return take_along_axis(a, perm, axis)
+    axis = _axis1(axis, len(shape_of(a)), 'take')
+    n = shape_of(a)[axis]
+    if mode == 'wrap':
+        indices = mod(indices, n)
+    elif mode == 'clip':
+        indices = clip(indices, 0, n - 1)
+    iv = _values(indices)
+    if iv is None:
+        return ops.sorting.take(a, indices, axis)
+    return a[(slice(None),) * axis + (_np.asarray(iv[0]),)]
+
+
+def take_along_axis(arr, indices, axis=-1):
+    """`np.take_along_axis`, differentiable in `arr`; `indices` may be traced (the result of
+    `argsort` inside `vmap` or `jit`). One gather primitive whose VJP is a scatter-add."""
+    if axis is None:
+        arr, axis = ravel(arr), 0
+    if not _is_traced(arr, indices):
+        return _np.take_along_axis(_np.asarray(arr), _np.asarray(indices), axis)
+    return ops.sorting.take_along_axis(arr, indices, axis)
+
+
+def sort(a, axis=-1, kind=None, order=None, *, stable=None):
+    """`np.sort`, differentiable: `take_along_axis(a, argsort(a))`, so the gradient follows
+    each element to its sorted place (ties keep their order: a stable sort)."""
+    if not isinstance(a, Tracer):
+        return _np.sort(a, axis=axis, kind=kind, order=order)
+    if axis is None:
+        a, axis = ravel(a), 0
+    v = _values(a)
+    perm = _np.argsort(v[0], axis=axis, kind='stable') if v is not None else \
+        ops.sorting.argsort(a, axis)
+    return ops.sorting.take_along_axis(a, perm, axis)
 
 
 def diagonal(a, offset=0, axis1=0, axis2=1):
@@ -1113,16 +1249,16 @@ def correlate(a, v, mode='valid'):
 
 
 def interp(x, xp, fp, left=None, right=None):
-    """Linear interpolation, differentiable in `fp` (and in `x` between knots)."""
-    xpc = _np.asarray(concrete(xp))
-    xc = _np.asarray(concrete(x))
-    i = _np.clip(_np.searchsorted(xpc, xc, side='right') - 1, 0, len(xpc) - 2)
-    x0, x1 = xpc[i], xpc[i + 1]
+    """Linear interpolation, differentiable in `fp`, and in `x` and `xp` between knots; the
+    knot search is `searchsorted`, so it works inside `vmap` and `jit` too."""
+    n = shape_of(xp)[0]
+    i = clip(searchsorted(xp, x, side='right') - 1, 0, n - 2)
+    x0, x1 = take(xp, i), take(xp, i + 1)
     t = (x - x0) / (x1 - x0)
     f0, f1 = take(fp, i), take(fp, i + 1)
     out = f0 + t * (f1 - f0)
-    out = where(xc < xpc[0], fp[0] if left is None else left, out)
-    return where(xc > xpc[-1], fp[-1] if right is None else right, out)
+    out = where(less(x, xp[0]), fp[0] if left is None else left, out)
+    return where(greater(x, xp[-1]), fp[-1] if right is None else right, out)
 
 
 def polyval(p, x):
@@ -1160,18 +1296,10 @@ def corrcoef(x, y=None, rowvar=True):
     return c / reshape(d, (-1, 1)) / reshape(d, (1, -1))
 
 
-def _no_diff(name):
-    def f(*args, **kwargs):
-        return getattr(_np, name)(*[concrete(a) for a in args], **kwargs)
-    f.__name__ = name
-    return f
-
-
 floor_divide_int = None
 del floor_divide_int
-bincount = _no_diff('bincount')
-histogram = _no_diff('histogram')
-isin = _no_diff('isin')
+bincount = _nondiff_reduce(_np.bincount)     # result shapes depend on the values
+histogram = _nondiff_reduce(_np.histogram)
 logical_any = None
 del logical_any
 

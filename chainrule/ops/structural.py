@@ -12,7 +12,8 @@ import math
 import numpy as np
 
 from chainrule import ops
-from chainrule.core import PerArg, Primitive, ShapeError, Tracer, bind, concrete
+from chainrule.core import (
+    ConcretizationError, PerArg, Primitive, ShapeError, Tracer, bind, concrete)
 
 
 # --- broadcasting, reshaping, transposing, dtype ---------------------------------------------
@@ -269,7 +270,10 @@ at_add_p = Primitive('at_add', _at_add_impl, linear=True,
 
 def getitem(x, idx):
     """`x[idx]` for ints, slices, `None`, `...`, integer and boolean arrays."""
-    idx = normalize_index(idx)
+    try:
+        idx = normalize_index(idx)
+    except ConcretizationError:     # an index array traced by vmap or jit: a gather
+        return ops.sorting.getitem_traced(x, idx)
     if not isinstance(x, Tracer):
         return np.asarray(x)[idx]
     try:
