@@ -176,6 +176,8 @@ def main(argv=None):
                    'used by the test suite)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     args = p.parse_args(argv)
+    if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
+        p.error('--epochs and --batch-size must be at least 1 and --lr positive')
 
     os.makedirs(args.out, exist_ok=True)
     model, opt, history, (x_te, y_te) = train(args.epochs, args.seed, args.batch_size, args.lr,

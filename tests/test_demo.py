@@ -18,11 +18,13 @@ from chainrule import demo  # noqa: E402
 
 
 def test_quick_mode_writes_everything_and_reloads_identically(tmp_path, capsys):
-    res = demo.main(['--quick', '--out', str(tmp_path), '--no-progress'])
+    res = demo.main(['--quick', '--out', str(tmp_path)])
     assert res['reload_identical'] is True
     assert len(res['history']['loss']) == 1 and 0 <= res['test_acc'] <= 1
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert 'held-out accuracy' in out and 'predicts identically: True' in out
+    assert 'training: 100%' in captured.err                  # the tqdm progress bar
     names = set(os.listdir(tmp_path))
     assert {'model.npz', 'training.png', 'model_graph.dot'} <= names
     assert (tmp_path / 'training.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
