@@ -521,7 +521,12 @@ class LayerNorm(Module):
 
 class BatchNorm1d(Module):
     """Batch normalisation of `(N, C)` or `(N, C, L)` inputs over the batch: batch statistics
-    in training (updating `running_mean`/`running_var`), running statistics in evaluation."""
+    in training (updating `running_mean`/`running_var`), running statistics in evaluation.
+
+    Known limitation: the running statistics are updated in place from concrete values, so a
+    module in training mode works eagerly and under `grad`, but not under `jit` or `vmap`
+    (a `ConcretizationError` says so); in evaluation mode it works everywhere.
+    """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, dtype=np.float32):
@@ -552,7 +557,12 @@ class BatchNorm1d(Module):
 
 class Dropout(Module):
     """Zero each element with probability `p` in training (scaling the rest by 1/(1-p));
-    the identity in evaluation. `rng` seeds the masks."""
+    the identity in evaluation. `rng` seeds the masks.
+
+    Known limitation: the mask is drawn in Python, so under `jit` it is drawn once, when the
+    function is traced, and then reused by every call; use dropout eagerly or in `grad`, or
+    pass masks in as arguments of the jitted function.
+    """
 
     def __init__(self, p=0.5, rng=None):
         if not 0 <= p < 1:
