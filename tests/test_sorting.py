@@ -149,6 +149,17 @@ def test_scatter_along_axis_is_the_transpose_of_the_gather():
                 modes=('fwd', 'rev'))
 
 
+def test_hessian_of_a_sort_based_function_is_analytic():
+    # f = sum_j w_j sort(x)_j^3: element i sits at place r(i), so H = diag(6 w_r(i) x_i)
+    x = X[3]
+    rank = np.argsort(np.argsort(x))
+    f = lambda x: cnp.sum(cnp.sort(x) ** 3 * W)                      # noqa: E731
+    want = np.diag(6 * W[rank] * x)
+    np.testing.assert_allclose(cr.hessian(f)(x), want, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(cr.jacrev(cr.jacfwd(f))(x), want, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(cr.jit(cr.hessian(f))(x), want, rtol=1e-13, atol=1e-15)
+
+
 # --- vmap equals a loop ------------------------------------------------------------------------
 
 B3 = RNG.normal(size=(3, 4, 5))

@@ -238,6 +238,8 @@ def _aligned(x, idx, axis, op):
     if len(sx) != len(si):
         raise ShapeError(f'{op}: indices of shape {si} must have as many dimensions as the '
                          f'array of shape {sx}')
+    if sx[:axis] == si[:axis] and sx[axis + 1:] == si[axis + 1:]:
+        return x, idx               # the common case (sort): nothing to broadcast
     try:
         other = np.broadcast_shapes(sx[:axis] + (1,) + sx[axis + 1:],
                                     si[:axis] + (1,) + si[axis + 1:])
