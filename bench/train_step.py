@@ -23,7 +23,6 @@ for _v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
-import chainrule as cr  # noqa: E402
 from chainrule import nn, optim  # noqa: E402
 from chainrule.demo import SmallCNN  # noqa: E402
 

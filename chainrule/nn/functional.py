@@ -22,7 +22,7 @@ import chainrule.numpy as cnp
 from chainrule import ops
 from chainrule.core import ShapeError, Tracer, dtype_of, shape_of
 from chainrule.ops import nn as nnops
-from chainrule.ops.nn import conv_output_size, erf, linear, relu, sigmoid
+from chainrule.ops.nn import erf, linear, relu, sigmoid
 
 __all__ = [
     'linear', 'relu', 'gelu', 'tanh', 'sigmoid', 'softmax', 'log_softmax', 'erf',
@@ -172,18 +172,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0):
     Returns:
         `(N, C, OH, OW)`.
     """
-    k = nnops._pair(kernel_size, 'kernel_size', 'max_pool2d')
-    s = k if stride is None else nnops._pair(stride, 'stride', 'max_pool2d')
-    p = nnops._pair(padding, 'padding', 'max_pool2d')
-    si = shape_of(input)
-    if len(si) != 4:
-        raise ShapeError(f'max_pool2d: input must be (N, C, H, W), got shape {si}')
+    k, s, p = nnops._window_args(shape_of(input), kernel_size,
+                                 kernel_size if stride is None else stride, padding, 'max_pool2d')
     if p[0] * 2 > k[0] or p[1] * 2 > k[1]:
         raise ValueError(f'max_pool2d: padding {p} must be at most half the kernel {k}')
-    n, c, h, w = si
-    oh, ow = conv_output_size(h, k[0], s[0], p[0]), conv_output_size(w, k[1], s[1], p[1])
-    if oh < 1 or ow < 1:
-        raise ShapeError(f'max_pool2d: kernel {k} is larger than the input {si[2:]}')
     return nnops.max_pool2d(input, kernel=k, stride=s, padding=p)
 
 

@@ -9,13 +9,13 @@ derivatives work.
 |---|---|---|
 | `linear(x, w, b)` | `x @ w.T + b` | one node instead of transpose, matmul, broadcast, add |
 | `relu(x)` | `max(x, 0)` | `maximum` splits ties and needs a broadcast of 0 |
-| `sigmoid(x)` | `1 / (1 + exp(-x))` as `(1 + tanh(x/2)) / 2` | stable for large `abs(x)`, one node |
+| `sigmoid(x)` | `1 / (1 + exp(-x))`, as `(1 + tanh(x/2)) / 2` | stable for any `x`, one node |
 | `erf(x)` | the error function (exact GELU) | NumPy has none |
 | `log_softmax(x, axis)` | `x - logsumexp(x)` | stable, VJP `g - softmax * sum(g)` |
-| `cross_entropy(z, t)` | `-mean(log_softmax(z)[i, t_i])` | VJP `(softmax(z) - onehot(t)) / N`, one node |
+| `cross_entropy(z, t)` | `-mean(log_softmax(z)[i, t_i])` | one node, VJP `(softmax - onehot) / N` |
 | `conv2d(x, w, b)` | im2col, one matmul, bias | one node; its rules use `unfold`/`fold` |
 | `unfold(x)` / `fold(c)` | im2col / col2im | each other's transpose (the conv's traced rules) |
-| `max_pool2d(x)` | max over windows | VJP/JVP by the winners' mask (`pool_scatter`/`pool_gather`) |
+| `max_pool2d(x)` | max over windows | VJP/JVP select by the winners' mask (`pool_scatter`) |
 
 Each primitive also has a `vmap` rule (at the end of the file), so per-example gradients of a
 network vectorise. Rules with NumPy fast paths: when no argument is traced (the eager backward pass), a rule
