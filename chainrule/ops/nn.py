@@ -18,7 +18,9 @@ derivatives work.
 | `max_pool2d(x)` | max over windows | VJP/JVP select by the winners' mask (`pool_scatter`) |
 
 Each primitive also has a `vmap` rule (at the end of the file), so per-example gradients of a
-network vectorise. Rules with NumPy fast paths: when no argument is traced (the eager backward pass), a rule
+network vectorise.
+
+Rules with NumPy fast paths: when no argument is traced (the eager backward pass), a rule
 computes its formula with NumPy directly; the same formula in chainrule ops serves every traced
 case (higher derivatives, `jit`, `vmap`), so the fast path never changes what is differentiable.
 """
