@@ -265,8 +265,11 @@ def fmin(x, y):
     return where(logical_or(isnan(y), less_equal(x, y)), x, y)
 
 
-def clip(a, a_min=None, a_max=None):
-    """`np.clip`: gradient 1 inside [a_min, a_max] (bounds included, as PyTorch), 0 outside."""
+def clip(a, a_min=None, a_max=None, *, min=None, max=None):
+    """`np.clip`: gradient 1 inside [a_min, a_max] (bounds included, as PyTorch), 0 outside.
+    `min=`/`max=` are NumPy 2's names for the bounds."""
+    a_min = min if a_min is None else a_min
+    a_max = max if a_max is None else a_max
     out = a
     if a_min is not None:
         out = where(less(a, a_min), a_min, out)
