@@ -140,7 +140,8 @@ def _np_at_add(x, y):
 
 
 _IDX_ROWS = [
-    ('int', 1), ('slice', (slice(None), slice(1, None, 2))), ('ellipsis_none', (Ellipsis, None, 0)),
+    ('int', 1), ('slice', (slice(None), slice(1, None, 2))),
+    ('ellipsis_none', (Ellipsis, None, 0)),
     ('int_array', np.array([2, 0, 2])), ('bool_mask', np.array([True, False, True, True])),
     ('mixed', (np.array([0, 2, 0]), np.array([1, 0, 1]))),
     ('slice_array', (slice(1, None), np.array([2, 0, 2]))),

@@ -332,7 +332,7 @@ def test_every_public_function_has_a_row():
     assert not stale, f'rows or exemptions naming no public function: {stale}'
 
 
-# --- regressions found by the table ----------------------------------------------------------------
+# --- regressions found by the table --------------------------------------------------------------
 
 PRODUCTS = {
     'cumprod': (lambda x: cnp.cumprod(x, axis=1), lambda T, t: T.cumprod(t, 1)),
@@ -367,7 +367,7 @@ def test_fmax_fmin_ignore_nans_on_either_side(name):
     np.testing.assert_array_equal(t.grad.numpy(), [0.0, 1.0, 1.0, name == 'fmax'])
 
 
-# --- shape errors: raised by chainrule, naming the op and the shapes -------------------------------
+# --- shape errors: raised by chainrule, naming the op and the shapes -----------------------------
 
 def _T(*shape):
     return cr.Tensor(np.ones(shape), requires_grad=True)

@@ -475,7 +475,7 @@ def test_value_tensor_grad_and_finite_differences_agree(name):
         assert d == pytest.approx(v, rel=1e-6), f'{name}: finite differences, argument {i}'
 
 
-# --- PyTorch --------------------------------------------------------------------------------------
+# --- PyTorch -------------------------------------------------------------------------------------
 
 def _lib(torch=None):
     """The few functions the programs below need, in chainrule's or torch's spelling."""
@@ -518,7 +518,7 @@ def test_tensor_gradients_match_torch(name):
         np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
-# --- Tensor code inside transforms ----------------------------------------------------------------
+# --- Tensor code inside transforms ---------------------------------------------------------------
 
 @pytest.mark.parametrize('create_graph', [False, True])
 def test_backward_inside_grad_is_differentiated_by_grad(create_graph):
