@@ -75,9 +75,9 @@ class BatchTracer(Tracer):
         raise ConcretizationError(
             f'a single concrete value is needed here, but inside vmap this value differs from '
             f'one example to the next (a batch of {self._trace.size} values of shape '
-            f'{self.shape}). Python control flow on batched values (if, while, int(), '
-            'indexing with a batched index) cannot be vectorised: use cnp.where to select, or '
-            'move the branch outside vmap.')
+            f'{self.shape}). Python control flow on batched values (if, while, int(), a '
+            'NumPy array indexed by a batched value) cannot be vectorised: use cnp.where to '
+            'select and cnp.take to index, or move the branch outside vmap.')
 
     def __bool__(self):
         return bool(self._concrete())

@@ -197,7 +197,9 @@ def real_if_close(a, tol=100):
     if dtype_of(a).kind != 'c':
         return a
     t = tol * _np.finfo(dtype_of(a)).eps if tol > 1 else tol
-    return real(a) if _np.all(_np.abs(_np.imag(concrete(a))) < t) else a
+    v = _concrete_for('real_if_close', 'whether its result is real or complex depends on the '
+                      'values (use cnp.real if the imaginary parts are known to be negligible)', a)
+    return real(a) if _np.all(_np.abs(_np.imag(v)) < t) else a
 
 
 def partition(a, kth, axis=-1, kind='introselect', order=None):
@@ -479,17 +481,22 @@ def average(a, axis=None, weights=None, returned=False, keepdims=False):
     return (avg, scl) if returned else avg
 
 
+def _concrete_for(op, why, x):
+    """`concrete(x)`, with an error saying why `op` needs the values when there are none."""
+    try:
+        return concrete(x)
+    except _ConcretizationError as e:
+        raise _ConcretizationError(f'{op}: {why}, so it cannot be computed on batched (vmap) or '
+                                   f'abstract (jit) values. {e}') from None
+
+
 def _nondiff_reduce(fn):
-    def f(a, *args, **kwargs):
+    def f(*args, **kwargs):
         # every argument made concrete: a Tensor left among `args` would dispatch straight back
         # here through __array_function__, forever
-        try:
-            return fn(concrete(a), *[concrete(x) for x in args],
-                      **{k: concrete(v) for k, v in kwargs.items()})
-        except _ConcretizationError as e:
-            raise _ConcretizationError(
-                f'{fn.__name__}: the shape of its result depends on the values, so it cannot '
-                f'be computed on batched (vmap) or abstract (jit) values. {e}') from None
+        def values(x):
+            return _concrete_for(fn.__name__, 'the shape of its result depends on the values', x)
+        return fn(*[values(x) for x in args], **{k: values(v) for k, v in kwargs.items()})
     f.__name__ = fn.__name__
     f.__doc__ = f'`np.{fn.__name__}` on the values (not differentiable; its result\'s shape ' \
         'depends on the values, so not inside vmap or jit).'
