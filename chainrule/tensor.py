@@ -426,7 +426,7 @@ class Tensor(Tracer):
                 '`with cr.no_grad():`, as optimizers do.')
         if (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)) and \
                 _grad_enabled.get():
-            new = fn(self, other)           # recorded out of place; saved arrays stay intact
+            new = _inplace_result(name, self, fn(self, other))   # recorded out of place
             self.data, self._node, self.requires_grad = new.data, new._node, new.requires_grad
             # no saved array was modified, so this is a new value with a version counter of its
             # own; bumping the old counter would flag the node that just saved the old value
@@ -448,6 +448,7 @@ class Tensor(Tracer):
             res = fn(self.data, o)
             if isinstance(res, Tensor):
                 res = res.data
+            res = _inplace_result(name, self, res)
             try:
                 self.data[...] = res
             except (ValueError, TypeError):
@@ -542,6 +543,24 @@ class _HookHandle:
     def remove(self):
         if self._fn in self._hooks:
             self._hooks.remove(self._fn)
+
+
+def _inplace_result(name, t, res):
+    """`res` checked as the new contents of `t` in place: the same shape (an in-place operation
+    cannot broadcast its target), and a dtype NumPy's same_kind rule casts to t's (a float
+    result does not go into an integer Tensor, as NumPy and PyTorch refuse; float64 into float32
+    is cast, so float32 stays float32)."""
+    shape, dt = ops.shape_of(res), ops.dtype_of(res)
+    if shape != t.shape:
+        raise ShapeError(f'{name}: the result has shape {shape}, but an in-place operation cannot '
+                         f'change the shape {t.shape} of the Tensor it modifies')
+    if dt != t.dtype:
+        if not np.can_cast(dt, t.dtype, 'same_kind'):
+            raise DTypeError(f'{name}: a {dt} result cannot be stored in place in a {t.dtype} '
+                             "Tensor (NumPy's same_kind casting rule); use an out-of-place "
+                             'operation, e.g. x = x + y')
+        res = ops.astype(res, t.dtype)
+    return res
 
 
 def _accumulate(node, g):
