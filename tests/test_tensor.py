@@ -420,6 +420,25 @@ def test_inplace_change_through_a_detached_view_is_detected():
         y.backward()
 
 
+def test_inplace_ops_keep_shape_and_dtype_as_numpy_does():
+    i = cr.tensor([1, 2])
+    with pytest.raises(cr.DTypeError, match=r'\+=: a float64 result .* int64 Tensor'):
+        i += 1.5                        # NumPy and PyTorch refuse too (no silent truncation)
+    i *= 3
+    np.testing.assert_array_equal(i.numpy(), [3, 6])
+    f = cr.tensor([1.0, 2.0])
+    with pytest.raises(cr.ShapeError, match=r'\(3, 2\).*cannot change the shape \(2,\)'):
+        f += np.ones((3, 2))
+    x = leaf(np.ones(2, np.float32))
+    y = x * 1.0
+    y += leaf(np.ones(2))               # recorded; a float64 result is cast back to float32
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+    with pytest.raises(cr.ShapeError, match='cannot change the shape'):
+        y += np.ones((3, 2))
+
+
 def test_inplace_ops_on_non_leaves_are_recorded():
     x = leaf(A)
     y = x * 1.0
