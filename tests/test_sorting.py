@@ -221,6 +221,33 @@ def test_vmap_equals_loop(name, f, in_axes, args):
     _vmap_equals_loop(f, in_axes, *args)
 
 
+@pytest.mark.parametrize('x,f', [
+    (B3, lambda x: cnp.at(x)[cnp.argmax(x[:, 0])].set(0.0)),
+    (B3, lambda x: cnp.at(x)[:, cnp.argsort(x[0]) % 3].set(x * 2)),   # repeats: the last wins
+    (B3, lambda x: cnp.at(x)[:, cnp.argsort(x[0])[:3] % 2].add(x[:, :3])),   # repeats add up
+    (B4, lambda x: cnp.at(x)[1, :, cnp.argsort(x[0, 0])[:3]].set(x[0, :3, :4])),   # axes first
+    (B4, lambda x: cnp.at(x)[1, :, cnp.argsort(x[0, 0])[:3] % 2].add(x[0, :3, :4])),
+    (B3, lambda x: cnp.at(x)[..., cnp.argsort(x[0]) % 2].set(x * 3)),
+    (B3, lambda x: cnp.at(x)[1:, cnp.argmin(x[0])].add(1.0)),
+    (B3, lambda x: cnp.at(x)[cnp.argmin(x[0]) - 4].multiply(3.0)),        # a negative index
+])
+def test_indexed_updates_at_traced_indices(x, f):
+    # the loop runs the eager path (NumPy's own indexed assignment and np.add.at)
+    _vmap_equals_loop(f, (0,), x)
+    # (repeated indices are summed before they are added to x: equal up to rounding)
+    np.testing.assert_allclose(cr.jit(f)(x[0]), f(x[0]), rtol=1e-14)
+
+
+@pytest.mark.parametrize('kind', ['set', 'add'])
+def test_indexed_update_gradients_at_traced_indices(kind):
+    def f(x):
+        def one(r):
+            at = cnp.at(r)[cnp.argsort(r) % 3]
+            return at.set(r * r) if kind == 'set' else at.add(r * r)
+        return cr.vmap(one)(x)
+    check_grads(f, (X,), order=2, modes=('fwd', 'rev'))
+
+
 def test_nested_vmap_of_searchsorted_and_gather():
     a = np.sort(RNG.normal(size=(2, 3, 6)), axis=-1)
     v = RNG.normal(size=(2, 3, 4))

@@ -9,7 +9,7 @@ batching rule; `take_along_axis` (a gather along one axis with an integer array 
 be traced) is differentiable, and its transpose `scatter_along_axis` (a scatter-add) is its VJP.
 `chainrule.numpy` builds `sort` (`take_along_axis(x, argsort(x))`, so the gradient follows each
 element to its sorted place), `take`, `partition`, `interp`, `digitize` and indexing with a
-traced integer array (`x[cnp.argmax(x)]`) on them.
+traced integer array (`x[cnp.argmax(x)]`, `cnp.at(x)[i].set(v)`) on them.
 
     >>> import numpy as np, chainrule as cr, chainrule.numpy as cnp
     >>> cr.vmap(cnp.sort)(np.array([[3.0, 1.0, 2.0], [0.0, -1.0, 5.0]]))
@@ -35,7 +35,7 @@ from chainrule.ops.structural import _all_batched, _batch_size, _shifted_axis, n
 
 __all__ = [
     'argsort', 'argpartition', 'argmax', 'argmin', 'all', 'any', 'searchsorted',
-    'take_along_axis', 'scatter_along_axis', 'take', 'getitem_traced',
+    'take_along_axis', 'scatter_along_axis', 'take', 'getitem_traced', 'index_update_traced',
 ]
 
 
@@ -295,45 +295,105 @@ def _is_int(i):
     return isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))
 
 
-def getitem_traced(x, idx):
-    """`x[idx]` where `idx` holds an integer array with no concrete value (inside `vmap` or
-    `jit`): one such array, among integers, slices, `...` and `None`, is a gather along the
-    axis it indexes (`x[i]`, `x[:, i]`, `x[..., i]`, `x[1:, i]`, `x[0, i]`), with NumPy's
-    placement of the result's axes. Other patterns raise a `ConcretizationError` that names
-    the alternatives."""
+def _traced_index(x, idx, op):
+    """Take apart an index holding one integer array `t` with no concrete value.
+
+    Returns:
+        (basic, full, t, axis, front): `basic` is the index with `t` replaced by a full slice
+        (integers, slices, `...` and None: concrete), `full` whether it selects all of `x`,
+        `axis` the axis of `x[basic]` that `t` indexes, and `front` whether NumPy puts the
+        gathered axes first (a slice, `...` or None separates two advanced indices -- integers
+        count as advanced ones).
+    """
     idx = idx if isinstance(idx, tuple) else (idx,)
     traced = [k for k, i in enumerate(idx) if isinstance(i, Tracer)]
     k = traced[0]
     t = idx[k]
     if ops.dtype_of(t) == np.bool_:
         raise ConcretizationError(
-            f'indexing with a traced boolean mask (shape {ops.shape_of(t)}) selects a number of '
+            f'{op}: a traced boolean mask (shape {ops.shape_of(t)}) selects a number of '
             'elements that depends on the values, which vmap and jit cannot represent: use '
             'cnp.where(mask, x, 0) to keep the shape, or apply the mask outside the transform.')
     simple = builtins.all(i is None or i is Ellipsis or isinstance(i, slice) or _is_int(i)
                           for j, i in enumerate(idx) if j != k)
     if len(traced) > 1 or not simple:
         raise ConcretizationError(
-            f'indexing an array of shape {ops.shape_of(x)} with {idx!r}: an integer index '
-            'array without a concrete value (inside vmap or jit) is supported alone along one '
-            'axis, with integers, slices, ... and None around it (x[i], x[:, i], x[0, ..., i]). '
-            'Use cnp.take(x, i, axis) or cnp.take_along_axis(x, i, axis) for other patterns.')
-    _check_int(t, 'getitem')
-    # The integers and slices first (a basic index), then a gather along the axis `t` indexes,
-    # which sits after the axes that the entries before it keep (slices, None, the ellipsis).
+            f'{op}: indexing an array of shape {ops.shape_of(x)} with {idx!r}: an integer '
+            'index array without a concrete value (inside vmap or jit) is supported alone '
+            'along one axis, with integers, slices, ... and None around it (x[i], x[:, i], '
+            'x[0, ..., i]). Use cnp.take(x, i, axis) or cnp.take_along_axis(x, i, axis) for '
+            'other patterns.')
+    _check_int(t, op)
+    # `t` indexes the axis of x[basic] after those kept by the entries before it (slices,
+    # None, the ellipsis; integers remove theirs)
     nd_used = builtins.sum(1 for i in idx if i is not None and i is not Ellipsis)
     ell = len(ops.shape_of(x)) - nd_used
     axis = builtins.sum(ell if i is Ellipsis else 0 if _is_int(i) else 1 for i in idx[:k])
     basic = idx[:k] + (slice(None),) + idx[k + 1:]
     full = builtins.all(i is Ellipsis or (isinstance(i, slice) and i == slice(None))
                         for i in basic)
-    out = take(x if full else ops.getitem(x, basic), t, axis)
-    # As NumPy: integers count as advanced indices too, and when a slice, `...` or None
-    # separates two advanced indices, the result's advanced axes go first.
     adv = [j for j, i in enumerate(idx) if j == k or _is_int(i)]
-    nt = len(ops.shape_of(t))
-    if adv[-1] - adv[0] + 1 != len(adv) and axis and nt:
-        nd = len(ops.shape_of(out))
-        moved = list(range(axis, axis + nt))
-        out = ops.transpose(out, tuple(moved + [a for a in range(nd) if a not in moved]))
+    front = adv[-1] - adv[0] + 1 != len(adv) and axis > 0 and len(ops.shape_of(t)) > 0
+    return basic, full, t, axis, front
+
+
+def _front_order(nd, axis, nt):
+    """The transpose that moves axes axis..axis+nt-1 of an nd-array to the front."""
+    moved = list(range(axis, axis + nt))
+    return tuple(moved + [a for a in range(nd) if a not in moved])
+
+
+def getitem_traced(x, idx):
+    """`x[idx]` where `idx` holds an integer array with no concrete value (inside `vmap` or
+    `jit`): one such array, among integers, slices, `...` and `None`, is a gather along the
+    axis it indexes (`x[i]`, `x[:, i]`, `x[..., i]`, `x[1:, i]`, `x[0, i]`), with NumPy's
+    placement of the result's axes. Other patterns raise a `ConcretizationError` that names
+    the alternatives."""
+    basic, full, t, axis, front = _traced_index(x, idx, 'getitem')
+    out = take(x if full else ops.getitem(x, basic), t, axis)
+    if front:
+        out = ops.transpose(out, _front_order(len(ops.shape_of(out)), axis,
+                                              len(ops.shape_of(t))))
     return out
+
+
+def index_update_traced(kind, x, idx, y):
+    """`cnp.at(x)[idx].set(y)` (`kind='set'`) or `.add(y)` (`'add'`) where `idx` holds an
+    integer array with no concrete value (the index patterns of `getitem_traced`): a
+    scatter along the axis it indexes. Repeated indices accumulate for `add`; for `set` the
+    last one wins, as in NumPy."""
+    op = f'at[...].{kind}'
+    basic, full, t, axis, front = _traced_index(x, idx, op)
+    region = x if full else ops.getitem(x, basic)        # the part of x the index reaches
+    sr, st = ops.shape_of(region), ops.shape_of(t)
+    n, m, nt = sr[axis], int(np.prod(st)), len(st)
+    dt = ops.dtype_of(x)
+    inplace = sr[:axis] + st + sr[axis + 1:]             # x[idx]'s shape, `t`'s axes in place
+    if isinstance(y, Tracer):
+        y = ops.astype(y, dt)
+    else:
+        y = np.asarray(y, dt)
+    if front:
+        order = _front_order(len(inplace), axis, nt)
+        y = ops.broadcast_to(y, tuple(inplace[a] for a in order))
+        y = ops.transpose(y, tuple(np.argsort(order)))
+    else:
+        y = ops.broadcast_to(y, inplace)
+    lay = (1,) * axis + (m,) + (1,) * (len(sr) - axis - 1)   # t laid along `axis`
+    y = ops.reshape(y, sr[:axis] + (m,) + sr[axis + 1:])
+    ti = ops.mod(ops.reshape(t, (m,)), n)                # negative indices count from the end
+    if kind == 'set':
+        # the last of repeated indices wins: drop each entry whose index recurs later on
+        later = np.triu(np.ones((m, m), np.bool_), 1)
+        same = ops.equal(ops.reshape(ti, (m, 1)), ops.reshape(ti, (1, m)))
+        keep = ops.logical_not(any(ops.logical_and(same, later), axis=1))
+        y = ops.where(ops.reshape(keep, lay), y, np.zeros((), dt))
+    upd = scatter_along_axis(y, ops.broadcast_to(ops.reshape(ti, lay), ops.shape_of(y)),
+                             axis, n)
+    if kind == 'add':
+        new = region + upd
+    else:
+        hits = scatter_along_axis(np.ones(m, np.intp), ti, 0, n)
+        new = ops.where(ops.reshape(ops.greater(hits, 0), lay[:axis] + (n,) + lay[axis + 1:]),
+                        upd, region)
+    return new if full else ops.at_set(x, new, basic)

@@ -291,7 +291,10 @@ def scatter_add(u, idx, shape):
 
 
 def _index_update(prim, x, idx, y):
-    idx = normalize_index(idx)
+    try:
+        idx = normalize_index(idx)
+    except ConcretizationError:     # an index array traced by vmap or jit: a scatter
+        return ops.sorting.index_update_traced('set' if prim is at_set_p else 'add', x, idx, y)
     xs = ops.shape_of(x)
     target = np.empty(xs, dtype=np.bool_)[idx].shape
     if isinstance(y, Tracer):
