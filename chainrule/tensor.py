@@ -202,7 +202,9 @@ class Tensor(Tracer):
         t.grad = None
         t.requires_grad = node is not None
         t._node = node
-        t._version = [0]
+        v = t._version = [0]
+        if node is not None and node.out_version is None:
+            node.out_version = v    # so modifying this output in place is detected (see reverse)
         return t
 
     # --- basic properties ---------------------------------------------------------------------
@@ -429,9 +431,9 @@ class Tensor(Tracer):
             new = _inplace_result(name, self, fn(self, other))   # recorded out of place
             self.data, self._node, self.requires_grad = new.data, new._node, new.requires_grad
             # no saved array was modified, so this is a new value with a version counter of its
-            # own; bumping the old counter would flag the node that just saved the old value
-            # (y[1] = v; y *= x on a non-leaf y) as modified in place
-            self._version = [0]
+            # own (its node's); bumping the old counter would flag the node that just saved the
+            # old value (y[1] = v; y *= x on a non-leaf y) as modified in place
+            self._version = new._version
             return self
         else:
             o = other.data if isinstance(other, Tensor) else other

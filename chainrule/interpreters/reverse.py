@@ -35,7 +35,7 @@ class Node:
     """One recorded primitive application (or, with `prim=None`, an input of the graph)."""
 
     __slots__ = ('prim', 'params', 'parents', 'args', 'out', 'hooks', 'versions', 'leaf', 'seq',
-                 '__weakref__')
+                 'out_version', '__weakref__')
 
     def __init__(self, prim, params, parents, args, out, versions=None):
         self.seq = next(_seq)
@@ -47,6 +47,7 @@ class Node:
         self.hooks = None
         self.versions = versions
         self.leaf = None
+        self.out_version = None   # the version counter of the Tensor holding `out` (eager mode)
 
     def __repr__(self):
         name = 'input' if self.prim is None else self.prim.name
@@ -153,6 +154,13 @@ def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
 
 
 def _check_versions(node):
+    ov = node.out_version
+    if ov is not None and ov[0] and _uses_output(node.prim):
+        raise GradientError(
+            f'the output of {node.prim.name!r}, which its backward pass uses, was modified in '
+            f'place afterwards (version 0 when saved, {ov[0]} now), so the gradient would be '
+            'wrong. Use an out-of-place operation (y = y + 1 instead of y += 1), or clone() '
+            'the Tensor before modifying it.')
     for i, saved in enumerate(node.versions):
         if saved is None:
             continue
@@ -163,6 +171,42 @@ def _check_versions(node):
                 f'modified in place afterwards (version {v} when saved, {box[0]} now), so the '
                 'gradient would be wrong. Use an out-of-place operation (x = x + y instead of '
                 'x += y), or clone() the Tensor before modifying it.')
+
+
+_USES_OUTPUT = {}
+
+
+def _uses_output(prim):
+    """Whether some VJP rule of `prim` reads its `ans` parameter (the output): only then does
+    modifying the output in place make the gradient wrong (`exp` reads it, `mul` does not).
+    Found once per primitive from the rules' bytecode; a rule that hands `ans` on to a helper
+    counts as reading it."""
+    r = _USES_OUTPUT.get(prim)
+    if r is None:
+        from chainrule.core import PerArg
+        rules = prim.vjp
+        if isinstance(rules, PerArg):
+            fns, pos = [rules.fn], 2          # fn(i, g, ans, *args)
+        else:
+            fns, pos = [f for f in rules if f is not None], 1    # rule(g, ans, *args)
+        r = _USES_OUTPUT[prim] = any(_reads_parameter(f, pos) for f in fns)
+    return r
+
+
+def _reads_parameter(fn, pos):
+    import dis
+    code = getattr(fn, '__code__', None)
+    if code is None or code.co_argcount <= pos:
+        return True                      # not a plain function: assume it does
+    name = code.co_varnames[pos]
+    if name in code.co_cellvars:         # captured by an inner function
+        return True
+    for ins in dis.get_instructions(code):
+        if ins.opname.startswith('LOAD_FAST'):
+            names = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
+            if name in names:
+                return True
+    return False
 
 
 class ReverseTracer(Tracer):
