@@ -420,6 +420,20 @@ def test_inplace_change_through_a_detached_view_is_detected():
         y.backward()
 
 
+def test_inplace_change_of_a_saved_output_is_detected():
+    x = leaf(A)
+    y = cnp.exp(x)            # exp's backward uses its output: d exp(x) = exp(x) dx
+    with cr.no_grad():
+        y += 1.0
+    with pytest.raises(cr.GradientError, match=r"output of 'exp'.*modified in place"):
+        y.sum().backward()
+    z = x * 3.0               # mul's backward does not use its output: nothing to detect
+    with cr.no_grad():
+        z += 1.0
+    z.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full_like(A, 3.0))
+
+
 def test_inplace_ops_keep_shape_and_dtype_as_numpy_does():
     i = cr.tensor([1, 2])
     with pytest.raises(cr.DTypeError, match=r'\+=: a float64 result .* int64 Tensor'):
