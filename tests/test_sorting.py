@@ -63,6 +63,23 @@ def test_primitives_equal_numpy(f, ref):
     np.testing.assert_allclose(got, want, rtol=1e-15)
 
 
+@pytest.mark.parametrize('prim,args,params', [
+    (sorting.argsort_p, (X,), {'axis': 0, 'stable': True}),
+    (sorting.argpartition_p, (X,), {'kth': (1, 2), 'axis': 1}),
+    (sorting.argmax_p, (X,), {'axis': 1, 'keepdims': True}),
+    (sorting.argmin_p, (X,), {'axis': 0, 'keepdims': False}),
+    (sorting.all_p, (X > 0,), {'axis': (0, 1), 'keepdims': False}),
+    (sorting.any_p, (X,), {'axis': (1,), 'keepdims': True}),
+    (sorting.searchsorted_p, (X[0], X), {'side': 'left'}),
+    (sorting.searchsorted_p, (np.sort(X, 1), X[:, :2].astype(np.float32)), {'side': 'right'}),
+    (sorting.take_along_axis_p, (X.astype(np.float32), np.zeros((2, 5), int)), {'axis': 0}),
+    (sorting.scatter_along_axis_p, (X, np.zeros((4, 5), int)), {'axis': 1, 'n': 7}),
+])
+def test_shape_rules_agree_with_the_impls(prim, args, params):
+    out = prim.impl(*args, **params)
+    assert prim.shape(*args, **params) == (out.shape, out.dtype)
+
+
 @pytest.mark.parametrize('side', ['left', 'right'])
 def test_searchsorted_rows_merge_equals_numpy_row_by_row(side):
     # the batched impl (several sorted rows at once) with ties between `a` and `v`, and NaN

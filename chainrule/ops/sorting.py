@@ -20,9 +20,9 @@ Functions whose *output shape* depends on the values (`nonzero`, `unique`, boole
 indexing, `repeat` with traced counts) cannot be primitives with a static shape; they stay on
 concrete values and raise `ConcretizationError` under `vmap` and `jit`.
 
-Shapes under `jit` come from running each `impl` on zero arrays (see
-`chainrule.interpreters.staging.abstract_eval`): every impl here is valid on zeros (index 0 is
-always in range), so no separate `shape` rule is needed.
+Every primitive here has a `shape` rule, so `jit` finds result types without sorting zeros;
+the impls are valid on zero arrays too (index 0 is always in range), which is how the tests
+check the rules against them.
 """
 
 import builtins
@@ -31,7 +31,7 @@ import numpy as np
 
 from chainrule import ops
 from chainrule.core import ConcretizationError, Primitive, ShapeError, Tracer, bind
-from chainrule.ops.structural import _all_batched, _batch_size, _shifted_axis, normalize_axis
+from chainrule.ops.structural import _all_batched, _shifted_axis, normalize_axis
 
 __all__ = [
     'argsort', 'argpartition', 'argmax', 'argmin', 'all', 'any', 'searchsorted',
@@ -41,30 +41,45 @@ __all__ = [
 
 # --- not differentiable: integer and boolean results ---------------------------------------------
 # Each is a reduction or scan along `axis` (an int, or a tuple for all/any): under vmap the axis
-# moves past the batch axis (`_shifted_axis`), which also serves nested vmaps.
+# moves past the batch axis (`_shifted_axis`), which also serves nested vmaps. The `shape` rules
+# give jit the result types without running the sort on zeros.
+
+_INDEX = np.dtype(np.intp)
+
+
+def _per_element(x, **params):
+    return x.shape, _INDEX              # argsort, argpartition: one index per element
+
 
 def _argsort_impl(x, *, axis, stable):
     return np.argsort(x, axis=axis, kind='stable' if stable else None)
 
 
-argsort_p = Primitive('argsort', _argsort_impl, vjp=None,
+argsort_p = Primitive('argsort', _argsort_impl, vjp=None, shape=_per_element,
                       batch=lambda args, dims, **p: _shifted_axis(argsort_p)(args, dims, **p))
 argpartition_p = Primitive(
     'argpartition', lambda x, *, kth, axis: np.argpartition(x, kth, axis=axis), vjp=None,
+    shape=_per_element,
     batch=lambda args, dims, **p: _shifted_axis(argpartition_p)(args, dims, **p))
 
 
-def _reduction(name, fn):
+def _reduction(name, fn, dtype):
+    def shape(x, *, axis, keepdims):
+        axes = axis if isinstance(axis, tuple) else (axis,)
+        if keepdims:
+            return tuple(1 if i in axes else d for i, d in enumerate(x.shape)), dtype
+        return tuple(d for i, d in enumerate(x.shape) if i not in axes), dtype
+
     prim = Primitive(name, lambda x, *, axis, keepdims: fn(x, axis=axis, keepdims=keepdims),
-                     vjp=None)
+                     vjp=None, shape=shape)
     prim.batch = _shifted_axis(prim)
     return prim
 
 
-argmax_p = _reduction('argmax', np.argmax)     # axis: an int (the wrapper ravels for None)
-argmin_p = _reduction('argmin', np.argmin)
-all_p = _reduction('all', np.all)              # axis: a tuple
-any_p = _reduction('any', np.any)
+argmax_p = _reduction('argmax', np.argmax, _INDEX)     # axis: an int (the wrapper ravels for
+argmin_p = _reduction('argmin', np.argmin, _INDEX)     # axis=None)
+all_p = _reduction('all', np.all, np.dtype(np.bool_))  # axis: a tuple
+any_p = _reduction('any', np.any, np.dtype(np.bool_))
 
 
 # searchsorted. One sorted row `a` (n,) and values `v` of any shape, as NumPy -- or, once
@@ -107,6 +122,7 @@ def _searchsorted_batch(args, dims, *, side):
 
 
 searchsorted_p = Primitive('searchsorted', _searchsorted_impl, vjp=None,
+                           shape=lambda a, v, *, side: (v.shape, _INDEX),
                            batch=_searchsorted_batch)
 
 
@@ -141,12 +157,14 @@ def _gather_batch(prim):
 
 take_along_axis_p = Primitive(
     'take_along_axis', lambda x, idx, *, axis: np.take_along_axis(x, idx, axis=axis),
+    shape=lambda x, idx, *, axis: (idx.shape, x.dtype),
     vjp=[lambda g, ans, x, idx, *, axis:
          scatter_along_axis(g, idx, axis, ops.shape_of(x)[axis]), None],
     jvp=[lambda t, ans, x, idx, *, axis: take_along_axis(t, idx, axis), None],
     batch=lambda args, dims, **p: _gather_batch(take_along_axis_p)(args, dims, **p))
 scatter_along_axis_p = Primitive(
     'scatter_along_axis', _scatter_along_axis_impl,
+    shape=lambda u, idx, *, axis, n: (u.shape[:axis] + (n,) + u.shape[axis + 1:], u.dtype),
     vjp=[lambda g, ans, u, idx, *, axis, n: take_along_axis(g, idx, axis), None],
     jvp=[lambda t, ans, u, idx, *, axis, n: scatter_along_axis(t, idx, axis, n), None],
     batch=lambda args, dims, **p: _gather_batch(scatter_along_axis_p)(args, dims, **p))
