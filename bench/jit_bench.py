@@ -2,6 +2,8 @@
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python bench/jit_bench.py [--quick]
 
+The process pins itself to one CPU core (JAX's CPU runtime otherwise uses a thread pool).
+
 1. One training step (forward, cross-entropy, backward, SGD update) of an MLP 64-256-256-10 on
    scikit-learn's digits, batch 64, float32: `cr.jit` of the functional step against the same
    step run eagerly by chainrule, PyTorch eager, and `jax.jit`.
@@ -21,6 +23,11 @@ import time
 
 for _v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
     os.environ.setdefault(_v, '1')
+# XLA's CPU runtime runs fused loops on a thread pool whatever the flags below say (measured: 1.8
+# CPU-seconds per wall second for jax.jit here), so the whole process is pinned to one core:
+# every contender gets exactly one
+if hasattr(os, 'sched_setaffinity'):
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 os.environ.setdefault('XLA_FLAGS', '--xla_cpu_multi_thread_eigen=false '
                                    'intra_op_parallelism_threads=1')
 
@@ -268,6 +275,7 @@ def bench_chain():
 
 
 if __name__ == '__main__':
-    print(f'numpy {np.__version__}, one BLAS thread; best of {REPEAT}')
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else '?'
+    print(f'numpy {np.__version__}, one BLAS thread, pinned to {cores} core; best of {REPEAT}')
     bench_mlp()
     bench_chain()
