@@ -347,10 +347,8 @@ def _rewrite(b, prim, invars, params, outvars):
             return [y]
         # multiplying by a broadcast constant: multiply by the scalar instead
         for u, w in ((y, x), (x, y)):
-            if isinstance(u, Var) and u.id in b.uniform and same(w) and \
-                    w.aval.dtype.kind in 'fc':
-                c = b.uniform[u.id]
-                lit = Literal(complex(c) if w.aval.dtype.kind == 'c' else float(c))
+            lit = _uniform_literal(u, b) if same(w) else None
+            if lit is not None:
                 return b.emit(prim, [w, lit], params, [out_aval])
     elif name in ('add', 'sub'):
         x, y = invars
@@ -358,6 +356,12 @@ def _rewrite(b, prim, invars, params, outvars):
             return [x]
         if name == 'add' and _is_zeros(x, b.uniform) and same(y):
             return [y]
+        # adding a constant-filled array: add the scalar instead
+        lits = [_uniform_literal(u, b) if same(w) else None for u, w in ((x, y), (y, x))]
+        if lits[0] is not None:
+            return b.emit(prim, [lits[0], y], params, [out_aval])
+        if lits[1] is not None:
+            return b.emit(prim, [x, lits[1]], params, [out_aval])
     elif name == 'pow':
         x, y = invars
         if isinstance(y, Literal) and same(x) and not isinstance(y.value, bool):
@@ -400,6 +404,15 @@ def _rewrite(b, prim, invars, params, outvars):
     elif name == 'sum':
         return _sum_of_broadcast(b, invars[0], params, out_aval)
     return None
+
+
+def _uniform_literal(u, b):
+    """A constant-filled float/complex array `u` as a Python-number `Literal` (which NumPy
+    converts to the other operand's dtype, as the array would have been), else None."""
+    if not isinstance(u, Var) or u.id not in b.uniform or u.aval.dtype.kind not in 'fc':
+        return None
+    c = b.uniform[u.id]
+    return Literal(complex(c) if u.aval.dtype.kind == 'c' else float(c))
 
 
 def _producer(b, v):
@@ -680,7 +693,12 @@ def _typed_literal(lit, e, glob):
     key = (partner.str, type(val), repr(val))
     name = consts.get(key)
     if name is None:
-        name = consts[key] = f'_{dtype_short(partner)}_{len(consts)}'
+        # a name that shows the value: 0.5 -> _f32_0p5, -1e-05 -> _f64_m1em05
+        text = repr(val).replace('-', 'm').replace('.', 'p').replace('+', '')
+        name = f'_{dtype_short(partner)}_{text}'
+        if not name.isidentifier() or name in glob:
+            name = f'_{dtype_short(partner)}_c{len(consts)}'
+        consts[key] = name
         glob[name] = typed
     return name
 
