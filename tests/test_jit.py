@@ -526,3 +526,19 @@ def test_jit_of_matrix_primitives_and_their_gradients(name):
     assert cr.jit(f)(a) == pytest.approx(f(a), rel=1e-12)
     np.testing.assert_allclose(cr.jit(cr.grad(f))(a), g, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(cr.grad(cr.jit(f))(a), g, rtol=1e-10, atol=1e-12)
+
+
+def test_constant_filled_arrays_from_the_backward_pass_become_scalars():
+    # d/dx sum(x**3 - 0.5 x) = 3x^2 - 0.5: the backward pass's broadcast constants (the seed,
+    # -0.5 everywhere) end up as scalar literals, not arrays held by the program
+    f = lambda x: cnp.sum(x ** 3 - x * 0.5)
+    x = np.linspace(-1, 1, 5)
+    g = cr.jit(cr.grad(f)).graph(x)
+    assert g.constvars == []
+    assert str(g) == '\n'.join([
+        '{ lambda ; a:f64[5]. let',
+        '    b:f64[5] = mul a a',
+        '    c:f64[5] = mul 3 b',
+        '    d:f64[5] = add -0.5 c',
+        '  in (d) }'])
+    np.testing.assert_allclose(cr.jit(cr.grad(f))(x), 3 * x ** 2 - 0.5, rtol=1e-15)
