@@ -183,6 +183,19 @@ def _scatter_add_impl(g, *, idx, shape):
     return out
 
 
+def _written(v, x, idx):
+    """`v` (shaped like the update `y` of `x[idx] = y`) zeroed where its write was overwritten:
+    with repeated indices NumPy keeps the last write, and only that one reaches the result."""
+    if _is_basic(idx):
+        return v                  # ints and slices never repeat a position
+    shape = ops.shape_of(x)
+    ids = np.arange(int(np.prod(ops.shape_of(v)))).reshape(ops.shape_of(v))
+    owner = np.full(shape, -1)
+    owner[idx] = ids              # NumPy's own rule decides which write wins
+    kept = owner[idx] == ids
+    return v if kept.all() else ops.where(kept, v, 0)
+
+
 def _at_set_impl(x, y, *, idx):
     out = np.array(x, copy=True)
     out[idx] = y
@@ -256,9 +269,10 @@ scatter_add_p = Primitive('scatter_add', _scatter_add_impl, linear=True,
                           batch=_scatter_add_batch)
 at_set_p = Primitive('at_set', _at_set_impl,
                      vjp=[lambda g, ans, x, y, *, idx: at_set(g, 0, idx),
-                          lambda g, ans, x, y, *, idx: getitem(g, idx)],
+                          lambda g, ans, x, y, *, idx: _written(getitem(g, idx), x, idx)],
                      jvp=[lambda t, ans, x, y, *, idx: at_set(t, 0, idx),
-                          lambda t, ans, x, y, *, idx: scatter_add(t, idx, ops.shape_of(x))],
+                          lambda t, ans, x, y, *, idx:
+                          scatter_add(_written(t, x, idx), idx, ops.shape_of(x))],
                      batch=lambda args, dims, *, idx: _index_update_batch(at_set_p)(
                          args, dims, idx=idx))
 at_add_p = Primitive('at_add', _at_add_impl, linear=True,
