@@ -133,6 +133,12 @@ def _np_at_set(x, y):
     return out
 
 
+def _np_set_repeated(x, y):
+    out = np.array(x, copy=True)
+    out[[0, 2, 0]] = y          # NumPy keeps the last write to position 0
+    return out
+
+
 def _np_at_add(x, y):
     out = np.array(x, copy=True)
     np.add.at(out, [0, 2, 0], y)
@@ -353,6 +359,8 @@ ROWS = [
         kwargs=[{'kth': 2}, {'kth': 1, 'axis': 0}, {'kth': (0, 3), 'axis': None}]),
     Row('at', lambda x, y: cnp.at(x)[1:3].set(y), _np_at_set, [((4,), ()), ((4, 2), (2, 2))],
         dispatch=False),
+    Row('at_repeated_indices', lambda x, y: cnp.at(x)[[0, 2, 0]].set(y), _np_set_repeated,
+        [((4,), (3,)), ((4, 2), (3, 2))], dispatch=False),
     Row('index_update', lambda x, y: cnp.index_update(x, slice(1, 3), y), _np_at_set,
         [((4,), (2,))], dispatch=False),
     Row('index_add', lambda x, y: cnp.index_add(x, [0, 2, 0], y), _np_at_add,
