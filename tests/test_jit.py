@@ -542,3 +542,42 @@ def test_constant_filled_arrays_from_the_backward_pass_become_scalars():
         '    d:f64[5] = add -0.5 c',
         '  in (d) }'])
     np.testing.assert_allclose(cr.jit(cr.grad(f))(x), 3 * x ** 2 - 0.5, rtol=1e-15)
+
+
+# --- random programs: the passes and the code generator never change a result ------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_UNARY = [cnp.sin, cnp.tanh, cnp.exp, lambda v: -v, lambda v: v * v, lambda v: v.T.T,
+          lambda v: cnp.maximum(v, 0.1), lambda v: v * 1.0 + 0.0, lambda v: cnp.sum(v, axis=0)
+          * np.ones((2, 3))]
+_BINARY = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a - b,
+           lambda a, b: a * cnp.sum(b, axis=1, keepdims=True), lambda a, b: cnp.where(a > b, a, b)]
+
+
+_NUMBA_EXAMPLES = [0]
+
+
+@settings(max_examples=40, deadline=None)
+@pytest.mark.filterwarnings('ignore::RuntimeWarning')    # exp(exp(...)) may overflow: both agree
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 8), st.integers(0, 3), st.integers(0, 3)),
+                min_size=1, max_size=12))
+def test_random_programs_jit_and_jit_grad_equal_eager(steps):
+    # a random program over a growing list of values; each step applies a unary op to one value
+    # or a binary op to two, so values are reused (fan-out) and some are dead
+    def f(x, y):
+        vals = [x, y]
+        for unary, k, i, j in steps:
+            a, b = vals[-1 - i % len(vals)], vals[-1 - j % len(vals)]
+            vals.append(_UNARY[k % len(_UNARY)](a) if unary else _BINARY[k % len(_BINARY)](a, b))
+        return cnp.sum(cnp.tanh(vals[-1]))
+    rng = np.random.default_rng(len(steps))
+    x, y = rng.uniform(-1, 1, (2, 3)), rng.uniform(-1, 1, (2, 3))
+    np.testing.assert_allclose(cr.jit(f)(x, y), f(x, y), rtol=1e-12)
+    want = cr.grad(f, argnums=(0, 1))(x, y)
+    # numba compiles each new program (~0.3 s), so only the first few examples use it
+    _NUMBA_EXAMPLES[0] += 1
+    for backend in ('numpy', 'numba') if _NUMBA_EXAMPLES[0] <= 4 else ('numpy',):
+        got = cr.jit(cr.grad(f, argnums=(0, 1)), backend=backend)(x, y)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
