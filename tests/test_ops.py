@@ -196,6 +196,30 @@ def test_grads_complex(row, cid, shapes, kw):
     check_grads(f, xs, order=2, modes=('rev', 'fwd'))
 
 
+OTHER_COMPLEX = [c for c in DIFF if not c[0].complex]
+
+
+@pytest.mark.parametrize('row,cid,shapes,kw', OTHER_COMPLEX, ids=_ids(OTHER_COMPLEX))
+def test_complex_inputs_everywhere_numpy_takes_them(row, cid, shapes, kw):
+    """Rows not marked `complex`, with complex128 inputs wherever NumPy accepts them: the same
+    values and dtypes as NumPy, and first derivatives in both modes."""
+    args = _args(row, shapes, C128)
+    with np.errstate(all='ignore'):
+        try:
+            want = row.ref(*args, **kw)
+        except (TypeError, ValueError):
+            pytest.skip('NumPy does not take complex inputs here')
+    leaves = want if isinstance(want, (list, tuple)) else [want]
+    if not all(np.all(np.isfinite(w)) for w in leaves):
+        pytest.skip('not finite at these inputs')
+    assert_same(row.fn(*args, **kw), want, 1e-12, f'{cid} on complex arrays')
+    assert_same(_plain(row.fn(*[cr.Tensor(a) for a in args], **kw)), want, 1e-12,
+                f'{cid} on complex Tensors')
+    f, xs = _bind(row, args, kw)
+    assert_same(cr.vjp(f, *xs)[0], want, 1e-12, f'{cid} traced by vjp')
+    check_grads(f, xs, order=1, modes=('rev', 'fwd'))
+
+
 NONDIFF = [c for c in CASES if not c[0].diff]
 
 
