@@ -452,7 +452,6 @@ def _sum_of_broadcast(b, x, params, out_aval):
 
 # --- code generation -----------------------------------------------------------------------------
 
-_VIEW_PRIMS = {'broadcast_to', 'reshape', 'transpose', 'getitem', 'real', 'imag', 'astype'}
 _FRESH_PRIMS = {'matmul', 'sum', 'max', 'where', 'concatenate', 'cumsum', 'cumprod',
                 'scatter_add', 'at_set', 'at_add'}
 
@@ -494,7 +493,7 @@ def _templates():
 
 
 _TEMPLATES = _templates()
-_RESERVED = {'np', 'nb'}
+_RESERVED = {'np', 'numba', 'math'}     # module names the generated code uses
 
 
 def codegen(graph, name='jitted', fuse=False):
@@ -968,8 +967,8 @@ def compiled(graph, backend='numpy'):
 # --- jit ---------------------------------------------------------------------------------------
 
 class CacheInfo(tuple):
-    """`(hits, misses, traces, size)`: calls served from the cache, calls that traced, total
-    traces, and signatures cached."""
+    """`(hits, misses, size)`: calls served from the cache, calls that traced (`.traces` is
+    another name for `misses`), and signatures cached."""
 
     __slots__ = ()
 
