@@ -652,7 +652,7 @@ def _implicit_broadcasts(graph, items, by_out):
         ok = True
         for u in users.get(b.id, []):
             if isinstance(u, _Cluster):
-                if _kernel_input(b, by_out)[0] is b:
+                if _kernel_input(b, by_out, int(b.aval.shape[-1]))[0] is b:
                     ok = False
                     break
                 continue
@@ -739,7 +739,9 @@ _SCALAR = {
     'tan': 'math.tan({0})', 'tanh': 'math.tanh({0})', 'sinh': 'math.sinh({0})',
     'cosh': 'math.cosh({0})', 'arcsin': 'math.asin({0})', 'arccos': 'math.acos({0})',
     'arctan': 'math.atan({0})', 'arcsinh': 'math.asinh({0})', 'arctanh': 'math.atanh({0})',
-    'maximum': 'np.maximum({0}, {1})', 'minimum': 'np.minimum({0}, {1})',
+    # NumPy's NaN-propagating maximum/minimum as selects (which vectorise)
+    'maximum': '({0} if ({0} > {1} or {0} != {0}) else {1})',
+    'minimum': '({0} if ({0} < {1} or {0} != {0}) else {1})',
     'greater': '({0} > {1})', 'greater_equal': '({0} >= {1})', 'less': '({0} < {1})',
     'less_equal': '({0} <= {1})', 'equal': '({0} == {1})', 'not_equal': '({0} != {1})',
     'where': '({1} if {0} else {2})',
@@ -789,7 +791,7 @@ def _fusible(e, by_out):
     elif name not in _SCALAR or e.params:
         return None
     a = e.outvars[0].aval
-    if a.ndim == 0 or a.dtype not in _FUSE_DTYPES:
+    if a.ndim == 0 or 0 in a.shape or a.dtype not in _FUSE_DTYPES:
         return None
     for v in e.invars:
         if isinstance(v, Var) and (v.aval.shape not in ((), a.shape) or
@@ -891,9 +893,11 @@ def _bcast_index(src_shape, out_shape):
     return None
 
 
-def _kernel_input(v, by_out):
-    """(var to pass, index expression) for kernel input `v`: a broadcast is read from its
-    source with `_bcast_index` arithmetic."""
+def _kernel_input(v, by_out, inner):
+    """(var to pass, index expression) for kernel input `v` in a loop whose flat index is
+    `i = r * inner + c`: a full array is read at `i`, a 0-d one once, a row broadcast along
+    leading axes at `c` and a column broadcast along the last axis at `r` (from the broadcast's
+    source: nothing is materialised); other broadcasts at `i % m` / `i // d`."""
     if v.aval.ndim == 0:
         return v, '[()]'
     e = by_out.get(v.id)
@@ -901,39 +905,60 @@ def _kernel_input(v, by_out):
             e.invars[0].aval.ndim > 0:
         how = _bcast_index(e.invars[0].aval.shape, v.aval.shape)
         if how is not None:
-            return e.invars[0], (f'[i % {how[1]}]' if how[0] == 'mod' else f'[i // {how[1]}]')
+            kind, n = how
+            if n == inner:
+                return e.invars[0], '[c]' if kind == 'mod' else '[r]'
+            return e.invars[0], f'[i % {n}]' if kind == 'mod' else f'[i // {n}]'
     return v, '[i]'
 
 
 def _emit_cluster(cl, k, names, ir_line, glob, by_out):
     """The call of kernel `k` (whose source goes to `glob['_kernel_sources']`).
 
-    The kernel is one flat loop over the output's elements (1-D views of contiguous arrays,
-    which numba compiles to its tightest loop); broadcast inputs are read from their sources
-    by index arithmetic, 0-d inputs once per element."""
+    The kernel loops over the output's elements as rows of its last axis (1-D views of
+    contiguous arrays, the loops numba vectorises best); broadcast rows and columns are read
+    from their sources (`_kernel_input`), 0-d inputs once per element. Python-number literals
+    become constants of the cluster's float dtype, so float32 stays float32 in the loop."""
     shape = cl.outvars[0].aval.shape
+    inner = int(shape[-1])
     kname = f'_kernel{k}'
-    ins = [_kernel_input(v, by_out) for v in cl.invars]
+    ins = [_kernel_input(v, by_out, inner) for v in cl.invars]
     params = [f'in_{names[src.id]}' for src, _ in ins] + \
              [f'out_{names[o.id]}' for o in cl.outvars]
+    first = f'out_{names[cl.outvars[0].id]}'
     body = ['@numba.njit(error_model="numpy", cache=False)',
-            f'def {kname}({", ".join(params)}):',
-            f'    for i in range(out_{names[cl.outvars[0].id]}.shape[0]):']
+            f'def {kname}({", ".join(params)}):']
+    consts = {}
+    head = len(body)
+    body += [f'    for r in range({first}.shape[0] // {inner}):',
+             f'        for c in range({inner}):',
+             f'            i = r * {inner} + c']
     local = {}
     for v, (src, idx) in zip(cl.invars, ins):
         local[v.id] = f'x_{names[v.id]}'
-        body.append(f'        x_{names[v.id]} = in_{names[src.id]}{idx}')
+        body.append(f'            x_{names[v.id]} = in_{names[src.id]}{idx}')
 
-    def ref(v):
-        return _literal_str(v.value) if isinstance(v, Literal) else local[v.id]
+    def ref(v, e):
+        if not isinstance(v, Literal):
+            return local[v.id]
+        dt = next((w.aval.dtype for w in e.invars if isinstance(w, Var) and
+                   w.aval.dtype.kind == 'f'), None)
+        if dt is None or isinstance(v.value, (bool, complex)):
+            return _literal_str(v.value)
+        key = (dt.name, repr(v.value))
+        if key not in consts:
+            consts[key] = f'k{len(consts)}'
+            body.insert(head + len(consts) - 1,
+                        f'    {consts[key]} = np.{dt.name}({_literal_str(v.value)})')
+        return consts[key]
 
     for e in cl.eqns:
         o = e.outvars[0]
         local[o.id] = f't_{names[o.id]}'
-        body.append(f'        t_{names[o.id]} = ' + _scalar_expr(e, [ref(v) for v in e.invars]) +
-                    f'   # {ir_line(e)}')
+        body.append(f'            t_{names[o.id]} = ' +
+                    _scalar_expr(e, [ref(v, e) for v in e.invars]) + f'   # {ir_line(e)}')
     for o in cl.outvars:
-        body.append(f'        out_{names[o.id]}[i] = t_{names[o.id]}')
+        body.append(f'            out_{names[o.id]}[i] = t_{names[o.id]}')
     glob.setdefault('_kernel_sources', []).append('\n'.join(body))
     import math
     import textwrap
