@@ -5,8 +5,8 @@
 The process pins itself to one CPU core (JAX's CPU runtime otherwise uses a thread pool).
 
 1. One training step (forward, cross-entropy, backward, SGD update) of an MLP 64-256-256-10 on
-   scikit-learn's digits, batch 64, float32: `cr.jit` of the functional step against the same
-   step run eagerly by chainrule, PyTorch eager, and `jax.jit`.
+   scikit-learn's digits, batch 64, float32: `cr.jit` of the functional step (NumPy and numba
+   backends) against the same step run eagerly by chainrule, PyTorch eager, and `jax.jit`.
 2. The gradient of a chain of 30 elementwise ops on a 1e6-element float64 vector: `cr.jit`
    (NumPy backend and numba backend) against chainrule eager, hand-written NumPy
    forward+backward, PyTorch eager and `jax.jit`.
@@ -137,6 +137,16 @@ def bench_mlp():
     def run_jit():
         state['p'], _ = jstep(state['p'], x, y1h)
     runs['chainrule jit'] = run_jit
+
+    if optional('numba') is not None:
+        jstep_nb = cr.jit(sgd_step, backend='numba')
+        got_params, got_loss = jstep_nb(params, x, y1h)
+        assert np.allclose(got_loss, want_loss, rtol=1e-5)
+        state_nb = {'p': params}
+
+        def run_jit_numba():
+            state_nb['p'], _ = jstep_nb(state_nb['p'], x, y1h)
+        runs['chainrule jit (numba backend)'] = run_jit_numba
 
     state2 = {'p': params}
 
