@@ -61,22 +61,30 @@ def _aval(x):
     return raise_to_aval(np.asarray(x))
 
 
-def _stage(fun, in_tree, avals, what=None):
-    """Stage `fun(*unflattened args)`. Returns (graph, lifted tracers, out_tree); the graph's
-    inputs are the lifted tracers first, then the flat arguments."""
-    box = []
+def _stage_flat(flat_fun, avals):
+    """Stage `flat_fun(*flat args) -> flat list` into an optimised graph whose inputs are the
+    tracers it closed over (lifted, so enclosing transforms see them) and then its arguments.
 
-    def flat(*xs):
-        out = fun(*tree_unflatten(in_tree, xs))
-        leaves, tree = tree_flatten(out)
-        box.append(tree)
-        return leaves
-
-    graph, lifted = lift_closure(trace_to_graph(flat, avals))
+    Returns:
+        (graph, lifted tracers)."""
+    graph, lifted = lift_closure(trace_to_graph(flat_fun, avals))
     n = len(avals)
     graph = Graph(graph.constvars, graph.consts, graph.invars[n:] + graph.invars[:n],
                   graph.eqns, graph.outvars)
-    return optimize(graph), lifted, box[0]
+    return optimize(graph), lifted
+
+
+def _stage(fun, in_tree, avals):
+    """Stage `fun(*unflattened args)`: (graph, lifted tracers, out_tree), as `_stage_flat`."""
+    box = []
+
+    def flat(*xs):
+        leaves, tree = tree_flatten(fun(*tree_unflatten(in_tree, xs)))
+        box.append(tree)
+        return leaves
+
+    graph, lifted = _stage_flat(flat, avals)
+    return graph, lifted, box[0]
 
 
 def _with_inputs(graph, before, avals):
@@ -196,8 +204,8 @@ def cond(pred, true_fun, false_fun, *operands):
     leaves, tree = tree_flatten(operands)
     leaves = [_as_operand(x) for x in leaves]
     avals = [_aval(x) for x in leaves]
-    gt, lt, tt = _stage(lambda *a: true_fun(*a), tree, avals, 'true_fun')
-    gf, lf, tf = _stage(lambda *a: false_fun(*a), tree, avals, 'false_fun')
+    gt, lt, tt = _stage(lambda *a: true_fun(*a), tree, avals)
+    gf, lf, tf = _stage(lambda *a: false_fun(*a), tree, avals)
     if tt != tf or gt.out_avals != gf.out_avals:
         raise ChainruleError(
             f'cond: the branches return different types: true_fun gives {tt} of '
@@ -392,10 +400,7 @@ def scan(f, init, xs=None, length=None, reverse=False):
         box.append(y_tree)
         return list(new_c) + list(ys)
 
-    graph, lifted = lift_closure(trace_to_graph(body, c_avals + x_avals))
-    m = nk + len(x_avals)
-    graph = optimize(Graph(graph.constvars, graph.consts, graph.invars[m:] + graph.invars[:m],
-                           graph.eqns, graph.outvars))
+    graph, lifted = _stage_flat(body, c_avals + x_avals)
     out = _bind_scan(lifted, c_leaves, x_leaves, graph, n, bool(reverse))
     return tree_unflatten(c_tree, out[:nk]), tree_unflatten(box[0], out[nk:])
 
@@ -536,11 +541,11 @@ def while_loop(cond_fun, body_fun, init_val):
     leaves = [_as_operand(x) for x in leaves]
     avals = [_aval(x) for x in leaves]
     flat = tree_flatten(tuple(leaves))[1]       # the inputs as one flat tuple
-    cg, cl, _ = _stage(lambda *a: cond_fun(tree_unflatten(tree, a)), flat, avals, 'cond_fun')
+    cg, cl, _ = _stage(lambda *a: cond_fun(tree_unflatten(tree, a)), flat, avals)
     if cg.out_avals[0].shape != () or len(cg.outvars) != 1:
         raise ShapeError(f'while_loop: cond_fun must return a boolean scalar, got '
                          f'{_types(cg.out_avals)}')
-    bg, bl, bt = _stage(lambda *a: body_fun(tree_unflatten(tree, a)), flat, avals, 'body_fun')
+    bg, bl, bt = _stage(lambda *a: body_fun(tree_unflatten(tree, a)), flat, avals)
     if bt != tree or bg.out_avals != avals:
         raise ChainruleError(
             f'while_loop: body_fun must return a carry of the type it was given: got {bt} of '
