@@ -632,16 +632,21 @@ def codegen(graph, name='jitted', fuse=False):
     return src, glob
 
 
-def _implicit_broadcasts(graph, items, by_out):
-    """The `broadcast_to` results that need not exist: every user is a NumPy ufunc call with
-    another input of the full shape (so the ufunc broadcasts to the same shape itself), or a
-    fused kernel that reads the source directly (`_kernel_input`)."""
+def _users_and_outputs(graph, items):
+    """{var id: the items (equations, clusters) that read it} and the ids of the outputs."""
     users = {}
     for it in items:
         for v in it.invars:
             if isinstance(v, Var):
                 users.setdefault(v.id, []).append(it)
-    outs = {v.id for v in graph.outvars if isinstance(v, Var)}
+    return users, {v.id for v in graph.outvars if isinstance(v, Var)}
+
+
+def _implicit_broadcasts(graph, items, by_out):
+    """The `broadcast_to` results that need not exist: every user is a NumPy ufunc call with
+    another input of the full shape (so the ufunc broadcasts to the same shape itself), or a
+    fused kernel that reads the source directly (`_kernel_input`)."""
+    users, outs = _users_and_outputs(graph, items)
     elided = set()
     for it in items:
         if isinstance(it, _Cluster) or it.prim.name != 'broadcast_to':
@@ -706,12 +711,7 @@ def _implicit_casts(graph, items):
     """The `astype` results (bool or integer to float) that need not exist: every user is a
     NumPy ufunc producing that float dtype, which can read the source and cast as it goes
     (`np.add(mask, y, dtype=np.float32)`)."""
-    users = {}
-    for it in items:
-        for v in it.invars:
-            if isinstance(v, Var):
-                users.setdefault(v.id, []).append(it)
-    outs = {v.id for v in graph.outvars if isinstance(v, Var)}
+    users, outs = _users_and_outputs(graph, items)
     casts = set()
     for it in items:
         if isinstance(it, _Cluster) or it.prim.name != 'astype':
