@@ -89,7 +89,10 @@ sinh_p    = unary('sinh',    np.sinh,     lambda g, ans, x: g * cosh(x))
 cosh_p    = unary('cosh',    np.cosh,     lambda g, ans, x: g * sinh(x))
 tanh_p    = unary('tanh',    np.tanh,     lambda g, ans, x: g * (1 - ans * ans))
 arcsinh_p = unary('arcsinh', np.arcsinh,  lambda g, ans, x: g / sqrt(x * x + 1))
-arccosh_p = unary('arccosh', np.arccosh,  lambda g, ans, x: g / sqrt(x * x - 1))
+# arccosh: 1/(sqrt(x-1) sqrt(x+1)), not 1/sqrt(x^2-1): the two differ in sign for complex x with
+# Re x < 0 (NumPy's branch of arccosh follows the product form)
+arccosh_p = unary('arccosh', np.arccosh,
+                  lambda g, ans, x: g / (sqrt(x - 1) * sqrt(x + 1)))
 arctanh_p = unary('arctanh', np.arctanh,  lambda g, ans, x: g / (1 - x * x))
 sqrt_p    = unary('sqrt',    np.sqrt,     lambda g, ans, x: g / (ans * 2))
 cbrt_p    = unary('cbrt',    np.cbrt,     lambda g, ans, x: g / (ans * ans * 3))
