@@ -489,6 +489,16 @@ def trace_to_graph(f, in_avals):
         outvars = []
         for o in outs:
             if getattr(o, '_is_tensor', False):
+                if o.requires_grad:
+                    # its history reaches Tensors that require grad but are not arguments (a
+                    # module's parameters, closed over): their values would be baked into the
+                    # graph as constants and their gradients silently lost
+                    raise ChainruleError(
+                        'the staged function closes over Tensors that require grad (such as '
+                        "a module's parameters): the graph would hold their values as constants "
+                        'and backward() would never reach them. Pass them as arguments (e.g. '
+                        'cr.jit(lambda params, x: ...)), or stage under cr.no_grad() for '
+                        'inference.')
                 o = o.data
             outvars.append(trace.to_atom(o))
     return Graph(trace.constvars, trace.consts, [t.var for t in ins], trace.eqns, outvars)
