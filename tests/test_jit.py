@@ -150,8 +150,6 @@ def test_composition_with_jit_everywhere():
         np.testing.assert_allclose(fn(X), hv, rtol=1e-12, err_msg=name)
 
 
-@pytest.mark.skipif(not hasattr(cr, 'vmap') or not hasattr(cr, 'jvp'),
-                    reason='forward mode / vmap not available')
 def test_composition_with_jvp_and_vmap():
     Xs = np.random.default_rng(0).standard_normal((4, 3))
     want = np.array([_f(x) for x in Xs])
@@ -172,14 +170,9 @@ def test_composition_with_jvp_and_vmap():
     np.testing.assert_allclose(hvp, hvp_ref, rtol=1e-10)
 
 
-try:
-    from test_jacobians import FUNCS as _COMPOSITION_FUNCS
-except ImportError:     # pragma: no cover
-    _COMPOSITION_FUNCS = []
+from test_jacobians import FUNCS as _COMPOSITION_FUNCS  # noqa: E402  (the composition test's functions)
 
 
-@pytest.mark.skipif(not _COMPOSITION_FUNCS or not hasattr(cr, 'hessian'),
-                    reason='transforms composition test not available')
 @pytest.mark.parametrize('f', _COMPOSITION_FUNCS, ids=[f.__name__ for f in _COMPOSITION_FUNCS])
 def test_transforms_composition_test_with_jit_at_every_position(f):
     """The composition test of the transforms issue (tests/test_jacobians.py), with `jit`

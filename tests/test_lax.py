@@ -177,7 +177,6 @@ def test_python_if_inside_jit_points_to_lax():
 
 # --- vmap -----------------------------------------------------------------------------------------
 
-@pytest.mark.skipif(not hasattr(cr, 'vmap'), reason='vmap not available')
 def test_vmap_of_cond_and_scan_equals_a_loop_without_falling_back():
     import warnings
     Xs = np.random.default_rng(1).standard_normal((4, 3))
@@ -198,7 +197,6 @@ def test_vmap_of_cond_and_scan_equals_a_loop_without_falling_back():
                                                  for x in Xs]))
 
 
-@pytest.mark.skipif(not hasattr(cr, 'vmap'), reason='vmap not available')
 def test_vmap_of_while_loop_gives_each_example_its_own_trip_count():
     import warnings
 
