@@ -494,31 +494,8 @@ class Tensor(Tracer):
     def __setitem__(self, idx, value):
         self._inplace(lambda a, b: ops.at_set(a, b, idx), value, '__setitem__')
 
-    # --- NumPy interoperability ---------------------------------------------------------------
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        import chainrule.numpy as cnp
-        fn = getattr(cnp, _UFUNC_ALIASES.get(ufunc.__name__, ufunc.__name__), None)
-        if method != '__call__' or fn is None or kwargs.get('out') is not None:
-            return NotImplemented
-        kwargs.pop('out', None)
-        return fn(*inputs, **kwargs)
-
-    def __array_function__(self, func, types, args, kwargs):
-        import chainrule.numpy as cnp
-        mod = func.__module__ or ''
-        target = cnp
-        for part in mod.split('.')[1:]:
-            target = getattr(target, part, None)
-            if target is None:
-                break
-        fn = getattr(target, func.__name__, None) if target is not None else None
-        if fn is None:
-            return NotImplemented
-        return fn(*args, **kwargs)
-
-
-_UFUNC_ALIASES = {'divide': 'true_divide', 'absolute': 'abs', 'conjugate': 'conj',
-                  'matmul': 'matmul', 'multiply': 'multiply'}
+    # np.sin(t), np.sum(t) and np.asarray(t): __array_ufunc__ and __array_function__ are those
+    # of every tracer (chainrule/ops/methods.py); __array__ above gives the data.
 
 
 _INPLACE_UFUNCS = {ops.add: np.add, ops.sub: np.subtract, ops.mul: np.multiply,

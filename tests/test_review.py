@@ -18,3 +18,35 @@ def test_arccosh_complex_gradient_left_half_plane():
     check_grads(cnp.arccosh, (z,), order=2, modes=('fwd', 'rev'))
     _, t = cr.jvp(cnp.arccosh, (z,), (np.ones_like(z),))
     np.testing.assert_allclose(t, 1 / (np.sqrt(z - 1) * np.sqrt(z + 1)))
+
+
+def _np_loss(x):
+    return np.sum(np.sin(x) * x) + np.linalg.norm(x) + np.ones(3) @ x
+
+
+def _cnp_loss(x):
+    return cnp.sum(cnp.sin(x) * x) + cnp.linalg.norm(x) + np.ones(3) @ x
+
+
+def test_numpy_functions_on_traced_values_dispatch_to_chainrule():
+    # np.sin(x) inside grad/jvp/vmap raised a bare NumPy TypeError ("loop of ufunc does not
+    # support argument 0 of type ReverseTracer"); only Tensors dispatched
+    x = np.array([0.3, -1.2, 2.0])
+    np.testing.assert_allclose(cr.grad(_np_loss)(x), cr.grad(_cnp_loss)(x))
+    np.testing.assert_allclose(cr.jvp(_np_loss, (x,), (x,))[1], cr.jvp(_cnp_loss, (x,), (x,))[1])
+    xs = np.stack([x, 2 * x])
+    np.testing.assert_allclose(cr.vmap(_np_loss)(xs), [_cnp_loss(x), _cnp_loss(2 * x)])
+
+
+def test_asarray_of_a_traced_value_is_a_clear_error():
+    # np.asarray(tracer) made a 0-d object array and the derivative was silently lost; a
+    # Tensor's .numpy() inside vmap returned an object array of BatchTracers
+    with pytest.raises(cr.core.ConcretizationError, match='ReverseTracer.*cnp'):
+        cr.grad(lambda x: cnp.sum(np.asarray(x)))(np.ones(3))
+
+    def f(x):
+        t = cr.tensor(x, requires_grad=True)
+        (t * t).sum().backward()
+        return t.grad.numpy()
+    with pytest.raises(cr.core.ConcretizationError, match='BatchTracer'):
+        cr.vmap(f)(np.ones((2, 3)))

@@ -91,6 +91,63 @@ METHODS = ['sum', 'mean', 'prod', 'max', 'min', 'var', 'std', 'cumsum', 'cumprod
            'take']
 
 
+# --- NumPy interoperability: np.sin(t), np.sum(t) on any tracer run chainrule.numpy's function --
+
+_UFUNC_ALIASES = {'divide': 'true_divide', 'absolute': 'abs', 'conjugate': 'conj'}
+
+
+# jit's abstract values (no `_concrete`) keep what NumPy did before tracers took part in its
+# protocols: operators with an ndarray on the left still reach the tracer's reflected method, and
+# any other NumPy function raises the staging tracer's own error saying to use chainrule.numpy
+# inside jit (tests/test_jit.py pins it)
+_OPERATOR_UFUNCS = frozenset([
+    'add', 'subtract', 'multiply', 'divide', 'true_divide', 'power', 'matmul', 'remainder',
+    'floor_divide', 'less', 'less_equal', 'greater', 'greater_equal', 'equal', 'not_equal',
+    'bitwise_and', 'bitwise_or', 'bitwise_xor'])
+
+
+def _staged(self):
+    return getattr(self, '_concrete', None) is None
+
+
+def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    import chainrule.numpy as cnp
+    if _staged(self) and ufunc.__name__ not in _OPERATOR_UFUNCS:
+        return self.__array__()
+    fn = getattr(cnp, _UFUNC_ALIASES.get(ufunc.__name__, ufunc.__name__), None)
+    if method != '__call__' or fn is None or kwargs.get('out') is not None:
+        return NotImplemented
+    kwargs.pop('out', None)
+    return fn(*inputs, **kwargs)
+
+
+def _array_function(self, func, types, args, kwargs):
+    import chainrule.numpy as cnp
+    if _staged(self):
+        return func._implementation(*args, **kwargs)
+    target = cnp
+    for part in (func.__module__ or '').split('.')[1:]:   # numpy.linalg.inv -> cnp.linalg.inv
+        target = getattr(target, part, None)
+        if target is None:
+            return NotImplemented
+    fn = getattr(target, func.__name__, None)
+    if fn is None:
+        return NotImplemented
+    return fn(*args, **kwargs)
+
+
+def _array(self, *args, **kwargs):
+    # without this, np.asarray(tracer) (and every NumPy function that is not dispatched) made a
+    # 0-d object array holding the tracer, and the derivative was silently lost
+    from chainrule.core import ConcretizationError
+    raise ConcretizationError(
+        f'np.asarray (or a NumPy function chainrule.numpy does not provide) was called on a '
+        f'{type(self).__name__} of shape {tuple(self.shape)} and dtype {self.dtype}, a value '
+        'that a transform (grad, jvp, vmap) is tracing: converting it to a NumPy array would '
+        'lose the derivative. Use chainrule.numpy (cnp.sin(x), cnp.asarray(x)); for a value '
+        'that needs no derivative, cr.stop_gradient(x) first.')
+
+
 def install(cls, skip=()):
     for name, fn in OPERATORS.items():
         if name not in skip:
@@ -111,3 +168,6 @@ def install(cls, skip=()):
     for name in METHODS:
         if name not in skip:
             setattr(cls, name, _cnp(name))
+    cls.__array_ufunc__ = _array_ufunc
+    cls.__array_function__ = _array_function
+    cls.__array__ = _array
