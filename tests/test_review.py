@@ -50,3 +50,24 @@ def test_asarray_of_a_traced_value_is_a_clear_error():
         return t.grad.numpy()
     with pytest.raises(cr.core.ConcretizationError, match='BatchTracer'):
         cr.vmap(f)(np.ones((2, 3)))
+
+
+def test_ufunc_reduce_and_accumulate_on_tensors():
+    # np.add.reduce(t), np.multiply.accumulate(t) returned NotImplemented: a bare TypeError
+    a = np.arange(6.).reshape(2, 3) + 1
+    cases = [(lambda x: np.add.reduce(x), lambda x: x.sum(0)),
+             (lambda x: np.multiply.reduce(x, axis=1), lambda x: x.prod(1)),
+             (lambda x: np.maximum.reduce(x, axis=None), lambda x: x.max()),
+             (lambda x: np.add.accumulate(x, axis=1), lambda x: x.cumsum(1)),
+             (lambda x: np.multiply.accumulate(x), lambda x: x.cumprod(0))]
+    torch = pytest.importorskip('torch')
+    for f, ref in cases:
+        t = cr.tensor(a, requires_grad=True)
+        out = f(t)
+        np.testing.assert_allclose(out.numpy(), f(a))
+        (out * out).sum().backward()
+        tt = torch.tensor(a, requires_grad=True)
+        (ref(tt) ** 2).sum().backward()
+        np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy())
+    with pytest.raises(cr.ChainruleError, match=r'np\.exp\(\.\.\., out=\.\.\.\)'):
+        np.exp(cr.tensor(a, requires_grad=True), out=np.empty((2, 3)))

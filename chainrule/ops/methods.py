@@ -114,11 +114,27 @@ def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
     import chainrule.numpy as cnp
     if _staged(self) and ufunc.__name__ not in _OPERATOR_UFUNCS:
         return self.__array__()
-    fn = getattr(cnp, _UFUNC_ALIASES.get(ufunc.__name__, ufunc.__name__), None)
-    if method != '__call__' or fn is None or kwargs.get('out') is not None:
+    name = ufunc.__name__
+    if kwargs.pop('out', None) is not None:
+        from chainrule.core import ChainruleError
+        raise ChainruleError(
+            f'np.{name}(..., out=...) on a {type(self).__name__}: writing into an output array '
+            f'is not differentiable; use the result instead (y = np.{name}(x)).')
+    if method in ('reduce', 'accumulate') and len(inputs) == 1:
+        # np.add.reduce(t) is np.sum(t, axis=0) (a ufunc's reduce defaults to the first axis)
+        name = (_REDUCE if method == 'reduce' else _ACCUMULATE).get(name)
+        kwargs.setdefault('axis', 0)
+    elif method != '__call__':
+        name = None
+    fn = getattr(cnp, _UFUNC_ALIASES.get(name, name), None) if name else None
+    if fn is None:
         return NotImplemented
-    kwargs.pop('out', None)
     return fn(*inputs, **kwargs)
+
+
+_REDUCE = {'add': 'sum', 'multiply': 'prod', 'maximum': 'max', 'minimum': 'min',
+           'logical_and': 'all', 'logical_or': 'any'}
+_ACCUMULATE = {'add': 'cumsum', 'multiply': 'cumprod'}
 
 
 def _array_function(self, func, types, args, kwargs):
