@@ -71,3 +71,17 @@ def test_ufunc_reduce_and_accumulate_on_tensors():
         np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy())
     with pytest.raises(cr.ChainruleError, match=r'np\.exp\(\.\.\., out=\.\.\.\)'):
         np.exp(cr.tensor(a, requires_grad=True), out=np.empty((2, 3)))
+
+
+def test_value_divided_by_a_python_int_stays_exact():
+    # Value(Fraction) / 3 went through 3 ** -1 == 0.333... and became a float
+    from fractions import Fraction
+    a = cr.Value(Fraction(1, 3))
+    y = a * a / 3 + 1 - a ** 2
+    y.backward()
+    assert y.data == Fraction(25, 27) and isinstance(y.data, Fraction)
+    assert a.grad == Fraction(-4, 9) and isinstance(a.grad, Fraction)
+    b = cr.Value(2.0)
+    z = b / 4
+    z.backward()
+    assert (z.data, b.grad) == (0.5, 0.25)

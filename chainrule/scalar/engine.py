@@ -196,9 +196,14 @@ class Value:
         return self.__mul__(other)
 
     def __truediv__(self, other):                   # self / other
-        if not isinstance(other, (Value, Number)):
+        if isinstance(other, Value):
+            return self * other ** -1
+        if not isinstance(other, Number):
             return NotImplemented
-        return self * other ** -1
+        # by a plain number: one node, d/dx (x / c) = 1 / c, computed as x**0 / c so that it has
+        # x / c's type (other ** -1 made Fraction(1, 3) / 3 a float: 3 ** -1 is 1/3 in float)
+        x = self.data
+        return _node1(x / other, self, x ** 0 / other, '/')
 
     def __rtruediv__(self, other):                  # other / self
         if not isinstance(other, Number):
