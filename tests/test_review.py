@@ -85,3 +85,17 @@ def test_value_divided_by_a_python_int_stays_exact():
     z = b / 4
     z.backward()
     assert (z.data, b.grad) == (0.5, 0.25)
+
+
+def test_power_derivative_at_zero_exponent_is_zero():
+    # d/dx x**y at y = 0 was y * x**(y-1) = 0 * 0**-1 = nan at x = 0 (PyTorch and JAX: 0)
+    torch = pytest.importorskip('torch')
+    x = np.array([0.0, 0.0, 2.0, -1.5])
+    y = np.array([0.0, 2.0, 0.0, 3.0])
+    tx = torch.tensor(x, requires_grad=True)
+    (tx ** torch.tensor(y)).sum().backward()
+    want = tx.grad.numpy()
+    np.testing.assert_array_equal(cr.grad(lambda x: cnp.sum(x ** y))(x), want)
+    np.testing.assert_array_equal(cr.jvp(lambda x: x ** y, (x,), (np.ones(4),))[1], want)
+    np.testing.assert_array_equal(cr.grad(lambda x: cnp.sum(x ** 0.0))(x), np.zeros(4))
+    np.testing.assert_array_equal(cr.jit(cr.grad(lambda x: cnp.sum(x ** y)))(x), want)

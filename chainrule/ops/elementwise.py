@@ -156,7 +156,13 @@ def _pow_vjp_x(g, ans, x, y):
     # d/dx x**y = y * x**(y-1); written without dividing by x so x = 0 works for y >= 1.
     # The local derivative is formed first: under vmap (jacobians) g is a whole batch of
     # cotangents, and g * (y * ...) multiplies the batch once instead of twice.
-    return g * (y * x ** (y - 1))
+    # At y = 0 the derivative is 0 (x**0 = 1 everywhere), not 0 * 0**-1 = nan at x = 0, as in
+    # JAX and PyTorch: there the exponent y - 1 is replaced by 1, and y * x**1 = 0. The select
+    # is skipped when y is a known nonzero constant (x**2, x**0.5).
+    ym1 = y - 1
+    if isinstance(y, Tracer) or np.any(np.asarray(y) == 0):
+        ym1 = where(y == 0, 1, ym1)
+    return g * (y * x ** ym1)
 
 
 def _safe_log(x):
