@@ -99,3 +99,13 @@ def test_power_derivative_at_zero_exponent_is_zero():
     np.testing.assert_array_equal(cr.jvp(lambda x: x ** y, (x,), (np.ones(4),))[1], want)
     np.testing.assert_array_equal(cr.grad(lambda x: cnp.sum(x ** 0.0))(x), np.zeros(4))
     np.testing.assert_array_equal(cr.jit(cr.grad(lambda x: cnp.sum(x ** y)))(x), want)
+
+
+def test_numpy_reductions_inside_jit():
+    # np.sum(x) inside jit calls x.sum(axis=None, out=None), and cnp.sum has no out:
+    # a bare TypeError
+    x = np.arange(6.).reshape(2, 3)
+    for f in (lambda x: np.sum(x ** 2), lambda x: np.mean(x, axis=0),
+              lambda x: np.max(x, axis=1, keepdims=True), lambda x: np.std(x)):
+        np.testing.assert_allclose(cr.jit(f)(x), f(x))
+    np.testing.assert_allclose(cr.jit(cr.grad(lambda x: np.sum(x ** 2)))(x), 2 * x)

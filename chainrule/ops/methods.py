@@ -80,6 +80,8 @@ def _iter(self):
 def _cnp(name):
     def method(self, *args, **kwargs):
         import chainrule.numpy as cnp
+        if 'out' in kwargs and kwargs['out'] is None:   # np.sum(x) calls x.sum(..., out=None)
+            del kwargs['out']
         return getattr(cnp, name)(self, *args, **kwargs)
     method.__name__ = name
     return method
