@@ -142,7 +142,10 @@ _ACCUMULATE = {'add': 'cumsum', 'multiply': 'cumprod'}
 def _array_function(self, func, types, args, kwargs):
     import chainrule.numpy as cnp
     if _staged(self):
-        return func._implementation(*args, **kwargs)
+        # NumPy's own implementation, as if no override existed (`_implementation` from NumPy
+        # 1.25; before, functools.wraps's `__wrapped__`)
+        impl = getattr(func, '_implementation', None) or func.__wrapped__
+        return impl(*args, **kwargs)
     target = cnp
     for part in (func.__module__ or '').split('.')[1:]:   # numpy.linalg.inv -> cnp.linalg.inv
         target = getattr(target, part, None)
