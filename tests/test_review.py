@@ -109,3 +109,32 @@ def test_numpy_reductions_inside_jit():
               lambda x: np.max(x, axis=1, keepdims=True), lambda x: np.std(x)):
         np.testing.assert_allclose(cr.jit(f)(x), f(x))
     np.testing.assert_allclose(cr.jit(cr.grad(lambda x: np.sum(x ** 2)))(x), 2 * x)
+
+
+def _x234():
+    return np.random.default_rng(0).standard_normal((2, 3, 4))
+
+
+@pytest.mark.parametrize('f', [
+    lambda m, x: m.ravel(x, order='F'),
+    lambda m, x: m.reshape(x, (-1, 3), order='F'),
+    lambda m, x: m.reshape(x, 24, order='F'),
+], ids=['ravel-F', 'reshape-F', 'reshape-F-int'])
+def test_fortran_order_reshape(f):
+    # order='F' raised NotImplementedError (HIPS autograd differentiates it)
+    x = _x234()
+    np.testing.assert_array_equal(f(cnp, x), f(np, x))
+    check_grads(lambda x: f(cnp, x), (x,), order=2, modes=('fwd', 'rev'))
+
+
+@pytest.mark.parametrize('f', [
+    lambda m, x: m.cross(x[0, :, :2], x[1, :, 1:3]),
+    lambda m, x: m.cross(x[0, :, :2], x[1, :, :3]),
+    lambda m, x: m.cross(x[0, :3, :2], x[1, :2, :2], axisa=0, axisb=0),
+], ids=['2x2', '2x3', '3x2-axis0'])
+@pytest.mark.filterwarnings('ignore:Arrays of 2-dimensional vectors:DeprecationWarning')
+def test_cross_of_two_component_vectors(f):
+    # np.cross takes 2-component vectors (z component, or zero-padded); cnp.cross refused them
+    x = _x234()
+    np.testing.assert_allclose(f(cnp, x), f(np, x))
+    check_grads(lambda x: f(cnp, x), (x,), order=2, modes=('fwd', 'rev'))

@@ -627,9 +627,16 @@ def isrealobj(x):
 # --- shape functions --------------------------------------------------------------------------
 
 def reshape(a, newshape=None, order='C', *, shape=None):
+    shape = newshape if shape is None else shape
+    if order in ('A', 'K'):     # NumPy: 'F' for an array laid out in Fortran order only
+        fortran = isinstance(a, _np.ndarray) and a.flags.f_contiguous and not a.flags.c_contiguous
+        order = 'F' if fortran else 'C'
+    if order == 'F':            # Fortran order = C order on the axes reversed, then reversed back
+        shape = (shape,) if isinstance(shape, (int, _np.integer)) else tuple(shape)
+        return ops.transpose(ops.reshape(ops.transpose(a), shape[::-1]))
     if order != 'C':
-        raise NotImplementedError('reshape: only order="C" is supported')
-    return ops.reshape(a, newshape if shape is None else shape)
+        raise ValueError(f"reshape: order must be 'C', 'F', 'A' or 'K', got {order!r}")
+    return ops.reshape(a, shape)
 
 
 def ravel(a, order='C'):
@@ -1156,9 +1163,15 @@ def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
         axisa = axisb = axisc = axis
     a = moveaxis(a, axisa, -1)
     b = moveaxis(b, axisb, -1)
-    if shape_of(a)[-1] != 3 or shape_of(b)[-1] != 3:
-        raise ShapeError(f'cross: both vectors must have 3 components along the axis, got shapes '
-                         f'{shape_of(a)} and {shape_of(b)} (2-component vectors are not supported)')
+    na, nb = shape_of(a)[-1:], shape_of(b)[-1:]
+    if na not in ((2,), (3,)) or nb not in ((2,), (3,)):
+        raise ShapeError(f'cross: the vectors must have 2 or 3 components along the axis, got '
+                         f'shapes {shape_of(a)} and {shape_of(b)}')
+    if na == nb == (2,):        # NumPy: the z component of the 3-vectors (a0, a1, 0), (b0, b1, 0)
+        return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+    # a 2-vector against a 3-vector: its third component is 0
+    a, b = (concatenate([v, v[..., :1] * 0], axis=-1) if n == (2,) else v
+            for v, n in ((a, na), (b, nb)))
     a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
     b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
     c = stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
