@@ -647,7 +647,11 @@ def codegen(graph, name='jitted', fuse=False):
                 e.invars[0].aval.ndim >= 1:
             call = _VIEW_METHODS[prim.name](args, _code_params(prim, e.params, glob))
         elif prim.name in _TEMPLATES:
-            call = _TEMPLATES[prim.name](args, _code_params(prim, e.params, glob))
+            ps = _code_params(prim, e.params, glob)
+            if prim.name in ('sum', 'max') and isinstance(e.invars[0], Var) and \
+                    sorted(e.params['axis']) == list(range(e.invars[0].aval.ndim)):
+                ps['axis'] = 'None'     # every axis: NumPy's 1-D fast path (~1 us less)
+            call = _TEMPLATES[prim.name](args, ps)
         elif prim.name == 'matmul':
             call = f'np.matmul({args[0]}, {args[1]})'
         else:
