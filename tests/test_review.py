@@ -138,3 +138,22 @@ def test_cross_of_two_component_vectors(f):
     x = _x234()
     np.testing.assert_allclose(f(cnp, x), f(np, x))
     check_grads(lambda x: f(cnp, x), (x,), order=2, modes=('fwd', 'rev'))
+
+
+@pytest.mark.parametrize('indexing', ['xy', 'ij'])
+@pytest.mark.parametrize('sparse', [False, True])
+def test_meshgrid_is_differentiable(indexing, sparse):
+    # cnp.meshgrid was NumPy's: on traced vectors it made object arrays, and np.meshgrid(t) on a
+    # Tensor recursed through __array_function__ until RecursionError
+    x = _x234()
+
+    def f(m, x):
+        grids = m.meshgrid(x[0, 0, :3], x[1, 1, :4], x[0, 1, :2], indexing=indexing,
+                           sparse=sparse)
+        return sum(g * (i + 1) for i, g in enumerate(grids)) ** 2
+    np.testing.assert_allclose(f(cnp, x), f(np, x))
+    check_grads(lambda x: f(cnp, x), (x,), order=2, modes=('fwd', 'rev'))
+    t = cr.tensor(np.arange(3.0), requires_grad=True)
+    gx, gy = np.meshgrid(t, np.arange(2.0), indexing=indexing, sparse=sparse)
+    (gx * 1.0).sum().backward()
+    np.testing.assert_allclose(t.grad.numpy(), np.full(3, 1.0 if sparse else 2.0))

@@ -134,7 +134,25 @@ def full_like(a, fill_value, dtype=None, shape=None):
 
 
 from numpy import (  # noqa: F401,E402  (constants: nothing to differentiate)
-    arange, empty, eye, geomspace, identity, indices, logspace, meshgrid, ones, tri, zeros)
+    arange, empty, eye, geomspace, identity, indices, logspace, ones, tri, zeros)
+
+
+def meshgrid(*xi, copy=True, sparse=False, indexing='xy'):
+    """`np.meshgrid`, differentiable in the coordinate vectors: output i is vector i reshaped
+    along axis i (axes 0 and 1 swapped for `indexing='xy'`) and broadcast to the grid."""
+    if not _is_traced(*xi):
+        return _np.meshgrid(*xi, copy=copy, sparse=sparse, indexing=indexing)
+    if indexing not in ('xy', 'ij'):
+        raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
+    nd = len(xi)
+    axes = list(range(nd))
+    if indexing == 'xy' and nd > 1:
+        axes[0], axes[1] = 1, 0
+    outs = [ops.reshape(x, (1,) * a + (-1,) + (1,) * (nd - a - 1)) for x, a in zip(xi, axes)]
+    if not sparse:
+        grid = _np.broadcast_shapes(*[shape_of(o) for o in outs])
+        outs = [ops.broadcast_to(o, grid) for o in outs]
+    return tuple(outs)
 
 
 def full(shape, fill_value, dtype=None):

@@ -152,7 +152,7 @@ def _array_function(self, func, types, args, kwargs):
         if target is None:
             return NotImplemented
     fn = getattr(target, func.__name__, None)
-    if fn is None:
+    if fn is None or fn is func:    # NumPy's own function re-exported: it would call back here
         return NotImplemented
     return fn(*args, **kwargs)
 
