@@ -35,7 +35,7 @@ import numpy as np
 
 from chainrule import ops
 from chainrule.api import _argnums_tuple, _as_array, vjp
-from chainrule.core import ChainruleError, ShapeError, Tracer
+from chainrule.core import ChainruleError, ConcretizationError, ShapeError, Tracer, _depth
 from chainrule.interpreters.batching import batch_size, moveaxis, vmap_flat
 from chainrule.interpreters.forward import jvp_flat, zeros_like_value
 from chainrule.interpreters.reverse import vjp_flat
@@ -122,11 +122,26 @@ def _split_aux(out):
 def _leaf_fun(call, has_aux, info):
     """`call(input leaves)` as a function of the leaves returning its output leaves (what the
     flat interpreters take); the output's structure and the aux value go to `info`."""
+    # levels of transforms started from here on are at least `floor` (core.new_level numbers
+    # them depth * 1_000_000 + id): aux values are stripped of those transforms' tracers, which
+    # would otherwise escape (aux is returned as it is, not differentiated)
+    floor = (_depth.get() + 1) * 1_000_000
+
+    def value(x):
+        while isinstance(x, Tracer) and not getattr(x, '_is_tensor', False) \
+                and x._trace.level >= floor:
+            try:
+                x = x._concrete()
+            except ConcretizationError:     # a batched value of an inner vmap: leave it
+                break
+        return x
+
     def f(*leaves):
         out = call(list(leaves))
         aux = None
         if has_aux:
             out, aux = _split_aux(out)
+            aux = tree_map(value, aux)
         o_leaves, o_def = tree_flatten(out)
         info.append((o_def, aux))
         return o_leaves

@@ -157,3 +157,22 @@ def test_meshgrid_is_differentiable(indexing, sparse):
     gx, gy = np.meshgrid(t, np.arange(2.0), indexing=indexing, sparse=sparse)
     (gx * 1.0).sum().backward()
     np.testing.assert_allclose(t.grad.numpy(), np.full(3, 1.0 if sparse else 2.0))
+
+
+def test_aux_values_carry_no_tracers():
+    # jvp/jacfwd/jacrev/hessian with has_aux returned aux as the transform's own tracer
+    # (JVPTracer(primal=..., tangent=BatchTracer(...)), ReverseTracer(...))
+    x = np.arange(3.0)
+
+    def f(x):
+        return cnp.sin(x), {'twice': x * 2, 'none': None}
+    auxes = [cr.jvp(f, (x,), (x,), has_aux=True)[2], cr.jacfwd(f, has_aux=True)(x)[1],
+             cr.jacrev(f, has_aux=True)(x)[1],
+             cr.hessian(lambda x: (cnp.sum(f(x)[0]), f(x)[1]), has_aux=True)(x)[1]]
+    for aux in auxes:
+        assert type(aux['twice']) is np.ndarray and aux['none'] is None
+        np.testing.assert_array_equal(aux['twice'], 2 * x)
+    # an aux that depends on an enclosing transform's input stays differentiable by it
+    g = cr.grad(lambda w: cr.jacrev(lambda x: (cnp.sin(x) * w, cnp.sum(x * w)),
+                                    has_aux=True)(x)[1])(2.0)
+    assert g == pytest.approx(3.0)
