@@ -11,8 +11,8 @@ The process pins itself to one CPU core (JAX's CPU runtime otherwise uses a thre
    (NumPy backend and numba backend) against chainrule eager, hand-written NumPy
    forward+backward, PyTorch eager and `jax.jit`.
 
-Prints the best-of-`REPEAT` time per call and each contender's time divided by jit's
-(> 1: jit is faster). PyTorch, JAX and numba are optional (`pip install torch jax numba`);
+Prints the best-of-rounds time per call (60 rounds of 10 steps for the MLP, `REPEAT` rounds
+for the chain) and each contender's time divided by jit's (> 1: jit is faster). PyTorch, JAX and numba are optional (`pip install torch jax numba`);
 missing ones are reported and skipped. Every contender's result is checked against chainrule
 eager before it is timed.
 """
@@ -41,15 +41,18 @@ QUICK = '--quick' in sys.argv
 REPEAT = 3 if QUICK else 7
 
 
-def best_times(contenders, number):
-    """Best over REPEAT rounds of the mean time of `number` calls, per contender, in seconds.
+def best_times(contenders, number, rounds=None):
+    """Best over `rounds` (default REPEAT) rounds of the mean time of `number` calls, per
+    contender, in seconds.
 
     The contenders take turns within each round, so a change in the machine's load (it is
-    shared) affects all of them alike instead of whichever ran at the time."""
+    shared) affects all of them alike instead of whichever ran at the time; and the best round
+    is the one least disturbed, so many short rounds estimate each contender's own time better
+    than a few long ones on a loaded machine."""
     for fn in contenders.values():
         fn()                                # warm up (traces, compiles)
     best = {name: float('inf') for name in contenders}
-    for _ in range(REPEAT):
+    for _ in range(rounds or REPEAT):
         for name, fn in contenders.items():
             n = number[name] if isinstance(number, dict) else number
             t0 = time.perf_counter()
@@ -124,7 +127,8 @@ def bench_mlp():
     x, y = digits_batch()
     y1h = np.eye(10, dtype=np.float32)[y]
     params = init_params()
-    number = 30 if QUICK else 200
+    # a step takes ~0.6 ms: many rounds of a few steps each (see best_times)
+    number, rounds = 10, (6 if QUICK else 60)
     runs = {}
 
     jstep = cr.jit(sgd_step)
@@ -199,7 +203,7 @@ def bench_mlp():
             loss.block_until_ready()
         runs['jax.jit'] = run_jax
 
-    times = best_times(runs, number)
+    times = best_times(runs, number, rounds)
     report('1. MLP 64-256-256-10 training step, batch 64, float32 (time per step)', times,
            'chainrule jit')
     return times
@@ -286,6 +290,7 @@ def bench_chain():
 
 if __name__ == '__main__':
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else '?'
-    print(f'numpy {np.__version__}, one BLAS thread, pinned to {cores} core; best of {REPEAT}')
+    print(f'numpy {np.__version__}, one BLAS thread, pinned to {cores} core; best round of '
+          f'{REPEAT} (MLP: 60 rounds of 10 steps)')
     bench_mlp()
     bench_chain()
