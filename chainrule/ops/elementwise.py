@@ -160,7 +160,7 @@ def _pow_vjp_x(g, ans, x, y):
     # JAX and PyTorch: there the exponent y - 1 is replaced by 1, and y * x**1 = 0. The select
     # is skipped when y is a known nonzero constant (x**2, x**0.5).
     ym1 = y - 1
-    if isinstance(y, Tracer) or np.any(np.asarray(y) == 0):
+    if isinstance(y, Tracer) or (y == 0 if isinstance(y, (int, float)) else np.any(y == 0)):
         ym1 = where(y == 0, 1, ym1)
     return g * (y * x ** ym1)
 
