@@ -655,8 +655,8 @@ def codegen(graph, name='jitted', fuse=False):
         elif prim.name == 'matmul':
             # two float matrices: np.dot, the same BLAS call (bitwise the same result) without
             # the generalised ufunc's dispatch (~0.8 us a call)
-            two_d = all(isinstance(v, Var) and v.aval.ndim == 2 and v.aval.dtype.kind == 'f'
-                        for v in e.invars)
+            two_d = all(isinstance(v, Var) and v.aval.ndim == 2 and
+                        v.aval.dtype in (np.float32, np.float64) for v in e.invars)
             call = f'np.{"dot" if two_d else "matmul"}({args[0]}, {args[1]})'
         else:
             fn = f'_{prim.name}_impl'
