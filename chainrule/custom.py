@@ -58,8 +58,8 @@ import warnings
 
 import numpy as np
 
-from chainrule.core import (ChainruleError, PerArg, Primitive, Tracer, bind, dtype_of, registry,
-                            shape_of)
+from chainrule.core import (ChainruleError, MissingRuleError, PerArg, Primitive, Tracer, bind,
+                            dtype_of, registry, shape_of)
 from chainrule.tree import tree_flatten, tree_structure, tree_unflatten
 
 __all__ = ['custom_vjp', 'custom_jvp', 'primitive', 'CallBypassedWarning']
@@ -623,7 +623,20 @@ class custom_vjp(CallWrapper):
 
 # --- primitives from user code ---------------------------------------------------------------
 
-def primitive(name, impl, *, vjp=None, jvp=None, elementwise=False, linear=False, batch=None,
+_NO_VJP = object()   # `vjp` not given (unlike vjp=None, which declares the op not differentiable)
+
+
+def _missing_vjp(name):
+    def rule(i, g, out, *args, **params):
+        raise MissingRuleError(
+            f'primitive {name!r} has no VJP rule for argument {i}, so reverse mode (grad, vjp, '
+            f'backward(), and forward mode when no jvp rule is given) cannot differentiate '
+            f'it. Pass vjp=[...] to cr.custom.primitive, or vjp=None if {name!r} is not '
+            'differentiable (its outputs are then constants).')
+    return PerArg(rule)
+
+
+def primitive(name, impl, *, vjp=_NO_VJP, jvp=None, elementwise=False, linear=False, batch=None,
               multiple_results=False, shape=None, doc=''):
     """Register a new primitive operation with its own rules, from user code.
 
@@ -637,7 +650,10 @@ def primitive(name, impl, *, vjp=None, jvp=None, elementwise=False, linear=False
         impl: the NumPy computation `impl(*arrays, **static_params)`.
         vjp: a list with one rule per positional argument, `rule(g, out, *args, **params)`
             returning that argument's cotangent (`None` where not differentiable). Write rules
-            with `chainrule.numpy`, so that derivatives of derivatives work.
+            with `chainrule.numpy`, so that derivatives of derivatives work. `vjp=None`
+            declares the op not differentiable (in every mode: its outputs are constants);
+            leaving `vjp` out makes reverse mode a `MissingRuleError` naming the primitive
+            (not a silent zero gradient), while `jvp`/`linear` still serve forward mode.
         jvp: a list with one rule per argument, `rule(t, out, *args, **params)` -- optional:
             `elementwise=True` (the VJP rules read forwards), `linear=True` (the op is its own
             derivative), or, failing those, forward mode transposes the VJP rules.
@@ -664,6 +680,8 @@ def primitive(name, impl, *, vjp=None, jvp=None, elementwise=False, linear=False
     if name in registry:
         raise ChainruleError(f'a primitive named {name!r} is already registered; choose another '
                              'name (names are global, like the primitives of chainrule.ops)')
+    if vjp is _NO_VJP:
+        vjp = _missing_vjp(name)
     prim = Primitive(name, impl, vjp=vjp, jvp=jvp, elementwise=elementwise, linear=linear,
                      batch=batch, multiple_results=multiple_results, shape=shape, doc=doc)
 

@@ -176,3 +176,24 @@ def test_aux_values_carry_no_tracers():
     g = cr.grad(lambda w: cr.jacrev(lambda x: (cnp.sin(x) * w, cnp.sum(x * w)),
                                     has_aux=True)(x)[1])(2.0)
     assert g == pytest.approx(3.0)
+
+
+def test_user_primitive_without_vjp_is_a_missing_rule_not_a_zero_gradient():
+    # cr.custom.primitive(name, impl) without vjp= was silently "not differentiable": grad gave
+    # zeros, and a jvp=/linear=True primitive without vjp had a zero tangent in forward mode too
+    twice = cr.custom.primitive('test_review_twice', lambda x: x * 2)
+    x = np.ones(2)
+    with pytest.raises(cr.MissingRuleError, match="'test_review_twice'.*vjp="):
+        cr.grad(lambda x: cnp.sum(twice(x)))(x)
+    with pytest.raises(cr.MissingRuleError, match="'test_review_twice'"):
+        twice(cr.tensor(x, requires_grad=True)).sum().backward()
+    square = cr.custom.primitive('test_review_square', lambda x: x ** 2,
+                                 jvp=[lambda t, ans, x: 2 * x * t])
+    np.testing.assert_allclose(cr.jvp(square, (3 * x,), (x,))[1], 6 * x)
+    np.testing.assert_allclose(cr.jacfwd(square)(3 * x), 6 * np.eye(2))
+    with pytest.raises(cr.MissingRuleError, match="'test_review_square'"):
+        cr.grad(lambda x: cnp.sum(square(x)))(x)
+    thrice = cr.custom.primitive('test_review_thrice', lambda x: x * 3, linear=True)
+    np.testing.assert_allclose(cr.jvp(thrice, (x,), (x,))[1], 3 * x)
+    const = cr.custom.primitive('test_review_floor', np.floor, vjp=None)   # declared constant
+    np.testing.assert_array_equal(cr.grad(lambda x: cnp.sum(const(x)))(x), 0 * x)
