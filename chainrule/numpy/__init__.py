@@ -499,6 +499,119 @@ def average(a, axis=None, weights=None, returned=False, keepdims=False):
     return (avg, scl) if returned else avg
 
 
+
+# --- NaN-aware reductions, order statistics, integration ----------------------------------------
+
+def nansum(a, axis=None, dtype=None, keepdims=False):
+    """`np.nansum`: the sum with NaNs counted as zero (so their gradient is zero)."""
+    if not isinstance(a, Tracer):
+        return _np.nansum(a, axis=axis, dtype=dtype, keepdims=keepdims)
+    return sum(where(isnan(a), 0, a), axis=axis, dtype=dtype, keepdims=keepdims)
+
+
+def nanmean(a, axis=None, dtype=None, keepdims=False):
+    """`np.nanmean`: the mean of the elements that are not NaN (NaN where there are none)."""
+    if not isinstance(a, Tracer):
+        return _np.nanmean(a, axis=axis, dtype=dtype, keepdims=keepdims)
+    a = _float(a)
+    n = sum(ops.astype(logical_not(isnan(a)), dtype_of(a)), axis=axis, keepdims=keepdims)
+    return nansum(a, axis, dtype, keepdims) / n
+
+
+def quantile(a, q, axis=None, out=None, overwrite_input=False, method='linear',
+             keepdims=False):
+    """`np.quantile` (NumPy's default `method='linear'`), differentiable in `a`: `a` sorted
+    along `axis`, then the two order statistics around position `q (n - 1)` interpolated
+    linearly, so the gradient goes to those two elements. `q` is a constant."""
+    if not isinstance(a, Tracer):
+        return _np.quantile(a, q, axis=axis, out=out, overwrite_input=overwrite_input,
+                            method=method, keepdims=keepdims)
+    return _quantile(a, q, 1.0, _np.quantile, axis, out, method, keepdims)
+
+
+def percentile(a, q, axis=None, out=None, overwrite_input=False, method='linear',
+               keepdims=False):
+    """`np.percentile`: `quantile` with `q` in percent."""
+    if not isinstance(a, Tracer):
+        return _np.percentile(a, q, axis=axis, out=out, overwrite_input=overwrite_input,
+                              method=method, keepdims=keepdims)
+    return _quantile(a, q, 100.0, _np.percentile, axis, out, method, keepdims)
+
+
+def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    """`np.median`: the middle element along `axis`, or the mean of the two middle ones."""
+    if not isinstance(a, Tracer):
+        return _np.median(a, axis=axis, out=out, overwrite_input=overwrite_input,
+                          keepdims=keepdims)
+    return _quantile(a, 0.5, 1.0, _np.median, axis, out, 'linear', keepdims)
+
+
+def _quantile(a, q, scale, np_fn, axis, out, method, keepdims):
+    if method != 'linear' or out is not None:
+        raise NotImplementedError(f"{np_fn.__name__}: on traced values only method='linear' "
+                                  "(NumPy's default) is differentiable here, and not out=")
+    q = concrete(q)
+    # the result dtype as NumPy gives it (a Python-number q is weak: float32 stays float32)
+    dt = _np.asarray(np_fn(_np.zeros(1, dtype_of(a)), *(() if np_fn is _np.median else (q,))))
+    qs = _np.asarray(q, dtype=_np.float64) / scale
+    if qs.size and (qs.min() < 0 or qs.max() > 1):
+        raise ValueError(f'{np_fn.__name__}: q must lie in [0, {scale:g}]')
+    s = shape_of(a)
+    axes = ops.normalize_axis(axis, len(s))
+    rest = [i for i in range(len(s)) if i not in axes]
+    # the reduced axes moved last and merged into one, then sorted
+    x = sort(reshape(transpose(a, rest + list(axes)), [s[i] for i in rest] + [-1]), axis=-1)
+    x = ops.astype(x, dt.dtype)
+    n = shape_of(x)[-1]
+    pos = qs * (n - 1)
+    lo = _np.floor(pos).astype(_np.intp)
+    hi = _np.minimum(lo + 1, n - 1)
+    frac = _np.asarray(pos - lo, dtype=dt.dtype)
+    below, above = take(x, lo, axis=-1), take(x, hi, axis=-1)   # rest + q.shape
+    res = below + (above - below) * frac
+    res = moveaxis(res, list(range(len(rest), len(rest) + qs.ndim)), list(range(qs.ndim)))
+    if keepdims:
+        res = reshape(res, qs.shape + tuple(1 if i in axes else s[i] for i in range(len(s))))
+    return res
+
+
+def trapezoid(y, x=None, dx=1.0, axis=-1):
+    """`np.trapezoid`: the trapezoidal rule, sum of (y[i+1] + y[i]) / 2 * (x[i+1] - x[i]) along
+    `axis`; differentiable in `y`, `x` and `dx`."""
+    if not _is_traced(y, x, dx):
+        return (getattr(_np, 'trapezoid', None) or _np.trapz)(y, x, dx, axis)   # NumPy < 2
+    nd = len(shape_of(y))
+    ax = _axis1(axis, nd, 'trapezoid')
+    if x is None:
+        d = dx
+    elif len(shape_of(x)) == 1:
+        d = reshape(diff(x), tuple(-1 if i == ax else 1 for i in range(nd)))
+    else:
+        d = diff(x, axis=ax)
+    hi = (slice(None),) * ax + (slice(1, None),)
+    lo = (slice(None),) * ax + (slice(None, -1),)
+    return sum(d * (y[hi] + y[lo]) / 2.0, axis=ax)
+
+
+def float_power(x1, x2):
+    """`np.float_power`: `power` computed in float64 (complex128 for complex inputs)."""
+    if not _is_traced(x1, x2):
+        return _np.float_power(x1, x2)
+    kinds = [dtype_of(v).kind if isinstance(v, Tracer) else _np.asarray(v).dtype.kind
+             for v in (x1, x2)]
+    dt = _np.complex128 if 'c' in kinds else _np.float64
+    return power(asarray(x1, dtype=dt), asarray(x2, dtype=dt))
+
+
+def copy(a, order='K', subok=False):
+    """`np.copy`: for a `Tensor`, `clone()` (a new Tensor whose gradient flows back to `a`);
+    other traced values cannot be modified in place, so they are their own copy."""
+    if getattr(a, '_is_tensor', False):
+        return a.clone()
+    if isinstance(a, Tracer):
+        return a
+    return _np.copy(a, order=order, subok=subok)
+
 def _concrete_for(op, why, x):
     """`concrete(x)`, with an error saying why `op` needs the values when there are none."""
     try:
