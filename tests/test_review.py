@@ -207,3 +207,26 @@ def test_np_copy_of_a_tensor_is_a_connected_clone():
     assert c is not t and c.data is not t.data
     (c * c).sum().backward()
     np.testing.assert_allclose(t.grad.numpy(), 2 * _x234())
+
+
+@pytest.mark.parametrize('kernel', [3, (3, 2), (4, 5)])
+@pytest.mark.parametrize('padding', ['same', 'valid'])
+def test_conv2d_string_padding_matches_torch(kernel, padding):
+    # Conv2d(..., padding='same') failed with "invalid literal for int() with base 10: 's'"
+    torch = pytest.importorskip('torch')
+    x = np.random.default_rng(0).standard_normal((2, 3, 7, 6))
+    tm = torch.nn.Conv2d(3, 4, kernel, padding=padding).double()
+    m = cr.nn.Conv2d(3, 4, kernel, padding=padding, dtype=np.float64)
+    m.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    X, tx = cr.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, ty = m(X), tm(tx)
+    (y ** 2).sum().backward()
+    (ty ** 2).sum().backward()
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(X.grad.numpy(), tx.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(m.weight.grad.numpy(), tm.weight.grad.numpy(), atol=1e-12)
+
+
+def test_conv2d_same_padding_needs_stride_one():
+    with pytest.raises(ValueError, match="padding='same' needs stride 1"):
+        cr.nn.Conv2d(3, 4, 3, stride=2, padding='same')(np.ones((1, 3, 5, 5), np.float32))

@@ -151,12 +151,31 @@ def conv2d(input, weight, bias=None, stride=1, padding=0):
         input: `(N, C_in, H, W)`.
         weight: `(C_out, C_in, kh, kw)`.
         bias: optional `(C_out,)`.
-        stride, padding: ints or pairs (zero padding).
+        stride, padding: ints or pairs (zero padding); `padding` may also be PyTorch's
+            `'valid'` (none) or `'same'` (output as large as the input, stride 1 only; an even
+            kernel gets the extra row/column of padding after, as in PyTorch).
 
     Returns:
         `(N, C_out, OH, OW)`.
     """
+    if isinstance(padding, str):
+        input, padding = _string_padding(input, weight, stride, padding)
     return nnops.conv2d(input, weight, bias, stride, padding)
+
+
+def _string_padding(input, weight, stride, padding):
+    if padding == 'valid':
+        return input, 0
+    if padding != 'same':
+        raise ValueError(f"conv2d: padding must be an int, a pair, 'valid' or 'same', got "
+                         f'{padding!r}')
+    if stride not in (1, (1, 1), [1, 1]):
+        raise ValueError(f"conv2d: padding='same' needs stride 1 (as in PyTorch), got {stride}")
+    # total padding k - 1 per axis: (k - 1) // 2 before, the rest after
+    (t, b), (l, r) = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in shape_of(weight)[2:]]
+    if (t, l) == (b, r):
+        return input, (t, l)
+    return cnp.pad(input, ((0, 0), (0, 0), (t, b), (l, r))), 0
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0):
