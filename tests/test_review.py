@@ -211,6 +211,7 @@ def test_np_copy_of_a_tensor_is_a_connected_clone():
 
 @pytest.mark.parametrize('kernel', [3, (3, 2), (4, 5)])
 @pytest.mark.parametrize('padding', ['same', 'valid'])
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 def test_conv2d_string_padding_matches_torch(kernel, padding):
     # Conv2d(..., padding='same') failed with "invalid literal for int() with base 10: 's'"
     torch = pytest.importorskip('torch')
