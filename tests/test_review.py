@@ -231,3 +231,32 @@ def test_conv2d_string_padding_matches_torch(kernel, padding):
 def test_conv2d_same_padding_needs_stride_one():
     with pytest.raises(ValueError, match="padding='same' needs stride 1"):
         cr.nn.Conv2d(3, 4, 3, stride=2, padding='same')(np.ones((1, 3, 5, 5), np.float32))
+
+
+def _multiply_at(a, idx, v):
+    out = a.copy()
+    np.multiply.at(out, idx, v)
+    return out
+
+
+@pytest.mark.parametrize('idx, vshape', [
+    ((np.array([0, 0, 2, 0, 1]), np.array([1, 1, 3, 1, 0])), (5,)),
+    (np.array([0, 0, 2]), (3, 4)),
+    ((slice(None), np.array([2, 2])), (3, 2)),
+    ((np.array([0, 2]), np.array([1, 3])), (2,)),
+], ids=['pairs-repeated', 'rows-repeated', 'columns-repeated', 'distinct'])
+def test_at_multiply_with_repeated_indices(idx, vshape):
+    # cnp.at(x)[idx].multiply(v) kept only the last factor of a repeated position (forward
+    # and gradients wrong); NumPy's multiply.at (and JAX) multiply by every one
+    rng = np.random.default_rng(1)
+    a, v = rng.standard_normal((3, 4)), rng.standard_normal(vshape)
+    np.testing.assert_allclose(cnp.at(a)[idx].multiply(v), _multiply_at(a, idx, v))
+    check_grads(lambda a, v: cnp.at(a)[idx].multiply(v), (a, v), order=2, modes=('fwd', 'rev'))
+
+
+def test_clip_with_crossed_bounds_gives_the_upper_one():
+    # np.clip gives a_max where a_min > a_max; cnp.clip gave a_min below both (and its gradient)
+    x, lo, hi = np.array([-3.0, 0.5, 3.0]), np.ones(3), np.zeros(3)
+    np.testing.assert_array_equal(cnp.clip(x, lo, hi), np.clip(x, lo, hi))
+    np.testing.assert_array_equal(cr.grad(lambda lo: cnp.sum(cnp.clip(x, lo, hi)))(lo), 0 * lo)
+    np.testing.assert_array_equal(cr.grad(lambda hi: cnp.sum(cnp.clip(x, lo, hi)))(hi), 1 + 0 * hi)

@@ -293,8 +293,8 @@ def clip(a, a_min=None, a_max=None, *, min=None, max=None):
     out = a
     if a_min is not None:
         out = where(less(a, a_min), a_min, out)
-    if a_max is not None:
-        out = where(greater(a, a_max), a_max, out)
+    if a_max is not None:       # compared after the lower bound: a_max wins if a_min > a_max
+        out = where(greater(out, a_max), a_max, out)
     return out
 
 
@@ -1207,7 +1207,31 @@ class _At:
         return ops.at_add(self.x, -values, self.idx)
 
     def multiply(self, values):
-        return ops.at_set(self.x, self.x[self.idx] * values, self.idx)
+        """Multiply the indexed elements by `values`; a position indexed k times is multiplied
+        by all k of its values, as NumPy's `np.multiply.at` and JAX's `.at[].multiply`."""
+        x, idx = self.x, self.idx
+        parts = idx if isinstance(idx, tuple) else (idx,)
+        if builtins.any(isinstance(i, Tracer) for i in parts):
+            # traced indices (vmap, jit): positions unknown here, each written once
+            return ops.at_set(x, x[idx] * values, idx)
+        shape = shape_of(x)
+        pos = _np.arange(int(_np.prod(shape))).reshape(shape)[idx]   # flat position per write
+        if _np.unique(pos).size == pos.size:
+            return ops.at_set(x, x[idx] * values, idx)
+        # repeated positions: rounds of distinct positions, round r holding the r-th write to
+        # each, applied one after another (multiplication commutes, so the order is free)
+        pf = pos.ravel()
+        vf = ravel(broadcast_to(values, pos.shape))
+        order = _np.argsort(pf, kind='stable')
+        first = _np.r_[True, pf[order][1:] != pf[order][:-1]]
+        rank = _np.empty(pf.size, _np.intp)
+        rank[order] = _np.arange(pf.size) - _np.maximum.accumulate(
+            _np.where(first, _np.arange(pf.size), 0))
+        out = ravel(x)
+        for r in range(int(rank.max()) + 1):
+            sel = _np.nonzero(rank == r)[0]
+            out = ops.at_set(out, out[pf[sel]] * vf[sel], pf[sel])
+        return reshape(out, shape)
 
     def get(self):
         return self.x[self.idx]
