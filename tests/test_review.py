@@ -260,3 +260,15 @@ def test_clip_with_crossed_bounds_gives_the_upper_one():
     np.testing.assert_array_equal(cnp.clip(x, lo, hi), np.clip(x, lo, hi))
     np.testing.assert_array_equal(cr.grad(lambda lo: cnp.sum(cnp.clip(x, lo, hi)))(lo), 0 * lo)
     np.testing.assert_array_equal(cr.grad(lambda hi: cnp.sum(cnp.clip(x, lo, hi)))(hi), 1 + 0 * hi)
+
+
+def test_python_number_of_a_traced_value_is_a_clear_error():
+    # float(x) / math.sin(x) inside jvp silently dropped the derivative (jvp of float(x) * x at
+    # 2 gave 2, not 4); inside grad they raised a bare TypeError
+    import math
+    for f in (lambda x: float(x) * x, lambda x: math.sin(x) * x):
+        with pytest.raises(cr.core.ConcretizationError, match='JVPTracer.*cnp.sin'):
+            cr.jvp(f, (2.0,), (1.0,))
+        with pytest.raises(cr.core.ConcretizationError, match='ReverseTracer'):
+            cr.grad(f)(2.0)
+    assert float(cr.tensor(2.0)) == 2.0          # a plain Tensor still converts

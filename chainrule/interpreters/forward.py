@@ -69,9 +69,6 @@ class JVPTracer(Tracer):
     def __bool__(self):
         return bool(concrete(self.primal))
 
-    def __float__(self):
-        return float(concrete(self.primal))
-
     def __repr__(self):
         return f'JVPTracer(primal={self.primal!r}, tangent={self.tangent!r})'
 

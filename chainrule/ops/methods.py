@@ -169,6 +169,18 @@ def _array(self, *args, **kwargs):
         'that needs no derivative, cr.stop_gradient(x) first.')
 
 
+def _to_number(self, *args):
+    # float(x) / complex(x) / math.sin(x) on a traced value gave a bare TypeError in reverse mode
+    # and, in forward mode, the value with its derivative silently dropped
+    from chainrule.core import ConcretizationError
+    raise ConcretizationError(
+        f'a Python number was asked of a {type(self).__name__} of shape {tuple(self.shape)} '
+        'that a transform (grad, jvp, vmap) is tracing (float(x), math.sin(x), ...): a Python '
+        'number carries no derivative, so the result would be wrong. Keep it an array '
+        '(chainrule.numpy: cnp.sin(x), not math.sin(x)), or use cr.stop_gradient(x) where no '
+        'derivative should flow.')
+
+
 def install(cls, skip=()):
     for name, fn in OPERATORS.items():
         if name not in skip:
@@ -192,3 +204,4 @@ def install(cls, skip=()):
     cls.__array_ufunc__ = _array_ufunc
     cls.__array_function__ = _array_function
     cls.__array__ = _array
+    cls.__float__ = cls.__complex__ = _to_number
