@@ -233,7 +233,10 @@ def vmap(fun, in_axes=0, out_axes=0, report=False):
         else:
             axes = _broadcast_prefix(in_axes, tuple(args), 'in_axes')
         leaves, a_def = tree_flatten(tuple(args))
-        leaves = [_leaf_array(x) for x in leaves]
+        # an unmapped Python number stays one (NumPy 2 keeps it weak: a float32 batch times 2.0
+        # stays float32, as outside vmap; np.asarray(2.0) would make it float64)
+        leaves = [x if a is None and type(x) in (int, float, complex) else _leaf_array(x)
+                  for x, a in zip(leaves, axes)]
         size = batch_size(leaves, axes)
         out_defs = []
 

@@ -272,3 +272,12 @@ def test_python_number_of_a_traced_value_is_a_clear_error():
         with pytest.raises(cr.core.ConcretizationError, match='ReverseTracer'):
             cr.grad(f)(2.0)
     assert float(cr.tensor(2.0)) == 2.0          # a plain Tensor still converts
+
+
+def test_vmap_keeps_an_unmapped_python_number_weak():
+    # an in_axes=None Python float became a float64 0-d array, so a float32 batch * 2.0 came
+    # out float64 under vmap (float32 outside it, NumPy 2's weak scalars)
+    x = np.ones((2, 3), np.float32)
+    out = cr.vmap(lambda a, s: a * s, in_axes=(0, None))(x, 2.0)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, 2 * x)
