@@ -281,3 +281,15 @@ def test_vmap_keeps_an_unmapped_python_number_weak():
     out = cr.vmap(lambda a, s: a * s, in_axes=(0, None))(x, 2.0)
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, 2 * x)
+
+
+def test_number_to_a_value_power_is_python_power():
+    # 2 ** Value(3.0) was exp(3 log 2) = 7.999999999999998; 0 ** Value(x) raised (log 0)
+    a = cr.Value(3.0)
+    y = 2 ** a
+    y.backward()
+    assert y.data == 8.0 and a.grad == pytest.approx(8 * np.log(2), rel=1e-15)
+    b = cr.Value(2.0)
+    z = 0 ** b
+    z.backward()
+    assert (z.data, b.grad) == (0.0, 0)

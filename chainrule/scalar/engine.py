@@ -210,10 +210,17 @@ class Value:
             return NotImplemented
         return other * self ** -1
 
-    def __rpow__(self, base):                       # base ** self = exp(self log base)
+    def __rpow__(self, base):                       # d/dx base**x = base**x log(base)
         if not isinstance(base, Number):
             return NotImplemented
-        return (self * _call('log', base)).exp()
+        # Python's own power for the value (2 ** Value(3) is 8, where exp(3 log 2) is
+        # 7.999999999999998); 0 ** x is flat (0 for x > 0)
+        try:
+            out = base ** self.data
+        except OverflowError:
+            out = math.inf
+        d = 0 if base == 0 else out * _call('log', base)
+        return _node1(out, self, d, f'{base}**')
 
     def sigmoid(self):
         """1 / (1 + e**-x), computed as (1 + tanh(x/2)) / 2, which never overflows.
