@@ -293,3 +293,16 @@ def test_number_to_a_value_power_is_python_power():
     z = 0 ** b
     z.backward()
     assert (z.data, b.grad) == (0.0, 0)
+
+
+def test_value_to_a_value_power_is_python_power():
+    # Value(2.0) ** Value(3.0) was exp(3 log 2) = 7.999999999999998, and raised at x = 0
+    a, b = cr.Value(2.0), cr.Value(3.0)
+    z = a ** b
+    z.backward()
+    assert z.data == 8.0 and a.grad == 12.0
+    assert b.grad == pytest.approx(8 * np.log(2), rel=1e-15)
+    c, d = cr.Value(0.0), cr.Value(2.0)
+    w = c ** d
+    w.backward()
+    assert (w.data, c.grad, d.grad) == (0.0, 0.0, 0)

@@ -129,8 +129,18 @@ class Value:
         return _node2(a * b, self, b, other, a, '*')
 
     def __pow__(self, n):                           # d/dx x**n = n x**(n-1), n a constant
-        if isinstance(n, Value):                    # x**y = exp(y log x), a composite
-            return (n * self.log()).exp()
+        if isinstance(n, Value):                    # d/dx x**y = y x**(y-1), d/dy = x**y log x
+            x, y = self.data, n.data
+            try:
+                out = x ** y                            # Python's power: 2.0 ** 3.0 is 8.0 exactly
+            except OverflowError:
+                out = math.inf
+            dy = 0 if x == 0 else out * _call('log', x)    # 0**y is flat in y (0 for y > 0)
+            try:
+                dx = y * x ** (y - 1) if y != 0 else 0
+            except ZeroDivisionError:                   # x == 0 and 0 < y < 1
+                dx = math.inf
+            return _node2(out, self, dx, n, dy, '**')
         if not isinstance(n, Number):
             return NotImplemented
         x = self.data
