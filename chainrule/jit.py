@@ -1266,6 +1266,9 @@ class Jitted:
         t0 = time.perf_counter()
 
         def flat_fun(*xs):
+            for x, leaf in zip(xs, leaves):
+                if type(leaf) in (bool, int, float, complex):
+                    x.weak = True       # a Python number stays weak, as it is in eager NumPy
             dyn = tree_unflatten(tree, xs)
             kwargs = {}
             if has_kw:

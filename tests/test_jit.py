@@ -603,3 +603,16 @@ def test_closing_over_parameters_that_require_grad_is_an_error_not_lost_gradient
     # the functional style passes the module as an argument, and gets its gradients
     g = cr.jit(cr.grad(lambda model, x: model(x).sum()))(m, x)
     np.testing.assert_allclose(np.asarray(g.weight), np.full((2, 3), 4.0), rtol=1e-6)
+
+
+def test_python_number_arguments_stay_weak_as_in_eager_numpy():
+    # NumPy 2: float32 array * 2.0 stays float32, int32 array * 2.0 becomes float64
+    for arr in (np.ones(3, np.float32), np.ones(3, np.int32), np.ones(3, np.float64)):
+        for s in (2.0, 2, True):
+            got = cr.jit(lambda a, s: a * s + s)(arr, s)
+            want = arr * s + s
+            assert got.dtype == want.dtype, (arr.dtype, type(s))
+            np.testing.assert_array_equal(got, want)
+    g = cr.jit(cr.grad(lambda a, s: cnp.sum(a * s)))(np.ones(3, np.float32), 2.0)
+    assert g.dtype == np.float32
+    np.testing.assert_array_equal(g, np.full(3, 2.0, np.float32))

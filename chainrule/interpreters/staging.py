@@ -381,12 +381,15 @@ _BOOL_MSG = (
 class StagingTracer(Tracer):
     """A value being staged: its abstract value and the graph variable it stands for."""
 
-    __slots__ = ('_trace', 'aval', 'var')
+    __slots__ = ('_trace', 'aval', 'var', 'weak')
 
     def __init__(self, trace, aval, var):
         self._trace = trace
         self.aval = aval
         self.var = var
+        # True for a jit argument that was a Python number: like the number itself it takes the
+        # dtype of the array it meets (NumPy 2's weak scalars), so float32 code stays float32
+        self.weak = False
 
     @property
     def shape(self):

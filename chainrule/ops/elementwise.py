@@ -224,6 +224,7 @@ where_p = Primitive(
 # --- wrappers: broadcasting and dtype promotion happen here, before the primitive ----------------
 
 _SCALARS = (int, float, bool, complex)
+_WEAK = {'b': False, 'i': 0, 'u': 0, 'f': 0.0, 'c': 0j}   # a Python number of each kind
 
 
 def _is_weak_scalar(v):
@@ -243,6 +244,8 @@ def _binary(prim, x, y):
                 raise ShapeError(f'{prim.name}: shapes {sx} and {sy} cannot be broadcast '
                                  'together') from e
             raise
+    # a tracer standing for a Python number (a jit argument) promotes as the number would
+    wx, wy = (getattr(x, 'weak', False), getattr(y, 'weak', False)) if tx and ty else (0, 0)
     sx = x.shape if tx else (() if type(x) in _SCALARS else np.shape(x))
     sy = y.shape if ty else (() if type(y) in _SCALARS else np.shape(y))
     if sx != sy and (tx and ty or (sy if tx else sx)):   # a constant scalar needs no broadcast
@@ -263,7 +266,8 @@ def _binary(prim, x, y):
     dy = y.dtype if ty else None
     if tx and ty:
         if dx != dy:
-            r = np.result_type(dx, dy)
+            r = np.result_type(_WEAK.get(dx.kind, dx) if wx and not wy else dx,
+                               _WEAK.get(dy.kind, dy) if wy and not wx else dy)
             if dx != r:
                 x = astype(x, r)
             if dy != r:
