@@ -478,7 +478,6 @@ NOT_TESTED_HERE = {
                      'logspace', 'ones', 'tri', 'zeros'], 'numpy itself, re-exported'),
     'meshgrid': 'tests/test_review.py (returns a tuple of grids)',
     'empty_like': 'uninitialised contents in NumPy (values cannot be compared)',
-    'meshgrid_like': 'np.meshgrid on concrete values',
     # internal helpers that happen to be public names
     'concrete': 'helper', 'dtype_of': 'helper', 'shape_of': 'helper',
 }

@@ -236,10 +236,6 @@ class ReverseTracer(Tracer):
         return f'ReverseTracer({self.value!r})'
 
 
-class _Projection:
-    """Parameters of the node that picks result `index` out of a multiple-result node."""
-
-
 def _project_vjp(n):
     def rule(g, out, *args, index):
         parts = [None] * n

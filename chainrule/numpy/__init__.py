@@ -15,7 +15,6 @@ returns a new array, as in JAX); `sort` differentiates through the permutation i
 """
 
 import builtins
-import math
 
 import numpy as _np
 
@@ -78,11 +77,6 @@ def _values(*xs):
                 return None
         out.append(x)
     return out
-
-
-def _tensor_like(x):
-    """Keep a constant result a Tensor when the input was one (`cnp.ones_like(t)`)."""
-    return x
 
 
 # --- array creation ---------------------------------------------------------------------------
@@ -1451,10 +1445,6 @@ def polyval(p, x):
     return out
 
 
-def meshgrid_like(*xs):
-    return _np.meshgrid(*[concrete(x) for x in xs])
-
-
 def cov(m, y=None, rowvar=True, bias=False, ddof=None):
     def rows(a):
         # as NumPy: computed in at least float64; with rowvar=False each 2-D input (m and y
@@ -1478,11 +1468,7 @@ def corrcoef(x, y=None, rowvar=True):
     return c / reshape(d, (-1, 1)) / reshape(d, (1, -1))
 
 
-floor_divide_int = None
-del floor_divide_int
 bincount = _nondiff_reduce(_np.bincount)     # result shapes depend on the values
 histogram = _nondiff_reduce(_np.histogram)
-logical_any = None
-del logical_any
 
 from chainrule.numpy import fft, linalg  # noqa: E402,F401
