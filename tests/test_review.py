@@ -306,3 +306,9 @@ def test_value_to_a_value_power_is_python_power():
     w = c ** d
     w.backward()
     assert (w.data, c.grad, d.grad) == (0.0, 0.0, 0)
+
+
+def test_int_of_a_traced_value_is_a_clear_error():
+    for run in (lambda f: cr.grad(f)(2.0), lambda f: cr.jvp(f, (2.0,), (1.0,))):
+        with pytest.raises(cr.core.ConcretizationError):
+            run(lambda x: int(x) * x)

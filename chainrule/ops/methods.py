@@ -204,4 +204,4 @@ def install(cls, skip=()):
     cls.__array_ufunc__ = _array_ufunc
     cls.__array_function__ = _array_function
     cls.__array__ = _array
-    cls.__float__ = cls.__complex__ = _to_number
+    cls.__float__ = cls.__complex__ = cls.__int__ = _to_number
