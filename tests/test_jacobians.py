@@ -246,3 +246,18 @@ def test_jacobians_compose_with_vmap_both_ways():
         want[i, :, i, :] = cr.jacrev(f)(x)
     np.testing.assert_allclose(cr.jacfwd(cr.vmap(f))(xs), want, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(cr.jacrev(cr.vmap(f))(xs), want, rtol=1e-12, atol=1e-15)
+
+
+def test_holomorphic_jacobians_and_hessian():
+    z = np.array([1 + 2j, 0.5 - 1j])
+    f = lambda z: cnp.sin(z) * z                       # noqa: E731  (holomorphic)
+    want = np.diag(np.cos(z) * z + np.sin(z))
+    for jac in (cr.jacfwd, cr.jacrev):
+        np.testing.assert_allclose(jac(f, holomorphic=True)(z), want, rtol=1e-12)
+    # d2/dz2 of sum(z**3) is diag(6 z)
+    np.testing.assert_allclose(cr.hessian(lambda z: cnp.sum(z ** 3), holomorphic=True)(z),
+                               np.diag(6 * z), rtol=1e-12)
+    with pytest.raises(cr.DTypeError, match=r'holomorphic=True\) needs complex inputs'):
+        cr.jacfwd(f, holomorphic=True)(np.array([1.0, 2.0]))
+    with pytest.raises(cr.DTypeError, match='complex outputs'):
+        cr.jacrev(lambda z: cnp.abs(z), holomorphic=True)(z)
