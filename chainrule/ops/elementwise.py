@@ -224,6 +224,7 @@ where_p = Primitive(
 # --- wrappers: broadcasting and dtype promotion happen here, before the primitive ----------------
 
 _SCALARS = (int, float, bool, complex)
+_INT_FLOAT = (int, float)
 _WEAK = {'b': False, 'i': 0, 'u': 0, 'f': 0.0, 'c': 0j}   # a Python number of each kind
 
 
@@ -235,6 +236,12 @@ def _is_weak_scalar(v):
 def _binary(prim, x, y):
     tx = isinstance(x, Tracer)
     ty = isinstance(y, Tracer)
+    # the most common case first: a floating tracer and a Python int or float (t * 2.0), which
+    # needs neither broadcasting nor promotion
+    if tx and type(y) in _INT_FLOAT and x.dtype.kind in 'fc':
+        return bind(prim, x, y)
+    if ty and type(x) in _INT_FLOAT and y.dtype.kind in 'fc':
+        return bind(prim, x, y)
     if not (tx or ty):
         try:
             return prim.impl(x, y)
