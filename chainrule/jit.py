@@ -68,6 +68,7 @@ from chainrule.interpreters.staging import (
     Eqn, Graph, Literal, ShapedArray, Var, _literal_str, _params_str, dtype_short, eval_graph,
     freeze,
     lift_closure, raise_to_aval, trace_to_graph)
+from chainrule.tensor import _grad_enabled
 from chainrule.tree import tree_flatten, tree_unflatten
 
 __all__ = ['jit', 'make_graph', 'optimize', 'codegen', 'jit_call_p', 'CacheInfo']
@@ -1242,7 +1243,8 @@ class Jitted:
         self.backend = backend
         self.optimize = optimize_graph
         self._cache = {}
-        self._fast = {}       # (shape, dtype) per array argument -> (fn, single output, tree)
+        # (shape, dtype) per array argument -> (fn, tree builder); one table per grad mode
+        self._fast = ({}, {})
         self._hits = 0
         self._misses = 0
         self._signatures = []
@@ -1306,7 +1308,9 @@ class Jitted:
         leaves = [x.data if getattr(x, '_is_tensor', False) and not x.requires_grad else x
                   for x in leaves]
         try:
-            key = (tree, tuple(map(_leaf_sig, leaves)), statics)
+            # grad mode is part of the signature: a trace made under no_grad bakes closed-over
+            # parameters in as constants, which must not be reused when gradients are wanted
+            key = (tree, tuple(map(_leaf_sig, leaves)), statics, _grad_enabled.get())
             entry = self._cache.get(key)
         except TypeError as e:
             if 'unhashable' in str(e):
@@ -1327,7 +1331,7 @@ class Jitted:
         if not kwargs and not self.static_argnums:
             fk = _fast_key(args)
             if fk is not None:
-                fast = self._fast.get(fk[0])
+                fast = self._fast[_grad_enabled.get()].get(fk[0])
                 if fast is not None:
                     self._hits += 1
                     return fast[1](fast[0](*fk[1]))
@@ -1338,8 +1342,9 @@ class Jitted:
                 fn = entry.fn = compiled(entry.graph, self.backend)
             if not kwargs and not self.static_argnums:
                 fk = _fast_key(args)
-                if fk is not None and fk[0] not in self._fast:
-                    self._fast[fk[0]] = (fn, _tree_builder(entry.out_tree))
+                table = self._fast[_grad_enabled.get()]
+                if fk is not None and fk[0] not in table:
+                    table[fk[0]] = (fn, _tree_builder(entry.out_tree))
             outs = fn(*leaves)
         else:
             outs = bind(jit_call_p, *leaves, *entry.closure, graph=entry.graph)
@@ -1359,7 +1364,8 @@ class Jitted:
 
     def cache_clear(self):
         self._cache.clear()
-        self._fast.clear()
+        for table in self._fast:
+            table.clear()
         self._hits = self._misses = 0
         self._signatures.clear()
 

@@ -616,3 +616,16 @@ def test_python_number_arguments_stay_weak_as_in_eager_numpy():
     g = cr.jit(cr.grad(lambda a, s: cnp.sum(a * s)))(np.ones(3, np.float32), 2.0)
     assert g.dtype == np.float32
     np.testing.assert_array_equal(g, np.full(3, 2.0, np.float32))
+
+
+def test_a_trace_made_under_no_grad_is_not_reused_when_gradients_are_wanted():
+    from chainrule import nn
+    m = nn.Linear(3, 2, rng=0)
+    x = np.ones((4, 3), np.float32)
+    f = cr.jit(lambda x: m(x).sum())
+    with cr.no_grad():
+        f(x)                            # parameters baked in as constants: fine for inference
+        f(x)
+    assert f.cache_info().hits == 1
+    with pytest.raises(cr.ChainruleError, match='closes over Tensors that require grad'):
+        f(x)                            # with grad on, the no_grad trace is not reused

@@ -52,7 +52,7 @@ def test_training_step_on_a_list_of_tuples_equals_eager_and_hits_the_fast_path()
         for g, w in zip(tree_flatten(got_p)[0], tree_flatten(want_p)[0]):
             assert g.dtype == np.float32
             np.testing.assert_array_equal(g, w)
-    assert j.cache_info() == (2, 1, 1) and len(j._fast) == 1
+    assert j.cache_info() == (2, 1, 1) and sum(map(len, j._fast)) == 1   # one fast-path entry (grad mode on)
 
 
 def test_fast_key_tells_structures_and_signatures_apart_and_refuses_other_leaves():
