@@ -103,9 +103,10 @@ class EagerTrace(Trace):
     def _process1(self, prim, a, params):
         va = a.data
         out = bind(prim, va, **params) if isinstance(va, Tracer) else prim.impl(va, **params)
-        if prim.multiple_results or not a.requires_grad or prim.vjp is None or \
-                not _grad_enabled.get():
+        if prim.multiple_results:
             return self._finish(prim, (a,), (va,), out, params)
+        if not a.requires_grad or prim.vjp is None or not _grad_enabled.get():
+            return _wrap(out, None)         # nothing to record
         v = a._version
         return _wrap(out, Node(prim, params, (a._node,), (va,), out, ((v, v[0]),)))
 
@@ -118,8 +119,10 @@ class EagerTrace(Trace):
             out = bind(prim, va, vb, **params)
         else:
             out = prim.impl(va, vb, **params)
-        if prim.multiple_results or prim.vjp is None or not _grad_enabled.get():
+        if prim.multiple_results:
             return self._finish(prim, (a, b), (va, vb), out, params)
+        if prim.vjp is None or not _grad_enabled.get():
+            return _wrap(out, None)         # nothing to record
         pa = a._node if ta and a.requires_grad else None
         pb = b._node if tb and b.requires_grad else None
         if pa is None and pb is None:
