@@ -17,8 +17,12 @@ eager fast path, one loop over the arguments and a call.
     >>> cr.grad(lambda x: x * cr.grad(lambda y: x * y)(2.0))(3.0)   # d/dx x*x = 2x
     6.0
 
-The `Tensor` front end is a tracer too, of a trace whose level is above every transform, so
-`Tensor` code runs unchanged inside `grad`, `vmap` and `jit`.
+The `Tensor` front end is a tracer too. Each transform has an eager trace one level above it,
+and a `Tensor` belongs to the eager trace of the transform it was made in (or to the top-level
+one, below every transform). So `Tensor` code runs unchanged inside `grad`, `vmap` and `jit`
+(its Tensors are above the transform's tracers), and a Tensor made outside -- a parameter the
+transformed function closes over -- is below them: the transform differentiates through it, and
+its operations land on the Tensor tape, so `backward()` reaches it.
 """
 
 import contextvars
@@ -29,7 +33,7 @@ import numpy as np
 __all__ = [
     'Primitive', 'bind', 'Tracer', 'Trace', 'new_level', 'registry', 'ChainruleError', 'ShapeError',
     'DTypeError', 'GradientError', 'MissingRuleError', 'shape_of', 'dtype_of', 'is_traced',
-    'PerArg', 'concrete', 'ConcretizationError',
+    'PerArg', 'concrete', 'ConcretizationError', 'unwrap_inner', 'innermost_trace',
 ]
 
 
@@ -169,10 +173,11 @@ def list_primitives():
 class Trace:
     """One active transform at one level. Subclasses implement `process(prim, args, params)`."""
 
-    __slots__ = ('level', '__weakref__')
+    __slots__ = ('level', 'eager', '__weakref__')
 
     def __init__(self, level):
         self.level = level
+        self.eager = None     # the eager trace of Tensors made inside this transform (lazily)
 
     def process(self, prim, args, params):   # pragma: no cover - abstract
         raise NotImplementedError
@@ -206,32 +211,65 @@ def bind(prim, *args, **params):
 
 
 _depth = contextvars.ContextVar('chainrule_trace_depth', default=0)
+_innermost = contextvars.ContextVar('chainrule_innermost_trace', default=None)
 _ids = itertools.count(1)
 
 
+def next_level():
+    """A level above every level handed out so far (even, so the eager trace of a transform
+    can sit at the odd level just above it; see `new_level`).
+
+    Levels are structural: they come from one process-wide counter that never wraps (Python
+    integers do not overflow) and that every thread shares, so a transform always gets a level
+    above every transform that was active when it started -- including one started in a worker
+    thread inside another transform. `itertools.count` hands out each number once even when
+    threads race (its `next` runs under the GIL as a single C call)."""
+    return 2 * next(_ids)
+
+
+def innermost_trace():
+    """The innermost transform active in this context (thread or task), or None at top level."""
+    return _innermost.get()
+
+
 class new_level:
-    """Context manager giving a fresh trace level one above every active one.
+    """Context manager giving a fresh trace level above every active one.
 
         with new_level(ReverseTrace) as trace:
             ...   # tracers of `trace` are processed before those of enclosing transforms
+
+    Eager `Tensor`s made while the transform runs belong to an eager trace one level above it
+    (`chainrule.tensor`), and Tensors made outside it to one below: so a `Tensor` that a
+    transformed function closes over (a module's parameter) is a lower-level value, which the
+    transform differentiates *through* -- its operations are recorded on the Tensor tape, and
+    `backward()` reaches the parameter, as `torch.func` composes with PyTorch's autograd.
     """
 
-    __slots__ = ('cls', 'args', 'token', 'trace')
+    __slots__ = ('cls', 'args', 'token', 'itoken', 'trace')
 
     def __init__(self, cls, *args):
         self.cls = cls
         self.args = args
 
     def __enter__(self):
-        depth = _depth.get() + 1
-        self.token = _depth.set(depth)
-        # levels grow with nesting; the id keeps two sibling transforms at one depth apart
-        self.trace = self.cls(depth * 1_000_000 + next(_ids) % 1_000_000, *self.args)
+        self.token = _depth.set(_depth.get() + 1)
+        self.trace = self.cls(next_level(), *self.args)
+        self.itoken = _innermost.set(self.trace)
         return self.trace
 
     def __exit__(self, *exc):
+        _innermost.reset(self.itoken)
         _depth.reset(self.token)
         return False
+
+
+def unwrap_inner(x, level):
+    """`x` without the `Tensor` wrappers made inside a transform at `level` (or deeper): what
+    that transform's own values are. A Tensor from outside (below `level`: a closed-over
+    parameter) is kept, since its history continues outside the transform."""
+    while getattr(x, '_is_tensor', False) and x._trace.level > level:
+        x = x.data
+    return x
 
 
 def is_traced(x):

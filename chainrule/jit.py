@@ -1317,9 +1317,11 @@ class Jitted:
                 raise TypeError(f'{self.__name__}: static arguments must be hashable '
                                 f'({e})') from None
             raise
+        if entry is not None and entry.closure and not _same_captures(entry):
+            entry = None        # a captured Tensor's data changed shape or dtype: trace again
         if entry is None:
             entry = self._trace(leaves, tree, statics, has_kw, key)
-            if not entry.closure:
+            if not entry.closure or _captured_by_reference(entry.closure):
                 self._cache[key] = entry
         elif count:
             self._hits += 1
@@ -1371,6 +1373,24 @@ class Jitted:
 
     def __repr__(self):
         return f'<{self.__name__}>'
+
+
+def _captured_by_reference(closure):
+    """Whether every value the staged function closed over is a `Tensor` made outside the
+    transforms (a module's parameter): such values are captured *by reference*, as
+    `tf.function` captures variables -- the cached program takes the same Tensor objects as
+    extra inputs on every call, so in-place updates (an optimizer's step) are seen, and
+    `backward()` reaches them. Tracers of enclosing transforms differ from call to call, so a
+    program closing over one is traced again each time."""
+    return all(getattr(c, '_is_tensor', False) and not isinstance(c.data, Tracer)
+               for c in closure)
+
+
+def _same_captures(entry):
+    """The captured Tensors still have the shapes and dtypes the program was traced for."""
+    n = len(entry.closure)
+    return all(c.shape == v.aval.shape and c.dtype == v.aval.dtype
+               for c, v in zip(entry.closure, entry.graph.invars[-n:]))
 
 
 def _fast_key(args):

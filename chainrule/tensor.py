@@ -28,7 +28,8 @@ import weakref
 import numpy as np
 
 from chainrule import ops
-from chainrule.core import DTypeError, GradientError, ShapeError, Trace, Tracer, bind
+from chainrule.core import (DTypeError, GradientError, ShapeError, Trace, Tracer, _innermost,
+                            bind)
 from chainrule.interpreters.reverse import Node, _projection_node, backprop
 
 __all__ = ['Tensor', 'tensor', 'no_grad', 'enable_grad', 'set_grad_enabled', 'is_grad_enabled']
@@ -79,7 +80,11 @@ class enable_grad(set_grad_enabled):
 
 
 class EagerTrace(Trace):
-    """The trace of every `Tensor`: above all transforms (its level is the highest)."""
+    """The trace of `Tensor`s. There is one at top level, below every transform, and one per
+    active transform, one level above it (made when a Tensor is first made inside it). A trace
+    unboxes only its own Tensors: a Tensor of a lower eager trace (a parameter closed over by
+    a transformed function) is passed on as a value, so the transforms between the two
+    differentiate through it and its operations are recorded on its own trace's tape."""
 
     __slots__ = ()
 
@@ -89,10 +94,10 @@ class EagerTrace(Trace):
             return self._process1(prim, args[0], params)
         if n == 2:
             return self._process2(prim, args[0], args[1], params)
-        vals = [a.data if isinstance(a, Tensor) else a for a in args]
+        vals = [a.data if isinstance(a, Tensor) and a._trace is self else a for a in args]
         lower = False
         for v in vals:
-            if isinstance(v, Tracer):       # Tensor data traced by grad/vmap/jit
+            if isinstance(v, Tracer):       # data traced by grad/vmap/jit, or an outer Tensor
                 lower = True
                 break
         out = bind(prim, *vals, **params) if lower else prim.impl(*vals, **params)
@@ -101,18 +106,18 @@ class EagerTrace(Trace):
     # The same, unrolled for one and two arguments: most operations, and the eager path's cost
     # per op is mostly Python overhead (see bench/overhead.py).
     def _process1(self, prim, a, params):
-        va = a.data
+        va = a.data            # (the one tracer argument: bind chose this trace for it)
         out = bind(prim, va, **params) if isinstance(va, Tracer) else prim.impl(va, **params)
         if prim.multiple_results:
             return self._finish(prim, (a,), (va,), out, params)
         if not a.requires_grad or prim.vjp is None or not _grad_enabled.get():
-            return _wrap(out, None)         # nothing to record
+            return _wrap_in(self, out, None)         # nothing to record
         v = a._version
-        return _wrap(out, Node(prim, params, (a._node,), (va,), out, ((v, v[0]),)))
+        return _wrap_in(self, out, Node(prim, params, (a._node,), (va,), out, ((v, v[0]),)))
 
     def _process2(self, prim, a, b, params):
-        ta = isinstance(a, Tensor)
-        tb = isinstance(b, Tensor)
+        ta = isinstance(a, Tensor) and a._trace is self
+        tb = isinstance(b, Tensor) and b._trace is self
         va = a.data if ta else a
         vb = b.data if tb else b
         if isinstance(va, Tracer) or isinstance(vb, Tracer):
@@ -122,11 +127,11 @@ class EagerTrace(Trace):
         if prim.multiple_results:
             return self._finish(prim, (a, b), (va, vb), out, params)
         if prim.vjp is None or not _grad_enabled.get():
-            return _wrap(out, None)         # nothing to record
+            return _wrap_in(self, out, None)         # nothing to record
         pa = a._node if ta and a.requires_grad else None
         pb = b._node if tb and b.requires_grad else None
         if pa is None and pb is None:
-            return _wrap(out, None)
+            return _wrap_in(self, out, None)
         if ta:
             v = a._version
             sa = (v, v[0])
@@ -137,28 +142,41 @@ class EagerTrace(Trace):
             sb = (v, v[0])
         else:
             sb = None
-        return _wrap(out, Node(prim, params, (pa, pb), (va, vb), out, (sa, sb)))
+        return _wrap_in(self, out, Node(prim, params, (pa, pb), (va, vb), out, (sa, sb)))
 
     def _finish(self, prim, args, vals, out, params):
         node = None
         if prim.vjp is not None and _grad_enabled.get():
-            parents = tuple([a._node if isinstance(a, Tensor) and a.requires_grad else None
-                             for a in args])
+            own = [isinstance(a, Tensor) and a._trace is self for a in args]
+            parents = tuple([a._node if o and a.requires_grad else None
+                             for a, o in zip(args, own)])
             for p in parents:
                 if p is not None:
-                    versions = tuple([(a._version, a._version[0]) if isinstance(a, Tensor)
-                                      else None for a in args])
+                    versions = tuple([(a._version, a._version[0]) if o else None
+                                      for a, o in zip(args, own)])
                     node = Node(prim, params, parents, tuple(vals), out, versions)
                     break
         if prim.multiple_results:
             if node is None:
-                return tuple(Tensor._wrap(o, None) for o in out)
-            return tuple(Tensor._wrap(o, _projection_node(node, i, len(out)))
+                return tuple(_wrap_in(self, o, None) for o in out)
+            return tuple(_wrap_in(self, o, _projection_node(node, i, len(out)))
                          for i, o in enumerate(out))
-        return Tensor._wrap(out, node)
+        return _wrap_in(self, out, node)
 
 
-_EAGER = EagerTrace(1 << 62)
+_EAGER = EagerTrace(1)      # top level: below every transform (their levels are 2, 4, ...)
+
+
+def eager_trace():
+    """The eager trace a `Tensor` made here belongs to: the top-level one, or, inside a
+    transform, the one just above the innermost active transform."""
+    tr = _innermost.get()
+    if tr is None:
+        return _EAGER
+    e = tr.eager
+    if e is None:
+        e = tr.eager = EagerTrace(tr.level + 1)
+    return e
 
 
 def _leaf_node(t):
@@ -178,8 +196,7 @@ class Tensor(Tracer):
         dtype: optional NumPy dtype to convert `data` to.
     """
 
-    __slots__ = ('data', 'grad', 'requires_grad', '_node', '_version', '__weakref__')
-    _trace = _EAGER
+    __slots__ = ('data', 'grad', 'requires_grad', '_node', '_version', '_trace', '__weakref__')
     _is_tensor = True
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -195,12 +212,14 @@ class Tensor(Tracer):
         self.requires_grad = False
         self._node = None
         self._version = [0]
+        self._trace = eager_trace()
         if requires_grad:
             self.requires_grad_(True)
 
     @classmethod
-    def _wrap(cls, data, node):
+    def _wrap(cls, data, node, trace=None):
         t = object.__new__(cls)
+        t._trace = eager_trace() if trace is None else trace
         t.data = data
         t.grad = None
         t.requires_grad = node is not None
@@ -314,13 +333,13 @@ class Tensor(Tracer):
         """The same data (shared), cut from the graph: a leaf that does not require grad. It
         shares the version counter too (as in PyTorch), so modifying it in place is detected by
         a backward pass that saved this tensor."""
-        t = Tensor._wrap(self.data, None)
+        t = Tensor._wrap(self.data, None, self._trace)
         t._version = self._version
         return t
 
     def clone(self):
         """A copy of the data, still connected to the graph (its gradient flows back here)."""
-        return self + 0 if self.requires_grad else Tensor._wrap(np.array(self.data), None)
+        return self + 0 if self.requires_grad else Tensor._wrap(np.array(self.data), None, self._trace)
 
     def zero_grad(self):
         self.grad = None
@@ -335,7 +354,7 @@ class Tensor(Tracer):
             node.hooks = []
 
         def wrapped(g):
-            out = hook(g if isinstance(g, Tensor) else Tensor._wrap(g, None))
+            out = hook(g if isinstance(g, Tensor) else Tensor._wrap(g, None, self._trace))
             if out is None:
                 return None
             return out if isinstance(g, Tensor) else (out.data if isinstance(out, Tensor) else out)
@@ -388,8 +407,9 @@ class Tensor(Tracer):
         if create_graph:
             retain_graph = True
             with enable_grad():
-                backprop([self._node], [Tensor._wrap(g, None)], retain_graph=True,
-                         wrap=_wrap_differentiable, on_leaf=_accumulate)
+                backprop([self._node], [Tensor._wrap(g, None, self._trace)], retain_graph=True,
+                         wrap=functools.partial(_wrap_differentiable, self._trace),
+                         on_leaf=_accumulate)
         else:
             with no_grad():
                 backprop([self._node], [g], retain_graph=retain_graph, on_leaf=_accumulate)
@@ -561,34 +581,34 @@ def _accumulate(node, g):
         if g.dtype != t.dtype:
             g = ops.astype(ops.real(g) if g.dtype.kind == 'c' and t.dtype.kind != 'c' else g,
                            t.dtype)
-        t.grad = Tensor._wrap(g if t.grad is None else ops.add(t.grad.data, g), None)
+        t.grad = Tensor._wrap(g if t.grad is None else ops.add(t.grad.data, g), None, t._trace)
         return
     g = np.asarray(g)
     if g.dtype != t.dtype:
         g = (g.real if g.dtype.kind == 'c' and t.dtype.kind != 'c' else g).astype(t.dtype)
     if t.grad is None:
-        t.grad = Tensor._wrap(np.array(g, copy=True), None)
+        t.grad = Tensor._wrap(np.array(g, copy=True), None, t._trace)
     else:
-        t.grad = Tensor._wrap(t.grad.data + g, None)
+        t.grad = Tensor._wrap(t.grad.data + g, None, t._trace)
 
 
-def _wrap_differentiable(node, g):
-    """For `create_graph=True`: the node's saved values as Tensors connected to the graph, so
-    the rules' own operations are recorded."""
-    args = tuple(Tensor._wrap(a, p) if p is not None else a
+def _wrap_differentiable(trace, node, g):
+    """For `create_graph=True`: the node's saved values as Tensors (of the graph's eager
+    `trace`) connected to the graph, so the rules' own operations are recorded."""
+    args = tuple(Tensor._wrap(a, p, trace) if p is not None else a
                  for a, p in zip(node.args, node.parents))
     out = node.out
     if node.prim.multiple_results:
         # each result connected through its projection, so rules that use the outputs (eigh's
         # eigenvectors, a custom_vjp's residuals) are differentiated through them too
-        out = tuple(Tensor._wrap(o, _projection_node(node, i, len(out)))
+        out = tuple(Tensor._wrap(o, _projection_node(node, i, len(out)), trace)
                     for i, o in enumerate(out))
     else:
-        out = Tensor._wrap(out, node)
+        out = Tensor._wrap(out, node, trace)
     if isinstance(g, tuple):
-        g = tuple(x if isinstance(x, Tensor) else Tensor._wrap(x, None) for x in g)
+        g = tuple(x if isinstance(x, Tensor) else Tensor._wrap(x, None, trace) for x in g)
     elif not isinstance(g, Tensor):
-        g = Tensor._wrap(g, None)
+        g = Tensor._wrap(g, None, trace)
     return g, args, out
 
 
@@ -599,6 +619,20 @@ def tensor(data, requires_grad=False, dtype=None):
     elif not isinstance(data, Tracer):
         data = np.array(data, dtype=dtype)
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def _wrap_in(trace, data, node):
+    """`Tensor._wrap` for a result of `trace` (the eager hot path: no context lookup)."""
+    t = object.__new__(Tensor)
+    t._trace = trace
+    t.data = data
+    t.grad = None
+    t.requires_grad = node is not None
+    t._node = node
+    v = t._version = [0]
+    if node is not None and node.out_version is None:
+        node.out_version = v    # so modifying this output in place is detected (see reverse)
+    return t
 
 
 _wrap = Tensor._wrap

@@ -36,7 +36,7 @@ import numpy as np
 from chainrule import ops
 from chainrule.api import _argnums_tuple, _as_array, vjp
 from chainrule.core import (
-    ChainruleError, ConcretizationError, DTypeError, ShapeError, Tracer, _depth)
+    ChainruleError, ConcretizationError, DTypeError, ShapeError, Tracer, next_level)
 from chainrule.interpreters.batching import batch_size, moveaxis, vmap_flat
 from chainrule.interpreters.forward import jvp_flat, zeros_like_value
 from chainrule.interpreters.reverse import vjp_flat
@@ -123,14 +123,14 @@ def _split_aux(out):
 def _leaf_fun(call, has_aux, info):
     """`call(input leaves)` as a function of the leaves returning its output leaves (what the
     flat interpreters take); the output's structure and the aux value go to `info`."""
-    # levels of transforms started from here on are at least `floor` (core.new_level numbers
-    # them depth * 1_000_000 + id): aux values are stripped of those transforms' tracers, which
-    # would otherwise escape (aux is returned as it is, not differentiated)
-    floor = (_depth.get() + 1) * 1_000_000
+    # levels of transforms started from here on are above `floor` (core.next_level hands them
+    # out in increasing order): aux values are stripped of those transforms' tracers (and of
+    # Tensors made inside them), which would otherwise escape (aux is returned as it is, not
+    # differentiated)
+    floor = next_level()
 
     def value(x):
-        while isinstance(x, Tracer) and not getattr(x, '_is_tensor', False) \
-                and x._trace.level >= floor:
+        while isinstance(x, Tracer) and x._trace.level > floor:
             try:
                 x = x._concrete()
             except ConcretizationError:     # a batched value of an inner vmap: leave it

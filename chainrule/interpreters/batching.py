@@ -32,7 +32,8 @@ indexing with a computed integer array -- are primitives with batching rules
 import warnings
 
 from chainrule import ops
-from chainrule.core import ConcretizationError, ShapeError, Trace, Tracer, bind, new_level
+from chainrule.core import (ConcretizationError, ShapeError, Trace, Tracer, bind, new_level,
+                            unwrap_inner)
 from chainrule.ops.elementwise import batch_elementwise
 
 __all__ = ['BatchTrace', 'BatchTracer', 'BatchingFallbackWarning', 'vmap_flat', 'moveaxis']
@@ -110,8 +111,7 @@ class BatchTrace(Trace):
         else (a constant, a lower-level tracer, a Tensor's data) itself and None."""
         vals, dims = [], []
         for v in values:
-            if getattr(v, '_is_tensor', False):      # a Tensor returned from Tensor code
-                v = v.data
+            v = unwrap_inner(v, self.level)      # a Tensor made by Tensor code inside f
             if isinstance(v, BatchTracer) and v._trace is self:
                 vals.append(v.val)
                 dims.append(0)

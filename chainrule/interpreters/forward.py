@@ -30,7 +30,7 @@ Where the rules come from, for a primitive `p` (all declared in `p`'s own block 
 
 import numpy as np
 
-from chainrule.core import Trace, Tracer, bind, concrete, new_level
+from chainrule.core import Trace, Tracer, bind, concrete, new_level, unwrap_inner
 
 __all__ = ['JVPTrace', 'JVPTracer', 'jvp_flat', 'jvp_rule_kind', 'zeros_like_value']
 
@@ -196,8 +196,7 @@ def jvp_flat(f, primals, tangents, *, instantiate=True):
         outs = f(*ins)
         vals, tans = [], []
         for o in outs:
-            if getattr(o, '_is_tensor', False):      # a Tensor returned from Tensor code
-                o = o.data
+            o = unwrap_inner(o, trace.level)     # a Tensor made by Tensor code inside f
             if isinstance(o, JVPTracer) and o._trace is trace:
                 vals.append(o.primal)
                 tans.append(o.tangent)

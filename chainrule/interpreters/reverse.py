@@ -23,7 +23,7 @@ import itertools
 
 import numpy as np
 
-from chainrule.core import GradientError, Trace, Tracer, bind
+from chainrule.core import GradientError, Trace, Tracer, bind, unwrap_inner
 
 __all__ = ['Node', 'ReverseTrace', 'ReverseTracer', 'backprop', 'add_cotangents']
 
@@ -301,8 +301,7 @@ def vjp_flat(f, primals):
         outs = f(*ins)
         out_vals, out_nodes = [], []
         for o in outs:
-            if getattr(o, '_is_tensor', False):     # a Tensor returned from Tensor code
-                o = o.data
+            o = unwrap_inner(o, trace.level)    # a Tensor made by Tensor code inside f
             if isinstance(o, ReverseTracer) and o._trace is trace:
                 out_vals.append(o.value)
                 out_nodes.append(o.node)

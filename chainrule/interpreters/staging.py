@@ -491,7 +491,7 @@ def trace_to_graph(f, in_avals):
         outs = f(*ins)
         outvars = []
         for o in outs:
-            if getattr(o, '_is_tensor', False):
+            if getattr(o, '_is_tensor', False) and o._trace.level > trace.level:
                 if o.requires_grad:
                     # its history reaches Tensors that require grad but are not arguments (a
                     # module's parameters, closed over): their values would be baked into the
