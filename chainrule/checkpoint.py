@@ -76,6 +76,7 @@ class _Checkpointed(CallWrapper):
     kind = 'checkpoint'
     prim = checkpoint_call_p
     bypassed = 'nothing is checkpointed (the gradient is still right)'
+    converts = True     # values `fun` closes over become inputs of the checkpointed call
 
     def _fns(self, full, static):
         return (full(self.fun),)

@@ -59,7 +59,7 @@ import warnings
 import numpy as np
 
 from chainrule.core import (ChainruleError, MissingRuleError, PerArg, Primitive, Tracer, bind,
-                            dtype_of, registry, shape_of)
+                            dtype_of, innermost_trace, registry, shape_of)
 from chainrule.tree import tree_flatten, tree_structure, tree_unflatten
 
 __all__ = ['custom_vjp', 'custom_jvp', 'primitive', 'CallBypassedWarning']
@@ -233,7 +233,10 @@ class CallWrapper:
                 'traced (differentiated or batched); those positions are for static values '
                 '(functions, flags, sizes). Pass it as an ordinary argument instead.')
         leaves, in_tree = tree_flatten(diff)
-        if self._direct(leaves):
+        direct = self._direct(leaves)
+        # (inside a transform, a function of untraced arguments may still close over traced
+        # values: a closure-converting call looks before calling it directly)
+        if direct and not (self.converts and innermost_trace() is not None):
             return self._call_direct(args, leaves)
 
         def full(f):
@@ -245,10 +248,50 @@ class CallWrapper:
                 return f(*[next(it_s) if i in nd else next(it_d) for i in range(len(args))])
             return merged
 
-        call = self.params(self.kind, self.__name__, in_tree, self._fns(full, static),
+        fns = self._fns(full, static)
+        converted = self._convert_closure(leaves, in_tree, fns[0]) if self.converts else None
+        if converted is not None:
+            leaves, in_tree, fns = converted
+        elif direct:
+            return self._call_direct(args, leaves)
+        call = self.params(self.kind, self.__name__, in_tree, fns,
                            any(getattr(x, '_is_tensor', False) for x in leaves))
         outs = bind(self.prim, *leaves, call=call)
         return tree_unflatten(call.out_tree, outs[:call.n_out])
+
+    converts = False    # whether closures are converted (see _convert_closure)
+
+    def _convert_closure(self, leaves, in_tree, fun):
+        """Closure conversion (what `jax.closure_convert` does): stage `fun` once on abstract
+        values of its arguments; if it closes over traced values (a parameter `Tensor`, a
+        tracer of an enclosing `grad` or `vmap`), return `(leaves + closed-over values, their
+        tree, fns)` with `fun` replaced by the staged program taking those values as trailing
+        arguments, so the transforms see them as inputs of the call and differentiate through
+        them. Returns None when there is nothing to convert, or when `fun` cannot be staged
+        (Python control flow on values): then it is called as it is, and a closure is refused
+        with a clear error when the call runs."""
+        from chainrule.interpreters.staging import (ShapedArray, eval_graph, lift_closure,
+                                                    trace_to_graph)
+        box = []
+
+        def flat(*xs):
+            o, t = tree_flatten(fun(*tree_unflatten(in_tree, list(xs))))
+            box.append(t)
+            return o
+        try:
+            graph = trace_to_graph(flat, [ShapedArray(shape_of(x), dtype_of(x)) for x in leaves])
+        except Exception:       # not stageable: run it as it is
+            return None
+        graph, lifted = lift_closure(graph)
+        if not lifted:
+            return None
+        out_tree = box[0]
+        n = len(leaves) + len(lifted)
+
+        def staged(*xs):
+            return tree_unflatten(out_tree, eval_graph(graph, list(xs)))
+        staged.__name__ = self.__name__
+        return list(leaves) + lifted, tree_flatten(tuple(range(n)))[1], (staged,)
 
     def __get__(self, obj, objtype=None):   # usable as a method
         if obj is None:
