@@ -168,9 +168,10 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
         fun: a function returning a scalar (a 0-d array or number; with `has_aux`, a pair
             `(scalar, aux)`, where `aux` may be any pytree).
         argnums: which positional argument(s) to differentiate: an int, or a tuple of ints
-            (then the gradient is a tuple). A differentiated argument may be a pytree (nested
-            tuples, lists, dicts, registered classes) of float or complex arrays and numbers;
-            its gradient has the same structure.
+            (then the gradient is a tuple, one entry per entry of `argnums`: a repeated
+            argument gets its gradient again, as in JAX). A differentiated argument may be a
+            pytree (nested tuples, lists, dicts, registered classes) of float or complex arrays
+            and numbers; its gradient has the same structure.
         has_aux: `fun` returns `(value, aux)`; the result is `((value, aux), gradient)`.
         holomorphic: `fun` is complex-differentiable; inputs must be complex and the gradient is
             the complex derivative. Without it, a complex input of a real-valued `fun` gets the
@@ -181,6 +182,11 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
         A function of the same arguments as `fun`. Gradients have the inputs' structures,
         shapes and dtypes; a Python float input gets a float gradient. A `fun` that does not
         depend on an input gives zeros for it.
+
+    Raises:
+        OutputTypeError: (a `TypeError` and a `GradientError`) `fun` returned something other
+            than a real scalar: `None`, a string, a list, a dict, an array of more than one
+            element, a complex number without `holomorphic=True`, or an integer or boolean.
     """
     fname = getattr(fun, '__name__', 'fun')
 

@@ -350,3 +350,29 @@ def test_float_and_complex_casts_keep_the_gradient():
     np.testing.assert_allclose(g, 2 * X, rtol=1e-6)
     g = cr.grad(lambda x: cnp.sum(cnp.abs(x.astype(np.complex128) * 1j) ** 2))(X)
     np.testing.assert_allclose(g, 2 * X, rtol=1e-12)
+
+
+# --- a reduction's dtype= casts before accumulating, as NumPy does ----------------------------
+
+REDUCTIONS = ['sum', 'mean', 'prod', 'cumsum', 'cumprod', 'nansum', 'nanmean']
+R_DTYPES = [np.int64, np.int8, np.uint8, np.bool_, np.float32, np.float64]
+
+
+@pytest.mark.parametrize('dt', R_DTYPES, ids=[np.dtype(d).name for d in R_DTYPES])
+@pytest.mark.parametrize('name', REDUCTIONS)
+def test_reduction_dtype_matches_numpy_and_integer_ones_cut_the_gradient(name, dt):
+    x = np.array([0.3, 1.7, 2.2, 1.6])
+    try:
+        want = getattr(np, name)(x, dtype=dt)
+    except TypeError:
+        pytest.skip(f'NumPy refuses np.{name}(float array, dtype={np.dtype(dt).name})')
+    fn = getattr(cnp, name)
+    got = fn(x, dtype=dt)
+    traced, _ = cr.jvp(lambda v: fn(v, dtype=dt), (x,), (np.ones(4),))
+    for v in (got, traced):
+        assert np.asarray(v).dtype == np.asarray(want).dtype
+        np.testing.assert_allclose(np.asarray(v, dtype=float), np.asarray(want, dtype=float),
+                                   rtol=1e-6)
+    if np.dtype(dt).kind in 'biu':
+        g = cr.grad(lambda v: cnp.sum(fn(v, dtype=dt) * 1.5) + cnp.sum(v))(x)
+        np.testing.assert_array_equal(g, np.ones(4))
