@@ -381,6 +381,8 @@ def _out_dtype(out, dtype):
 
 
 def sum(a, axis=None, dtype=None, keepdims=False):
+    if dtype is None:                       # the common case, without the casts' calls
+        return ops.sum(a, axis=axis, keepdims=keepdims)
     return _out_dtype(ops.sum(_in_dtype(a, dtype), axis=axis, keepdims=keepdims), dtype)
 
 
