@@ -22,7 +22,7 @@ import numbers
 import numpy as np
 
 from chainrule import ops
-from chainrule.core import ChainruleError, DTypeError, GradientError, OutputTypeError, Tracer
+from chainrule.core import ChainruleError, DTypeError, OutputTypeError, Tracer
 from chainrule.interpreters.reverse import vjp_flat
 from chainrule.tree import (keystr, tree_flatten, tree_flatten_with_path, tree_map,
                             tree_structure, tree_unflatten)

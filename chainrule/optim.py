@@ -3,9 +3,9 @@ chainrule `Tensor`s.
 
 What this module lets you do: train the parameters of a `chainrule.nn.Module` (or any leaf
 `Tensor`s that require grad) with `SGD` (momentum, Nesterov, weight decay), `Adam`, `AdamW`,
-`RMSprop` or `Adagrad`, change the learning rate over time with `StepLR`, `CosineAnnealingLR`, `LinearLR`
-(warm-up), `WarmupCosineLR` or `LambdaLR`, and rescale gradients with `clip_grad_norm_` (or
-clamp them with `clip_grad_value_`).
+`RMSprop` or `Adagrad`, change the learning rate over time with `StepLR`,
+`CosineAnnealingLR`, `LinearLR` (warm-up), `WarmupCosineLR` or `LambdaLR`, and rescale
+gradients with `clip_grad_norm_` (or clamp them with `clip_grad_value_`).
 
     >>> import numpy as np, chainrule as cr
     >>> from chainrule import optim

@@ -272,7 +272,7 @@ def test_one_hot_and_embedding_refuse_out_of_range_labels():
     with pytest.raises(cr.IndexOutOfRangeError, match=r'one_hot: label -1 at position \(1, 0\)'):
         F.one_hot(np.array([[2], [-1]]), 3)
     emb = nn.Embedding(4, 2, rng=0)
-    with pytest.raises(cr.IndexOutOfRangeError, match='embedding: index -1 at position 0 .* 4'):
+    with pytest.raises(cr.IndexOutOfRangeError, match='embedding: index -1 at position 0 is out of bounds for 4 rows'):
         emb(np.array([-1, 0]))
     with pytest.raises(cr.IndexOutOfRangeError, match='embedding: index 4 at position 1'):
         emb(np.array([0, 4]))

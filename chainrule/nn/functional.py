@@ -298,7 +298,7 @@ def embedding(input, weight):
     """Rows of `weight` `(num_embeddings, dim)` picked by integer indices `input` (any shape):
     the result has shape `input.shape + (dim,)`; the gradient scatters back into the rows."""
     idx = _labels(input)
-    nnops.check_label_values(idx, shape_of(weight)[0], None, 'embedding', 'index')
+    nnops.check_label_values(idx, shape_of(weight)[0], None, 'embedding', 'index', 'rows')
     return weight[idx]
 
 

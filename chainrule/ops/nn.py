@@ -196,9 +196,9 @@ def _onehot(t, n, dtype):
 
 # --- class labels: checked where their values are known ----------------------------------------
 
-def check_label_values(t, n, ignore_index, op, what='target'):
+def check_label_values(t, n, ignore_index, op, what='target', of='classes'):
     """Raise IndexOutOfRangeError naming the first entry of integer array `t` outside `[0, n)`
-    that is not `ignore_index` (None: no entry is ignored), its position and `n`."""
+    that is not `ignore_index` (None: no entry is ignored), its position and `n` (`n` `of`)."""
     t = np.asarray(t)
     if not t.size:
         return
@@ -214,7 +214,7 @@ def check_label_values(t, n, ignore_index, op, what='target'):
     where = pos[0] if len(pos) == 1 else pos
     ignored = '' if ignore_index is None else f', or ignore_index={ignore_index}'
     raise IndexOutOfRangeError(
-        f'{op}: {what} {int(t[pos])} at position {where} is out of bounds for {n} classes '
+        f'{op}: {what} {int(t[pos])} at position {where} is out of bounds for {n} {of} '
         f'(valid {what}s are 0..{n - 1}{ignored})')
 
 
@@ -234,6 +234,7 @@ def class_labels(t, num_classes, ignore_index=None, op='class_labels'):
     `ignore_index`; IndexOutOfRangeError names the first that does not."""
     if np.dtype(dtype_of(t)).kind not in 'iu':
         raise TypeError(f'{op}: targets must be integer class indices, got dtype {dtype_of(t)}')
+    ignore_index = None if ignore_index is None else int(ignore_index)
     return bind(class_labels_p, t, num_classes=int(num_classes), ignore_index=ignore_index, op=op)
 
 
