@@ -22,7 +22,7 @@ import numbers
 import numpy as np
 
 from chainrule import ops
-from chainrule.core import ChainruleError, DTypeError, GradientError, Tracer
+from chainrule.core import ChainruleError, DTypeError, OutputTypeError, Tracer
 from chainrule.interpreters.reverse import vjp_flat
 from chainrule.tree import (keystr, tree_flatten, tree_flatten_with_path, tree_map,
                             tree_structure, tree_unflatten)
@@ -58,6 +58,47 @@ def _argnums_tuple(argnums, nargs):
             raise ChainruleError(f'argnums={argnums!r} but the function was called with '
                                  f'{nargs} positional argument(s)')
     return single, tuple(a % nargs for a in nums)
+
+
+def _distinct_argnums(nums):
+    """The distinct argnums, in order, and for each requested one its index among them:
+    `argnums=(0, 0)` asks for argument 0's derivative twice (JAX gives it twice)."""
+    uniq = tuple(dict.fromkeys(nums))
+    return uniq, [uniq.index(a) for a in nums]
+
+
+def _per_request(per_arg, where):
+    """One result per requested argnum; a repeated one is a copy, since each result is the
+    caller's to modify."""
+    out, seen = [], set()
+    for k in where:
+        r = per_arg[k]
+        out.append(tree_map(_copy_array, r) if k in seen else r)
+        seen.add(k)
+    return out
+
+
+def _copy_array(x):
+    return x.copy() if isinstance(x, np.ndarray) else x
+
+
+def _is_numeric_leaf(x):
+    return isinstance(x, (Tracer, np.ndarray, np.generic, numbers.Number)) or \
+        getattr(x, '_is_tensor', False)
+
+
+def check_output_leaves(out, leaves, transform, fname):
+    """Raise OutputTypeError naming the first leaf of output `out` (flattened: `leaves`) that
+    is not a number, an array or a traced value (a string, an object array, ...): there is
+    nothing to differentiate, and NumPy's own message would not say so."""
+    for k, x in enumerate(leaves):
+        if _is_numeric_leaf(x) and ops.dtype_of(x).kind in 'biufc':
+            continue
+        path = tree_flatten_with_path(out)[0][k][0]
+        where = f' at {keystr(path)}' if path else ''
+        what = f'dtype {x.dtype}' if isinstance(x, np.ndarray) else f'type {type(x).__name__}'
+        raise OutputTypeError(f'{transform} needs {fname} to return arrays or numbers (a pytree '
+                              f'of them), but its output{where} has {what}: {x!r:.60}')
 
 
 def _restore(g, x_in, x_arr):
@@ -127,9 +168,10 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
         fun: a function returning a scalar (a 0-d array or number; with `has_aux`, a pair
             `(scalar, aux)`, where `aux` may be any pytree).
         argnums: which positional argument(s) to differentiate: an int, or a tuple of ints
-            (then the gradient is a tuple). A differentiated argument may be a pytree (nested
-            tuples, lists, dicts, registered classes) of float or complex arrays and numbers;
-            its gradient has the same structure.
+            (then the gradient is a tuple, one entry per entry of `argnums`: a repeated
+            argument gets its gradient again, as in JAX). A differentiated argument may be a
+            pytree (nested tuples, lists, dicts, registered classes) of float or complex arrays
+            and numbers; its gradient has the same structure.
         has_aux: `fun` returns `(value, aux)`; the result is `((value, aux), gradient)`.
         holomorphic: `fun` is complex-differentiable; inputs must be complex and the gradient is
             the complex derivative. Without it, a complex input of a real-valued `fun` gets the
@@ -140,11 +182,17 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
         A function of the same arguments as `fun`. Gradients have the inputs' structures,
         shapes and dtypes; a Python float input gets a float gradient. A `fun` that does not
         depend on an input gives zeros for it.
+
+    Raises:
+        OutputTypeError: (a `TypeError` and a `GradientError`) `fun` returned something other
+            than a real scalar: `None`, a string, a list, a dict, an array of more than one
+            element, a complex number without `holomorphic=True`, or an integer or boolean.
     """
     fname = getattr(fun, '__name__', 'fun')
 
     def vg(*args, **kwargs):
         single, nums = _argnums_tuple(argnums, len(args))
+        nums, where = _distinct_argnums(nums)
         raw, arrs, defs = _flatten_diff_args(args, nums, fname, holomorphic)
         aux_def = []
 
@@ -155,8 +203,8 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
                     raise ChainruleError('has_aux=True needs fun to return a pair (value, aux)')
                 aux_leaves, td = tree_flatten(out[1])
                 aux_def.append(td)
-                return [out[0]] + aux_leaves
-            return [out]
+                return [_scalar_output(out[0], fname, has_aux)] + aux_leaves
+            return [_scalar_output(out, fname, has_aux)]
 
         outs, pullback = vjp_flat(flat, arrs)
         value = outs[0]
@@ -164,6 +212,7 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
         one = np.ones((), dtype=_dtype(value))
         gs = pullback([one] + [None] * (len(outs) - 1))
         grads = _unflatten_per_arg(defs, [_restore(g, r, a) for g, r, a in zip(gs, raw, arrs)])
+        grads = _per_request(grads, where)
         grads = grads[0] if single else tuple(grads)
         value = _unwrap(value)
         if has_aux:
@@ -185,21 +234,45 @@ def _unwrap(v):
     return v
 
 
+def _scalar_output(out, fname, has_aux):
+    """`out` if it is something `grad` can differentiate (a number, an array, a traced value);
+    otherwise an OutputTypeError saying what grad needs (None, a string, a list, a dict, ...)."""
+    if _is_numeric_leaf(out):
+        return out
+    if out is None:
+        got = 'None (is a return statement missing?)'
+    elif isinstance(out, (tuple, list, dict)):
+        got = f'a {type(out).__name__} of {len(out)} item(s)'
+        if isinstance(out, tuple) and len(out) == 2 and not has_aux:
+            got += ('; for a pair (value, auxiliary data) pass has_aux=True')
+        elif not isinstance(out, dict):
+            got += '; for the derivative of every entry use cr.jacrev, or return their sum'
+        else:
+            got += '; for the derivative of every entry use cr.jacrev'
+    else:
+        got = f'a {type(out).__name__} ({out!r:.40})'
+    raise OutputTypeError(
+        f'grad needs {fname} to return a real scalar (a float, a 0-d array or a traced value '
+        f'of shape ()), but it returned {got}')
+
+
 def _check_scalar(value, holomorphic):
     shape = value.shape if isinstance(value, (np.ndarray, np.generic, Tracer)) else np.shape(value)
     if shape != ():
-        raise GradientError(
+        raise OutputTypeError(
             f'grad needs a function with a scalar output, but it returned shape {shape}. '
             'For the derivative of every output use cr.jacrev (or cr.jacfwd); for a '
             'vector-Jacobian product use cr.vjp; to differentiate the sum, return its .sum().')
     dt = _dtype(value)
     if dt.kind == 'c' and not holomorphic:
-        raise GradientError(
+        raise OutputTypeError(
             'grad of a complex-valued function needs holomorphic=True (its complex derivative); '
             'for a real-valued function of complex inputs return a real number (e.g. abs(z)**2 '
             'or z.real)')
     if dt.kind not in 'fc':
-        raise GradientError(f'grad needs a floating output, but the function returned dtype {dt}')
+        raise OutputTypeError(f'grad needs a floating output, but the function returned dtype '
+                              f'{dt}: an integer or boolean result has no derivative (it is '
+                              'piecewise constant); return a float')
 
 
 def grad(fun, argnums=0, has_aux=False, holomorphic=False):
@@ -254,6 +327,7 @@ def vjp(fun, *primals, has_aux=False):
                 raise ChainruleError('has_aux=True needs fun to return a pair (out, aux)')
             out, aux = out
         leaves, td = tree_flatten(out)
+        check_output_leaves(out, leaves, 'vjp', fname)
         aux_leaves, aux_td = tree_flatten(aux)
         out_def.append((td, aux_td))
         return leaves + aux_leaves

@@ -32,8 +32,9 @@ import numpy as np
 
 __all__ = [
     'Primitive', 'bind', 'Tracer', 'Trace', 'new_level', 'registry', 'ChainruleError', 'ShapeError',
-    'DTypeError', 'GradientError', 'MissingRuleError', 'shape_of', 'dtype_of', 'is_traced',
-    'PerArg', 'concrete', 'ConcretizationError', 'unwrap_inner', 'innermost_trace',
+    'DTypeError', 'GradientError', 'OutputTypeError', 'IndexOutOfRangeError', 'MissingRuleError',
+    'shape_of', 'dtype_of', 'is_traced', 'PerArg', 'concrete', 'ConcretizationError',
+    'unwrap_inner', 'innermost_trace',
 ]
 
 
@@ -53,6 +54,18 @@ class DTypeError(ChainruleError, TypeError):
 
 class GradientError(ChainruleError, RuntimeError):
     """A gradient was requested that cannot be computed as asked (freed graph, non-scalar, ...)."""
+
+
+class OutputTypeError(GradientError, TypeError):
+    """A function whose output cannot be differentiated as asked: `grad` of one returning
+    `None`, a string, a list or a dict instead of a scalar, or a complex (without
+    `holomorphic=True`), boolean or integer scalar; a Jacobian of a non-numeric output. Also a
+    `TypeError`, which is what JAX and HIPS autograd raise there."""
+
+
+class IndexOutOfRangeError(ChainruleError, IndexError):
+    """An integer index or class label outside its range (a cross-entropy target, an embedding
+    row); the message names the value, its position and the valid range."""
 
 
 class MissingRuleError(ChainruleError, NotImplementedError):

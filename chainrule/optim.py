@@ -2,9 +2,10 @@
 chainrule `Tensor`s.
 
 What this module lets you do: train the parameters of a `chainrule.nn.Module` (or any leaf
-`Tensor`s that require grad) with `SGD` (momentum, Nesterov, weight decay), `Adam`, `AdamW` or
-`RMSprop`, change the learning rate over time with `StepLR`, `CosineAnnealingLR`, `LinearLR`
-(warm-up), `WarmupCosineLR` or `LambdaLR`, and rescale gradients with `clip_grad_norm_`.
+`Tensor`s that require grad) with `SGD` (momentum, Nesterov, weight decay), `Adam`, `AdamW`,
+`RMSprop` or `Adagrad`, change the learning rate over time with `StepLR`,
+`CosineAnnealingLR`, `LinearLR` (warm-up), `WarmupCosineLR` or `LambdaLR`, and rescale
+gradients with `clip_grad_norm_` (or clamp them with `clip_grad_value_`).
 
     >>> import numpy as np, chainrule as cr
     >>> from chainrule import optim
@@ -20,16 +21,26 @@ PyTorch's on the same parameters and gradients. An update works on the NumPy arr
 (`p.data` is modified in place under `no_grad`, and the tensor's version counter is bumped so a
 graph that saved the old value refuses to backpropagate through it); optimizer state is NumPy
 arrays and numbers, so `cr.save(path, opt.state_dict())` stores it.
+
+Complex parameters. `Tensor.grad` follows JAX's convention: for a real loss of a complex `z` it
+is the conjugate of PyTorch's `z.grad` (`abs(z)**2` at `1+2j` gives `2-4j`, PyTorch `2+4j`).
+Descent goes along PyTorch's gradient, so every optimizer here steps along `conj(z.grad)`, and
+the adaptive ones (Adam, RMSprop, ...) treat a complex number as its pair (real, imaginary) of
+real numbers, as PyTorch's `view_as_real` does: the same problem gives the same iterates as
+PyTorch. Both happen in one place, `Optimizer.step`, so a subclass's `_update` only ever sees
+real arrays. The optimizer's state for a complex parameter is complex, shaped like it.
 """
 
 import math
 
 import numpy as np
 
+from chainrule.core import DTypeError
 from chainrule.tensor import Tensor, enable_grad, no_grad
 
-__all__ = ['Optimizer', 'SGD', 'Adam', 'AdamW', 'RMSprop', 'LRScheduler', 'StepLR',
-           'CosineAnnealingLR', 'LinearLR', 'LambdaLR', 'WarmupCosineLR', 'clip_grad_norm_']
+__all__ = ['Optimizer', 'SGD', 'Adam', 'AdamW', 'RMSprop', 'Adagrad', 'LRScheduler', 'StepLR',
+           'CosineAnnealingLR', 'LinearLR', 'LambdaLR', 'WarmupCosineLR', 'clip_grad_norm_',
+           'clip_grad_value_']
 
 
 class Optimizer:
@@ -101,7 +112,11 @@ class Optimizer:
                     state = self.state.get(p)
                     if state is None:
                         state = self.state[p] = {}
-                    self._update(p.data, g, state, group)
+                    w = p.data
+                    if w.dtype.kind == 'c':
+                        _complex_update(self._update, w, g, state, group)
+                    else:
+                        self._update(w, g, state, group)
                     p._version[0] += 1
         return loss
 
@@ -156,6 +171,29 @@ class Optimizer:
             self.state[p] = {k: np.array(v, dtype=p.dtype) if isinstance(v, np.ndarray) and
                              v.ndim else (v.item() if isinstance(v, np.ndarray) else v)
                              for k, v in st.items()}
+
+
+def _real_view(a):
+    """A complex array as real numbers, sharing its memory: shape `a.shape + (2,)`, the last
+    axis (real, imaginary) -- PyTorch's `view_as_real`."""
+    return a[..., None].view(a.real.dtype)
+
+
+def _complex_update(update, w, g, state, group):
+    """Run the real-valued `update` on complex parameter `w`: along `conj(g)` (PyTorch's
+    gradient; `g` is in JAX's convention), on real views of the parameter, the gradient and the
+    state. State arrays the update creates are kept as complex arrays shaped like `w`."""
+    g_pt = np.conj(g).astype(w.dtype, copy=False)
+    view = {k: _real_view(v) if isinstance(v, np.ndarray) and v.dtype.kind == 'c' else v
+            for k, v in state.items()}
+    before = dict(view)
+    update(_real_view(w), _real_view(np.ascontiguousarray(g_pt)), view, group)
+    for k, v in view.items():
+        if v is before.get(k):
+            continue                      # an array updated in place through its view
+        if isinstance(v, np.ndarray) and v.shape == w.shape + (2,) and v.dtype.kind == 'f':
+            v = np.ascontiguousarray(v).view(w.dtype)[..., 0]   # back to complex, shape of w
+        state[k] = v
 
 
 class SGD(Optimizer):
@@ -281,6 +319,35 @@ class RMSprop(Optimizer):
             w -= lr * buf
         else:
             w -= lr * (g / avg)
+
+
+class Adagrad(Optimizer):
+    """Adagrad: divide the gradient by the root of the running sum of its squares, with a
+    learning rate decayed as `lr / (1 + (step - 1) * lr_decay)` and optional L2 weight decay
+    (PyTorch's hyperparameters and defaults)."""
+
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
+                 initial_accumulator_value=0.0, eps=1e-10):
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value,
+                                      eps=eps))
+
+    def _update(self, w, g, state, group):
+        if group['weight_decay']:
+            g = g + group['weight_decay'] * w
+        if not state:
+            state['step'] = 0
+            state['sum'] = np.full_like(w, group['initial_accumulator_value'])
+        state['step'] += 1
+        clr = group['lr'] / (1 + (state['step'] - 1) * group['lr_decay'])
+        acc, s = state['sum'], self._scratch(w)
+        np.multiply(g, g, out=s)
+        acc += s
+        np.sqrt(acc, out=s)
+        s += group['eps']
+        np.divide(g, s, out=s)
+        s *= clr
+        w -= s
 
 
 # --- learning-rate schedules -------------------------------------------------------------------
@@ -417,3 +484,29 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
             for g in grads:
                 g.data = g.data * np.asarray(coef, g.dtype)
     return total
+
+
+def clip_grad_value_(parameters, clip_value):
+    """Clamp every gradient entry of `parameters` into `[-clip_value, clip_value]`, in place
+    (PyTorch's `clip_grad_value_`).
+
+    Args:
+        parameters: an iterable of Tensors (or one Tensor); those without `.grad` are skipped.
+        clip_value: the largest allowed absolute value of a gradient entry.
+
+    Raises:
+        DTypeError: a complex gradient (a clamp has no meaning for complex numbers; PyTorch
+            refuses too): clip the norm with `clip_grad_norm_` instead.
+    """
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    c = float(clip_value)
+    grads = [p.grad for p in parameters if p.grad is not None]
+    for g in grads:
+        if g.dtype.kind == 'c':
+            raise DTypeError(f'clip_grad_value_: a gradient of dtype {g.dtype} cannot be clamped '
+                             '(complex numbers have no order); use clip_grad_norm_, which '
+                             'rescales complex gradients by their modulus')
+    with no_grad():
+        for g in grads:
+            g.data = np.clip(g.data, -c, c).astype(g.dtype, copy=False)

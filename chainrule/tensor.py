@@ -194,6 +194,14 @@ class Tensor(Tracer):
         requires_grad: record operations on this tensor so `backward()` fills `.grad`. Only
             floating and complex tensors can require grad.
         dtype: optional NumPy dtype to convert `data` to.
+
+    Attributes:
+        grad: the gradient `backward()` accumulated, a `Tensor` (or None). For a complex
+            tensor it follows JAX's convention, the same as `cr.grad`: for a real loss it is
+            the conjugate of PyTorch's `.grad` (`abs(z)**2` at `1+2j` gives `2-4j`, PyTorch
+            `2+4j`). The optimizers in `chainrule.optim` step along `conj(grad)`, so complex
+            parameters follow PyTorch's iterates exactly; step by hand along it too
+            (`z -= lr * conj(z.grad)`).
     """
 
     __slots__ = ('data', 'grad', 'requires_grad', '_node', '_version', '_trace', '__weakref__')

@@ -34,7 +34,8 @@ see flat lists of arrays.
 import numpy as np
 
 from chainrule import ops
-from chainrule.api import _argnums_tuple, _as_array, vjp
+from chainrule.api import (_argnums_tuple, _as_array, _distinct_argnums, _per_request,
+                           check_output_leaves, vjp)
 from chainrule.core import (
     ChainruleError, ConcretizationError, DTypeError, ShapeError, Tracer, next_level)
 from chainrule.interpreters.batching import batch_size, moveaxis, vmap_flat
@@ -107,7 +108,8 @@ def jvp(fun, primals, tangents, has_aux=False):
         xs.append(x)
         ts.append(t)
     info = []
-    flat = _leaf_fun(lambda leaves: fun(*tree_unflatten(p_def, leaves)), has_aux, info)
+    flat = _leaf_fun(lambda leaves: fun(*tree_unflatten(p_def, leaves)), has_aux, info, 'jvp',
+                     _name(fun))
     outs, t_outs = jvp_flat(flat, xs, ts)
     o_def, aux = info[0]
     res = (tree_unflatten(o_def, outs), tree_unflatten(o_def, t_outs))
@@ -120,9 +122,10 @@ def _split_aux(out):
     return out
 
 
-def _leaf_fun(call, has_aux, info):
+def _leaf_fun(call, has_aux, info, transform, fname):
     """`call(input leaves)` as a function of the leaves returning its output leaves (what the
-    flat interpreters take); the output's structure and the aux value go to `info`."""
+    flat interpreters take); the output's structure and the aux value go to `info`. An output
+    leaf that is not numeric (a string, ...) raises OutputTypeError naming `transform`."""
     # levels of transforms started from here on are above `floor` (core.next_level hands them
     # out in increasing order): aux values are stripped of those transforms' tracers (and of
     # Tensors made inside them), which would otherwise escape (aux is returned as it is, not
@@ -144,6 +147,7 @@ def _leaf_fun(call, has_aux, info):
             out, aux = _split_aux(out)
             aux = tree_map(value, aux)
         o_leaves, o_def = tree_flatten(out)
+        check_output_leaves(out, o_leaves, transform, fname)
         info.append((o_def, aux))
         return o_leaves
     return f
@@ -286,7 +290,8 @@ class _Flat:
     to rebuild the call and the per-argument structure of a result."""
 
     def __init__(self, fun, args, argnums):
-        self.single, self.nums = _argnums_tuple(argnums, len(args))
+        self.single, nums = _argnums_tuple(argnums, len(args))
+        self.nums, self.where = _distinct_argnums(nums)
         self.fun, self.args = fun, list(args)
         self.defs, self.leaves = [], []
         for i in self.nums:
@@ -309,6 +314,7 @@ class _Flat:
             n = td.num_leaves
             out.append(tree_unflatten(td, blocks[k:k + n]))
             k += n
+        out = _per_request(out, self.where)
         return out[0] if self.single else tuple(out)
 
 
@@ -369,7 +375,8 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
         info = []
 
         def pushforward(*ts):
-            return jvp_flat(_leaf_fun(flat.call, has_aux, info), xs, list(ts))[1]
+            return jvp_flat(_leaf_fun(flat.call, has_aux, info, 'jacfwd', _name(fun)), xs,
+                            list(ts))[1]
 
         t_outs, dims, _ = vmap_flat(pushforward, basis, [0] * len(basis))
         o_def, aux = info[0]
@@ -405,7 +412,8 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False):
         if holomorphic:
             _check_holomorphic('jacrev', xs, 'inputs')
         info = []
-        outs, pullback = vjp_flat(_leaf_fun(flat.call, has_aux, info), xs)
+        outs, pullback = vjp_flat(_leaf_fun(flat.call, has_aux, info, 'jacrev', _name(fun)),
+                                  xs)
         o_def, aux = info[0]
         outs = [_leaf_array(o) for o in outs]
         if holomorphic:
@@ -422,7 +430,10 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False):
 
         basis, sizes = _basis(outs)
         m = sum(sizes)
-        if m == 1:
+        if m == 0:
+            # no output entries (None, or empty arrays): an empty Jacobian, nothing to pull
+            gs = [np.zeros((0,) + tuple(ops.shape_of(x)), ops.dtype_of(x)) for x in xs]
+        elif m == 1:
             # a scalar output: one pullback of 1, no batch
             gs = pull(*[np.ones(ops.shape_of(o), ops.dtype_of(o)) for o in outs])
             gs = [ops.reshape(g, (1,) + tuple(ops.shape_of(x))) for g, x in zip(gs, xs)]

@@ -27,6 +27,8 @@ CONFIGS = [
     ('AdamW', dict(lr=0.02, weight_decay=0.3, amsgrad=True)),
     ('RMSprop', dict(lr=0.01)),
     ('RMSprop', dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.05)),
+    ('Adagrad', dict(lr=0.1)),
+    ('Adagrad', dict(lr=0.1, lr_decay=0.05, weight_decay=0.1, initial_accumulator_value=0.2)),
 ]
 
 

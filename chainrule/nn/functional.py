@@ -77,35 +77,51 @@ def softmax(x, dim=-1):
 
 # --- losses --------------------------------------------------------------------------------
 
-def cross_entropy(input, target, reduction='mean'):
+def cross_entropy(input, target, reduction='mean', ignore_index=-100):
     """Cross-entropy from logits, numerically stable (`log_softmax` then `nll_loss`, fused).
 
     Args:
         input: logits `(N, C)`.
         target: integer class indices `(N,)`, or class probabilities `(N, C)` (soft labels).
         reduction: 'mean' (default), 'sum' or 'none'.
+        ignore_index: a class index that counts for nothing (loss 0, left out of the mean),
+            PyTorch's default -100.
 
     Returns:
         The loss: a scalar, or `(N,)` with `reduction='none'`.
+
+    Raises:
+        IndexOutOfRangeError: a target outside `[0, C)` that is not `ignore_index` (PyTorch:
+            "Target 7 is out of bounds"); the message names it and its position.
     """
     if shape_of(target) == shape_of(input) and np.dtype(dtype_of(target)).kind in 'fc':
         losses = -cnp.sum(target * nnops.log_softmax(input, 1), axis=1)
         return _reduce(losses, reduction, 'cross_entropy')
     t = target if isinstance(target, Tracer) else np.asarray(target)   # may be batched (vmap)
-    return nnops.cross_entropy(input, t, reduction=reduction)
+    return nnops.cross_entropy(input, t, reduction=reduction, ignore_index=ignore_index)
 
 
-def nll_loss(input, target, reduction='mean'):
+def nll_loss(input, target, reduction='mean', ignore_index=-100):
     """Negative log-likelihood of integer labels `target` `(N,)` under log-probabilities
-    `input` `(N, C)`: `-input[i, target[i]]`, reduced."""
+    `input` `(N, C)`: `-input[i, target[i]]`, reduced; a target equal to `ignore_index` counts
+    for nothing (loss 0, left out of the mean), as in PyTorch. A target outside `[0, C)` that
+    is not `ignore_index` raises IndexOutOfRangeError naming it and its position."""
     si, st = shape_of(input), shape_of(target)
     if len(si) != 2 or st != si[:1]:
         raise ShapeError(f'nll_loss: input {si} and target {st} do not fit: input must be '
                          '(N, C) log-probabilities and target (N,) class indices')
     # picking by a one-hot mask rather than by indexing keeps labels that vary under vmap
     t = target if isinstance(target, Tracer) else np.asarray(target)
-    picked = cnp.sum(input * nnops._onehot(t, si[1], dtype_of(input)), axis=1)
-    return _reduce(-picked, reduction, 'nll_loss')
+    t = nnops.class_labels(t, si[1], ignore_index, 'nll_loss')
+    dt = dtype_of(input)
+    picked = cnp.sum(input * nnops._onehot(t, si[1], dt), axis=1)
+    if not isinstance(t, Tracer) and not (t == ignore_index).any():
+        return _reduce(-picked, reduction, 'nll_loss')
+    keep = ops.astype(ops.not_equal(t, ignore_index), dt)
+    losses = -picked * keep
+    if reduction == 'mean':
+        return nnops.mean_over_kept(cnp.sum(losses), cnp.sum(keep))
+    return _reduce(losses, reduction, 'nll_loss')
 
 
 def mse_loss(input, target, reduction='mean'):
@@ -281,10 +297,14 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 def embedding(input, weight):
     """Rows of `weight` `(num_embeddings, dim)` picked by integer indices `input` (any shape):
     the result has shape `input.shape + (dim,)`; the gradient scatters back into the rows."""
-    return weight[_labels(input)]
+    idx = _labels(input)
+    nnops.check_label_values(idx, shape_of(weight)[0], None, 'embedding', 'index', 'rows')
+    return weight[idx]
 
 
 def one_hot(labels, num_classes, dtype=np.float32):
-    """Integer labels as one-hot rows (a constant NumPy array)."""
+    """Integer labels as one-hot rows (a constant NumPy array); a label outside
+    `[0, num_classes)` raises IndexOutOfRangeError naming it and its position."""
     t = _labels(labels)
+    nnops.check_label_values(t, num_classes, None, 'one_hot', 'label')
     return (t[..., None] == np.arange(num_classes)).astype(dtype)

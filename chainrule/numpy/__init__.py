@@ -367,9 +367,23 @@ def array_equal(a, b, equal_nan=False):
 
 # --- reductions -------------------------------------------------------------------------------
 
-def sum(a, axis=None, dtype=None, keepdims=False):
-    out = ops.sum(a, axis=axis, keepdims=keepdims)
+def _in_dtype(a, dtype):
+    """`a` cast to a reduction's `dtype=` before reducing, as NumPy does (the accumulator has
+    that dtype: `sum([0.3, 1.7], dtype=int)` is 0 + 1, not int(2.0))."""
+    if dtype is None:
+        return a
+    return ops.astype(a if isinstance(a, Tracer) else _np.asarray(a), dtype)
+
+
+def _out_dtype(out, dtype):
+    """A reduction's result in its `dtype=` (small integers would otherwise widen)."""
     return out if dtype is None else ops.astype(out, dtype)
+
+
+def sum(a, axis=None, dtype=None, keepdims=False):
+    if dtype is None:                       # the common case, without the casts' calls
+        return ops.sum(a, axis=axis, keepdims=keepdims)
+    return _out_dtype(ops.sum(_in_dtype(a, dtype), axis=axis, keepdims=keepdims), dtype)
 
 
 def _count(a, axis):
@@ -380,7 +394,8 @@ def _count(a, axis):
 
 def mean(a, axis=None, dtype=None, keepdims=False):
     a = _float(a)
-    return sum(a, axis=axis, dtype=dtype, keepdims=keepdims) / _count(a, axis)
+    # NumPy: accumulated in `dtype`, and the mean returned in it
+    return _out_dtype(sum(a, axis=axis, dtype=dtype, keepdims=keepdims) / _count(a, axis), dtype)
 
 
 def _float(a):
@@ -431,15 +446,16 @@ def prod(a, axis=None, dtype=None, keepdims=False):
     ax = ops.normalize_axis(axis, len(s))
     if not isinstance(a, Tracer):
         return _np.prod(a, axis=ax, dtype=dtype, keepdims=keepdims)
+    a = _in_dtype(a, dtype)
     if not ax:
-        return a if dtype is None else ops.astype(a, dtype)
+        return a
     rest = [i for i in range(len(s)) if i not in ax]
     moved = ops.transpose(a, tuple(rest) + ax)
     flat = ops.reshape(moved, tuple(s[i] for i in rest) + (-1,))
     out = _prod_last(flat)
     if keepdims:
         out = ops.reshape(out, tuple(1 if i in ax else d for i, d in enumerate(s)))
-    return out if dtype is None else ops.astype(out, dtype)
+    return _out_dtype(out, dtype)
 
 
 def _prod_last(x):
@@ -458,13 +474,11 @@ def _prod_last(x):
 
 
 def cumsum(a, axis=None, dtype=None):
-    out = ops.cumsum(a, axis)
-    return out if dtype is None else ops.astype(out, dtype)
+    return _out_dtype(ops.cumsum(_in_dtype(a, dtype), axis), dtype)
 
 
 def cumprod(a, axis=None, dtype=None):
-    out = ops.cumprod(a, axis)
-    return out if dtype is None else ops.astype(out, dtype)
+    return _out_dtype(ops.cumprod(_in_dtype(a, dtype), axis), dtype)
 
 
 def logsumexp(a, axis=None, keepdims=False):
@@ -509,7 +523,7 @@ def nanmean(a, axis=None, dtype=None, keepdims=False):
         return _np.nanmean(a, axis=axis, dtype=dtype, keepdims=keepdims)
     a = _float(a)
     n = sum(ops.astype(logical_not(isnan(a)), dtype_of(a)), axis=axis, keepdims=keepdims)
-    return nansum(a, axis, dtype, keepdims) / n
+    return _out_dtype(nansum(a, axis, None, keepdims) / n, dtype)
 
 
 def quantile(a, q, axis=None, out=None, overwrite_input=False, method='linear',

@@ -56,9 +56,26 @@ transpose_p = Primitive('transpose', lambda x, *, axes: np.transpose(x, axes),
                         linear=True,
                         batch=lambda args, dims, *, axes:
                             (transpose(args[0], (0,) + tuple(a + 1 for a in axes)), 0))
+def _is_discrete(dtype):
+    """Integer and boolean dtypes: values there are piecewise constant in the input."""
+    return dtype.kind in 'biu'
+
+
+def _astype_vjp(g, ans, x, *, dtype):
+    # a cast to an integer or boolean dtype is piecewise constant: zero derivative (JAX)
+    if _is_discrete(dtype):
+        return ops.zeros_like(x)
+    return _cast_cotangent(g, ops.dtype_of(x))
+
+
+def _astype_jvp(t, ans, x, *, dtype):
+    # None: a symbolic zero, so the integer result is a constant to forward mode
+    return None if _is_discrete(dtype) else astype(t, dtype)
+
+
 astype_p = Primitive('astype', lambda x, *, dtype: np.asarray(x).astype(dtype),
-                     vjp=[lambda g, ans, x, *, dtype: _cast_cotangent(g, ops.dtype_of(x))],
-                     linear=True, batch=lambda args, dims, *, dtype: (astype(args[0], dtype), 0))
+                     vjp=[_astype_vjp], jvp=[_astype_jvp],
+                     batch=lambda args, dims, *, dtype: (astype(args[0], dtype), 0))
 
 
 def _cast_cotangent(g, dtype):
@@ -131,9 +148,15 @@ def transpose(x, axes=None):
 
 
 def astype(x, dtype):
+    """`x` converted to `dtype`. A cast from a floating or complex dtype to an integer or
+    boolean one cuts the derivative (the result is piecewise constant in `x`): the value is
+    detached first, so every transform and `Tensor` sees a constant, as for `stop_gradient`."""
     dtype = np.dtype(dtype)
-    if ops.dtype_of(x) == dtype:
+    xd = ops.dtype_of(x)
+    if xd == dtype:
         return x
+    if isinstance(x, Tracer) and _is_discrete(dtype) and not _is_discrete(xd):
+        x = ops.stop_gradient(x)
     return bind(astype_p, x, dtype=dtype)
 
 
