@@ -53,6 +53,7 @@ implementation and the derivative rules, and the result is a function usable und
 transform.
 """
 
+import contextvars
 import inspect
 import warnings
 
@@ -174,6 +175,65 @@ class CallBypassedWarning(UserWarning):
     closes over rather than its arguments, so its rule (or the checkpointing) did not apply."""
 
 
+_converting = contextvars.ContextVar('chainrule_converting_closures', default=frozenset())
+
+
+def _aval(x):
+    from chainrule.interpreters.staging import ShapedArray
+    return ShapedArray(shape_of(x), dtype_of(x))
+
+
+def _stage(flat_fun, avals):
+    """`flat_fun` (a function of flat values returning a pytree) staged on `avals`:
+    `(graph, closure, out_tree)` with the traced values it closes over lifted to trailing
+    inputs of `graph`, or None if it cannot be staged."""
+    from chainrule.interpreters.staging import lift_closure, trace_to_graph
+    box = []
+
+    def flat(*xs):
+        o, t = tree_flatten(flat_fun(*xs))
+        box.append(t)
+        return o
+    try:
+        graph = trace_to_graph(flat, avals)
+    except Exception:       # not stageable (Python control flow on values, ...)
+        return None
+    graph, closure = lift_closure(graph)
+    return graph, closure, box[0]
+
+
+def _union(*closures):
+    """The distinct values of several closures, in order of first appearance."""
+    seen, out = set(), []
+    for c in closures:
+        for v in c:
+            if id(v) not in seen:
+                seen.add(id(v))
+                out.append(v)
+    return out
+
+
+def _positions(part, whole):
+    ids = [id(v) for v in whole]
+    return [ids.index(id(v)) for v in part]
+
+
+def _flat_tree(n):
+    return tree_structure(tuple(range(n)))
+
+
+def _graph_fun(graph, out_tree, where, n, name):
+    """A function of `n` argument leaves plus the whole closure, evaluating `graph` (whose
+    trailing inputs are the closure values at positions `where`)."""
+    from chainrule.interpreters.staging import eval_graph
+
+    def fun(*xs):
+        xs = list(xs)
+        return tree_unflatten(out_tree, eval_graph(graph, xs[:n] + [xs[n + i] for i in where]))
+    fun.__name__ = name
+    return fun
+
+
 class CallWrapper:
     """What `custom_jvp`, `custom_vjp` and `checkpoint` share: keyword arguments resolved to
     positional ones, static arguments split off, the pytree of the others flattened, and a plain
@@ -223,6 +283,10 @@ class CallWrapper:
 
     def __call__(self, *args, **kwargs):
         self._check_ready()
+        if id(self) in _converting.get():
+            # called by its own rules while they are being staged (fwd's `out = f(x)`): the
+            # primal function is what is meant there
+            return self.fun(*args, **kwargs)
         args = _resolve(self.fun, args, kwargs)
         nd = self.nondiff_argnums
         diff = tuple(a for i, a in enumerate(args) if i not in nd)
@@ -249,7 +313,7 @@ class CallWrapper:
             return merged
 
         fns = self._fns(full, static)
-        converted = self._convert_closure(leaves, in_tree, fns[0]) if self.converts else None
+        converted = self._convert_closure(leaves, in_tree, fns) if self.converts else None
         if converted is not None:
             leaves, in_tree, fns = converted
         elif direct:
@@ -261,37 +325,30 @@ class CallWrapper:
 
     converts = False    # whether closures are converted (see _convert_closure)
 
-    def _convert_closure(self, leaves, in_tree, fun):
+    def _convert_closure(self, leaves, in_tree, fns):
         """Closure conversion (what `jax.closure_convert` does): stage `fun` once on abstract
         values of its arguments; if it closes over traced values (a parameter `Tensor`, a
         tracer of an enclosing `grad` or `vmap`), return `(leaves + closed-over values, their
-        tree, fns)` with `fun` replaced by the staged program taking those values as trailing
-        arguments, so the transforms see them as inputs of the call and differentiate through
-        them. Returns None when there is nothing to convert, or when `fun` cannot be staged
-        (Python control flow on values): then it is called as it is, and a closure is refused
-        with a clear error when the call runs."""
-        from chainrule.interpreters.staging import (ShapedArray, eval_graph, lift_closure,
-                                                    trace_to_graph)
-        box = []
-
-        def flat(*xs):
-            o, t = tree_flatten(fun(*tree_unflatten(in_tree, list(xs))))
-            box.append(t)
-            return o
+        tree, fns)` with the functions replaced by staged programs taking those values as
+        trailing arguments, so the transforms see them as inputs of the call and differentiate
+        through them. Returns None when there is nothing to convert, or when a function cannot
+        be staged (Python control flow on values): then it is called as it is, and a closure
+        is refused with a clear error when the call runs."""
+        token = _converting.set(_converting.get() | {id(self)})
         try:
-            graph = trace_to_graph(flat, [ShapedArray(shape_of(x), dtype_of(x)) for x in leaves])
-        except Exception:       # not stageable: run it as it is
-            return None
-        graph, lifted = lift_closure(graph)
-        if not lifted:
-            return None
-        out_tree = box[0]
-        n = len(leaves) + len(lifted)
+            staged = _stage(lambda *xs: fns[0](*tree_unflatten(in_tree, list(xs))),
+                            [_aval(x) for x in leaves])
+            if staged is None or not staged[1]:
+                return None
+            return self._converted(leaves, in_tree, fns, staged)
+        finally:
+            _converting.reset(token)
 
-        def staged(*xs):
-            return tree_unflatten(out_tree, eval_graph(graph, list(xs)))
-        staged.__name__ = self.__name__
-        return list(leaves) + lifted, tree_flatten(tuple(range(n)))[1], (staged,)
+    def _converted(self, leaves, in_tree, fns, staged):
+        """`_convert_closure`'s result from `fun` staged as `(graph, closure, out_tree)`."""
+        graph, closure, out_tree = staged
+        fun = _graph_fun(graph, out_tree, _positions(closure, closure), len(leaves), self.__name__)
+        return list(leaves) + closure, _flat_tree(len(leaves) + len(closure)), (fun,)
 
     def __get__(self, obj, objtype=None):   # usable as a method
         if obj is None:
@@ -431,6 +488,38 @@ class custom_jvp(CallWrapper):
         if self.jvp_rule is None:
             raise ChainruleError(f'{self.__name__} is a custom_jvp function without a rule: '
                                  f'call {self.__name__}.defjvp(rule) first')
+
+    converts = True     # values `fun` and the rule close over become inputs of the call
+
+    def _converted(self, leaves, in_tree, fns, staged):
+        # the user's rule gives the tangent along the arguments; along the closed-over values
+        # it is the derivative of what `fun` computes (forward mode through its staged program)
+        from chainrule.interpreters.forward import jvp_flat
+        from chainrule.interpreters.staging import eval_graph
+        graph, closure, out_tree = staged
+        rule = fns[1]
+        n = len(leaves)
+        avals = [_aval(x) for x in leaves]
+        r = _stage(lambda *xs: rule(tree_unflatten(in_tree, list(xs[:n])),
+                                    tree_unflatten(in_tree, list(xs[n:]))), avals + avals)
+        if r is None:
+            return None
+        r_graph, r_closure, r_tree = r
+        allc = _union(closure, r_closure)
+        f_where, r_where = _positions(closure, allc), _positions(r_closure, allc)
+
+        def rule_converted(p, t):
+            p, t = list(p), list(t)
+            p_out, t_out = tree_unflatten(r_tree, eval_graph(
+                r_graph, p[:n] + t[:n] + [p[n + i] for i in r_where]))
+            _, t_c = jvp_flat(lambda *c: eval_graph(graph, p[:n] + list(c)),
+                              [p[n + i] for i in f_where],
+                              [t[n + i] if _is_float(p[n + i]) else None for i in f_where])
+            t_user = out_tree.flatten_up_to(t_out)
+            return p_out, tree_unflatten(out_tree, [a + b for a, b in zip(t_user, t_c)])
+
+        fun = _graph_fun(graph, out_tree, f_where, n, self.__name__)
+        return list(leaves) + allc, _flat_tree(n + len(allc)), (fun, rule_converted)
 
     def _fns(self, full, static):
         return full(self.fun), lambda p, t: self.jvp_rule(*static, p, t)
@@ -659,6 +748,73 @@ class custom_vjp(CallWrapper):
         if self.fwd is None:
             raise ChainruleError(f'{self.__name__} is a custom_vjp function without rules: '
                                  f'call {self.__name__}.defvjp(fwd, bwd) first')
+
+    converts = True     # values `fun`, `fwd` and `bwd` close over become inputs of the call
+
+    def _converted(self, leaves, in_tree, fns, staged):
+        # the user's bwd gives the cotangents of the arguments; the closed-over values get the
+        # derivative of what `fun` computes (reverse mode through its staged program, re-run
+        # on the inputs, which become residuals)
+        from chainrule.interpreters.staging import eval_graph
+        graph, closure, out_tree = staged
+        fwd, bwd = fns[1], fns[2]
+        n, n_out = len(leaves), out_tree.num_leaves
+        avals = [_aval(x) for x in leaves]
+        info = []
+
+        def fwd_flat(*xs):
+            res = fwd(*tree_unflatten(in_tree, list(xs)))
+            r_leaves, r_tree = tree_flatten(res[1])
+            info.append((r_tree, [isinstance(r, _ARRAY_TYPES) for r in r_leaves], r_leaves))
+            return res[0], [r for r in r_leaves if isinstance(r, _ARRAY_TYPES)]
+        fs = _stage(fwd_flat, avals)
+        if fs is None:
+            return None
+        fwd_graph, fwd_closure, _ = fs
+        r_tree, r_is_array, r_leaves = info[0]
+        out_avals = [v.aval for v in fwd_graph.outvars[:n_out]]
+        res_avals = [v.aval for v in fwd_graph.outvars[n_out:]]
+        n_res = len(res_avals)
+
+        def bwd_flat(*ys):
+            arrays = iter(ys[:n_res])
+            res = tree_unflatten(r_tree, [next(arrays) if a else r
+                                          for a, r in zip(r_is_array, r_leaves)])
+            cts = bwd(res, tree_unflatten(out_tree, list(ys[n_res:])))
+            flat = []
+            for c, sub in zip(cts, tree_unflatten(in_tree, avals)):
+                sub_leaves, sub_tree = tree_flatten(sub, is_leaf=lambda a: hasattr(a, 'dtype'))
+                cs = [None] * len(sub_leaves) if c is None else sub_tree.flatten_up_to(c)
+                flat.extend(np.zeros(a.shape, a.dtype) if x is None else x
+                            for x, a in zip(cs, sub_leaves))
+            return flat
+        bs = _stage(bwd_flat, res_avals + out_avals)
+        if bs is None:
+            return None
+        bwd_graph, bwd_closure, _ = bs
+        allc = _union(closure, fwd_closure, bwd_closure)
+        f_where = _positions(closure, allc)
+        fw_where, bw_where = _positions(fwd_closure, allc), _positions(bwd_closure, allc)
+
+        def fwd_converted(*xs):
+            xs = list(xs)
+            outs = eval_graph(fwd_graph, xs[:n] + [xs[n + i] for i in fw_where])
+            return tree_unflatten(out_tree, outs[:n_out]), (list(outs[n_out:]), xs)
+
+        def bwd_converted(res, g):
+            arrays, xs = res
+            g_leaves = out_tree.flatten_up_to(g)
+            cts = eval_graph(bwd_graph, list(arrays) + g_leaves + [xs[n + i] for i in bw_where])
+            closed = [None] * len(allc)
+            got = pull_back(lambda c, consts: eval_graph(graph, consts + list(c)),
+                            [xs[n + i] for i in f_where], g_leaves, consts=xs[:n])
+            for i, c in zip(f_where, got):
+                closed[i] = c
+            return tuple(cts) + tuple(closed)
+
+        fun = _graph_fun(graph, out_tree, f_where, n, self.__name__)
+        return list(leaves) + allc, _flat_tree(n + len(allc)), (fun, fwd_converted,
+                                                               bwd_converted)
 
     def _fns(self, full, static):
         return full(self.fun), full(self.fwd), lambda res, g: self.bwd(*static, res, g)

@@ -191,7 +191,9 @@ def test_custom_vjp_residuals_saved_not_recomputed():
     assert calls == {'fwd': 0, 'fun': 1}            # no trace: the function itself
     x, y = np.ones(3), np.ones(3)
     assert cr.grad(lambda x: cnp.sum(f(x)))(x).tolist() == [2.0, 2.0, 2.0]
-    assert calls == {'fwd': 1, 'fun': 1}            # fwd once, fun never, under grad
+    # under grad: fwd once; fun once on abstract values only (staged, to find values it
+    # closes over), never evaluated
+    assert calls == {'fwd': 1, 'fun': 2}
     _ = y
 
 
@@ -280,13 +282,21 @@ def test_custom_vjp_errors():
     f.defvjp(lambda x, y: x * y, None)
     with pytest.raises(cr.ChainruleError, match='pair'):
         cr.grad(f)(1.0, 2.0)
-    # closing over a differentiated value is refused, with the fix in the message
+    # closing over a differentiated value is closure-converted: the (deliberately marked) rule
+    # gives the argument's part, 1, and the closed-over w gets d(w y)/dw = y = 2
     def uses_closure(w):
         h = cr.custom_vjp(lambda y: w * y)
         h.defvjp(lambda y: (w * y, None), lambda r, g: (g,))
         return h(w)
+    assert cr.grad(uses_closure)(2.0) == 3.0
+
+    # a closure that cannot be staged (Python control flow on a value) is still refused
+    def branchy(w):
+        h = cr.custom_vjp(lambda y: w * y if float(cr.stop_gradient(y)) > 0 else y)
+        h.defvjp(lambda y: (w * y, None), lambda r, g: (g,))
+        return h(w)
     with pytest.raises(cr.ChainruleError, match='as an argument'):
-        cr.grad(uses_closure)(2.0)
+        cr.grad(branchy)(2.0)
 
 
 # --- primitives from user code ---------------------------------------------------------------
@@ -401,13 +411,12 @@ def test_tensor_create_graph_through_multiple_result_primitive():
     assert abs(cr.grad(cr.grad(f))(0.2)) < 1e-12
 
 
-def test_closure_without_traced_argument_warns_that_the_rule_is_bypassed():
+def test_closure_without_traced_argument_is_converted():
     def f(w):
         h = cr.custom_vjp(lambda y: y * w)
         h.defvjp(lambda y: (y * w, None), lambda r, g: (g * 0.0,))
-        return h(3.0)           # constant argument, traced closure: fun is differentiated
-    with pytest.warns(cr.custom.CallBypassedWarning, match='custom rule is not used'):
-        assert cr.grad(f)(2.0) == 3.0
+        return h(3.0)           # constant argument, traced closure: d/dw (3 w) = 3
+    assert cr.grad(f)(2.0) == 3.0
 
 
 def test_custom_vjp_static_residuals():
