@@ -39,8 +39,7 @@ arguments.
 
 # the names other modules and tests import from `chainrule.jit`
 from chainrule.jit.call import (
-    GraphPrimitive, _aval_of_leaf, backward_graph, instantiate_tangents, jit_call_p, jvp_graph,
-    memo_cotangents)
+    GraphPrimitive, _aval_of_leaf, backward_graph, instantiate_tangents, jit_call_p, jvp_graph)
 from chainrule.jit.frontend import (
     CacheInfo, Jitted, _fast_key, _tree_builder, jit, logger, make_graph)
 from chainrule.jit.numba_backend import _bcast_index

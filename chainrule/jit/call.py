@@ -6,25 +6,26 @@ grad), a jitted function binds `jit_call_p`, whose parameter is its optimised gr
 are derived from the graph, never written by hand:
 
 - VJP: a second staged graph, the backward pass of the first (`backward_graph`), itself run by
-  `jit_call`, so higher derivatives work and each is compiled once;
+  `jit_call`, so higher derivatives work and each is compiled once; staged for the arguments
+  that need a cotangent, and run once per backward pass for all of them (`AllArgs`), so
+  nothing of a call (its inputs, its cotangents) is kept after it;
 - JVP: the staged forward-mode graph (`jvp_graph`);
 - batching: the graph batched by `vmap` and staged once per batch layout.
 
 Under the staging interpreter (`jit` inside `jit`) the call is inlined, so the outer graph is
-one graph. `chainrule.lax`'s control-flow primitives reuse `backward_graph`, `jvp_graph`,
-`memo_cotangents` and `instantiate_tangents`.
+one graph. `chainrule.lax`'s control-flow primitives reuse `backward_graph`, `jvp_graph` and
+`instantiate_tangents`.
 """
 
 import numpy as np
 
-from chainrule.core import PerArg, Primitive, Tracer, bind
+from chainrule.core import AllArgs, Primitive, Tracer, bind
 from chainrule.interpreters.staging import (
     ShapedArray, eval_graph, raise_to_aval, trace_to_graph)
 from chainrule.jit.numpy_codegen import compiled
 from chainrule.jit.passes import optimize
 
-__all__ = ['GraphPrimitive', 'jit_call_p', 'backward_graph', 'jvp_graph', 'memo_cotangents',
-           'instantiate_tangents']
+__all__ = ['GraphPrimitive', 'jit_call_p', 'backward_graph', 'jvp_graph', 'instantiate_tangents']
 
 
 class GraphPrimitive(Primitive):
@@ -52,48 +53,40 @@ def _zero_ct(aval):
     return np.zeros(aval.shape, aval.dtype)
 
 
-def backward_graph(graph):
-    """The staged, optimised backward pass of `graph`: `(*args, *out_cts) -> in_cts`.
+def backward_graph(graph, needed=None):
+    """The staged, optimised backward pass of `graph`: `(*args, *out_cts) -> in_cts`, one
+    cotangent per argument, or with `needed` (one flag per argument) only those flagged: the
+    others are not computed.
 
     Cotangents of integer or boolean outputs are ignored; inputs that get no cotangent get
     zeros. Cached on the graph, so a `grad(jit(f))` loop stages it once."""
-    bwd = graph._cache.get('bwd')
+    key = 'bwd' if needed is None or all(needed) else ('bwd', tuple(needed))
+    bwd = graph._cache.get(key)
     if bwd is not None:
         return bwd
     from chainrule.interpreters.reverse import vjp_flat
     n = len(graph.invars)
     out_avals = graph.out_avals
+    keep = [True] * n if needed is None else list(needed)
 
     def pullback(*xs):
         args, cts = xs[:n], xs[n:]
         _, pb = vjp_flat(lambda *a: eval_graph(graph, a), list(args))
         cts = [c if a.dtype.kind in 'fc' else None for c, a in zip(cts, out_avals)]
         gs = pb(cts)
-        return [(_zero_ct(v.aval) if g is None else g) for g, v in zip(gs, graph.invars)]
+        return [(_zero_ct(v.aval) if g is None else g)
+                for g, v, k in zip(gs, graph.invars, keep) if k]
 
     bwd = optimize(trace_to_graph(pullback, graph.in_avals + out_avals))
-    graph._cache['bwd'] = bwd
+    graph._cache[key] = bwd
     return bwd
 
 
-def memo_cotangents(owner, g, args, compute):
-    """All input cotangents of one node of a graph-carrying primitive, computed once.
-
-    `backprop` asks for one argument's cotangent at a time, with the same `g` tuple and
-    arguments for every argument of a node; `compute()` runs the whole backward graph, so its
-    result is kept (one entry, on `owner`'s cache) for the other arguments' rules."""
-    memo = owner._cache.get('memo')
-    if memo is not None and memo[0] is g and len(memo[1]) == len(args) and all(
-            a is b for a, b in zip(memo[1], args)):
-        return memo[2]
-    cts = compute()
-    owner._cache['memo'] = (g, args, cts)
-    return cts
-
-
-def _jit_call_vjp(i, g, ans, *args, graph):
-    return memo_cotangents(graph, g, args, lambda: bind(
-        jit_call_p, *args, *g, graph=backward_graph(graph)))[i]
+def _jit_call_vjp(needed, g, ans, *args, graph):
+    """The cotangents of the arguments that need one, from one run of the backward graph
+    (staged for exactly those arguments)."""
+    cts = iter(bind(jit_call_p, *args, *g, graph=backward_graph(graph, needed)))
+    return [next(cts) if k else None for k in needed]
 
 
 def jvp_graph(graph, with_primals=False):
@@ -143,7 +136,7 @@ def _jit_call_batch(args, dims, *, graph):
     return bind(jit_call_p, *args, graph=bg), box[0]
 
 
-jit_call_p = GraphPrimitive('jit_call', _jit_call_impl, vjp=PerArg(_jit_call_vjp),
+jit_call_p = GraphPrimitive('jit_call', _jit_call_impl, vjp=AllArgs(_jit_call_vjp),
                             jvp=_jit_call_jvp, batch=_jit_call_batch, multiple_results=True,
                             doc='Run a staged, optimised graph (what a jitted function binds).')
 jit_call_p.inline = _jit_call_inline
