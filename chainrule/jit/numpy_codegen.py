@@ -18,6 +18,11 @@ pass (`g * ((x > y) + (x == y) / 2)`, seven equations) is one multiply by the bo
 something ties, checked per call (24 -> 12 us, bitwise the same); products of two float matrices
 are `np.dot` and transposes/reshapes ndarray methods (no Python dispatch).
 
+Results are the caller's: the `return` line hands out an array made by the call as it is,
+and copies what would otherwise alias an argument, a constant of the program or another result
+(`_return_line`), so writing into a result never changes a later call; decided at compile time,
+so the usual program (every result computed) pays nothing.
+
 With `fuse=True` (the numba backend, `chainrule.jit.numba_backend`) runs of elementwise
 equations become calls of fused kernels instead.
 """
@@ -140,8 +145,12 @@ def codegen(graph, name='jitted', fuse=False):
     roots = {}           # var id -> set of buffer roots it may alias (empty: not ours)
     live_until = {}      # root -> last item index at which some var aliasing it is used
     owns = set()         # vars that are a whole fresh buffer (not a view of one)
+    # for the results (`_return_line`): which vars hold a new array, which may alias an
+    # argument or constant (their ids), which may be read-only views
+    made, srcs, readonly = set(), {}, set()
     for v in list(graph.invars) + list(graph.constvars):
         roots[v.id] = frozenset()
+        srcs[v.id] = frozenset([v.id])
 
     def ir_line(e):
         return (f'{" ".join(ir_names[o.id] + ":" + str(o.aval) for o in e.outvars)} = '
@@ -169,7 +178,14 @@ def codegen(graph, name='jitted', fuse=False):
 
     def mark_outputs(e, reuse, fresh):
         """Alias bookkeeping for the outputs of item `e`."""
+        ins = [v for v in e.invars if isinstance(v, Var)]
         for o in e.outvars:
+            if fresh:
+                made.add(o.id)
+            else:
+                srcs[o.id] = frozenset().union(*[srcs.get(v.id, ()) for v in ins])
+                if e.prim.name == 'broadcast_to' or any(v.id in readonly for v in ins):
+                    readonly.add(o.id)
             if reuse is not None:
                 rs = frozenset([reuse[1]])
                 owns.add(o.id)
@@ -191,6 +207,7 @@ def codegen(graph, name='jitted', fuse=False):
             for o in e.outvars:
                 roots[o.id] = frozenset([o.id])
                 owns.add(o.id)
+                made.add(o.id)
                 live_until[o.id] = last.get(o.id, -1)
             continue
         if isinstance(e, _SelectMul):
@@ -250,12 +267,55 @@ def codegen(graph, name='jitted', fuse=False):
         lines.append(f'    # {ir_line(e)}' + ('   (in place: its input is dead)' if reuse else ''))
         lines.append(f'    {target} = {call}')
         mark_outputs(e, reuse, isinstance(impl, np.ufunc) or prim.name in _FRESH_PRIMS)
-    outs = [arg(v) for v in graph.outvars]
-    lines.append(f'    return ({", ".join(outs)}{"," if len(outs) == 1 else ""})')
+    lines.append(_return_line(graph, names, by_out, made, roots, srcs, readonly, glob))
     src = '\n'.join(lines) + '\n'
     if kernels:
         src = '\n'.join(glob.pop('_kernel_sources')) + '\n\n' + src
     return src, glob
+
+
+def _return_line(graph, names, by_out, made, roots, srcs, readonly, glob):
+    """The `return` of the generated function: results the caller owns.
+
+    A result is handed out as it is when it is a new array of this call (or a writable view
+    of one) that no other result shares; an argument or constant of the program, a second
+    result on the same buffer and a read-only view (a broadcast) are copied; anything else
+    (a view of an argument, what an unfamiliar impl returns) goes through `_own`, which
+    copies when the array is a view, read-only, or one of the arguments and constants it may
+    alias. So writing into a result never changes a later call, an argument, or another
+    result."""
+    outs, seen_vars, seen_roots = [], set(), set()
+    for v in graph.outvars:
+        if isinstance(v, Literal):
+            outs.append(_literal_str(v.value))
+            continue
+        n = names[v.id]
+        rs = frozenset([v.id]) if v.id in made else roots.get(v.id, frozenset())
+        if v.id in seen_vars or rs & seen_roots or v.id in readonly or srcs.get(v.id) == {v.id}:
+            outs.append(f'{n}.copy()' if v.aval.ndim else f'_own({n}, {n})')
+        elif v.id in made or (rs and not srcs.get(v.id) and v.id in by_out and
+                              by_out[v.id].prim.name in _VIEW_PRIMS):
+            outs.append(n)
+        else:
+            outs.append(f'_own({", ".join([n] + sorted(names[i] for i in srcs.get(v.id, ())))})')
+        seen_vars.add(v.id)
+        seen_roots |= rs
+    if any('_own(' in o for o in outs):
+        glob['_own'] = _own
+    return f'    return ({", ".join(outs)}{"," if len(outs) == 1 else ""})'
+
+
+# the ops whose results the generated code makes itself as views (or copies) of their input
+_VIEW_PRIMS = {'broadcast_to', 'reshape', 'transpose', 'astype', 'getitem', 'stop_gradient'}
+
+
+def _own(x, *sources):
+    """`x` when it is a whole writable array of its own, not one of `sources`; else a copy."""
+    if not isinstance(x, np.ndarray):
+        return x                # NumPy scalars and Python numbers are immutable
+    if x.base is not None or not x.flags.writeable or any(x is s for s in sources):
+        return x.copy()
+    return x
 
 
 class _SelectPrim:
