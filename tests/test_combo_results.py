@@ -1,12 +1,12 @@
 """Results are the caller's (issue 10, class 3), tested as a product.
 
-Every result kind (each transform, `jit`, `jit` of each transform, transforms of `jit`, a saved
-and loaded graph) x every result form (an input passed through, a constant, the same array
-twice, a view of an input or of a constant, 0-d values, a pytree) x the caller writing into
-what it got: every array result is writable, writing into one changes no other result, the
-caller's inputs (and the constant the function closes over) stay as they were, and the next
-call returns the same values. Expected values come from NumPy: every form is affine in its
-input, `f(v) = f(0) + J v`, so its Jacobian, gradients and products are exact.
+Every result kind (each transform, `jit`, `jit` of each transform, transforms of `jit`, a graph
+from `make_graph`, a saved and loaded graph) x every result form (an input passed through, a
+constant, the same array twice, a view of an input or of a constant, 0-d values, a pytree) x
+the caller writing into what it got: every array result is writable, writing into one changes
+no other result, the caller's inputs (and the constant the function closes over) stay as they
+were, and the next call returns the same values. Expected values come from NumPy: every form is
+affine in its input, `f(v) = f(0) + J v`, so its Jacobian, gradients and products are exact.
 
 Also: the reproductions from the issue, and the memory a call through `jit` (and the other
 graph-carrying primitives) must not keep after it returns.
@@ -173,6 +173,11 @@ def _kinds():
     k['jit(jacfwd)'] = jacobian(lambda f: cr.jit(cr.jacfwd(f)))
     k['jit(jacrev)'] = jacobian(lambda f: cr.jit(cr.jacrev(f)))
     k['jacrev(jit)'] = jacobian(lambda f: cr.jacrev(cr.jit(f)))
+
+    def graph(f, ref, tp):
+        v, g = V.copy(), cr.make_graph(f)(V)       # a Graph, called on flat arguments
+        return lambda: g(v), ref(V), [v]
+    k['make_graph'] = graph
 
     def loaded(f, ref, tp):
         v, g = V.copy(), _loaded(tp, f, V)
