@@ -110,6 +110,9 @@ class Primitive:
         self.impl = impl
         self.shape = shape
         self.vjp = tuple(vjp) if isinstance(vjp, list) else vjp
+        if type(vjp) is AllArgs and not multiple_results:
+            raise ChainruleError(f'primitive {name!r}: AllArgs VJP rules need '
+                                 'multiple_results=True')
         self.jvp = jvp
         self.elementwise = elementwise
         self.linear = linear
@@ -158,7 +161,9 @@ class AllArgs(PerArg):
     argument's cotangent at once): `fn(needed, g, out, *args, **params)` returns one cotangent
     per argument, for each `i` with `needed[i]` (zeros where none flows) and `None` for the
     others. The backward pass calls it once per node, so nothing is kept between the arguments'
-    rules; indexing gives argument i's rule alone, for code that asks one at a time."""
+    rules; indexing gives argument i's rule alone, for code that asks one at a time. For
+    multiple-result primitives (graph calls): the backward pass looks for it only there, so
+    other nodes pay nothing for it."""
 
     __slots__ = ()
 

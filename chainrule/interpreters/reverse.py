@@ -129,13 +129,15 @@ def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
         if node.versions is not None:
             _check_versions(node)
         out = node.out
+        joint = False
         if isinstance(g, TupleCotangent):
             g = tuple(_zeros_like(o) if p is None else p for p, o in zip(g.parts, out))
+            joint = type(prim.vjp) is AllArgs     # (multiple-result primitives only)
         if wrap is not None:
             g, args, out = wrap(node, g)
         rules = prim.vjp
         params = node.params
-        if type(rules) is AllArgs:     # one call for every argument; nothing outlives the node
+        if joint:     # one call for every argument; nothing outlives the node
             rules = computed_rules(rules, [p is not None for p in node.parents], g, out, args,
                                    params)
         for i, parent in enumerate(node.parents):
