@@ -25,10 +25,12 @@ import numpy as np
 __all__ = ['owned']
 
 
-def _root(a):
+def _owner(a):
     """The object owning `a`'s memory (NumPy points a view's `base` at the owner)."""
-    while isinstance(a, np.ndarray) and a.base is not None:
-        a = a.base
+    b = a.base
+    while b is not None:
+        a = b
+        b = getattr(a, 'base', None)
     return a
 
 
@@ -44,20 +46,27 @@ def owned(results, given=(), copy=()):
     Returns:
         A new list.
     """
-    seen = {}                            # id(memory owner) -> arrays on it (kept alive here)
+    seen = {}                 # id(memory owner) -> the arrays on it (which keep it alive)
     for x in given:
         if isinstance(x, np.ndarray):
-            seen.setdefault(id(_root(x)), []).append(x)
+            k = id(_owner(x))
+            if k in seen:
+                seen[k].append(x)
+            else:
+                seen[k] = [x]
     out = []
     for i, r in enumerate(results):
         if isinstance(r, np.ndarray):
-            if i in copy or not r.flags.writeable:
+            k = id(_owner(r))
+            on = seen.get(k)
+            if (copy and i in copy) or not r.flags.writeable or (
+                    on and any(r is o or np.may_share_memory(r, o) for o in on)):
                 r = r.copy()
+                k, on = id(r), None
+            if on:
+                on.append(r)
             else:
-                on = seen.get(id(_root(r)))
-                if on and any(r is o or np.may_share_memory(r, o) for o in on):
-                    r = r.copy()
-            seen.setdefault(id(_root(r)), []).append(r)
+                seen[k] = [r]
         out.append(r)
     return out
 
