@@ -32,9 +32,14 @@ without numba it falls back silently to NumPy.
 
 Limits: values that code needs concretely (`if x > 0`, a data-dependent index, `argsort` used by
 `sort`) cannot be staged: make them static or use `chainrule.lax`. Python-number arguments are
-staged as 0-d float64/int64/complex128 arrays. Arrays (and `Tensor`s) a jitted function closes
-over are constants of its graph, as in JAX: to differentiate with respect to them, pass them as
-arguments.
+staged as 0-d float64/int64/complex128 arrays. Arrays a jitted function closes over are
+constants of its graph, as in JAX: to differentiate with respect to them, pass them as
+arguments. `Tensor`s it closes over (a module's parameters) are captured by reference, as
+`tf.function` captures variables: extra inputs of the cached program on every call, so
+in-place updates are seen and `backward()` reaches them.
+
+Results are the caller's: a jitted function returns arrays of its own, never its argument, a
+constant of the program or an array it returns twice (`chainrule.jit.numpy_codegen`).
 """
 
 # the names other modules and tests import from `chainrule.jit`
