@@ -39,6 +39,7 @@ return the same structure, shapes and dtypes as their inputs (the error says whi
 
 import numpy as np
 
+from chainrule._results import owned, owned_copies
 from chainrule.core import (
     AllArgs, ChainruleError, ConcretizationError, GradientError, PerArg, Primitive, ShapeError,
     Tracer, bind, concrete)
@@ -237,7 +238,7 @@ def _scan_impl(*args, body, length, reverse, num_consts, num_carry):
     y_avals = body.out_avals[nk:]
     stacked = [np.stack(y) if length else np.zeros((0,) + a.shape, a.dtype)
                for y, a in zip(ys, y_avals)]
-    return tuple(list(carry) + stacked)
+    return tuple(owned(list(carry), args) + stacked)    # (length 0: the carry is the arguments)
 
 
 def _scan_shape(*avals, body, length, reverse, num_consts, num_carry):
@@ -426,7 +427,7 @@ def fori_loop(lower, upper, body_fun, init_val):
 
         return while_loop(cond_fun, body, (lower, upper, init_val))[2]
     if hi <= lo:
-        return init_val
+        return owned_copies(init_val)      # the caller's own arrays, as every other result
     carry, _ = scan(lambda val, i: (body_fun(i, val), None), init_val,
                     np.arange(lo, hi))
     return carry
@@ -441,7 +442,7 @@ def _while_impl(*args, cond, body, num_cond_consts, num_body_consts):
     carry = tuple(args[ncc + nbc:])
     while bool(cf(*cc, *carry)[0]):
         carry = bf(*bc, *carry)
-    return tuple(carry)
+    return tuple(owned(list(carry), args))    # (no step ran: the carry is the arguments)
 
 
 def _while_vjp(i, g, ans, *args, **params):

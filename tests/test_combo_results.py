@@ -302,6 +302,25 @@ def test_zero_d_and_python_float_results_keep_their_conventions():
     assert np.ndim(out) == 0 and out == 2.0
 
 
+ZERO_STEPS = {
+    'while_loop': lambda x: lax.while_loop(lambda c: cnp.sum(c) > 100.0, lambda c: c * 2.0, x),
+    'fori_loop': lambda x: lax.fori_loop(3, 3, lambda i, c: c * 2.0, x),
+    'scan': lambda x: lax.scan(lambda c, r: (c * r, r), x, np.ones((0, 3)))[0],
+    'cond': lambda x: lax.cond(True, lambda c: c, lambda c: c * 2.0, x),
+}
+
+
+@pytest.mark.parametrize('name', list(ZERO_STEPS))
+def test_control_flow_hands_out_copies_when_no_step_ran(name):
+    # with no iteration the carry is the argument: the result must still be the caller's own
+    x = np.ones(3)
+    for run in (ZERO_STEPS[name], cr.jit(ZERO_STEPS[name])):
+        r = run(x)
+        np.testing.assert_array_equal(r, np.ones(3))
+        r *= 5.0
+        np.testing.assert_array_equal(x, np.ones(3), err_msg=name)
+
+
 # --- what a call must not keep alive -----------------------------------------------------------
 
 N = 1_000_000      # 8 MB per float64 array
