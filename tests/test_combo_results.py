@@ -51,6 +51,8 @@ FORMS = {
     'input_twice': (lambda v: (v, v), lambda v: (v, v)),
     'views_of_input': (lambda v: (cnp.reshape(v, (3, 1)), v[1:], cnp.transpose(v)),
                        lambda v: (v.reshape(3, 1), v[1:], v.T)),
+    'result_and_its_views': (lambda v: (lambda y: (y, cnp.reshape(y, (3, 1)), y[1:]))(v * 2.0),
+                             lambda v: (v * 2.0, (v * 2.0).reshape(3, 1), (v * 2.0)[1:])),
     'views_of_constant': (lambda v: (cnp.broadcast_to(C, (2, 3)), C[1:], v * 1.0),
                           lambda v: (np.broadcast_to(C, (2, 3)), C[1:], v * 1.0)),
     'zero_d': (lambda v: (cnp.sum(v), v[0], cnp.sum(C)),
