@@ -22,6 +22,7 @@ import numbers
 import numpy as np
 
 from chainrule import ops
+from chainrule._results import owned
 from chainrule.core import ChainruleError, DTypeError, OutputTypeError, Tracer
 from chainrule.interpreters.reverse import vjp_flat
 from chainrule.tree import (keystr, tree_flatten, tree_flatten_with_path, tree_map,
@@ -211,12 +212,14 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
         _check_scalar(value, holomorphic)
         one = np.ones((), dtype=_dtype(value))
         gs = pullback([one] + [None] * (len(outs) - 1))
-        grads = _unflatten_per_arg(defs, [_restore(g, r, a) for g, r, a in zip(gs, raw, arrs)])
+        grads = _unflatten_per_arg(defs, owned(
+            [_restore(g, r, a) for g, r, a in zip(gs, raw, arrs)], arrs))
         grads = _per_request(grads, where)
         grads = grads[0] if single else tuple(grads)
         value = _unwrap(value)
-        if has_aux:
-            return (value, tree_unflatten(aux_def[0], outs[1:])), grads
+        if has_aux:     # (the function's own values, constants included: copied)
+            aux = owned(outs[1:], arrs, copy=range(len(outs) - 1))
+            return (value, tree_unflatten(aux_def[0], aux)), grads
         return value, grads
 
     vg.__name__ = f'value_and_grad({fname})'
@@ -333,6 +336,8 @@ def vjp(fun, *primals, has_aux=False):
         return leaves + aux_leaves
 
     outs, pullback = vjp_flat(flat, arrs)
+    # the caller gets copies: the backward pass keeps the outputs it was recorded with
+    outs = owned(outs, arrs, copy=range(len(outs)))
     out_td, aux_td = out_def[0]
     n_out = out_td.num_leaves
     aux = tree_unflatten(aux_td, outs[n_out:]) if has_aux else None
@@ -349,8 +354,8 @@ def vjp(fun, *primals, has_aux=False):
                 raise ChainruleError(f'vjp_fn: cotangent shape {np.shape(c)} does not match the '
                                      f'output shape {np.shape(o)}')
         gs = pullback(list(cts) + [None] * (len(outs) - n_out))
-        return tuple(_unflatten_per_arg(
-            defs, [_restore(g, r, a) for g, r, a in zip(gs, raw, arrs)]))
+        return tuple(_unflatten_per_arg(defs, owned(
+            [_restore(g, r, a) for g, r, a in zip(gs, raw, arrs)], arrs + list(cts))))
 
     out = tree_unflatten(out_td, outs)
     return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)

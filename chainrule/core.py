@@ -33,8 +33,8 @@ import numpy as np
 __all__ = [
     'Primitive', 'bind', 'Tracer', 'Trace', 'new_level', 'registry', 'ChainruleError', 'ShapeError',
     'DTypeError', 'GradientError', 'OutputTypeError', 'IndexOutOfRangeError', 'MissingRuleError',
-    'shape_of', 'dtype_of', 'is_traced', 'PerArg', 'concrete', 'ConcretizationError',
-    'unwrap_inner', 'innermost_trace',
+    'shape_of', 'dtype_of', 'is_traced', 'PerArg', 'AllArgs', 'concrete',
+    'ConcretizationError', 'unwrap_inner', 'innermost_trace',
 ]
 
 
@@ -110,6 +110,9 @@ class Primitive:
         self.impl = impl
         self.shape = shape
         self.vjp = tuple(vjp) if isinstance(vjp, list) else vjp
+        if type(vjp) is AllArgs and not multiple_results:
+            raise ChainruleError(f'primitive {name!r}: AllArgs VJP rules need '
+                                 'multiple_results=True')
         self.jvp = jvp
         self.elementwise = elementwise
         self.linear = linear
@@ -151,6 +154,25 @@ class PerArg:
     def __getitem__(self, i):
         fn = self.fn
         return lambda g, out, *args, **params: fn(i, g, out, *args, **params)
+
+
+class AllArgs(PerArg):
+    """VJP rules that come out of one computation (a staged graph's backward pass gives every
+    argument's cotangent at once): `fn(needed, g, out, *args, **params)` returns one cotangent
+    per argument, for each `i` with `needed[i]` (zeros where none flows) and `None` for the
+    others. The backward pass calls it once per node, so nothing is kept between the arguments'
+    rules; indexing gives argument i's rule alone, for code that asks one at a time. For
+    multiple-result primitives (graph calls): the backward pass looks for it only there, so
+    other nodes pay nothing for it."""
+
+    __slots__ = ()
+
+    def __getitem__(self, i):
+        fn = self.fn
+
+        def rule(g, out, *args, **params):
+            return fn(tuple(j == i for j in range(len(args))), g, out, *args, **params)[i]
+        return rule
 
 
 class ConcretizationError(ChainruleError, TypeError):

@@ -59,8 +59,8 @@ import warnings
 
 import numpy as np
 
-from chainrule.core import (ChainruleError, MissingRuleError, PerArg, Primitive, Tracer, bind,
-                            dtype_of, innermost_trace, registry, shape_of)
+from chainrule.core import (AllArgs, ChainruleError, MissingRuleError, PerArg, Primitive, Tracer,
+                            bind, dtype_of, innermost_trace, registry, shape_of)
 from chainrule.tree import tree_flatten, tree_structure, tree_unflatten
 
 __all__ = ['custom_vjp', 'custom_jvp', 'primitive', 'CallBypassedWarning']
@@ -69,16 +69,15 @@ __all__ = ['custom_vjp', 'custom_jvp', 'primitive', 'CallBypassedWarning']
 # --- the machinery shared by every call primitive (also used by chainrule.checkpoint) -----------
 
 class CallParams:
-    """The static parameter of a call primitive: the user's functions, the input structure,
-    the output structure (found when the function first runs), and a one-entry cache.
+    """The static parameter of a call primitive: the user's functions, the input structure
+    and the output structure (found when the function first runs).
 
-    The cache exists because reverse mode asks for the cotangent of each argument separately
-    (one VJP rule per argument), while a user's `bwd` or a re-run of `fun` produces all of
-    them at once; the backward pass calls the rules of one node with the same `g` and `out`
-    objects, so those identify the node.
+    A user's `bwd` or a re-run of `fun` gives every argument's cotangent at once, so the call
+    primitives' VJP rules are `AllArgs` (`per_arg_vjp`): one call per backward-pass node, and
+    nothing of one call (its arguments, its cotangents) is kept for the next.
     """
 
-    __slots__ = ('kind', 'name', 'in_tree', 'out_tree', 'n_out', 'fns', '_last', 'tensor_mode')
+    __slots__ = ('kind', 'name', 'in_tree', 'out_tree', 'n_out', 'fns', 'tensor_mode')
 
     def __init__(self, kind, name, in_tree, fns, tensor_mode=False):
         self.tensor_mode = tensor_mode   # called with Tensors: a Tensor result must be refused
@@ -88,7 +87,6 @@ class CallParams:
         self.out_tree = None
         self.n_out = None
         self.fns = fns
-        self._last = None
 
     def __repr__(self):
         return f'{self.kind}({self.name})'
@@ -127,23 +125,15 @@ class CallParams:
             raise ChainruleError(f'{self.name}: the output structure changed between calls '
                                  f'({self.out_tree} and {out_tree})')
 
-    def all_cotangents(self, g, out, compute):
-        """`compute()` once per backward-pass node, then the cached list for the others."""
-        last = self._last
-        if last is not None and last[0] is g and last[1] is out:
-            return last[2]
-        cts = compute()
-        self._last = (g, out, cts)
-        return cts
-
 
 def per_arg_vjp(all_cts):
-    """The per-argument VJP rules of a call primitive from `all_cts(g, out, args, call)`, which
-    returns every argument's cotangent at once (`None` for zero)."""
-    def rule(i, g, out, *args, call):
-        cts = call.all_cotangents(g, out, lambda: all_cts(g, out, args, call))
-        return _zeros(args[i]) if cts[i] is None else cts[i]
-    return PerArg(rule)
+    """The VJP rules of a call primitive from `all_cts(g, out, args, call)`, which returns
+    every argument's cotangent at once (`None` for zero)."""
+    def rule(needed, g, out, *args, call):
+        cts = all_cts(g, out, args, call)
+        return [(_zeros(args[i]) if c is None else c) if k else None
+                for i, (c, k) in enumerate(zip(cts, needed))]
+    return AllArgs(rule)
 
 
 def _zeros(x):

@@ -200,7 +200,7 @@ class _GraphEncoder:
 
     def array(self, a):
         key = f'a{len(self.arrays)}'
-        a = np.ascontiguousarray(a)
+        a = np.asarray(a, order='C')     # (np.ascontiguousarray makes a 0-d array 1-d)
         if a.dtype.kind not in 'biufc':
             raise ChainruleError(f'export: cannot save a constant of dtype {a.dtype}')
         self.arrays[key] = a

@@ -39,13 +39,14 @@ return the same structure, shapes and dtypes as their inputs (the error says whi
 
 import numpy as np
 
+from chainrule._results import owned, owned_copies
 from chainrule.core import (
-    ChainruleError, ConcretizationError, GradientError, PerArg, Primitive, ShapeError, Tracer,
-    bind, concrete)
+    AllArgs, ChainruleError, ConcretizationError, GradientError, PerArg, Primitive, ShapeError,
+    Tracer, bind, concrete)
 from chainrule.interpreters.staging import (
     Graph, ShapedArray, Var, eval_graph, lift_closure, raise_to_aval, trace_to_graph)
 from chainrule.jit import (
-    backward_graph, compiled, instantiate_tangents, jvp_graph, memo_cotangents, optimize)
+    backward_graph, compiled, instantiate_tangents, jvp_graph, optimize)
 from chainrule.tree import tree_flatten, tree_unflatten
 
 __all__ = ['cond', 'scan', 'fori_loop', 'while_loop', 'cond_p', 'scan_p', 'while_p']
@@ -146,12 +147,13 @@ def _cond_impl(pred, *args, branches):
     return tuple(compiled(branches[1 if bool(pred) else 0])(*args))
 
 
-def _cond_vjp(i, g, ans, pred, *args, branches):
-    if i == 0:
-        return np.zeros(np.shape(pred), np.result_type(pred))
-    cts = memo_cotangents(branches[0], g, args, lambda: bind(
-        cond_p, pred, *args, *g, branches=tuple(backward_graph(b) for b in branches)))
-    return cts[i - 1]
+def _cond_vjp(needed, g, ans, pred, *args, branches):
+    """The predicate gets zeros; the operands that need one their cotangents, from one `cond`
+    of the branches' backward graphs (staged for exactly those operands)."""
+    cts = iter(bind(cond_p, pred, *args, *g, branches=tuple(
+        backward_graph(b, needed[1:]) for b in branches)))
+    return [np.zeros(np.shape(pred), np.result_type(pred)) if needed[0] else None] + \
+        [next(cts) if k else None for k in needed[1:]]
 
 
 def _cond_jvp(tangents, out, pred, *args, branches):
@@ -180,7 +182,7 @@ def _cond_batch(args, dims, *, branches):
 
 
 cond_p = Primitive(
-    'cond', _cond_impl, multiple_results=True, vjp=PerArg(_cond_vjp), jvp=_cond_jvp,
+    'cond', _cond_impl, multiple_results=True, vjp=AllArgs(_cond_vjp), jvp=_cond_jvp,
     batch=_cond_batch,
     shape=lambda *avals, branches: _graph_shape(branches[0]),
     doc='Run branches[1] if the first argument is true, else branches[0].')
@@ -236,7 +238,7 @@ def _scan_impl(*args, body, length, reverse, num_consts, num_carry):
     y_avals = body.out_avals[nk:]
     stacked = [np.stack(y) if length else np.zeros((0,) + a.shape, a.dtype)
                for y, a in zip(ys, y_avals)]
-    return tuple(list(carry) + stacked)
+    return tuple(owned(list(carry), args) + stacked)    # (length 0: the carry is the arguments)
 
 
 def _scan_shape(*avals, body, length, reverse, num_consts, num_carry):
@@ -285,9 +287,9 @@ def _scan_vjp_all(g, args, body, length, reverse, nc, nk):
     return tuple(out)     # (ct_consts, ct_init, ct_xs): one per argument, in order
 
 
-def _scan_vjp(i, g, ans, *args, body, length, reverse, num_consts, num_carry):
-    return memo_cotangents(body, g, args, lambda: _scan_vjp_all(
-        g, args, body, length, reverse, num_consts, num_carry))[i]
+def _scan_vjp(needed, g, ans, *args, body, length, reverse, num_consts, num_carry):
+    cts = _scan_vjp_all(g, args, body, length, reverse, num_consts, num_carry)
+    return [c if k else None for c, k in zip(cts, needed)]
 
 
 def _scan_jvp(tangents, out, *args, body, length, reverse, num_consts, num_carry):
@@ -340,7 +342,7 @@ def _scan_batch(args, dims, *, body, length, reverse, num_consts, num_carry):
     return out, (0,) * nk + (1,) * (len(out) - nk)
 
 
-scan_p = Primitive('scan', _scan_impl, multiple_results=True, vjp=PerArg(_scan_vjp),
+scan_p = Primitive('scan', _scan_impl, multiple_results=True, vjp=AllArgs(_scan_vjp),
                    jvp=_scan_jvp, shape=_scan_shape, batch=_scan_batch,
                    doc='Loop `body` over the leading axis of the xs, threading a carry.')
 
@@ -425,7 +427,7 @@ def fori_loop(lower, upper, body_fun, init_val):
 
         return while_loop(cond_fun, body, (lower, upper, init_val))[2]
     if hi <= lo:
-        return init_val
+        return owned_copies(init_val)      # the caller's own arrays, as every other result
     carry, _ = scan(lambda val, i: (body_fun(i, val), None), init_val,
                     np.arange(lo, hi))
     return carry
@@ -440,7 +442,7 @@ def _while_impl(*args, cond, body, num_cond_consts, num_body_consts):
     carry = tuple(args[ncc + nbc:])
     while bool(cf(*cc, *carry)[0]):
         carry = bf(*bc, *carry)
-    return tuple(carry)
+    return tuple(owned(list(carry), args))    # (no step ran: the carry is the arguments)
 
 
 def _while_vjp(i, g, ans, *args, **params):

@@ -34,6 +34,7 @@ see flat lists of arrays.
 import numpy as np
 
 from chainrule import ops
+from chainrule._results import owned, owned_copies
 from chainrule.api import (_argnums_tuple, _as_array, _distinct_argnums, _per_request,
                            check_output_leaves, vjp)
 from chainrule.core import (
@@ -112,8 +113,11 @@ def jvp(fun, primals, tangents, has_aux=False):
                      _name(fun))
     outs, t_outs = jvp_flat(flat, xs, ts)
     o_def, aux = info[0]
-    res = (tree_unflatten(o_def, outs), tree_unflatten(o_def, t_outs))
-    return res + (aux,) if has_aux else res
+    # results the caller owns: an output that was no traced value is a constant of `fun`
+    given = xs + [t for t in ts if t is not None]
+    outs = owned(outs, given, copy=info[1])
+    res = (tree_unflatten(o_def, outs), tree_unflatten(o_def, owned(t_outs, given + outs)))
+    return res + (owned_copies(aux),) if has_aux else res
 
 
 def _split_aux(out):
@@ -124,8 +128,9 @@ def _split_aux(out):
 
 def _leaf_fun(call, has_aux, info, transform, fname):
     """`call(input leaves)` as a function of the leaves returning its output leaves (what the
-    flat interpreters take); the output's structure and the aux value go to `info`. An output
-    leaf that is not numeric (a string, ...) raises OutputTypeError naming `transform`."""
+    flat interpreters take); the output's structure and the aux value go to `info`, then the
+    positions of the outputs that are no traced value (constants of `call`). An output leaf
+    that is not numeric (a string, ...) raises OutputTypeError naming `transform`."""
     # levels of transforms started from here on are above `floor` (core.next_level hands them
     # out in increasing order): aux values are stripped of those transforms' tracers (and of
     # Tensors made inside them), which would otherwise escape (aux is returned as it is, not
@@ -149,6 +154,7 @@ def _leaf_fun(call, has_aux, info, transform, fname):
         o_leaves, o_def = tree_flatten(out)
         check_output_leaves(out, o_leaves, transform, fname)
         info.append((o_def, aux))
+        info.append({i for i, o in enumerate(o_leaves) if not isinstance(o, Tracer)})
         return o_leaves
     return f
 
@@ -256,6 +262,10 @@ def vmap(fun, in_axes=0, out_axes=0, report=False):
         o_axes = _broadcast_prefix(out_axes, out_tree, 'out_axes')
         res = [_place_batch_axis(o, d, a, size, i) for i, (o, d, a) in
                enumerate(zip(outs, dims, o_axes))]
+        # results the caller owns; an unbatched output with out_axes None is returned as it is,
+        # and may be a constant of `fun`
+        res = owned(res, leaves, copy={i for i, (d, a) in enumerate(zip(dims, o_axes))
+                                       if d is None and a is None})
         res = tree_unflatten(o_def, res)
         return (res, fallbacks) if report else res
 
@@ -338,6 +348,13 @@ def _jac_structure(flat, out_def, jac_rows):
     return tree_unflatten(out_def, [flat.per_input(row) for row in jac_rows])
 
 
+def _owned_rows(rows, xs):
+    """The Jacobian's blocks (`rows[o][j]`) as arrays the caller owns (`owned`)."""
+    flat = owned([b for row in rows for b in row], xs)
+    n = len(xs)
+    return [flat[k * n:(k + 1) * n] for k in range(len(rows))]
+
+
 def _check_holomorphic(name, leaves, what):
     for x in leaves:
         dt = ops.dtype_of(x)
@@ -392,8 +409,8 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
                 row.append(ops.reshape(block, out_shape + tuple(ops.shape_of(x))))
                 start += s
             rows.append(row)
-        res = _jac_structure(flat, o_def, rows)
-        return (res, aux) if has_aux else res
+        res = _jac_structure(flat, o_def, _owned_rows(rows, xs))
+        return (res, owned_copies(aux)) if has_aux else res
 
     jac.__name__ = f'jacfwd({_name(fun)})'
     return jac
@@ -446,8 +463,8 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False):
             rows.append([ops.reshape(g[start:start + s], out_shape + tuple(ops.shape_of(x)))
                          for g, x in zip(gs, xs)])
             start += s
-        res = _jac_structure(flat, o_def, rows)
-        return (res, aux) if has_aux else res
+        res = _jac_structure(flat, o_def, _owned_rows(rows, xs))
+        return (res, owned_copies(aux)) if has_aux else res
 
     jac.__name__ = f'jacrev({_name(fun)})'
     return jac

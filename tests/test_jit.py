@@ -456,7 +456,7 @@ def test_numba_backend_equals_numpy_backend_or_falls_back():
 
 
 def test_numba_backend_falls_back_silently_without_numba(monkeypatch):
-    jit_module = sys.modules['chainrule.jit']     # (cr.jit is the function)
+    jit_module = sys.modules['chainrule.jit.numba_backend']     # (cr.jit is the function)
     monkeypatch.setattr(jit_module, '_numba', False)     # as if `import numba` had failed
     x = np.linspace(-1, 1, 50)
     j = cr.jit(cr.grad(_chain), backend='numba')

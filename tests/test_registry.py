@@ -22,7 +22,7 @@ COVERED_ELSEWHERE = {
     'chainrule.ops.nn': 'test_nn.py',
     'chainrule.custom': 'test_custom.py',
     'chainrule.checkpoint': 'test_checkpoint.py',
-    'chainrule.jit': 'test_jit.py',
+    'chainrule.jit.call': 'test_jit.py',
     'chainrule.lax': 'test_lax.py',
 }
 # Primitives with no forward-mode rule, each with the reason.

@@ -156,18 +156,23 @@ def _jvp(prim, out, primals, tangents, params):
 def _double_vjp(prim, out, primals, tangents, params):
     """`J t` as the gradient in `g` of `sum(vjp(g) * t)`, which is linear in `g`."""
     from chainrule import ops
-    from chainrule.interpreters.reverse import vjp_flat
+    from chainrule.core import AllArgs
+    from chainrule.interpreters.reverse import computed_rules, vjp_flat
 
     multi = prim.multiple_results
     outs = list(out) if multi else [out]
 
     def h(*gs):
         g = tuple(gs) if multi else gs[0]
+        rules = prim.vjp
+        if type(rules) is AllArgs:
+            rules = computed_rules(rules, [t is not None for t in tangents], g, out, primals,
+                                   params)
         total = 0.0
         for i, t in enumerate(tangents):
-            if t is None or prim.vjp[i] is None:
+            if t is None or rules[i] is None:
                 continue
-            total = total + ops.sum(prim.vjp[i](g, out, *primals, **params) * t)
+            total = total + ops.sum(rules[i](g, out, *primals, **params) * t)
         return [total]
 
     zeros = [zeros_like_value(o) for o in outs]

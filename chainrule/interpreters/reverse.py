@@ -23,7 +23,7 @@ import itertools
 
 import numpy as np
 
-from chainrule.core import GradientError, Trace, Tracer, bind, unwrap_inner
+from chainrule.core import AllArgs, GradientError, Trace, Tracer, bind, unwrap_inner
 
 __all__ = ['Node', 'ReverseTrace', 'ReverseTracer', 'backprop', 'add_cotangents']
 
@@ -129,12 +129,17 @@ def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
         if node.versions is not None:
             _check_versions(node)
         out = node.out
+        joint = False
         if isinstance(g, TupleCotangent):
             g = tuple(_zeros_like(o) if p is None else p for p, o in zip(g.parts, out))
+            joint = type(prim.vjp) is AllArgs     # (multiple-result primitives only)
         if wrap is not None:
             g, args, out = wrap(node, g)
         rules = prim.vjp
         params = node.params
+        if joint:     # one call for every argument; nothing outlives the node
+            rules = computed_rules(rules, [p is not None for p in node.parents], g, out, args,
+                                   params)
         for i, parent in enumerate(node.parents):
             if parent is None:
                 continue
@@ -151,6 +156,13 @@ def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
         if not retain_graph:
             node.free()
     return leaves
+
+
+def computed_rules(rules, needed, g, out, args, params):
+    """`AllArgs` rules run once for the arguments `needed`, as per-argument rules that return
+    what that run computed (`None`: no rule)."""
+    cts = rules.fn(tuple(needed), g, out, *args, **params)
+    return tuple(None if c is None else (lambda *a, c=c, **k: c) for c in cts)
 
 
 def _check_versions(node):

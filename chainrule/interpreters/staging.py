@@ -239,8 +239,11 @@ class Graph:
                 f'{len(self.outvars)} output(s)>')
 
     def __call__(self, *args):
-        """Evaluate the graph on flat arguments (by binding, so transforms see through it)."""
-        return eval_graph(self, args)
+        """Evaluate the graph on flat arguments (by binding, so transforms see through it).
+        The results are the caller's: an argument or constant of the graph comes out copied
+        (`chainrule._results.owned`)."""
+        from chainrule._results import owned
+        return owned(eval_graph(self, args), list(args) + list(self.consts))
 
 
 def _name(i):

@@ -167,14 +167,19 @@ def _pow_vjp_x(g, ans, x, y):
 
 def _safe_log(x):
     # d/dy x**y = x**y log x; at x = 0 the product is 0 (x**y = 0 for y > 0), not nan
+    if type(x) in (int, float, complex):
+        # a Python-number base (2.0 ** t): its log stays a Python number, weak as the base
+        # was, so a float32 t keeps a float32 derivative (np.log(2.0) would be a float64)
+        return 0.0 if x == 0 else complex(np.log(x)) if type(x) is complex else float(np.log(x))
     zero = x == 0
     return where(zero, 0, log(where(zero, 1, x)))
 
 
 def _select_weight(x, y):
     """1 where x wins, 0 where it loses, 1/2 at ties (the gradient is split, as JAX and
-    PyTorch do)."""
-    dt = ops.dtype_of(x)
+    PyTorch do). In the dtype both give: a Python-number constant (`minimum(2.0, t)`) is weak,
+    and takes t's dtype, as in the forward pass."""
+    dt = np.result_type(*[v if _is_weak_scalar(v) else ops.dtype_of(v) for v in (x, y)])
     return astype(greater(x, y), dt) + astype(equal(x, y), dt) * 0.5
 
 

@@ -1,0 +1,262 @@
+"""The numba backend: fuse runs of elementwise equations into compiled loops.
+
+What you can do with it: `jit(f, backend='numba')` with numba installed
+(`pip install chainrule[jit]`) runs each run of elementwise operations on one shape
+(float32/float64 arithmetic and math functions, comparisons, `where`, casts) as one loop that
+numba compiles, instead of one NumPy call (and one temporary array) per operation. Without
+numba the NumPy code runs instead, silently. The kernels' source is part of `.source()`.
+
+This module schedules the equations so fusible runs stay together (`_fusion_schedule`) and
+writes each run as a kernel (`_emit_cluster`); `chainrule.jit.numpy_codegen` calls both when
+asked to fuse.
+"""
+
+import numpy as np
+
+from chainrule.interpreters.staging import Literal, Var, _literal_str
+
+__all__ = []
+
+
+_SCALAR = {
+    'add': '{0} + {1}', 'sub': '{0} - {1}', 'mul': '{0} * {1}', 'div': '{0} / {1}',
+    'pow': '{0} ** {1}', 'neg': '-{0}', 'abs': 'abs({0})', 'exp': 'math.exp({0})',
+    'expm1': 'math.expm1({0})', 'log': 'math.log({0})', 'log1p': 'math.log1p({0})',
+    'sqrt': 'math.sqrt({0})', 'sin': 'math.sin({0})', 'cos': 'math.cos({0})',
+    'tan': 'math.tan({0})', 'tanh': 'math.tanh({0})', 'sinh': 'math.sinh({0})',
+    'cosh': 'math.cosh({0})', 'arcsin': 'math.asin({0})', 'arccos': 'math.acos({0})',
+    'arctan': 'math.atan({0})', 'arcsinh': 'math.asinh({0})', 'arctanh': 'math.atanh({0})',
+    # NumPy's NaN-propagating maximum/minimum as selects (which vectorise)
+    'maximum': '({0} if ({0} > {1} or {0} != {0}) else {1})',
+    'minimum': '({0} if ({0} < {1} or {0} != {0}) else {1})',
+    'greater': '({0} > {1})', 'greater_equal': '({0} >= {1})', 'less': '({0} < {1})',
+    'less_equal': '({0} <= {1})', 'equal': '({0} == {1})', 'not_equal': '({0} != {1})',
+    'where': '({1} if {0} else {2})',
+}
+_numba = None        # the numba module once imported; False when it is not installed
+
+
+def _get_numba():
+    global _numba
+    if _numba is None:
+        try:
+            import numba
+            _numba = numba
+        except ImportError:
+            _numba = False
+    return _numba
+
+
+class _Cluster:
+    """A run of elementwise equations on one shape and float dtype, fused into one loop."""
+
+    def __init__(self, eqns, invars, outvars):
+        self.eqns = eqns
+        self.invars = invars      # Vars from outside (full arrays, or 0-d scalars)
+        self.outvars = outvars    # Vars used after the cluster
+
+
+_FUSE_DTYPES = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.bool_))
+
+
+def _scalar_expr(e, args):
+    """The scalar expression of fusible equation `e` on the argument expressions `args`."""
+    if e.prim.name == 'astype':
+        dt = e.params['dtype']
+        return f'({args[0]} != 0)' if dt == np.bool_ else f'np.{dt.name}({args[0]})'
+    return _SCALAR[e.prim.name].format(*args)
+
+
+def _fusible(e, by_out):
+    """The fusion key (the shape) of an equation a kernel can compute, or None."""
+    name = e.prim.name
+    if len(e.outvars) != 1:
+        return None
+    if name == 'astype':
+        if e.params['dtype'] not in _FUSE_DTYPES:
+            return None
+    elif name not in _SCALAR or e.params:
+        return None
+    a = e.outvars[0].aval
+    if a.ndim == 0 or 0 in a.shape or a.dtype not in _FUSE_DTYPES:
+        return None
+    for v in e.invars:
+        if isinstance(v, Var) and (v.aval.shape not in ((), a.shape) or
+                                   v.aval.dtype.kind not in 'fib'):
+            return None
+    return a.shape
+
+
+def _fusion_schedule(graph):
+    """The equations in an order that keeps fusible runs together, with each run of two or
+    more fusible equations replaced by a `_Cluster`."""
+    eqns = graph.eqns
+    by_out = {o.id: e for e in eqns for o in e.outvars}
+    keys = [_fusible(e, by_out) for e in eqns]
+    index = {id(e): i for i, e in enumerate(eqns)}
+    # Kahn's algorithm: among the ready equations take one of the current run's kind first,
+    # then any fusible one, then the earliest other
+    deps = [set() for _ in eqns]
+    users = [[] for _ in eqns]
+    for i, e in enumerate(eqns):
+        for v in e.invars:
+            if isinstance(v, Var) and v.id in by_out:
+                j = index[id(by_out[v.id])]
+                if j not in deps[i]:
+                    deps[i].add(j)
+                    users[j].append(i)
+    ready = sorted(i for i in range(len(eqns)) if not deps[i])
+    order, cur = [], None
+    while ready:
+        pick = next((i for i in ready if keys[i] is not None and keys[i] == cur), None)
+        if pick is None:
+            pick = next((i for i in ready if keys[i] is None), None)
+        if pick is None:
+            pick = ready[0]
+        ready.remove(pick)
+        order.append(pick)
+        cur = keys[pick] if keys[pick] is not None else cur
+        for u in users[pick]:
+            deps[u].discard(pick)
+            if not deps[u]:
+                ready.append(u)
+        ready.sort()
+    # runs of the same kind become clusters
+    used_after = {}
+    for pos, i in enumerate(order):
+        for v in eqns[i].invars:
+            if isinstance(v, Var):
+                used_after[v.id] = pos
+    outs = {v.id for v in graph.outvars if isinstance(v, Var)}
+    items, run = [], []
+
+    def flush():
+        if len(run) >= 2:
+            defined = {o.id for i in run for o in eqns[i].outvars}
+            end = order.index(run[-1])
+            ins, seen = [], set()
+            for i in run:
+                for v in eqns[i].invars:
+                    if isinstance(v, Var) and v.id not in defined and v.id not in seen:
+                        seen.add(v.id)
+                        ins.append(v)
+            cl_outs = [o for i in run for o in eqns[i].outvars
+                       if o.id in outs or used_after.get(o.id, -1) > end]
+            items.append(_Cluster([eqns[i] for i in run], ins, cl_outs))
+        else:
+            items.extend(eqns[i] for i in run)
+        run.clear()
+
+    for i in order:
+        if keys[i] is not None and (not run or keys[run[-1]] == keys[i]):
+            run.append(i)
+            continue
+        flush()
+        if keys[i] is not None:
+            run.append(i)
+        else:
+            items.append(eqns[i])
+    flush()
+    return items
+
+
+def _bcast_index(src_shape, out_shape):
+    """How a flat loop over `out_shape` reads a `src_shape` array broadcast to it, without
+    materialising the broadcast: `('mod', m)` when only leading axes are broadcast (a bias
+    row: element `i % m`), `('div', d)` when only trailing ones are (a column: `i // d`),
+    else None."""
+    nd = len(out_shape)
+    ps = (1,) * (nd - len(src_shape)) + tuple(src_shape)
+    lead = 0
+    while lead < nd and ps[lead] == 1:
+        lead += 1
+    if ps[lead:] == tuple(out_shape[lead:]):
+        return ('mod', int(np.prod(out_shape[lead:], dtype=np.int64)))
+    t = nd
+    while t > 0 and ps[t - 1] == 1:
+        t -= 1
+    if ps[:t] == tuple(out_shape[:t]):
+        return ('div', int(np.prod(out_shape[t:], dtype=np.int64)))
+    return None
+
+
+def _kernel_input(v, by_out, inner):
+    """(var to pass, index expression) for kernel input `v` in a loop whose flat index is
+    `i = r * inner + c`: a full array is read at `i`, a 0-d one once, a row broadcast along
+    leading axes at `c` and a column broadcast along the last axis at `r` (from the broadcast's
+    source: nothing is materialised); other broadcasts at `i % m` / `i // d`."""
+    if v.aval.ndim == 0:
+        return v, '[()]'
+    e = by_out.get(v.id)
+    if e is not None and e.prim.name == 'broadcast_to' and isinstance(e.invars[0], Var) and \
+            e.invars[0].aval.ndim > 0:
+        how = _bcast_index(e.invars[0].aval.shape, v.aval.shape)
+        if how is not None:
+            kind, n = how
+            if n == inner:
+                return e.invars[0], '[c]' if kind == 'mod' else '[r]'
+            return e.invars[0], f'[i % {n}]' if kind == 'mod' else f'[i // {n}]'
+    return v, '[i]'
+
+
+def _emit_cluster(cl, k, names, ir_line, glob, by_out):
+    """The call of kernel `k` (whose source goes to `glob['_kernel_sources']`).
+
+    The kernel loops over the output's elements as rows of its last axis (1-D views of
+    contiguous arrays, the loops numba vectorises best); broadcast rows and columns are read
+    from their sources (`_kernel_input`), 0-d inputs once per element. Python-number literals
+    become constants of the cluster's float dtype, so float32 stays float32 in the loop."""
+    from chainrule.jit.numpy_codegen import _dtype_expr
+    shape = cl.outvars[0].aval.shape
+    inner = int(shape[-1])
+    kname = f'_kernel{k}'
+    ins = [_kernel_input(v, by_out, inner) for v in cl.invars]
+    params = [f'in_{names[src.id]}' for src, _ in ins] + \
+             [f'out_{names[o.id]}' for o in cl.outvars]
+    first = f'out_{names[cl.outvars[0].id]}'
+    body = ['@numba.njit(error_model="numpy", cache=False)',
+            f'def {kname}({", ".join(params)}):']
+    consts = {}
+    head = len(body)
+    body += [f'    for r in range({first}.shape[0] // {inner}):',
+             f'        for c in range({inner}):',
+             f'            i = r * {inner} + c']
+    local = {}
+    for v, (src, idx) in zip(cl.invars, ins):
+        local[v.id] = f'x_{names[v.id]}'
+        body.append(f'            x_{names[v.id]} = in_{names[src.id]}{idx}')
+
+    def ref(v, e):
+        if not isinstance(v, Literal):
+            return local[v.id]
+        dt = next((w.aval.dtype for w in e.invars if isinstance(w, Var) and
+                   w.aval.dtype.kind == 'f'), None)
+        if dt is None or isinstance(v.value, (bool, complex)):
+            return _literal_str(v.value)
+        key = (dt.name, repr(v.value))
+        if key not in consts:
+            consts[key] = f'k{len(consts)}'
+            body.insert(head + len(consts) - 1,
+                        f'    {consts[key]} = np.{dt.name}({_literal_str(v.value)})')
+        return consts[key]
+
+    for e in cl.eqns:
+        o = e.outvars[0]
+        local[o.id] = f't_{names[o.id]}'
+        body.append(f'            t_{names[o.id]} = ' +
+                    _scalar_expr(e, [ref(v, e) for v in e.invars]) + f'   # {ir_line(e)}')
+    for o in cl.outvars:
+        body.append(f'            out_{names[o.id]}[i] = t_{names[o.id]}')
+    glob.setdefault('_kernel_sources', []).append('\n'.join(body))
+    import math
+    import textwrap
+    glob.update(numba=_get_numba(), math=math)
+    lines = textwrap.wrap(f'fused into {kname}: {", ".join(e.prim.name for e in cl.eqns)}',
+                          92, initial_indent='    # ', subsequent_indent='    #   ')
+    for o in cl.outvars:
+        lines.append(f'    {names[o.id]} = np.empty({shape}, {_dtype_expr(o.aval.dtype)})')
+    args = [f'np.asarray({names[src.id]})' if idx == '[()]' else
+            f'np.ascontiguousarray({names[src.id]}).reshape(-1)' for src, idx in ins]
+    args += [f'{names[o.id]}.reshape(-1)' for o in cl.outvars]
+    lines.append(f'    {kname}({", ".join(args)})')
+    return lines
