@@ -166,7 +166,7 @@ def _must_record(t, other, name):
                 '`with cr.no_grad():`, as optimizers do.')
         return t.requires_grad or other_rg
     base = info[BASE]
-    if base.requires_grad and base.is_leaf:
+    if (base.requires_grad and base.is_leaf) or (t.requires_grad and t.is_leaf):
         raise GradientError(
             f'{name}: a view of a leaf Tensor that requires grad is being used in an in-place '
             'operation while grad mode is on (the leaf would change without its gradient '

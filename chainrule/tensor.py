@@ -203,6 +203,10 @@ class Tensor(Tracer):
         dtype: optional NumPy dtype to convert `data` to.
 
     Attributes:
+        data: the values, a NumPy array (or a tracer inside a transform). It is the raw array:
+            a write into it (`t.data[...] = v`, `t.data += 1`) bypasses the version counter,
+            as writes through PyTorch's `.data` do; write through the Tensor (`t[...] = v`,
+            `t += 1`, or `t.detach()` for an alias without history) to have it detected.
         grad: the gradient `backward()` accumulated, a `Tensor` (or None). For a complex
             tensor it follows JAX's convention, the same as `cr.grad`: for a real loss it is
             the conjugate of PyTorch's `.grad` (`abs(z)**2` at `1+2j` gives `2-4j`, PyTorch

@@ -77,6 +77,8 @@ VIEWS = {
     'reshape': lambda b: b.reshape(3, 2),
     'view': lambda b: b.view(3, 2),
     'flatten': lambda b: b.flatten(),
+    'ravel': lambda b: b.ravel(),
+    'swapaxes': lambda b: b.swapaxes(0, 1),
     'T': lambda b: b.T,
     'mT': lambda b: b.mT,
     'transpose': lambda b: b.transpose(1, 0),    # the same swap in NumPy's and PyTorch's terms
@@ -273,6 +275,30 @@ def test_refused_inplace_operations_name_the_reason():
     z = cr.tensor([1 + 2j, 3j], requires_grad=True) * 1.0
     with pytest.raises(cr.GradientError, match=r'\.real or \.imag'):
         z.real.mul_(2.0)
+
+
+def test_a_view_made_a_leaf_that_requires_grad_is_refused_too():
+    y = cr.tensor(np.zeros(3))
+    v = y[0:2].requires_grad_()
+    assert v.is_leaf
+    with pytest.raises(cr.GradientError, match='view of a leaf'):
+        v.mul_(2.0)
+
+
+def test_optimizer_steps_and_init_bump_the_counter_shared_with_views():
+    from chainrule import nn, optim
+    w = nn.Parameter(np.array([1., 2., 3.]))
+    y = cnp.sin(w[0:2])                  # sin saves the view's values
+    opt = optim.SGD([w], lr=0.1)
+    y.sum().backward(retain_graph=True)
+    opt.step()
+    with pytest.raises(cr.GradientError, match="'sin'"):
+        y.sum().backward()
+    lin = nn.Linear(3, 2, rng=0)
+    z = cnp.sin(lin.weight.T)            # a transposed view of the parameter
+    nn.init.zeros_(lin.weight)
+    with pytest.raises(cr.GradientError, match="'sin'"):
+        z.sum().backward()
 
 
 def test_real_and_imag_views_share_the_version_counter():
