@@ -338,7 +338,9 @@ def _inplace_result(name, t, res):
 
 
 _INPLACE_UFUNCS = {ops.add: np.add, ops.sub: np.subtract, ops.mul: np.multiply,
-                   ops.div: np.true_divide}
+                   ops.div: np.true_divide, ops.power: np.power, ops.floor_divide: np.floor_divide,
+                   ops.mod: np.remainder, ops.bitwise_and: np.bitwise_and,
+                   ops.bitwise_or: np.bitwise_or, ops.bitwise_xor: np.bitwise_xor}
 
 
 def _placeholder(d):

@@ -433,7 +433,7 @@ class Tensor(Tracer):
             t = ref()
             if t is not None:
                 with _grad_lock:
-                    t.grad = g if t.grad is None else t.grad + g
+                    t.grad = _owned(g) if t.grad is None else t.grad + g
 
         self.register_hook(keep)
 
@@ -517,6 +517,26 @@ class Tensor(Tracer):
     def __itruediv__(self, other):
         return _views.inplace(self, ops.div, other, '/=')
 
+    # without these, Python would run `t **= 2` as `t = t ** 2`: a new Tensor, leaving the base
+    # of a view (and every other alias) unchanged, where NumPy and PyTorch write in place
+    def __ipow__(self, other):
+        return _views.inplace(self, ops.power, other, '**=')
+
+    def __ifloordiv__(self, other):
+        return _views.inplace(self, ops.floor_divide, other, '//=')
+
+    def __imod__(self, other):
+        return _views.inplace(self, ops.mod, other, '%=')
+
+    def __iand__(self, other):
+        return _views.inplace(self, ops.bitwise_and, other, '&=')
+
+    def __ior__(self, other):
+        return _views.inplace(self, ops.bitwise_or, other, '|=')
+
+    def __ixor__(self, other):
+        return _views.inplace(self, ops.bitwise_xor, other, '^=')
+
     def add_(self, other, alpha=1):
         return _views.inplace(self, ops.add, other if alpha == 1 else other * alpha, 'add_')
 
@@ -590,7 +610,7 @@ def _accumulate_locked(t, g):
         if g.dtype != t.dtype:
             g = ops.astype(ops.real(g) if g.dtype.kind == 'c' and t.dtype.kind != 'c' else g,
                            t.dtype)
-        t.grad = g if t.grad is None else t.grad + g
+        t.grad = _owned(g) if t.grad is None else t.grad + g
         return
     if isinstance(g, Tracer):
         # the data is traced by an enclosing transform (backward() inside cr.grad, vmap, jit):
@@ -607,6 +627,15 @@ def _accumulate_locked(t, g):
         t.grad = Tensor._wrap(np.array(g, copy=True), None, t._trace)
     else:
         t.grad = Tensor._wrap(t.grad.data + g, None, t._trace)
+
+
+def _owned(g):
+    """A gradient Tensor of its own: the cotangent `g` may be shared (add's rule hands the same
+    one to both arguments), and writing into one tensor's `.grad` must not change another's
+    (PyTorch clones it too). Tracers and NumPy scalars are immutable: kept as they are."""
+    if not isinstance(g.data, np.ndarray):
+        return g
+    return g + 0 if g.requires_grad else Tensor._wrap(g.data.copy(), None, g._trace)
 
 
 def _wrap_differentiable(trace, node, g):

@@ -111,8 +111,10 @@ OPS = {
     'setitem_all': lambda v, o: v.__setitem__(Ellipsis, o),
     'setitem_mask': lambda v, o: v.__setitem__(v > 0.5, 7.0),
     'scalar_mul': lambda v, o: v.__imul__(3.0),
+    '**=': lambda v, o: v.__ipow__(2.0),
+    '%=': lambda v, o: v.__imod__(o),
 }
-NO_OPERAND = {'zero_', 'fill_', 'setitem_mask', 'scalar_mul'}
+NO_OPERAND = {'zero_', 'fill_', 'setitem_mask', 'scalar_mul', '**='}
 
 
 def program(L, op, view, grad_on, base, operand):
@@ -301,6 +303,26 @@ def test_optimizer_steps_and_init_bump_the_counter_shared_with_views():
         z.sum().backward()
 
 
+def test_every_augmented_assignment_writes_in_place():
+    # Python runs `t op= x` as `t = t op x` when the type has no in-place method: the view's
+    # base would silently keep its old values
+    cases = {'//=': (lambda v: v.__ifloordiv__(2), np.array([2., 3., 3.])),
+             '&=': (lambda v: v.__iand__(1), np.array([1, 1, 3])),
+             '|=': (lambda v: v.__ior__(8), np.array([13, 15, 3])),
+             '^=': (lambda v: v.__ixor__(1), np.array([4, 6, 3]))}
+    for name, (op, want) in cases.items():
+        y = cr.tensor(np.array([5, 7, 3], dtype=want.dtype))
+        v = y[0:2]
+        assert op(v) is v
+        np.testing.assert_array_equal(y.numpy(), want, err_msg=name)
+    x = cr.tensor([1., 2., 3.], requires_grad=True)
+    y = x * 1.0
+    v = y[1:]
+    v **= 2
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1., 4., 6.])     # PyTorch's
+
+
 def test_real_and_imag_views_share_the_version_counter():
     x = cr.tensor([1 + 2j, 3 - 1j], requires_grad=True)
     y = x * x                            # saves x
@@ -465,6 +487,30 @@ def test_create_graph_through_an_inplace_view_write():
     (tg * tg).sum().backward()
     np.testing.assert_allclose(g.detach().numpy(), tg.detach().numpy())
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy())
+
+
+def test_gradients_of_different_tensors_never_share_memory():
+    # add's rule hands one cotangent to both arguments: each .grad must still be its own
+    x = cr.tensor([1., 2.], requires_grad=True)
+    a, b = x * 1.0, x * 2.0
+    a.retain_grad()
+    b.retain_grad()
+    (a + b).sum().backward()
+    a.grad.zero_()
+    np.testing.assert_array_equal(b.grad.numpy(), [1., 1.])
+    p = cr.tensor([1., 2.], requires_grad=True)
+    q = cr.tensor([3., 4.], requires_grad=True)
+    (p * q + q).sum().backward(create_graph=True)
+    (p + q).sum().backward(create_graph=True)
+    p2 = cr.tensor([1., 2.], requires_grad=True)
+    q2 = cr.tensor([3., 4.], requires_grad=True)
+    (p2 + q2).sum().backward(create_graph=True)
+    assert p2.grad is not q2.grad
+    with cr.no_grad():
+        p2.grad.mul_(0.5)
+    np.testing.assert_array_equal(q2.grad.numpy(), [1., 1.])
+    np.testing.assert_array_equal(p.grad.detach().numpy(), [4., 5.])
+    np.testing.assert_array_equal(q.grad.detach().numpy(), [3., 4.])
 
 
 # --- class 5: threads accumulating into one leaf ----------------------------------------------------
