@@ -505,38 +505,7 @@ class Tensor(Tracer):
         return nodes, edges
 
     # --- in-place operations (the machinery: chainrule._views) -------------------------------
-    def __iadd__(self, other):
-        return _views.inplace(self, ops.add, other, '+=')
-
-    def __isub__(self, other):
-        return _views.inplace(self, ops.sub, other, '-=')
-
-    def __imul__(self, other):
-        return _views.inplace(self, ops.mul, other, '*=')
-
-    def __itruediv__(self, other):
-        return _views.inplace(self, ops.div, other, '/=')
-
-    # without these, Python would run `t **= 2` as `t = t ** 2`: a new Tensor, leaving the base
-    # of a view (and every other alias) unchanged, where NumPy and PyTorch write in place
-    def __ipow__(self, other):
-        return _views.inplace(self, ops.power, other, '**=')
-
-    def __ifloordiv__(self, other):
-        return _views.inplace(self, ops.floor_divide, other, '//=')
-
-    def __imod__(self, other):
-        return _views.inplace(self, ops.mod, other, '%=')
-
-    def __iand__(self, other):
-        return _views.inplace(self, ops.bitwise_and, other, '&=')
-
-    def __ior__(self, other):
-        return _views.inplace(self, ops.bitwise_or, other, '|=')
-
-    def __ixor__(self, other):
-        return _views.inplace(self, ops.bitwise_xor, other, '^=')
-
+    # (+=, -=, *=, /=, **=, //=, %=, &=, |=, ^= are installed below the class)
     def add_(self, other, alpha=1):
         return _views.inplace(self, ops.add, other if alpha == 1 else other * alpha, 'add_')
 
@@ -567,6 +536,27 @@ class Tensor(Tracer):
 
     # np.sin(t), np.sum(t) and np.asarray(t): __array_ufunc__ and __array_function__ are those
     # of every tracer (chainrule/ops/methods.py); __array__ above gives the data.
+
+
+# The augmented assignments write in place, as NumPy's and PyTorch's do. Without them Python would
+# run `t **= 2` as `t = t ** 2`: a new Tensor, leaving the base of a view (and every other alias)
+# unchanged.
+_AUGMENTED = {'__iadd__': (ops.add, '+='), '__isub__': (ops.sub, '-='),
+              '__imul__': (ops.mul, '*='), '__itruediv__': (ops.div, '/='),
+              '__ipow__': (ops.power, '**='), '__ifloordiv__': (ops.floor_divide, '//='),
+              '__imod__': (ops.mod, '%='), '__iand__': (ops.bitwise_and, '&='),
+              '__ior__': (ops.bitwise_or, '|='), '__ixor__': (ops.bitwise_xor, '^=')}
+
+
+def _augmented(name, fn, symbol):
+    def method(self, other):
+        return _views.inplace(self, fn, other, symbol)
+    method.__name__ = method.__qualname__ = name
+    return method
+
+
+for _name, (_fn, _symbol) in _AUGMENTED.items():
+    setattr(Tensor, _name, _augmented(_name, _fn, _symbol))
 
 
 def _viz_label(data, kind=''):
