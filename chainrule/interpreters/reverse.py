@@ -231,14 +231,15 @@ def _reads_args(prim):
     return r
 
 
-_SHAPE_FUNCTIONS = frozenset(['shape_of', 'dtype_of'])
+_SHAPE_FUNCTIONS = frozenset(['shape_of', 'dtype_of', 'zeros_like', 'ones_like'])
 _SHAPE_ATTRIBUTES = frozenset(['shape', 'dtype', 'ndim'])
 
 
 def _reads_parameter(fn, pos):
     """Whether `fn` reads the value of its positional parameter `pos`: any use other than
-    `shape_of(p)`, `ops.dtype_of(p)`, `p.shape`, `p.dtype` or `p.ndim` counts (conservative:
-    passing it to any other function, a closure capturing it, a parameter taken by `*args`)."""
+    `shape_of(p)`, `ops.dtype_of(p)`, `zeros_like(p)`, `ones_like(p)`, `p.shape`, `p.dtype` or
+    `p.ndim` counts (conservative: passing it to any other function, a closure capturing it, a
+    parameter taken by `*args`)."""
     import dis
     code = getattr(fn, '__code__', None)
     if code is None or code.co_argcount <= pos:
