@@ -18,11 +18,16 @@ Tensor -- so graphs free themselves by reference counting. `backward()` is
 `chainrule.interpreters.reverse.backprop`, the same backward pass as `grad`.
 
 Grad mode lives in a `contextvars.ContextVar`: `no_grad()` in one thread (or asyncio task)
-does not affect another.
+does not affect another. Several threads may run `backward()` into the same leaves: adding to
+`.grad` holds a lock, so every contribution arrives.
+
+Views, version counters and in-place operations follow PyTorch; the machinery and what it can
+and cannot detect are described in `chainrule._views`.
 """
 
 import contextvars
 import functools
+import threading
 import weakref
 
 import numpy as np
@@ -91,6 +96,8 @@ class EagerTrace(Trace):
     def process(self, prim, args, params):
         n = len(args)
         if n == 1:
+            if prim in _VIEW_PRIMS:     # the result may share the argument's memory
+                return _view_of(self._process1(prim, args[0], params), args[0], prim, params)
             return self._process1(prim, args[0], params)
         if n == 2:
             return self._process2(prim, args[0], args[1], params)
@@ -196,6 +203,10 @@ class Tensor(Tracer):
         dtype: optional NumPy dtype to convert `data` to.
 
     Attributes:
+        data: the values, a NumPy array (or a tracer inside a transform). It is the raw array:
+            a write into it (`t.data[...] = v`, `t.data += 1`) bypasses the version counter,
+            as writes through PyTorch's `.data` do; write through the Tensor (`t[...] = v`,
+            `t += 1`, or `t.detach()` for an alias without history) to have it detected.
         grad: the gradient `backward()` accumulated, a `Tensor` (or None). For a complex
             tensor it follows JAX's convention, the same as `cr.grad`: for a real loss it is
             the conjugate of PyTorch's `.grad` (`abs(z)**2` at `1+2j` gives `2-4j`, PyTorch
@@ -204,22 +215,30 @@ class Tensor(Tracer):
             (`z -= lr * conj(z.grad)`).
     """
 
-    __slots__ = ('data', 'grad', 'requires_grad', '_node', '_version', '_trace', '__weakref__')
+    # `_view` (a view's base and path) and `_views` (a base's live views) stay unset on Tensors
+    # that are neither, so the eager path does not pay for them (see chainrule._views)
+    __slots__ = ('data', 'grad', 'requires_grad', '_node', '_version', '_trace', '_view',
+                 '_views', '__weakref__')
     _is_tensor = True
 
     def __init__(self, data, requires_grad=False, dtype=None):
+        version = [0]
         if isinstance(data, Tensor):
+            version = data._version
             data = data.data
         if isinstance(data, Tracer):
             if dtype is not None:
                 data = ops.astype(data, dtype)
         else:
-            data = np.asarray(data, dtype=dtype)
+            new = np.asarray(data, dtype=dtype)
+            if new is not data:
+                version = [0]
+            data = new
         self.data = data
         self.grad = None
         self.requires_grad = False
         self._node = None
-        self._version = [0]
+        self._version = version     # shared with the Tensor whose array this one shares
         self._trace = eager_trace()
         if requires_grad:
             self.requires_grad_(True)
@@ -279,8 +298,17 @@ class Tensor(Tracer):
 
     # --- conversion ---------------------------------------------------------------------------
     def numpy(self):
-        """The data as a NumPy array (shared, not copied; no history)."""
-        return np.asarray(self.data)
+        """The data as a NumPy array, sharing memory with this Tensor (no copy, no history).
+
+        For a Tensor that requires grad the array is a **read-only** view: its values may be
+        saved for a backward pass, and a write into them would make the gradient silently wrong
+        (PyTorch refuses `numpy()` there; a read-only view still lets you look). To get a
+        writable array that shares memory, use `t.detach().numpy()`, and modify it only when no
+        backward pass needs the values: NumPy cannot tell chainrule about writes into a raw
+        array, so they bypass the version counter (in-place operations on the Tensor or its
+        views, `detach()` included, are detected). `t.numpy().copy()` gives a private copy.
+        """
+        return self.__array__()
 
     def item(self):
         d = np.asarray(self.data)
@@ -293,9 +321,15 @@ class Tensor(Tracer):
         return np.asarray(self.data).tolist()
 
     def __array__(self, dtype=None, copy=None):
+        # np.asarray(t) follows numpy(): read-only where the values may be saved for backward
         a = np.asarray(self.data)
-        if dtype is not None:
-            a = a.astype(dtype)
+        if dtype is not None and a.dtype != dtype:
+            return a.astype(dtype)
+        if copy:
+            return a.copy()
+        if self.requires_grad and a.flags.writeable:
+            a = a.view()
+            a.flags.writeable = False
         return a
 
     def __float__(self):
@@ -340,10 +374,29 @@ class Tensor(Tracer):
     def detach(self):
         """The same data (shared), cut from the graph: a leaf that does not require grad. It
         shares the version counter too (as in PyTorch), so modifying it in place is detected by
-        a backward pass that saved this tensor."""
+        a backward pass that saved this tensor; it is no view for autograd (an in-place
+        operation on it is not recorded on this tensor)."""
         t = Tensor._wrap(self.data, None, self._trace)
         t._version = self._version
         return t
+
+    def view(self, *shape):
+        """PyTorch's `view(*shape)`: the same data with a new shape, always sharing memory (and
+        the version counter) with this Tensor; raises where that needs a copy (`reshape` then
+        copies instead)."""
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+            shape = shape[0]
+            if isinstance(shape, (type, np.dtype, str)):
+                raise TypeError(f'view({shape!r}): reinterpreting the bytes as another dtype is '
+                                'not differentiable and not supported; use astype() to convert')
+        out = ops.reshape(self, shape)
+        d, od = self.data, out.data
+        if isinstance(d, np.ndarray) and out is not self and (
+                not isinstance(od, np.ndarray) or _views._owner(od) is not _views._owner(d)):
+            raise ShapeError(f'view{tuple(shape)}: a Tensor of shape {self.shape} and strides '
+                             f'{d.strides} cannot be viewed with that shape without copying; '
+                             'use reshape() (which copies when needed), or contiguous data')
+        return out
 
     def clone(self):
         """A copy of the data, still connected to the graph (its gradient flows back here)."""
@@ -379,7 +432,8 @@ class Tensor(Tracer):
         def keep(g):
             t = ref()
             if t is not None:
-                t.grad = g if t.grad is None else t.grad + g
+                with _grad_lock:
+                    t.grad = _owned(g) if t.grad is None else t.grad + g
 
         self.register_hook(keep)
 
@@ -450,87 +504,59 @@ class Tensor(Tracer):
             edges.append((f'op{k}', f'v{k}'))
         return nodes, edges
 
-    # --- in-place operations ------------------------------------------------------------------
-    def _inplace(self, fn, other, name):
-        if self.requires_grad and self.is_leaf and _grad_enabled.get():
-            raise GradientError(
-                f'{name}: a leaf Tensor that requires grad cannot be modified in place while '
-                'grad mode is on (its gradient would be lost). Wrap the update in '
-                '`with cr.no_grad():`, as optimizers do.')
-        if (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)) and \
-                _grad_enabled.get():
-            new = _inplace_result(name, self, fn(self, other))   # recorded out of place
-            self.data, self._node, self.requires_grad = new.data, new._node, new.requires_grad
-            # no saved array was modified, so this is a new value with a version counter of its
-            # own (its node's); bumping the old counter would flag the node that just saved the
-            # old value (y[1] = v; y *= x on a non-leaf y) as modified in place
-            self._version = new._version
-            return self
-        else:
-            o = other.data if isinstance(other, Tensor) else other
-            ufunc = _INPLACE_UFUNCS.get(fn)
-            d = self.data
-            if ufunc is not None and isinstance(d, np.ndarray) and d.flags.writeable and \
-                    not isinstance(o, Tracer):
-                try:     # the fast path optimizers take: one NumPy call writing into the array
-                    ufunc(d, o, out=d, casting='same_kind')
-                    self._version[0] += 1
-                    return self
-                except (TypeError, ValueError):     # e.g. a float64 result into float32
-                    pass
-            res = fn(self.data, o)
-            if isinstance(res, Tensor):
-                res = res.data
-            res = _inplace_result(name, self, res)
-            try:
-                self.data[...] = res
-            except (ValueError, TypeError):
-                self.data = np.asarray(res, dtype=self.data.dtype).copy()
-        self._version[0] += 1
-        return self
-
-    def __iadd__(self, other):
-        return self._inplace(ops.add, other, '+=')
-
-    def __isub__(self, other):
-        return self._inplace(ops.sub, other, '-=')
-
-    def __imul__(self, other):
-        return self._inplace(ops.mul, other, '*=')
-
-    def __itruediv__(self, other):
-        return self._inplace(ops.div, other, '/=')
-
+    # --- in-place operations (the machinery: chainrule._views) -------------------------------
+    # (+=, -=, *=, /=, **=, //=, %=, &=, |=, ^= are installed below the class)
     def add_(self, other, alpha=1):
-        return self._inplace(ops.add, other if alpha == 1 else other * alpha, 'add_')
+        return _views.inplace(self, ops.add, other if alpha == 1 else other * alpha, 'add_')
 
     def sub_(self, other, alpha=1):
-        return self._inplace(ops.sub, other if alpha == 1 else other * alpha, 'sub_')
+        return _views.inplace(self, ops.sub, other if alpha == 1 else other * alpha, 'sub_')
 
     def mul_(self, other):
-        return self._inplace(ops.mul, other, 'mul_')
+        return _views.inplace(self, ops.mul, other, 'mul_')
 
     def div_(self, other):
-        return self._inplace(ops.div, other, 'div_')
+        return _views.inplace(self, ops.div, other, 'div_')
 
-    def copy_(self, other):
-        return self._inplace(lambda a, b: ops.add(ops.mul(a, 0), b), other, 'copy_')
+    def copy_(self, src):
+        """Store `src`'s values (broadcast to this shape, cast to this dtype) in place. Its
+        gradient flows to `src`; none reaches the overwritten values."""
+        return _views.inplace(self, None, src, 'copy_', Ellipsis)
 
     def zero_(self):
-        return self._inplace(lambda a, b: ops.mul(a, 0), 0, 'zero_')
+        """Set every element to 0 in place (inf and nan too)."""
+        return _views.inplace(self, None, 0, 'zero_', Ellipsis)
 
     def fill_(self, value):
-        return self._inplace(lambda a, b: ops.add(ops.mul(a, 0), b), value, 'fill_')
+        """Set every element to `value` in place."""
+        return _views.inplace(self, None, value, 'fill_', Ellipsis)
 
     def __setitem__(self, idx, value):
-        self._inplace(lambda a, b: ops.at_set(a, b, idx), value, '__setitem__')
+        _views.inplace(self, None, value, '__setitem__', idx)
 
     # np.sin(t), np.sum(t) and np.asarray(t): __array_ufunc__ and __array_function__ are those
     # of every tracer (chainrule/ops/methods.py); __array__ above gives the data.
 
 
-_INPLACE_UFUNCS = {ops.add: np.add, ops.sub: np.subtract, ops.mul: np.multiply,
-                   ops.div: np.true_divide}
+# The augmented assignments write in place, as NumPy's and PyTorch's do. Without them Python would
+# run `t **= 2` as `t = t ** 2`: a new Tensor, leaving the base of a view (and every other alias)
+# unchanged.
+_AUGMENTED = {'__iadd__': (ops.add, '+='), '__isub__': (ops.sub, '-='),
+              '__imul__': (ops.mul, '*='), '__itruediv__': (ops.div, '/='),
+              '__ipow__': (ops.power, '**='), '__ifloordiv__': (ops.floor_divide, '//='),
+              '__imod__': (ops.mod, '%='), '__iand__': (ops.bitwise_and, '&='),
+              '__ior__': (ops.bitwise_or, '|='), '__ixor__': (ops.bitwise_xor, '^=')}
+
+
+def _augmented(name, fn, symbol):
+    def method(self, other):
+        return _views.inplace(self, fn, other, symbol)
+    method.__name__ = method.__qualname__ = name
+    return method
+
+
+for _name, (_fn, _symbol) in _AUGMENTED.items():
+    setattr(Tensor, _name, _augmented(_name, _fn, _symbol))
 
 
 def _viz_label(data, kind=''):
@@ -555,33 +581,26 @@ class _HookHandle:
             self._hooks.remove(self._fn)
 
 
-def _inplace_result(name, t, res):
-    """`res` checked as the new contents of `t` in place: the same shape (an in-place operation
-    cannot broadcast its target), and a dtype NumPy's same_kind rule casts to t's (a float
-    result does not go into an integer Tensor, as NumPy and PyTorch refuse; float64 into float32
-    is cast, so float32 stays float32)."""
-    shape, dt = ops.shape_of(res), ops.dtype_of(res)
-    if shape != t.shape:
-        raise ShapeError(f'{name}: the result has shape {shape}, but an in-place operation cannot '
-                         f'change the shape {t.shape} of the Tensor it modifies')
-    if dt != t.dtype:
-        if not np.can_cast(dt, t.dtype, 'same_kind'):
-            raise DTypeError(f'{name}: a {dt} result cannot be stored in place in a {t.dtype} '
-                             "Tensor (NumPy's same_kind casting rule); use an out-of-place "
-                             'operation, e.g. x = x + y')
-        res = ops.astype(res, t.dtype)
-    return res
+_grad_lock = threading.Lock()
 
 
 def _accumulate(node, g):
+    """Add `g` to the `.grad` of the leaf of `node`. Under a lock: two threads running
+    `backward()` into one leaf would otherwise both read the old `.grad` and one contribution
+    would be lost."""
     t = node.leaf() if node.leaf is not None else None
     if t is None:
         return
+    with _grad_lock:
+        _accumulate_locked(t, g)
+
+
+def _accumulate_locked(t, g):
     if isinstance(g, Tensor):
         if g.dtype != t.dtype:
             g = ops.astype(ops.real(g) if g.dtype.kind == 'c' and t.dtype.kind != 'c' else g,
                            t.dtype)
-        t.grad = g if t.grad is None else t.grad + g
+        t.grad = _owned(g) if t.grad is None else t.grad + g
         return
     if isinstance(g, Tracer):
         # the data is traced by an enclosing transform (backward() inside cr.grad, vmap, jit):
@@ -598,6 +617,15 @@ def _accumulate(node, g):
         t.grad = Tensor._wrap(np.array(g, copy=True), None, t._trace)
     else:
         t.grad = Tensor._wrap(t.grad.data + g, None, t._trace)
+
+
+def _owned(g):
+    """A gradient Tensor of its own: the cotangent `g` may be shared (add's rule hands the same
+    one to both arguments), and writing into one tensor's `.grad` must not change another's
+    (PyTorch clones it too). Tracers and NumPy scalars are immutable: kept as they are."""
+    if not isinstance(g.data, np.ndarray):
+        return g
+    return g + 0 if g.requires_grad else Tensor._wrap(g.data.copy(), None, g._trace)
 
 
 def _wrap_differentiable(trace, node, g):
@@ -644,3 +672,7 @@ def _wrap_in(trace, data, node):
 
 
 _wrap = Tensor._wrap
+
+
+from chainrule import _views  # noqa: E402  (it needs Tensor)
+from chainrule._views import VIEW_PRIMS as _VIEW_PRIMS, view_of as _view_of  # noqa: E402

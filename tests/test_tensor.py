@@ -379,7 +379,9 @@ def test_grad_mode_is_per_thread():
 
 def test_numpy_item_and_asarray():
     x = leaf(A)
-    assert isinstance(x.numpy(), np.ndarray) and x.numpy() is x.data
+    # shares memory; read-only because x requires grad (its values may be saved for backward)
+    assert isinstance(x.numpy(), np.ndarray) and np.shares_memory(x.numpy(), x.data)
+    assert not x.numpy().flags.writeable and x.detach().numpy() is x.data
     np.testing.assert_array_equal(np.asarray(x), A)
     assert np.asarray(x, dtype=np.float32).dtype == np.float32
     s = x.sum()

@@ -25,7 +25,7 @@ import numpy as np
 
 from chainrule.core import AllArgs, GradientError, Trace, Tracer, bind, unwrap_inner
 
-__all__ = ['Node', 'ReverseTrace', 'ReverseTracer', 'backprop', 'add_cotangents']
+__all__ = ['Node', 'ReverseTrace', 'ReverseTracer', 'backprop', 'add_cotangents', 'needs_value']
 
 
 _seq = itertools.count()   # creation order: every node is created after its parents
@@ -166,6 +166,11 @@ def computed_rules(rules, needed, g, out, args, params):
 
 
 def _check_versions(node):
+    """Raise if a value `node` saved for its backward pass was modified in place since (its
+    version counter moved on) *and* a rule that will run reads that value. Reading only its
+    shape or dtype does not count (PyTorch's `SumBackward` saves the size, not the tensor), and
+    neither do the arguments of rules whose parent needs no gradient (`x * c` with only `x`
+    requiring grad reads `c`, not `x`)."""
     ov = node.out_version
     if ov is not None and ov[0] and _uses_output(node.prim):
         raise GradientError(
@@ -177,7 +182,7 @@ def _check_versions(node):
         if saved is None:
             continue
         box, v = saved
-        if box[0] != v:
+        if box[0] != v and needs_value(node, i):
             raise GradientError(
                 f'a Tensor saved by {node.prim.name!r} for the backward pass (argument {i}) was '
                 f'modified in place afterwards (version {v} when saved, {box[0]} now), so the '
@@ -185,39 +190,91 @@ def _check_versions(node):
                 'x += y), or clone() the Tensor before modifying it.')
 
 
+def needs_value(node, i):
+    """Whether the backward pass of `node` reads the value of its argument `i` (not only its
+    shape or dtype): some rule reads it whose parent is not None."""
+    reads = _reads_args(node.prim)
+    if reads is None:
+        return any(p is not None for p in node.parents)
+    for parent, r in zip(node.parents, reads):
+        if parent is not None and i in r:
+            return True
+    return False
+
+
 _USES_OUTPUT = {}
+_READS_ARGS = {}
+
+
+def _rule_functions(prim):
+    """`(functions, position of ans)`: the VJP rules as plain functions."""
+    from chainrule.core import PerArg
+    rules = prim.vjp
+    if isinstance(rules, PerArg):
+        return [rules.fn], 2          # fn(i, g, ans, *args)
+    return list(rules), 1             # rule(g, ans, *args)
 
 
 def _uses_output(prim):
-    """Whether some VJP rule of `prim` reads its `ans` parameter (the output): only then does
-    modifying the output in place make the gradient wrong (`exp` reads it, `mul` does not).
-    Found once per primitive from the rules' bytecode; a rule that hands `ans` on to a helper
-    counts as reading it."""
+    """Whether some VJP rule of `prim` reads the value of its `ans` parameter (the output):
+    only then does modifying the output in place make the gradient wrong (`exp` reads it, `mul`
+    does not). Found once per primitive from the rules' bytecode; a rule that hands `ans` on to
+    a helper counts as reading it."""
     r = _USES_OUTPUT.get(prim)
     if r is None:
-        from chainrule.core import PerArg
-        rules = prim.vjp
-        if isinstance(rules, PerArg):
-            fns, pos = [rules.fn], 2          # fn(i, g, ans, *args)
-        else:
-            fns, pos = [f for f in rules if f is not None], 1    # rule(g, ans, *args)
-        r = _USES_OUTPUT[prim] = any(_reads_parameter(f, pos) for f in fns)
+        fns, pos = _rule_functions(prim)
+        r = _USES_OUTPUT[prim] = any(_reads_parameter(f, pos) for f in fns if f is not None)
     return r
 
 
+def _reads_args(prim):
+    """Per rule: the set of argument positions whose values it reads; None for `PerArg` rules
+    (one function for any number of arguments, taken as `*args`: every rule reads them all)."""
+    r = _READS_ARGS.get(prim, False)
+    if r is False:
+        fns, pos = _rule_functions(prim)
+        if pos == 2:
+            r = None
+        else:
+            r = tuple(frozenset() if f is None else
+                      frozenset(i for i in range(len(fns)) if _reads_parameter(f, pos + 1 + i))
+                      for f in fns)
+        _READS_ARGS[prim] = r
+    return r
+
+
+_SHAPE_FUNCTIONS = frozenset(['shape_of', 'dtype_of', 'zeros_like', 'ones_like'])
+_SHAPE_ATTRIBUTES = frozenset(['shape', 'dtype', 'ndim'])
+
+
 def _reads_parameter(fn, pos):
+    """Whether `fn` reads the value of its positional parameter `pos`: any use other than
+    `shape_of(p)`, `ops.dtype_of(p)`, `zeros_like(p)`, `ones_like(p)`, `p.shape`, `p.dtype` or
+    `p.ndim` counts (conservative: passing it to any other function, a closure capturing it, a
+    parameter taken by `*args`)."""
     import dis
     code = getattr(fn, '__code__', None)
     if code is None or code.co_argcount <= pos:
-        return True                      # not a plain function: assume it does
+        return True                      # not a plain function, or the value is in *args
     name = code.co_varnames[pos]
     if name in code.co_cellvars:         # captured by an inner function
         return True
-    for ins in dis.get_instructions(code):
-        if ins.opname.startswith('LOAD_FAST'):
-            names = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
-            if name in names:
-                return True
+    ins = list(dis.get_instructions(code))
+    for k, i in enumerate(ins):
+        if not i.opname.startswith('LOAD_FAST'):
+            continue
+        names = i.argval if isinstance(i.argval, tuple) else (i.argval,)
+        if name not in names:
+            continue
+        if len(names) == 1 and 0 < k < len(ins) - 1:
+            prev, nxt = ins[k - 1], ins[k + 1]
+            if prev.argval in _SHAPE_FUNCTIONS and prev.opname in (
+                    'LOAD_ATTR', 'LOAD_METHOD', 'LOAD_GLOBAL') and \
+                    nxt.opname in ('PRECALL', 'CALL') and nxt.arg == 1:
+                continue                 # shape_of(p) / ops.dtype_of(p)
+            if nxt.opname == 'LOAD_ATTR' and nxt.argval in _SHAPE_ATTRIBUTES:
+                continue                 # p.shape
+        return True
     return False
 
 
