@@ -76,8 +76,6 @@ KINDS = {
     'int': _int,
     'nonneg': _nonneg,
     'bool': lambda v: isinstance(v, bool),
-    'axes': lambda v: v is None or _ints(v),
-    'axis|axes': lambda v: v is None or _int(v) or _ints(v),
     'ints': _ints,
     'shape': _shape,
     'reshape': lambda v: isinstance(v, tuple) and all(type(x) is int and x >= -1 for x in v),
@@ -100,8 +98,8 @@ _WINDOW = {'kernel': 'pair', 'stride': 'pair', 'padding': 'pair'}
 
 # the parameters of every primitive that takes any (the others take none)
 SCHEMAS = {
-    'all': {'axis': 'axis|axes', 'keepdims': 'bool'},
-    'any': {'axis': 'axis|axes', 'keepdims': 'bool'},
+    'all': {'axis': 'ints', 'keepdims': 'bool'},
+    'any': {'axis': 'ints', 'keepdims': 'bool'},
     'argmax': {'axis': 'int', 'keepdims': 'bool'},
     'argmin': {'axis': 'int', 'keepdims': 'bool'},
     'argpartition': {'kth': 'kth', 'axis': 'int'},
@@ -124,7 +122,7 @@ SCHEMAS = {
     'irfftn': {'axes': 'ints', 'n': 'nonneg', 'norm': 'norm'},
     'jit_call': {'graph': 'graph'},
     'log_softmax': {'axis': 'int'},
-    'max': {'axis': 'axes', 'keepdims': 'bool'},
+    'max': {'axis': 'ints', 'keepdims': 'bool'},
     'max_pool2d': _WINDOW,
     'pool_gather': _WINDOW,
     'pool_scatter': _WINDOW,
@@ -137,7 +135,7 @@ SCHEMAS = {
     'scatter_add': {'idx': 'index', 'shape': 'shape'},
     'scatter_along_axis': {'axis': 'int', 'n': 'nonneg'},
     'searchsorted': {'side': 'side'},
-    'sum': {'axis': 'axes', 'keepdims': 'bool'},
+    'sum': {'axis': 'ints', 'keepdims': 'bool'},
     'svd': {'full_matrices': 'bool'},
     'take_along_axis': {'axis': 'int'},
     'transpose': {'axes': 'ints'},
@@ -164,6 +162,16 @@ def _check_params(prim, params):
             raise FormatProblem(f'parameter {k}={params[k]!r:.60} is not a valid {kind}')
 
 
+def _check_axes(params, ins):
+    """Every `axis` (an int or a tuple) names an axis of the first operand."""
+    axis = params.get('axis')
+    if axis is None or not ins or isinstance(ins[0], Literal):
+        return
+    axes = [_axis(a, ins[0].ndim) for a in (axis if isinstance(axis, tuple) else (axis,))]
+    if len(set(axes)) != len(axes):
+        raise FormatProblem(f'axis {axis} repeats an axis')
+
+
 # --- abstract rules -------------------------------------------------------------------------------
 
 def _one(dtype, shape=(1,)):
@@ -179,9 +187,9 @@ def _dtype_of(fn, *dtypes, shape=(1,)):
 
 
 def _axis(a, nd):
-    if not -nd <= a < max(nd, 1):
+    if not -nd <= a < nd:
         raise FormatProblem(f'axis {a} is out of range for {nd} dimensions')
-    return a % nd if nd else 0
+    return a % nd
 
 
 def _prod(shape):
@@ -478,7 +486,7 @@ def _pool_rule(x, *, kernel, stride, padding):
 def _pool_back_rule(which):
     def rule(u, x, ans, *, kernel, stride, padding):
         if _pool_rule(x, kernel=kernel, stride=stride, padding=padding)[0][0] != ans.shape or \
-                u.shape != (x.shape if which == 'scatter' else ans.shape):
+                u.shape != (ans.shape if which == 'scatter' else x.shape):
             raise FormatProblem(f'pool_{which} of {u}, {x}, {ans}')
         return [((x if which == 'scatter' else ans).shape, u.dtype)]
     return rule
@@ -549,7 +557,16 @@ def _jit_call_rule(*args, graph):
     return [(a.shape, a.dtype) for a in graph.out_avals]
 
 
+def _argpartition_rule(x, *, kth, axis):
+    n = x.shape[axis]
+    if any(not -n <= k < n for k in (kth if isinstance(kth, tuple) else (kth,))):
+        raise FormatProblem(f'kth={kth} is out of range for axis {axis} of {x}')
+    return [(x.shape, np.dtype(np.intp))]
+
+
 RULES = {
+    'argsort': lambda x, *, axis, stable: [(x.shape, np.dtype(np.intp))],
+    'argpartition': _argpartition_rule,
     'sum': _sum_rule, 'max': _max_rule,
     'reshape': _reshape_rule, 'broadcast_to': _broadcast_rule, 'transpose': _transpose_rule,
     'astype': lambda x, *, dtype: [(x.shape, dtype)],
@@ -620,6 +637,7 @@ def _check_eqn(e, probe_limit):
             prim.elementwise or prim.name == 'where':
         _check_params(prim, e.params)
     ins = [v if isinstance(v, Literal) else v.aval for v in e.invars]
+    _check_axes(e.params, ins)
     declared = [v.aval for v in e.outvars]
     try:
         with np.errstate(all='ignore'), warnings.catch_warnings():
