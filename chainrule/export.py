@@ -4,7 +4,7 @@ What you can do with it:
 
     >>> import numpy as np, chainrule as cr, chainrule.numpy as cnp
     >>> exp = cr.export(lambda w, x: cnp.tanh(x @ w).sum(), np.ones((3, 2)), np.ones((4, 3)))
-    >>> exp.save('/tmp/model.crg')          # writes model.crg (JSON) and model.crg.npz
+    >>> exp.save('/tmp/model.crg')          # one file, replaced atomically
     >>> f = cr.load_graph('/tmp/model.crg')  # in any process: no pickle, no user code
     >>> float(f(np.ones((3, 2)), np.ones((4, 3)))) == float(exp(np.ones((3, 2)), np.ones((4, 3))))
     True
@@ -16,17 +16,21 @@ program runs the same generated NumPy code as `jit`, and under `grad`, `jvp` and
 the `jit_call` primitive, whose rules are derived from the graph, so it differentiates as the
 original did.
 
-The format. `save(path)` writes two files: `path`, a JSON description (format name, version,
-the argument and result structures, every graph as typed variables and equations naming
-registered primitives, static parameters in a small tagged vocabulary), and `path + '.npz'`,
-the constant arrays (NumPy's format, loaded with `allow_pickle=False`). The JSON records the
-SHA-256 of its own body and of the `.npz` file.
+The format. `save(path)` writes one file, an uncompressed `.npz` archive (NumPy's format, plain
+arrays only, never unpickled): the entry `__graph__` holds a JSON description (format name,
+version, the argument and result structures, every graph as typed variables and equations naming
+registered primitives, static parameters in a small tagged vocabulary, the printed listing for
+people) and the SHA-256 of that description and of every constant; the other entries are the
+constant arrays. The file is written to a temporary name and renamed over `path`, so a failed
+save leaves the previous export intact. Files of format version 1 (a JSON file with a `.npz`
+beside it) still load.
 
-Loading is validation first, execution never: the checksums must match, the JSON must follow
-the schema (every tag, type and variable reference is checked), every primitive must be one
-chainrule has registered, and the rebuilt graph must pass `typecheck`. A tampered, truncated or
-foreign file raises `GraphFormatError` with the reason, before any of the program runs; nothing
-in the file can name a Python object other than a registered primitive and a NumPy dtype.
+Loading is validation first, execution never (`load_graph` lists every check): nothing in the
+file can name a Python object other than a registered primitive and a NumPy dtype; every array's
+declared size is checked against the bytes that hold it before it is allocated; the graph is
+type-checked on shapes and dtypes alone, each primitive's parameters against its schema. A
+tampered, truncated, crafted or foreign file raises `GraphFormatError` naming the file and the
+reason, before any of the program runs.
 """
 
 import hashlib
@@ -318,6 +322,8 @@ _MAX_ELEMENTS = 1 << 62
 
 _DTYPES = _graphcheck.DTYPES
 
+_MAX_NESTING = 100
+
 
 def _decode_tree(x):
     """The PyTreeDef of an encoded skeleton."""
@@ -431,6 +437,9 @@ class _GraphDecoder:
             return self.done[index]
         if index in self.active:
             _fail('a graph refers to itself')
+        if len(self.active) >= _MAX_NESTING:     # decoding recurses once per nesting level
+            _fail(f'graphs are nested more than {_MAX_NESTING} deep (control flow inside '
+                  'control flow ...)')
         self.active.add(index)
         g = self.doc[index]
         where = f'graph {index}'

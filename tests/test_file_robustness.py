@@ -641,3 +641,24 @@ def test_save_accepts_pytorch_argument_order(tmp_path):
     np.testing.assert_array_equal(cr.load(p)['w'], np.zeros(2))
     with pytest.raises(cr.ChainruleError, match='cr.save\\(path, state\\)'):
         cr.save({'w': 1}, {'v': 2})
+
+
+def test_a_long_chain_of_nested_graphs_is_refused(tmp_path):
+    p = tmp_path / 'chain.crg'
+    cr.export(lambda x: lax.cond(x > 0, lambda v: v + 1.0, lambda v: v - 1.0, x),
+              np.array(1.0)).save(p)
+
+    def chain(body):     # graph k's cond takes graph k + 1 as a branch, 5000 deep
+        gs = body['graphs']
+        main = gs[body['main']]
+        template = json.dumps(main)
+        for k in range(5000):
+            g = main if k == 0 else json.loads(template)
+            eq = next(e for e in g['eqns'] if e['prim'] == 'cond')
+            nxt = len(gs) + (1 if k else 0)     # the index the next graph gets
+            eq['params']['branches'] = {'tuple': [{'graph': nxt}] * 2}
+            if k:
+                gs.append(g)
+    _forge(p, chain)
+    with pytest.raises(cr.GraphFormatError, match='chain.crg.*nested more than'):
+        cr.load_graph(p)
