@@ -9,6 +9,7 @@ from .api import grad, stop_gradient, value_and_grad, vjp
 from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, set_grad_enabled, tensor
 from .core import (ChainruleError, DTypeError, GradientError, IndexOutOfRangeError,
                    MissingRuleError, OutputTypeError, ShapeError)
+from ._args import ArgumentError
 from .scalar import Value
 from . import custom
 from .custom import custom_jvp, custom_vjp

@@ -135,26 +135,22 @@ class Exported:
         _format.atomic_write(path, lambda f: _format.write_npz(f, entries))
 
 
-def export(fun, *example_args, static_argnums=()):
+def export(fun, *example_args, static_argnums=(), static_argnames=()):
     """Stage and optimise `fun` for arguments like `example_args`.
 
     Args:
         fun: a function of arrays / pytrees of arrays.
         *example_args: arguments fixing the structure, shapes and dtypes the program takes.
-        static_argnums: arguments baked into the program (they are not arguments of it).
+        static_argnums, static_argnames: arguments baked into the program (they are not
+            arguments of it), by position or by name.
 
     Returns:
         An `Exported` program (callable; `.save(path)` writes it).
     """
     from chainrule.jit import jit
-    j = jit(fun, static_argnums=static_argnums)
-    graph = j.graph(*example_args)
-    if static_argnums:
-        n = len(example_args)
-        sset = {i % n for i in (static_argnums if isinstance(static_argnums, tuple)
-                                else (static_argnums,))}
-        dyn = tuple(a for i, a in enumerate(example_args) if i not in sset)
-        graph.in_tree = tree_flatten(dyn)[1]
+    # (the graph's in_tree is the structure of the arguments that are not static)
+    graph = jit(fun, static_argnums=static_argnums, static_argnames=static_argnames).graph(
+        *example_args)
     return Exported(graph)
 
 
@@ -656,8 +652,8 @@ def _repair_v1_scalars(graphs, arrays):
 # `import chainrule.export` gives this module, and `chainrule.export(f, *args)` still exports:
 # the module is callable (the package attribute and the submodule are one object)
 class _CallableModule(types.ModuleType):
-    def __call__(self, fun, *example_args, static_argnums=()):
-        return export(fun, *example_args, static_argnums=static_argnums)
+    def __call__(self, fun, *example_args, **options):
+        return export(fun, *example_args, **options)
 
 
 sys.modules[__name__].__class__ = _CallableModule
