@@ -74,6 +74,7 @@ def _index_item(x):
 
 KINDS = {
     'int': _int,
+    'int or None': lambda v: v is None or _int(v),
     'nonneg': _nonneg,
     'bool': lambda v: isinstance(v, bool),
     'ints': _ints,
@@ -111,7 +112,8 @@ SCHEMAS = {
     'concatenate': {'axis': 'int'},
     'cond': {'branches': 'two graphs'},
     'conv2d': {'stride': 'pair', 'padding': 'pair'},
-    'cross_entropy': {'reduction': 'reduction'},
+    'class_labels': {'num_classes': 'nonneg', 'ignore_index': 'int or None', 'op': 'str'},
+    'cross_entropy': {'reduction': 'reduction', 'ignore_index': 'int'},
     'cumprod': {'axis': 'int'},
     'cumsum': {'axis': 'int'},
     'eigh': {'UPLO': 'UPLO'},
@@ -147,6 +149,12 @@ SCHEMAS = {
 
 # graphs made by other means (checkpoint, custom rules) carry Python functions: not loadable
 _NOT_LOADABLE = {'checkpoint_call', 'custom_jvp_call', 'custom_vjp_call'}
+
+
+def not_loadable(name):
+    """Primitives no saved graph holds: those carrying Python functions, and reverse mode's
+    `projectN` (nodes of its tape only, never staged)."""
+    return name in _NOT_LOADABLE or (name.startswith('project') and name[7:].isdigit())
 
 
 def _check_params(prim, params):
@@ -499,7 +507,13 @@ def _log_softmax_rule(x, *, axis):
     return [(x.shape, x.dtype)]
 
 
-def _cross_entropy_rule(z, t, *, reduction):
+def _class_labels_rule(t, *, num_classes, ignore_index, op):
+    if t.dtype.kind not in 'iu':
+        raise FormatProblem(f'class labels of dtype {t.dtype}')
+    return [(t.shape, t.dtype)]
+
+
+def _cross_entropy_rule(z, t, *, reduction, ignore_index):
     if z.ndim != 2 or t.shape != z.shape[:1] or t.dtype.kind not in 'iu' or z.shape[1] == 0:
         raise FormatProblem(f'cross_entropy of logits {z} and targets {t}')
     return [(z.shape[:1] if reduction == 'none' else (), z.dtype)]
@@ -591,6 +605,7 @@ RULES = {
     'max_pool2d': _pool_rule, 'pool_scatter': _pool_back_rule('scatter'),
     'pool_gather': _pool_back_rule('gather'),
     'log_softmax': _log_softmax_rule, 'cross_entropy': _cross_entropy_rule,
+    'class_labels': _class_labels_rule,
     'cond': _cond_rule, 'scan': _scan_rule, 'while': _while_rule, 'jit_call': _jit_call_rule,
 }
 
@@ -631,8 +646,8 @@ def _abstract(prim, ins, params, declared, probe_limit):
 
 def _check_eqn(e, probe_limit):
     prim = e.prim
-    if prim.name in _NOT_LOADABLE:
-        raise FormatProblem(f'{prim.name} carries Python functions and cannot be loaded')
+    if not_loadable(prim.name):
+        raise FormatProblem(f'{prim.name} is not a primitive a saved graph can hold')
     if prim.name in SCHEMAS or prim.name in RULES or prim.shape is not None or \
             prim.elementwise or prim.name == 'where':
         _check_params(prim, e.params)

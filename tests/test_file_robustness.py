@@ -557,6 +557,7 @@ def _corpus(tmp_path):
         (lambda x: cr.jvp(lambda y: F.max_pool2d(y, 2), (x,), (x,))[1], (IMG,)),
         (cr.grad(lambda x: cnp.sum(cnp.sort(x) * np.arange(3.0))), (np.array([2.0, 0.5, 1.0]),)),
         (lambda x: cnp.partition(x, 1), (np.array([2.0, 0.5, 1.0]),)),
+        (lambda z, t: F.cross_entropy(z, t), (np.ones((2, 3)), np.array([0, 2]))),
     ]
     programs += [(cr.grad(_loss(f), argnums=tuple(range(len(a)))), a)
                  for f, a, _ in PROGRAMS.values() if f is not PROGRAMS['while'][0]]
@@ -662,3 +663,28 @@ def test_a_long_chain_of_nested_graphs_is_refused(tmp_path):
     _forge(p, chain)
     with pytest.raises(cr.GraphFormatError, match='chain.crg.*nested more than'):
         cr.load_graph(p)
+
+
+def test_every_primitive_has_a_parameter_schema_and_a_shape_rule():
+    """Adding a primitive means declaring how a loaded graph checks it: its parameters in
+    `_graphcheck.SCHEMAS` (the impl's keyword-only parameters) and a rule giving its result
+    types from shapes and dtypes alone (its own `shape`, elementwise, or `_graphcheck.RULES`)."""
+    import inspect
+    from chainrule._graphcheck import RULES, SCHEMAS, not_loadable
+    problems = []
+    for name, prim in sorted(registry.items()):
+        home = getattr(prim.impl, '__module__', None) or 'numpy'
+        if not_loadable(name) or not home.startswith(('chainrule', 'numpy')):
+            continue         # (primitives that other tests register)
+        if isinstance(prim.impl, np.ufunc):
+            kw = set()
+        else:
+            ps = inspect.signature(prim.impl).parameters.values()
+            kw = {p.name for p in ps if p.kind == p.KEYWORD_ONLY}
+        if kw != set(SCHEMAS.get(name, {})):
+            problems.append(f'{name}: impl takes {sorted(kw)}, schema lists '
+                            f'{sorted(SCHEMAS.get(name, {}))}')
+        if not (name in RULES or prim.shape is not None or prim.elementwise or
+                name == 'where'):
+            problems.append(f'{name}: no rule for its result types')
+    assert not problems, problems

@@ -513,7 +513,7 @@ def logsumexp(a, axis=None, keepdims=False):
     """log(sum(exp(a))) without overflow (also `chainrule.scipy`-style `logsumexp`)."""
     shape = shape_of(a)
     axes = ops.normalize_axis(axis, len(shape), 'logsumexp')
-    if any(shape[i] == 0 for i in axes):
+    if builtins.any(shape[i] == 0 for i in axes):
         # the log of an empty sum: -inf, as NumPy, SciPy and JAX give (max has no identity)
         out = tuple(1 if i in axes else d for i, d in enumerate(shape)) if keepdims else \
             tuple(d for i, d in enumerate(shape) if i not in axes)
