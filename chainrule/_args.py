@@ -84,10 +84,11 @@ def static_spec(fun, static_argnums, static_argnames, op='jit'):
                                     f'parameter of {getattr(fun, "__name__", "the function")} '
                                     f'(its parameters: {sorted(known)})')
     by_name = {p.name: i for i, p in enumerate(positional) if p.kind != p.POSITIONAL_ONLY}
-    nums = tuple(sorted({i % len(positional) if positional and -len(positional) <= i < 0 else i
-                         for i in nums} | {by_name[n] for n in names if n in by_name}))
+    if not any(p.kind == p.VAR_POSITIONAL for p in params):   # (else: counted at each call)
+        nums = {i % len(positional) for i in nums}
+    nums = tuple(sorted(set(nums) | {by_name[n] for n in names if n in by_name}))
     names = tuple(sorted(set(names) | {positional[i].name for i in nums
-                                       if i < len(positional) and
+                                       if 0 <= i < len(positional) and
                                        positional[i].kind != positional[i].POSITIONAL_ONLY}))
     return nums, names
 

@@ -41,7 +41,7 @@ import types
 
 import numpy as np
 
-from chainrule import _format, _graphcheck
+from chainrule import _format, _graphcheck, _shaperules
 from chainrule.core import ChainruleError, Tracer, bind, registry
 from chainrule.interpreters.staging import Eqn, Graph, Literal, ShapedArray, Var
 from chainrule.tree import tree_flatten, tree_unflatten
@@ -450,7 +450,7 @@ class _GraphDecoder:
             if not (isinstance(a, list) and len(a) == 2 and isinstance(a[0], list) and
                     all(type(d) is int and d >= 0 for d in a[0])):
                 _fail(f'{where}: malformed variable type {a!r:.60}')
-            if _graphcheck._prod(a[0]) > _MAX_ELEMENTS:
+            if _shaperules.size_of(a[0]) > _MAX_ELEMENTS:
                 _fail(f'{where}: a variable of shape {a[0]!r:.60} is larger than any array can '
                       f'be ({_MAX_ELEMENTS} elements)')
             vars_.append(Var(ShapedArray(a[0], _decode_dtype(a[1], where))))
