@@ -32,6 +32,13 @@ __all__ = ['FormatProblem', 'atomic_write', 'write_npz', 'NpzReader', 'parse_jso
            'MAX_DEPTH']
 
 MAX_DEPTH = 256           # JSON nesting accepted (a saved state or graph is far shallower)
+
+# the permissions a file made by open() would get: mkstemp's temporary files are private (0600),
+# so the saved file is given these before it replaces the destination (the umask is read once,
+# here, at import: setting it to read it is not thread-safe)
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
 _MAX_RATIO = 1100         # deflate cannot expand data more than ~1032 times
 
 
@@ -56,6 +63,7 @@ def atomic_write(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -287,6 +287,17 @@ def test_a_save_failing_midway_leaves_the_previous_file_loadable(tmp_path, monke
     assert sorted(os.listdir(tmp_path)) == ['prog.crg', 'state.npz']     # no temp files left
 
 
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    """The temporary file is private while written; the saved one is readable as any file
+    open() makes (0o666 less the umask), not 0o600."""
+    probe = tmp_path / 'probe'
+    probe.write_bytes(b'')
+    cr.save(tmp_path / 's.npz', {'a': 1})
+    cr.export(lambda x: x * 2.0, np.ones(2)).save(tmp_path / 'g.crg')
+    for name in ('s.npz', 'g.crg'):
+        assert (tmp_path / name).stat().st_mode & 0o777 == probe.stat().st_mode & 0o777
+
+
 def test_concurrent_saves_to_one_path_all_succeed(tmp_path):
     p_state, p_graph = tmp_path / 'state.npz', tmp_path / 'prog.crg'
     errors = []
@@ -576,8 +587,12 @@ def _corpus(tmp_path):
     return found
 
 
-def test_crafted_parameters_for_every_primitive(tmp_path):
-    corpus = _corpus(tmp_path)
+@pytest.fixture(scope='module')
+def corpus(tmp_path_factory):
+    return _corpus(tmp_path_factory.mktemp('corpus'))
+
+
+def test_crafted_parameters_for_every_primitive(corpus):
     from chainrule._graphcheck import SCHEMAS
     reached = set(corpus)
     # every primitive with parameters that a saved program can contain is exercised
@@ -608,6 +623,56 @@ def test_crafted_parameters_for_every_primitive(tmp_path):
             except (cr.ChainruleError, np.linalg.LinAlgError):
                 pass
     assert cases > 500
+
+
+# values a forger might put anywhere in the JSON description
+_JUNK = [None, True, False, 0, 1, -1, 7, 2**40, -2**70, 1.5, 'a', '*', 'int', [], {}, [0], [[]],
+         {'tuple': []}, {'lit': ['int', 1]}, {'lit': ['float', 'nan']}, {'graph': 0},
+         {'graph': 1}, {'array': 'a0'}, {'dtype': 'bool'}, {'str': 'x'},
+         {'slice': [0, 1, 0]}, {'list': [1]}, {'dict': [['a', '*']]}, [[], 'float64'],
+         [[3], 'int8'], ['*'], {'tuple': ['*', '*']}]
+
+
+def _json_paths(x, path=()):
+    todo = [(x, path)]
+    while todo:
+        v, p = todo.pop()
+        yield p
+        items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()
+        todo.extend((c, p + (k,)) for k, c in items)
+
+
+def test_structure_aware_fuzz(corpus):
+    """Any node of a saved graph's JSON replaced by junk (checksum recomputed, as a forger
+    would): loading raises GraphFormatError or gives a program that runs."""
+    rng = np.random.default_rng(11)
+    paths = sorted({v[0] for v in corpus.values()})
+    for _ in range(400):
+        path = paths[rng.integers(len(paths))]
+        original = path.read_bytes()
+        with zipfile.ZipFile(path) as z:
+            body = json.loads(np.load(io.BytesIO(z.read('__graph__.npy'))).tobytes())['body']
+        nodes = [p for p in _json_paths(body) if p and p[0] in ('graphs', 'in_tree', 'out_tree',
+                                                                 'main')]
+        where = nodes[rng.integers(len(nodes))]
+        junk = _JUNK[rng.integers(len(_JUNK))]
+
+        def edit(b):
+            target = b
+            for k in where[:-1]:
+                target = target[k]
+            target[where[-1]] = junk
+        _forge(path, edit)
+        try:
+            loaded = cr.load_graph(path)
+        except cr.GraphFormatError as e:
+            assert path.name in str(e)
+        else:
+            try:
+                loaded(*[np.ones(a.shape, a.dtype) for a in loaded.in_avals])
+            except (cr.ChainruleError, np.linalg.LinAlgError):
+                pass
+        path.write_bytes(original)
 
 
 def test_no_crafted_file_runs_code(tmp_path):
