@@ -204,6 +204,8 @@ class _GraphEncoder:
     def array(self, a):
         key = f'a{len(self.arrays)}'
         a = np.asarray(a)            # (not ascontiguousarray: that turns 0-d arrays into (1,))
+        if not a.dtype.isnative:     # stored as the dtype its variable is typed with
+            a = a.astype(a.dtype.newbyteorder('='))
         if a.dtype.kind not in 'biufc':
             raise ChainruleError(f'export: cannot save a constant of dtype {a.dtype}')
         self.arrays[key] = a

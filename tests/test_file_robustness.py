@@ -148,6 +148,13 @@ def test_constants_and_outputs_of_every_kind(tmp_path):
     np.testing.assert_allclose(g, np.full(3, 3.5))
 
 
+def test_constants_in_any_byte_order_or_layout(tmp_path):
+    big = np.arange(6.0).reshape(2, 3).astype('>f8')
+    fortran = np.asfortranarray(np.arange(6.0).reshape(2, 3) * 10)
+    loaded, _ = _round_trip(tmp_path, lambda x: x * big + fortran + big[:, ::2].sum(), np.ones(3))
+    np.testing.assert_array_equal(loaded(np.ones(3)), big + fortran + (0 + 2 + 3 + 5))
+
+
 def test_issue_example_logaddexp_with_a_0d_constant(tmp_path):
     loaded, _ = _round_trip(tmp_path, lambda s: cnp.logaddexp(0.0, s), np.array(1.0))
     assert loaded(np.array(1.0)) == pytest.approx(np.logaddexp(0.0, 1.0), rel=1e-15)
