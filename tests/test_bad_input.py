@@ -97,6 +97,7 @@ def test_item_under_jit_is_a_concretization_error():
     lambda a: cnp.ones((2, a.sum().astype(np.int64))),
     lambda a: cnp.arange(a[0].astype(np.int64)),
     lambda a: cnp.eye(a[0].astype(np.int64)),
+    lambda a: cnp.tile(a, a[0].astype(np.int64)),
 ])
 def test_traced_value_as_a_size_is_a_concretization_error(make):
     with pytest.raises(ConcretizationError, match='size or shape argument.*static'):

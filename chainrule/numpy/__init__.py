@@ -127,16 +127,17 @@ def full_like(a, fill_value, dtype=None, shape=None):
     return _np.full(shape or shape_of(a), fill_value, dtype=dtype or dtype_of(a))
 
 
-def _sizes_known(fn):
+def _sizes_known(fn, name=None):
     """NumPy's creation function `fn` (sizes in, constants out), with a ConcretizationError
-    naming it when a size is a traced value (NumPy raised a bare TypeError)."""
+    naming it (or `name`) when a size is a traced value (NumPy raised a bare TypeError)."""
+    name = name or fn.__name__
     def known(v):
         if isinstance(v, Tracer):
             try:
                 return concrete(v)
             except _ConcretizationError:
                 raise _ConcretizationError(
-                    f'{fn.__name__}: a size or shape argument is a {type(v).__name__} of shape '
+                    f'{name}: a size or shape argument is a {type(v).__name__} of shape '
                     f'{tuple(v.shape)} and dtype {v.dtype} that a transform is tracing; sizes '
                     'must be known when the function is traced. Compute them from shapes '
                     '(x.shape[0]) or pass them as static arguments of jit (static_argnums / '
@@ -1048,7 +1049,11 @@ def roll(a, shift, axis=None):
 
 
 def tile(A, reps):
-    reps = (reps,) if isinstance(reps, int) else tuple(reps)
+    if isinstance(reps, Tracer) or (isinstance(reps, (tuple, list)) and
+                                    builtins.any(isinstance(r, Tracer) for r in reps)):
+        reps = _sizes_known(lambda r: r, 'tile')(reps)     # concrete, or a clear error
+        reps = reps.tolist() if isinstance(reps, _np.ndarray) else reps
+    reps = (int(reps),) if isinstance(reps, (int, _np.integer)) else tuple(int(r) for r in reps)
     s = shape_of(A)
     nd = builtins.max(len(s), len(reps))
     s = (1,) * (nd - len(s)) + s
