@@ -9,9 +9,10 @@ What this module lets you do:
 - `write_npz(f, arrays)`: a `.npz` archive (uncompressed zip of `.npy` entries, NumPy's format)
   written entry by entry.
 - `NpzReader(data, kinds)`: the arrays of such an archive, each checked before anything is
-  allocated for it: the member's compression, the `.npy` header (plain dtypes only, never
-  objects, so nothing is unpickled), and that the shape the header declares is exactly what the
-  member holds -- a 100-byte file declaring 2**40 elements is refused, not allocated.
+  allocated for it: the member is stored uncompressed within the file's bytes, its `.npy`
+  header has a plain dtype (never objects, so nothing is unpickled), and the shape the header
+  declares is exactly what the member holds -- a 100-byte file declaring 2**40 elements is
+  refused, not allocated.
 - `parse_json(raw)`: JSON text, refusing documents nested deeper than `MAX_DEPTH` (Python's
   parser would otherwise recurse until RecursionError).
 
@@ -39,7 +40,6 @@ MAX_DEPTH = 256           # JSON nesting accepted (a saved state or graph is far
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
-_MAX_RATIO = 1100         # deflate cannot expand data more than ~1032 times
 
 
 class FormatProblem(Exception):
@@ -153,9 +153,10 @@ class NpzReader:
         data: the archive's bytes.
         kinds: the dtype kinds accepted (`'biufc'`: numbers and booleans; add `'SU'` for text).
 
-    Checks, per entry read: the compression method, the `.npy` header (a plain dtype of `kinds`,
-    never an object dtype: nothing is unpickled), and that the number of bytes the header's
-    shape and dtype declare is what the entry holds. Arrays returned are fresh and writable.
+    Checks, per entry read: it is stored uncompressed within the archive's bytes, its `.npy`
+    header has a plain dtype of `kinds` (never an object dtype: nothing is unpickled), and the
+    number of bytes the header's shape and dtype declare is what the entry holds. Arrays
+    returned are fresh and writable.
     Entries never read are never parsed.
     """
 
@@ -179,13 +180,13 @@ class NpzReader:
     def read(self, key):
         info = self.infos[key]
         name = info.filename
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise FormatProblem(f'entry {name!r:.60} uses an unsupported compression method '
-                                f'({info.compress_type})')
-        if info.file_size > _MAX_RATIO * info.compress_size + 4096 or \
-                info.compress_size > self.size:
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise FormatProblem(f'entry {name!r:.60} uses compression method '
+                                f'{info.compress_type}; chainrule writes and reads uncompressed '
+                                'archives only (so every size can be checked against the file)')
+        if info.file_size != info.compress_size or info.compress_size > self.size:
             raise FormatProblem(f'entry {name!r:.60} declares {info.file_size} bytes, more '
-                                'than the archive can hold')
+                                'than the archive holds')
         try:
             with self.zip.open(info) as member:
                 shape, fortran, dtype = _npy_header(member)

@@ -104,7 +104,7 @@ def test_traced_value_as_a_size_is_a_concretization_error(make):
         cr.jit(make)(np.ones(3))
 
 
-# --- backward with nothing differentiable ----------------------------------------------------------
+# --- backward with nothing differentiable ---------------------------------------------------------
 
 def test_backward_through_only_zero_derivative_ops_says_why():
     x = cr.tensor(np.array([0.5, 1.5]), requires_grad=True)

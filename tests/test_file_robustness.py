@@ -760,3 +760,22 @@ def test_every_primitive_has_a_parameter_schema_and_a_shape_rule():
                 name == 'where'):
             problems.append(f'{name}: no rule for its result types')
     assert not problems, problems
+
+
+def test_zip_headers_declaring_more_than_the_file_holds_are_refused(tmp_path):
+    """A member whose zip headers claim 2^40 bytes (with a matching .npy header) must not be
+    allocated: sizes are checked against the archive's own length."""
+    p = tmp_path / 'liar.npz'
+    cr.save(p, {'w': np.ones(2)})
+    data = bytearray(p.read_bytes())
+    at = data.rfind(b'PK\x01\x02')                   # the central directory entry of w.npy
+    while at >= 0:
+        name_len = int.from_bytes(data[at + 28:at + 30], 'little')
+        if data[at + 46:at + 46 + name_len] == b'w.npy':
+            break
+        at = data.rfind(b'PK\x01\x02', 0, at)
+    data[at + 20:at + 28] = (2**32 - 2).to_bytes(4, 'little') * 2   # compressed, uncompressed
+    p.write_bytes(bytes(data))
+    holder = []
+    peak = _peak(lambda: holder.append(pytest.raises(cr.LoadError, cr.load, p)))
+    assert 'liar.npz' in str(holder[0].value) and peak < 2**20
