@@ -9,16 +9,20 @@ from .api import grad, stop_gradient, value_and_grad, vjp
 from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, set_grad_enabled, tensor
 from .core import (ChainruleError, DTypeError, GradientError, IndexOutOfRangeError,
                    MissingRuleError, OutputTypeError, ShapeError)
+from ._args import ArgumentError
 from .scalar import Value
 from . import custom
 from .custom import custom_jvp, custom_vjp
 from .checkpoint import checkpoint, remat
 from . import data, nn, optim
-from .io import load, save
+from .io import LoadError, load, save
 from .transforms import (elementwise_grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp,
                          linearize, vmap)
 from .jit import jit, make_graph
-from .export import export, load_graph
+# `chainrule.export` is the module, callable as the function (`cr.export(f, *example_args)`)
+from . import export
+from .export import GraphFormatError, load_graph
 from . import lax
+from . import testing
 
 __version__ = "0.1.0"

@@ -21,7 +21,7 @@ import numbers
 
 import numpy as np
 
-from chainrule import ops
+from chainrule import _args, ops
 from chainrule._results import owned
 from chainrule.core import ChainruleError, DTypeError, OutputTypeError, Tracer
 from chainrule.interpreters.reverse import vjp_flat
@@ -52,13 +52,7 @@ def _as_array(x, name, *, holomorphic=False, differentiable=True):
 
 
 def _argnums_tuple(argnums, nargs):
-    single = isinstance(argnums, int)
-    nums = (argnums,) if single else tuple(argnums)
-    for a in nums:
-        if not -nargs <= a < nargs:
-            raise ChainruleError(f'argnums={argnums!r} but the function was called with '
-                                 f'{nargs} positional argument(s)')
-    return single, tuple(a % nargs for a in nums)
+    return _args.argnums(argnums, nargs)
 
 
 def _distinct_argnums(nums):
@@ -190,6 +184,7 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
             element, a complex number without `holomorphic=True`, or an integer or boolean.
     """
     fname = getattr(fun, '__name__', 'fun')
+    _args.check_argnums(argnums)
 
     def vg(*args, **kwargs):
         single, nums = _argnums_tuple(argnums, len(args))

@@ -59,8 +59,9 @@ import warnings
 
 import numpy as np
 
-from chainrule.core import (AllArgs, ChainruleError, MissingRuleError, PerArg, Primitive, Tracer,
-                            bind, dtype_of, innermost_trace, registry, shape_of)
+from chainrule.core import (AllArgs, ChainruleError, DTypeError, MissingRuleError, PerArg,
+                            Primitive, Tracer, bind, dtype_of, innermost_trace, registry,
+                            shape_of)
 from chainrule.tree import tree_flatten, tree_structure, tree_unflatten
 
 __all__ = ['custom_vjp', 'custom_jvp', 'primitive', 'CallBypassedWarning']
@@ -287,6 +288,13 @@ class CallWrapper:
                 'traced (differentiated or batched); those positions are for static values '
                 '(functions, flags, sizes). Pass it as an ordinary argument instead.')
         leaves, in_tree = tree_flatten(diff)
+        for i, x in enumerate(leaves):
+            if not isinstance(x, (np.ndarray, np.generic, Tracer, bool, int, float, complex)):
+                raise DTypeError(
+                    f'{self.__name__}: an argument holds a {type(x).__name__} ({x!r:.40}); a '
+                    f'{self.kind} function takes arrays, numbers and Tensors (or tuples, lists '
+                    'and dicts of them). Pass other values through nondiff_argnums / '
+                    'static_argnums, or close over them.')
         direct = self._direct(leaves)
         # (inside a transform, a function of untraced arguments may still close over traced
         # values: a closure-converting call looks before calling it directly)

@@ -15,16 +15,18 @@ The format is a NumPy `.npz` archive read with `allow_pickle=False`: each array 
 `.npy` entry named by its path in the nest (`model/w`), and the nest itself (dict keys with
 their types, lists, tuples, numbers, strings) as JSON text in the entry `__chainrule__`. Nothing
 in the file is ever unpickled or evaluated, so loading a file from an untrusted source cannot
-execute code; a damaged, truncated or foreign file raises `LoadError` saying so.
+execute code; a damaged, truncated, crafted or foreign file raises `LoadError` naming the file
+and what is wrong, and nothing is allocated for an array before its declared size has been
+checked against the bytes the file holds. Saving writes a temporary file and renames it over
+the destination, so a failed save leaves the previous file intact.
 """
 
-import io as _io
 import json
 import os
-import zipfile
 
 import numpy as np
 
+from chainrule import _format
 from chainrule.core import ChainruleError
 
 __all__ = ['save', 'load', 'LoadError']
@@ -80,57 +82,108 @@ def _encode(state, arrays):
 
 
 def _decode(skel, arrays):
+    """The state described by the JSON skeleton `skel`; `arrays(name)` gives each array.
+
+    Every node is checked against the vocabulary `_encode` writes, so a damaged or crafted
+    skeleton raises `LoadError` instead of loading as something else (`{'list': 'abc'}` is not
+    a list of three characters). Recursion is bounded: the JSON was refused if nested deeper
+    than `_format.MAX_DEPTH`."""
     from chainrule.tensor import Tensor
 
     def dec(s):
         if s is None or isinstance(s, (bool, str, int, float)):
             return s
-        if isinstance(s, list) or not isinstance(s, dict) or len(s) not in (1, 2):
-            raise LoadError('the structure entry is malformed')
+        if not isinstance(s, dict):
+            raise LoadError(f'the structure entry has a malformed node {s!r:.60}')
         if 'array' in s:
+            if not (set(s) == {'array'} or (set(s) == {'array', 'scalar'} and
+                                            s['scalar'] is True)):
+                raise LoadError(f'malformed array node {s!r:.60}')
             a = arrays(s['array'])
-            return a[()] if s.get('scalar') else a
+            if s.get('scalar'):
+                if a.ndim != 0:
+                    raise LoadError(f'the scalar {s["array"]!r:.40} is stored with shape '
+                                    f'{a.shape}')
+                return a[()]
+            return a
+        if len(s) != 1:
+            raise LoadError(f'malformed node {s!r:.60}')
         (kind, v), = s.items()
         if kind == 'tensor':
-            return Tensor(arrays(v))
+            a = arrays(v)
+            if a.dtype.kind not in 'biufc':
+                raise LoadError(f'the tensor {v!r:.40} has dtype {a.dtype}')
+            return Tensor(a)
         if kind == 'float':
+            if v not in ('inf', '-inf', 'nan'):
+                raise LoadError(f'malformed float {v!r:.40}')
             return float(v)
         if kind == 'dict':
-            return {k: dec(x) for k, x in v}
-        if kind == 'list':
-            return [dec(x) for x in v]
-        if kind == 'tuple':
-            return tuple(dec(x) for x in v)
-        raise LoadError(f'unknown entry kind {kind!r}')
+            if not isinstance(v, list) or not all(
+                    isinstance(p, list) and len(p) == 2 and
+                    (p[0] is None or isinstance(p[0], (str, int, float, bool))) for p in v):
+                raise LoadError(f'malformed dict node {v!r:.60}')
+            out = {k: dec(x) for k, x in v}
+            if len(out) != len(v):
+                raise LoadError('a dict node repeats a key')
+            return out
+        if kind in ('list', 'tuple'):
+            if not isinstance(v, list):
+                raise LoadError(f'malformed {kind} node {v!r:.60}')
+            items = [dec(x) for x in v]
+            return items if kind == 'list' else tuple(items)
+        raise LoadError(f'unknown entry kind {kind!r:.40}')
 
     return dec(skel)
+
+
+def _is_path(x):
+    return isinstance(x, (str, bytes, os.PathLike)) or hasattr(x, 'write')
+
+
+def _order(path, state):
+    """(path, state) from either `save(path, state)` or PyTorch's `save(state, path)`."""
+    if _is_path(path):
+        return path, state
+    if _is_path(state):
+        return state, path
+    raise ChainruleError(
+        f'save: neither argument is a path: got a {type(path).__name__} and a '
+        f'{type(state).__name__}; call cr.save(path, state) with a file name (str or '
+        'os.PathLike) or a binary file object')
 
 
 def save(path, state):
     """Write `state` to `path` (a file name, written as given, or a binary file object).
 
+    Both orders are accepted: `save(path, state)` and PyTorch's `save(state, path)`; the path
+    is the argument that is a `str`, `bytes`, `os.PathLike` or has a `write` method (when both
+    are, the first is the path: `save('a.npz', 'some text')`).
+
     Args:
-        path: where to write; an existing file is replaced only once the new one is complete.
+        path: where to write; an existing file is replaced only once the new one is complete,
+            in one rename, so a failure midway leaves it intact.
         state: nested dicts (keys str, int, float, bool or None), lists and tuples of NumPy
             arrays, `Tensor`s (their data), Python numbers, strings, booleans and `None`.
+
+    Raises:
+        TypeError: `state` holds something that cannot be stored without pickling.
+        ChainruleError: the arguments are not a path and a state.
     """
+    path, state = _order(path, state)
     arrays = {}
     skel = _encode(state, arrays)
+    if _format.json_depth(skel) > _format.MAX_DEPTH - 2:
+        raise ChainruleError(f'save: the state is nested too deeply to be read back (its '
+                             f'structure may be about {(_format.MAX_DEPTH - 2) // 3} levels '
+                             'deep); flatten it')
     meta = json.dumps({'format': _FORMAT, 'version': _VERSION, 'state': skel})
     entries = dict(arrays)
     entries[_META] = np.frombuffer(meta.encode('utf-8'), dtype=np.uint8)
     if hasattr(path, 'write'):
-        np.savez(path, **entries)
+        _format.write_npz(path, entries)
         return
-    path = os.fspath(path)
-    tmp = f'{path}.tmp{os.getpid()}'
-    try:
-        with open(tmp, 'wb') as f:
-            np.savez(f, **entries)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    _format.atomic_write(path, lambda f: _format.write_npz(f, entries))
 
 
 def load(path):
@@ -141,10 +194,12 @@ def load(path):
 
     Returns:
         The state, with the types it was saved with (a `Tensor` comes back as a `Tensor`
-        without history; NumPy arrays as arrays).
+        without history; NumPy arrays as fresh, writable arrays).
 
     Raises:
-        LoadError: the file is damaged, truncated, or was not written by `save`.
+        LoadError: the file is damaged, truncated, crafted, or was not written by `save`; the
+            message names the file and what is wrong. Every array's declared size is checked
+            against what the file holds before anything is allocated.
         FileNotFoundError: there is no such file.
     """
     name = getattr(path, 'name', path)
@@ -157,32 +212,40 @@ def load(path):
     else:
         data = path.read()
     try:
-        npz = np.load(_io.BytesIO(data), allow_pickle=False)
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise LoadError('it holds a single array, not a chainrule .npz archive')
-        with npz:
-            if _META not in npz.files:
-                raise LoadError(f'it has no {_META!r} entry (it is an .npz archive, but not '
-                                'one written by chainrule.save)')
-            meta = json.loads(bytes(npz[_META]).decode('utf-8'))
-            if not isinstance(meta, dict) or meta.get('format') != _FORMAT:
-                raise LoadError('its structure entry is not chainrule state')
-            if meta.get('version', 0) > _VERSION:
-                raise LoadError(f'it was written by a newer chainrule (format version '
-                                f'{meta["version"]}; this one reads up to {_VERSION})')
-            cache = {}
+        if not data.startswith(b'PK'):
+            if data.startswith(b'\x93NUMPY'):
+                raise LoadError('it holds a single array, not a chainrule .npz archive')
+            raise LoadError('it is not a zip archive (not a file written by chainrule.save)')
+        npz = _format.NpzReader(data, kinds='biufcSU')
+        if _META not in npz.files:
+            raise LoadError(f'it has no {_META!r} entry (it is an .npz archive, but not '
+                            'one written by chainrule.save)')
+        raw = npz.read(_META)
+        if raw.dtype != np.uint8 or raw.ndim != 1:
+            raise LoadError('its structure entry is not text')
+        meta = _format.parse_json(raw.tobytes())
+        if not isinstance(meta, dict) or meta.get('format') != _FORMAT:
+            raise LoadError('its structure entry is not chainrule state')
+        version = meta.get('version')
+        if type(version) is not int or version < 1:
+            raise LoadError(f'malformed format version {version!r:.20}')
+        if version > _VERSION:
+            raise LoadError(f'it was written by a newer chainrule (format version '
+                            f'{version}; this one reads up to {_VERSION})')
+        if set(meta) != {'format', 'version', 'state'}:
+            raise LoadError(f'unexpected fields {sorted(set(meta) - {"format", "version"})}')
+        used = set()
 
-            def arrays(k):
-                if k not in cache:
-                    if k not in npz.files:
-                        raise LoadError(f'the array entry {k!r} is missing')
-                    cache[k] = npz[k]
-                return cache[k]
+        def take(k):
+            if not isinstance(k, str) or k == _META or k not in npz.files:
+                raise LoadError(f'the array entry {k!r:.60} is missing')
+            if k in used:
+                raise LoadError(f'the array entry {k!r:.60} is used twice')
+            used.add(k)
+            return npz.read(k)
 
-            return _decode(meta['state'], arrays)
+        return _decode(meta['state'], take)
     except LoadError as e:
         raise LoadError(f'load: cannot read {name!r}: {e}') from None
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, TypeError,
-            UnicodeDecodeError, zipfile.LargeZipFile) as e:
-        raise LoadError(f'load: cannot read {name!r}: the file is damaged, truncated or not '
-                        f'written by chainrule.save ({type(e).__name__}: {e})') from None
+    except _format.FormatProblem as e:
+        raise LoadError(f'load: cannot read {name!r}: {e}') from None

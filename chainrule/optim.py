@@ -32,6 +32,7 @@ real arrays. The optimizer's state for a complex parameter is complex, shaped li
 """
 
 import math
+import numbers
 
 import numpy as np
 
@@ -41,6 +42,28 @@ from chainrule.tensor import Tensor, enable_grad, no_grad
 __all__ = ['Optimizer', 'SGD', 'Adam', 'AdamW', 'RMSprop', 'Adagrad', 'LRScheduler', 'StepLR',
            'CosineAnnealingLR', 'LinearLR', 'LambdaLR', 'WarmupCosineLR', 'clip_grad_norm_',
            'clip_grad_value_']
+
+
+# hyperparameters that must be numbers >= 0 (PyTorch's checks), and those that must lie in [0, 1)
+_NONNEGATIVE = ('lr', 'eps', 'momentum', 'weight_decay', 'alpha', 'lr_decay',
+                'initial_accumulator_value')
+_UNIT = ('betas',)
+
+
+def _check_hyperparameters(name, group):
+    """ValueError naming the hyperparameter when one is out of its range."""
+    def number(v):
+        return isinstance(v, numbers.Real) and not isinstance(v, bool) and v == v
+    for k in _NONNEGATIVE:
+        if k in group and not (number(group[k]) and group[k] >= 0):
+            raise ValueError(f'{name}: {k}={group[k]!r} is invalid; it must be a number >= 0')
+    for k in _UNIT:
+        if k in group:
+            v = group[k]
+            if not (isinstance(v, tuple) and len(v) == 2 and
+                    all(number(b) and 0 <= b < 1 for b in v)):
+                raise ValueError(f'{name}: {k}={v!r} is invalid; it must be a pair of numbers '
+                                 'in [0, 1), such as (0.9, 0.999)')
 
 
 class Optimizer:
@@ -81,6 +104,7 @@ class Optimizer:
                 raise ValueError(f'{type(self).__name__}: a parameter appears in two groups')
         for k, v in self.defaults.items():
             group.setdefault(k, v)
+        _check_hyperparameters(type(self).__name__, group)
         self.param_groups.append(group)
 
     def zero_grad(self, set_to_none=True):

@@ -451,9 +451,13 @@ class Tensor(Tracer):
         gradients with `zero_grad()` (on the tensor, a module or an optimizer).
         """
         if not self.requires_grad:
-            raise GradientError('backward(): this Tensor does not require grad and has no '
-                                'history (no input had requires_grad=True, or it was computed '
-                                'under no_grad())')
+            raise GradientError(
+                'backward(): this Tensor does not require grad: no tensor with '
+                'requires_grad=True reaches it through a differentiable operation. Either no '
+                'input requires grad, it was computed under no_grad(), or every path to it goes '
+                'through an operation whose derivative is zero wherever it exists (floor, '
+                'round, sign, comparisons, argmax, integer casts): then every gradient is zero, '
+                'which is what cr.grad returns for such a function.')
         if gradient is None:
             if self.numel() != 1:
                 raise GradientError(

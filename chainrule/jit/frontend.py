@@ -74,9 +74,10 @@ class _Entry:
 class Jitted:
     """A jitted function (see `jit`)."""
 
-    def __init__(self, fun, static_argnums, backend, optimize_graph):
+    def __init__(self, fun, static_argnums, backend, optimize_graph, static_argnames=()):
         self.fun = fun
         self.static_argnums = static_argnums
+        self.static_argnames = static_argnames
         self.backend = backend
         self.optimize = optimize_graph
         self._cache = {}
@@ -90,12 +91,9 @@ class Jitted:
         self.__wrapped__ = fun
 
     def _split(self, args, kwargs):
-        sa = self.static_argnums
-        if sa:
-            n = len(args)
-            sset = {i % n for i in sa if -n <= i < n}
-            statics = tuple((i, args[i]) for i in sorted(sset))
-            dyn = tuple(a for i, a in enumerate(args) if i not in sset)
+        if self.static_argnums or self.static_argnames:
+            statics, dyn, kwargs = _args.split_static(self.static_argnums, self.static_argnames,
+                                                      args, kwargs)
         else:
             statics, dyn = (), args
         leaves, tree = tree_flatten((dyn, kwargs) if kwargs else dyn)
@@ -112,9 +110,7 @@ class Jitted:
             kwargs = {}
             if has_kw:
                 dyn, kwargs = dyn
-            args = list(dyn)
-            for i, v in statics:
-                args.insert(i, v)
+            args, kwargs = _args.merge_static(statics, dyn, kwargs)
             out = self.fun(*args, **kwargs)
             out_leaves, out_tree = tree_flatten(out)
             box.append(out_tree)
@@ -312,13 +308,15 @@ def _describe_key(key, leaves):
     return s
 
 
-def jit(fun=None, *, static_argnums=(), backend='numpy', optimize=True):
+def jit(fun=None, *, static_argnums=(), static_argnames=(), backend='numpy', optimize=True):
     """Compile `fun`: trace it once per input signature and run generated NumPy code.
 
     Args:
         fun: a function of arrays (and pytrees of arrays) returning arrays or pytrees of them.
         static_argnums: positional arguments that are Python values, not arrays (sizes, flags,
             modes): each distinct value is traced separately, and code may branch on them.
+        static_argnames: the same, by parameter name. Each completes the other through `fun`'s
+            signature (as in JAX), so a static argument may be passed by position or keyword.
         backend: `'numpy'` (straight-line NumPy calls) or `'numba'` (fused elementwise loops
             when numba is installed, NumPy otherwise).
         optimize: run the graph passes (on by default; off shows the raw trace).
@@ -328,16 +326,15 @@ def jit(fun=None, *, static_argnums=(), backend='numpy', optimize=True):
         It can be used as `@jit` or `@jit(static_argnums=...)`.
     """
     if fun is None:
-        return lambda f: jit(f, static_argnums=static_argnums, backend=backend,
-                             optimize=optimize)
-    if isinstance(static_argnums, int):
-        static_argnums = (static_argnums,)
+        return lambda f: jit(f, static_argnums=static_argnums, static_argnames=static_argnames,
+                             backend=backend, optimize=optimize)
+    nums, names = _args.static_spec(fun, static_argnums, static_argnames)
     if backend not in ('numpy', 'numba'):
         raise ChainruleError(f"jit: backend must be 'numpy' or 'numba', got {backend!r}")
-    return Jitted(fun, tuple(static_argnums), backend, optimize)
+    return Jitted(fun, nums, backend, optimize, names)
 
 
-def make_graph(fun, static_argnums=()):
+def make_graph(fun, static_argnums=(), static_argnames=()):
     """A function returning the (unoptimised) graph `fun` stages for given arguments.
 
         >>> import numpy as np, chainrule as cr
@@ -348,13 +345,14 @@ def make_graph(fun, static_argnums=()):
 
     Args:
         fun: the function to stage.
-        static_argnums: as for `jit`.
+        static_argnums, static_argnames: as for `jit`.
 
     Returns:
         `make(*args) -> Graph`; the graph's `in_tree`/`out_tree` record the argument and result
         pytrees, and calling the graph on flat arrays evaluates it.
     """
-    j = jit(fun, static_argnums=static_argnums, optimize=False)
+    j = jit(fun, static_argnums=static_argnums, static_argnames=static_argnames,
+            optimize=False)
 
     def make(*args, **kwargs):
         leaves, tree, statics, has_kw = j._split(args, kwargs)

@@ -224,14 +224,16 @@ def dropout(input, p=0.5, training=True, rng=None):
         input: any array.
         p: drop probability in [0, 1).
         training: apply dropout (True) or return `input` unchanged.
-        rng: a `numpy.random.Generator` (for reproducible masks); a fresh one if omitted.
+        rng: anything `np.random.default_rng` accepts (an int seed, a `Generator`, ...) for
+            reproducible masks; the default generator (seeded by `nn.init.manual_seed`) if
+            omitted.
     """
     if not 0 <= p < 1:
         raise ValueError(f'dropout: p must be in [0, 1), got {p}')
     if not training or p == 0:
         return input
-    rng = np.random.default_rng() if rng is None else rng
-    keep = rng.random(shape_of(input)) >= p
+    from chainrule.nn import init
+    keep = init.get_rng(rng).random(shape_of(input)) >= p
     return input * (keep * (1.0 / (1.0 - p))).astype(dtype_of(input))
 
 

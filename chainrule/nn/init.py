@@ -41,11 +41,20 @@ def manual_seed(seed):
 
 
 def get_rng(rng=None):
-    """A `numpy.random.Generator` from an int seed, a Generator, or `None` (the default one)."""
+    """A `numpy.random.Generator` from `None` (the default one, seeded by `manual_seed`) or
+    anything `np.random.default_rng` accepts: an int seed, a sequence of ints, a
+    `SeedSequence`, a `BitGenerator` or a `Generator`."""
     if isinstance(rng, np.random.Generator):
         return rng
     if rng is not None:
-        return np.random.default_rng(rng)
+        try:
+            return np.random.default_rng(rng)
+        except (TypeError, ValueError) as e:
+            raise TypeError(
+                f'rng={rng!r:.40} is not accepted ({e}); pass None (the generator seeded by '
+                'chainrule.nn.init.manual_seed), an int seed, a sequence of ints, a '
+                'numpy.random.SeedSequence, a BitGenerator or a numpy.random.Generator') \
+                from None
     g = _default.get()
     if g is None:
         g = manual_seed(None)

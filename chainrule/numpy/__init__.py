@@ -127,8 +127,37 @@ def full_like(a, fill_value, dtype=None, shape=None):
     return _np.full(shape or shape_of(a), fill_value, dtype=dtype or dtype_of(a))
 
 
-from numpy import (  # noqa: F401,E402  (constants: nothing to differentiate)
-    arange, empty, eye, geomspace, identity, indices, logspace, ones, tri, zeros)
+def _sizes_known(fn, name=None):
+    """NumPy's creation function `fn` (sizes in, constants out), with a ConcretizationError
+    naming it (or `name`) when a size is a traced value (NumPy raised a bare TypeError)."""
+    name = name or fn.__name__
+    def known(v):
+        if isinstance(v, Tracer):
+            try:
+                return concrete(v)
+            except _ConcretizationError:
+                raise _ConcretizationError(
+                    f'{name}: a size or shape argument is a {type(v).__name__} of shape '
+                    f'{tuple(v.shape)} and dtype {v.dtype} that a transform is tracing; sizes '
+                    'must be known when the function is traced. Compute them from shapes '
+                    '(x.shape[0]) or pass them as static arguments of jit (static_argnums / '
+                    'static_argnames).') from None
+        if isinstance(v, (tuple, list)) and any(isinstance(x, Tracer) for x in v):
+            return type(v)(known(x) for x in v)
+        return v
+
+    def wrapper(*args, **kwargs):
+        return fn(*[known(a) for a in args], **{k: known(v) for k, v in kwargs.items()})
+    wrapper.__name__ = wrapper.__qualname__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    wrapper.__wrapped__ = fn
+    return wrapper
+
+
+# constants: nothing to differentiate
+arange, empty, eye, geomspace, identity, indices, logspace, ones, tri, zeros = map(
+    _sizes_known, (_np.arange, _np.empty, _np.eye, _np.geomspace, _np.identity, _np.indices,
+                   _np.logspace, _np.ones, _np.tri, _np.zeros))
 
 
 def meshgrid(*xi, copy=True, sparse=False, indexing='xy'):
@@ -483,6 +512,13 @@ def cumprod(a, axis=None, dtype=None):
 
 def logsumexp(a, axis=None, keepdims=False):
     """log(sum(exp(a))) without overflow (also `chainrule.scipy`-style `logsumexp`)."""
+    shape = shape_of(a)
+    axes = ops.normalize_axis(axis, len(shape), 'logsumexp')
+    if builtins.any(shape[i] == 0 for i in axes):
+        # the log of an empty sum: -inf, as NumPy, SciPy and JAX give (max has no identity)
+        out = tuple(1 if i in axes else d for i, d in enumerate(shape)) if keepdims else \
+            tuple(d for i, d in enumerate(shape) if i not in axes)
+        return _np.full(out, -_np.inf, _np.result_type(dtype_of(a), _np.float16))
     m = ops.stop_gradient(max(a, axis=axis, keepdims=True))
     m = where(isfinite(m), m, 0)
     out = log(sum(exp(a - m), axis=axis, keepdims=True)) + m
@@ -1013,7 +1049,11 @@ def roll(a, shift, axis=None):
 
 
 def tile(A, reps):
-    reps = (reps,) if isinstance(reps, int) else tuple(reps)
+    if isinstance(reps, Tracer) or (isinstance(reps, (tuple, list)) and
+                                    builtins.any(isinstance(r, Tracer) for r in reps)):
+        reps = _sizes_known(lambda r: r, 'tile')(reps)     # concrete, or a clear error
+        reps = reps.tolist() if isinstance(reps, _np.ndarray) else reps
+    reps = (int(reps),) if isinstance(reps, (int, _np.integer)) else tuple(int(r) for r in reps)
     s = shape_of(A)
     nd = builtins.max(len(s), len(reps))
     s = (1,) * (nd - len(s)) + s

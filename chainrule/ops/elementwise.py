@@ -16,7 +16,7 @@ conjugate of PyTorch's, e.g. `grad(lambda z: abs(z)**2)(1+2j) == 2-4j`.
 import numpy as np
 
 from chainrule import ops
-from chainrule.core import Primitive, ShapeError, Tracer, bind
+from chainrule.core import DTypeError, Primitive, ShapeError, Tracer, bind
 
 # Python floats, not np.float64 scalars: NumPy 2 treats those as strong and would promote a
 # float32 cotangent to float64
@@ -238,6 +238,18 @@ def _is_weak_scalar(v):
     return type(v) in (int, float, bool)
 
 
+def _result_type(prim, a, b):
+    try:
+        return np.result_type(a, b)
+    except TypeError:
+        other = b if isinstance(a, np.dtype) else a
+        raise DTypeError(
+            f'{prim.name}: cannot combine an array (a Tensor or traced value) with a '
+            f'{type(other).__name__} '
+            f'({other!r:.40}); the other operand must be an array, a number or a Tensor '
+            '(a micrograd-style Value holds its number in .data)') from None
+
+
 def _binary(prim, x, y):
     tx = isinstance(x, Tracer)
     ty = isinstance(y, Tracer)
@@ -286,12 +298,12 @@ def _binary(prim, x, y):
                 y = astype(y, r)
     elif tx:
         if not (_is_weak_scalar(y) and dx.kind in 'fc'):
-            r = np.result_type(dx, y)
+            r = _result_type(prim, dx, y)
             if dx != r:
                 x = astype(x, r)
     else:
         if not (_is_weak_scalar(x) and dy.kind in 'fc'):
-            r = np.result_type(x, dy)
+            r = _result_type(prim, x, dy)
             if dy != r:
                 y = astype(y, r)
     return bind(prim, x, y)

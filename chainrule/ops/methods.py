@@ -181,6 +181,17 @@ def _to_number(self, *args):
         'derivative should flow.')
 
 
+def _item(self, *args):
+    # x.item() / x.tolist() on a traced value: an AttributeError before
+    from chainrule.core import ConcretizationError
+    raise ConcretizationError(
+        f'.item() / .tolist() was called on a {type(self).__name__} of shape '
+        f'{tuple(self.shape)} and dtype {self.dtype} that a transform is tracing (inside jit '
+        'its value does not exist yet; inside grad, jvp or vmap a Python number would carry no '
+        'derivative). Keep it an array (index it: x[0]), or pass the value as a static '
+        'argument of jit (static_argnums/static_argnames).')
+
+
 def install(cls, skip=()):
     for name, fn in OPERATORS.items():
         if name not in skip:
@@ -205,3 +216,4 @@ def install(cls, skip=()):
     cls.__array_function__ = _array_function
     cls.__array__ = _array
     cls.__float__ = cls.__complex__ = cls.__int__ = _to_number
+    cls.item = cls.tolist = _item

@@ -187,7 +187,10 @@ def log_softmax(x, axis=-1):
     nd = len(shape_of(x))
     if nd == 0:
         raise ShapeError('log_softmax: needs at least one axis, got a 0-d array')
-    return bind(log_softmax_p, x, axis=ops.normalize_axis(axis, nd, 'log_softmax')[0])
+    axis = ops.normalize_axis(axis, nd, 'log_softmax')[0]
+    if shape_of(x)[axis] == 0:
+        return ops.mul(x, 0.0)     # over an empty axis: an empty result, as PyTorch gives
+    return bind(log_softmax_p, x, axis=axis)
 
 
 def _onehot(t, n, dtype):

@@ -35,12 +35,21 @@ __all__ = ['Module', 'Neuron', 'Layer', 'MLP']
 
 
 def _as_rng(rng):
-    """None -> the global `random` module (micrograd's behaviour); an int -> a seeded Random."""
+    """None -> the global `random` module (micrograd's behaviour); an int -> a seeded Random;
+    anything with `uniform(a, b)` (a `random.Random`, a NumPy Generator) as it is; anything else
+    `np.random.default_rng` accepts (a SeedSequence, a BitGenerator, ...) -> a NumPy generator."""
     if rng is None:
         return random
     if isinstance(rng, int):
         return random.Random(rng)
-    return rng
+    if hasattr(rng, 'uniform'):
+        return rng
+    import numpy as np      # only here: the scalar engine itself needs no NumPy
+    try:
+        return np.random.default_rng(rng)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f'rng={rng!r:.40} is not accepted ({e}); pass None, an int seed, a '
+                        'random.Random, or what numpy.random.default_rng accepts') from None
 
 
 class Module:
@@ -97,7 +106,7 @@ class Neuron(Module):
 
     def __init__(self, nin, nonlin=True, rng=None, fused=True):
         rng = _as_rng(rng)
-        self.w = [Value(rng.uniform(-1, 1)) for _ in range(nin)]
+        self.w = [Value(float(rng.uniform(-1, 1))) for _ in range(nin)]
         self.b = Value(0)
         self.nonlin = nonlin
         self.fused = fused
