@@ -391,3 +391,33 @@ def test_tensor_backward_through_a_likelihood():
     assert float(mu.grad) == pytest.approx(-np.sum(x - 2.0) / 1.69)
     # gamma(a, scale=1/rate): d/drate sum log p = sum(a/rate - x)
     assert float(rate.grad) == pytest.approx(-np.sum(2.0 / 1.5 - x))
+
+
+# --- HIPS autograd's black-box variational inference example (examples/black_box_svi.py) ------
+
+def _funnel_log_density(x, norm, xnp):
+    mu, log_sigma = x[:, 0], x[:, 1]
+    return norm.logpdf(log_sigma, 0, 1.35) + norm.logpdf(mu, 0, xnp.exp(log_sigma))
+
+
+def _negative_elbo(params, eps, norm, xnp):
+    """The reparameterised ELBO of a diagonal Gaussian q, on fixed standard-normal draws `eps`
+    (so the objective is deterministic and can be checked against finite differences)."""
+    d = eps.shape[1]
+    mean, log_std = params[:d], params[d:]
+    samples = eps * xnp.exp(log_std) + mean
+    entropy = 0.5 * d * (1.0 + math.log(2 * math.pi)) + xnp.sum(log_std)
+    return -(entropy + xnp.mean(_funnel_log_density(samples, norm, xnp)))
+
+
+def test_autograd_black_box_vi_example():
+    eps = np.random.default_rng(8).normal(size=(40, 2))
+    params = np.array([-1.0, -1.0, -5.0, -5.0])           # the example's initial q
+    want = _negative_elbo(params, eps, sst.norm, np)
+    assert _negative_elbo(params, eps, st.norm, cnp) == pytest.approx(want, rel=1e-13)
+    objective = lambda p: _negative_elbo(p, eps, st.norm, cnp)    # noqa: E731
+    check_grads(objective, (params,), order=2, modes=MODES)
+    g, p = cr.grad(objective), params
+    for _ in range(20):
+        p = p - 0.05 * g(p)
+    assert _negative_elbo(p, eps, sst.norm, np) < want
