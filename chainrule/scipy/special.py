@@ -3,8 +3,14 @@
 What this module lets you do: call SciPy's special functions by their SciPy names, argument
 order and defaults (`gammaln(x)`, `betainc(a, b, x)`, `logsumexp(a, axis=None, b=None,
 keepdims=False, return_sign=False)`, `iv(v, z)`, ...) on arrays, `Tensor`s and traced values, and
-differentiate them to any order under `grad`, `jvp`, `vmap` and `jit`. Values come from SciPy
-(`pip install chainrule[scipy]`), so they are SciPy's to the last bit.
+differentiate them to any order under `grad`, `jvp`, `vmap` and `jit`. The primitives' values
+come from SciPy itself (`pip install chainrule[scipy]`), so they are SciPy's to the last bit;
+`ndtr`, `log_ndtr` and `ndtri` (the normal cdf, its log and its inverse) are here too, for
+`chainrule.scipy.stats`.
+
+Why some functions are primitives rather than composites: `betaln` as gammaln(a) + gammaln(b) -
+gammaln(a + b) loses 7 digits at a = 1e10 (cancellation), and `logit` as log(p) - log1p(-p)
+loses 5 near p = 1/2; SciPy's own functions lose none.
 
 Each line of the table below declares one primitive: its SciPy name and, per argument, the
 vector-Jacobian product `vjp(g, ans, *args)` written with chainrule's own ops and the functions of
