@@ -421,3 +421,37 @@ def test_autograd_black_box_vi_example():
     for _ in range(20):
         p = p - 0.05 * g(p)
     assert _negative_elbo(p, eps, sst.norm, np) < want
+
+
+@pytest.mark.parametrize('name', sorted(CONTINUOUS) + sorted(DISCRETE))
+def test_float32_data_with_python_parameters_stays_float32(name):
+    # Python numbers are weak (NumPy 2): float32 data gives float32 results and gradients
+    if name in CONTINUOUS:
+        params, _, edges, _ = CONTINUOUS[name]
+        x = np.concatenate([_data(name, np.random.default_rng(9), 6), edges]).astype(np.float32)
+        methods = CONT
+    else:
+        params, inside, edges, _ = DISCRETE[name]
+        x = np.array(inside + edges, np.float32)
+        methods = DISC
+    for method in methods:
+        with np.errstate(all='ignore'):
+            got = getattr(getattr(st, name), method)(x, *params)
+            want = getattr(getattr(sst, name), method)(x.astype(np.float64), *params)
+        assert got.dtype == np.float32, f'{name}.{method}'
+        # (a log-probability below -80 is a probability under float32's smallest number)
+        ok = np.isfinite(want) & (np.abs(want) < 1e30) & (want > -80)
+        np.testing.assert_allclose(got[ok], want[ok], rtol=2e-5, atol=1e-6)
+    g = cr.grad(lambda p: cnp.sum(getattr(getattr(st, name), methods[0])(x[:2], p,
+                                                                        *params[1:])))
+    assert g(np.float32(params[0])).dtype == np.float32
+
+
+@pytest.mark.parametrize('name', sorted(CONTINUOUS))
+def test_jit_equals_eager_outside_the_support(name):
+    params, _, edges, _ = CONTINUOUS[name]
+    x = np.array(edges)
+    for method in CONT:
+        f = getattr(getattr(st, name), method)
+        with np.errstate(all='ignore'):
+            np.testing.assert_array_equal(cr.jit(f)(x, *params), f(x, *params))

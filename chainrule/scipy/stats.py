@@ -45,6 +45,18 @@ _OUTSIDE = {
 }
 
 
+def _param(v, dtype=np.float64):
+    """A parameter as an array; a Python number takes the data's floating `dtype` (it is weak
+    in NumPy 2's promotion, so float32 data with `loc=0.0` or `gamma.logpdf(x, 2.0)` stays
+    float32, also through the special functions)."""
+    return np.asarray(v, dtype) if type(v) in (int, float) else cnp.asarray(v)
+
+
+def _float_dtype(x):
+    dt = ops.dtype_of(x)
+    return dt if dt.kind == 'f' else np.dtype(np.float64)
+
+
 def _known(x):
     """The concrete values of `x`, or None inside `jit` (where only shapes are known)."""
     try:
@@ -87,7 +99,7 @@ class _Univariate:
     def __repr__(self):
         return f'<chainrule.scipy.stats.{self.name}>'
 
-    def _parse(self, method, args, kwds):
+    def _parse(self, method, args, kwds, dtype=np.float64):
         names = self.shapes + (('loc',) if self.discrete else ('loc', 'scale'))
         if len(args) > len(names):
             raise TypeError(f'{self.name}.{method}() takes at most {len(names)} parameters '
@@ -105,10 +117,9 @@ class _Univariate:
             raise TypeError(f'{self.name}.{method}() missing the shape parameter'
                             f'{"s" if len(missing) > 1 else ""} {", ".join(map(repr, missing))} '
                             f'(SciPy\'s signature: {method}(x, {", ".join(names)}))')
-        shapes = [cnp.asarray(vals[n]) for n in self.shapes]
-        loc = cnp.asarray(vals.get('loc', 0.0))
-        scale = cnp.asarray(vals.get('scale', 1.0))
-        return shapes, loc, scale
+        shapes = [_param(vals[n], dtype) for n in self.shapes]
+        return (shapes, _param(vals.get('loc', 0.0), dtype),
+                _param(vals.get('scale', 1.0), dtype))
 
     def _support(self, *shapes):
         return self.support
@@ -123,8 +134,8 @@ class _Univariate:
             return self._evaluate_quietly(method, x, args, kwds)
 
     def _evaluate_quietly(self, method, x, args, kwds):
-        shapes, loc, scale = self._parse(method, args, kwds)
         x = cnp.asarray(x)
+        shapes, loc, scale = self._parse(method, args, kwds, _float_dtype(x))
         z = (x - loc) / scale if not self.discrete else x - loc
         lo, hi = self._support(*shapes)
         below = above = None
@@ -222,7 +233,9 @@ class norm_gen(_Continuous):
 
     def ppf(self, q, loc=0.0, scale=1.0):
         """The quantile function (inverse cdf), `loc + scale * ndtri(q)`."""
-        return cnp.asarray(loc) + cnp.asarray(scale) * sc.ndtri(q)
+        q = cnp.asarray(q)
+        dt = _float_dtype(q)
+        return _param(loc, dt) + _param(scale, dt) * sc.ndtri(q)
 
 
 class t_gen(_Continuous):
