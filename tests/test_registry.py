@@ -24,6 +24,7 @@ COVERED_ELSEWHERE = {
     'chainrule.checkpoint': 'test_checkpoint.py',
     'chainrule.jit.call': 'test_jit.py',
     'chainrule.lax': 'test_lax.py',
+    'chainrule.scipy.special': 'test_scipy_special.py',
 }
 # Primitives with no forward-mode rule, each with the reason.
 NO_JVP = {'custom_vjp_call': 'a custom_vjp function defines only its VJP, as in JAX'}
