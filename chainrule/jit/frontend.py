@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from chainrule import _args
 from chainrule.core import ChainruleError, Tracer, bind
 from chainrule.interpreters.staging import ShapedArray, lift_closure, trace_to_graph
 from chainrule.jit import call     # (the module: the registry finds `jit_call_p` there)
