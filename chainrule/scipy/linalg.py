@@ -430,53 +430,60 @@ def solve_sylvester(a, b, q):
 
 
 # --- banded solve -----------------------------------------------------------------------------
-# SciPy's band storage: ab[u + i - j, j] = a[i, j], ab of shape (l + u + 1, n).
+# SciPy's band storage: ab[u + i - j, j] = a[i, j], ab of shape (l + u + 1, n). The primitive
+# takes stacks, ab (..., l + u + 1, n) and b (..., n, k); the rules shift rows along an axis
+# instead of forming the dense matrix.
 
-def _shift(v, k):
-    """w with w[i] = v[i - k] along axis 0 (zeros shifted in)."""
-    n = ops.shape_of(v)[0]
+def _shift(v, k, axis):
+    """w with w[i] = v[i - k] along `axis` (negative), zeros shifted in."""
+    s = tuple(ops.shape_of(v))
+    n = s[axis]
     if k == 0:
         return v
     if abs(k) >= n:
-        return np.zeros(ops.shape_of(v), ops.dtype_of(v))
-    pad = np.zeros((abs(k),) + tuple(ops.shape_of(v)[1:]), ops.dtype_of(v))
-    if k > 0:
-        return ops.concatenate([pad, ops.getitem(v, slice(0, n - k))], axis=0)
-    return ops.concatenate([ops.getitem(v, slice(-k, n)), pad], axis=0)
+        return np.zeros(s, ops.dtype_of(v))
+    pad_shape = list(s)
+    pad_shape[axis] = abs(k)
+    pad = np.zeros(tuple(pad_shape), ops.dtype_of(v))
+    head = (Ellipsis, slice(0, n - k)) if k > 0 else (Ellipsis, slice(-k, n))
+    part = ops.getitem(v, head + (slice(None),) * (-1 - axis))
+    return ops.concatenate([pad, part] if k > 0 else [part, pad], axis=axis)
 
 
-def _band_row(ab, r, x):
-    """Row r of ab as a column matching x's shape ((n,) or (n, k))."""
-    row = ops.getitem(ab, r)
-    return row if len(ops.shape_of(x)) == 1 else ops.reshape(row, (ops.shape_of(row)[0], 1))
+def _band_row(ab, r):
+    return ops.getitem(ab, (Ellipsis, r, slice(None)))
+
+
+def _stack_rows(rows):
+    return ops.concatenate([ops.reshape(v, tuple(ops.shape_of(v))[:-1] + (1,) +
+                                        tuple(ops.shape_of(v))[-1:]) for v in rows], axis=-2)
 
 
 def _band_matvec(ab, x, l, u):
-    """a @ x for a in band storage: a[j + r - u, j] = ab[r, j]."""
+    """a @ x for a in band storage: a[j + r - u, j] = ab[r, j]; x (..., n, k)."""
     out = None
     for r in range(l + u + 1):
-        term = _shift(ops.mul(_band_row(ab, r, x), x), r - u)
+        row = _band_row(ab, r)
+        col = ops.reshape(row, tuple(ops.shape_of(row)) + (1,))
+        term = _shift(ops.mul(col, x), r - u, -2)
         out = term if out is None else ops.add(out, term)
     return out
 
 
 def _band_outer(y, x, l, u):
     """(y x^T) read onto the band: out[r, j] = sum_k y[j + r - u, k] x[j, k]."""
-    rows = []
-    for r in range(l + u + 1):
-        prod = ops.mul(_shift(y, u - r), x)
-        rows.append(prod if len(ops.shape_of(x)) == 1 else ops.sum(prod, axis=1))
-    return ops.concatenate([ops.reshape(v, (1,) + tuple(ops.shape_of(v))) for v in rows], axis=0)
+    return _stack_rows([ops.sum(ops.mul(_shift(y, u - r, -2), x), axis=-1)
+                        for r in range(l + u + 1)])
 
 
 def _band_transpose(ab, l, u):
     """a^T in band storage (its l and u swap): row r' is ab's row l + u - r' shifted by r' - l."""
-    rows = [_shift(ops.getitem(ab, l + u - r), l - r) for r in range(l + u + 1)]
-    return ops.concatenate([ops.reshape(v, (1,) + tuple(ops.shape_of(v))) for v in rows], axis=0)
+    return _stack_rows([_shift(_band_row(ab, l + u - r), l - r, -1) for r in range(l + u + 1)])
 
 
 def _banded_impl(ab, b, *, l, u):
-    return _scipy_linalg('solve_banded').solve_banded((l, u), ab, b, check_finite=False)
+    sl = _scipy_linalg('solve_banded')
+    return _per_matrix(lambda m, v: sl.solve_banded((l, u), m, v, check_finite=False), ab, b)
 
 
 def _banded_b_bar(g, x, ab, b, *, l, u):
@@ -490,7 +497,8 @@ solve_banded_p = Primitive(
          _banded_b_bar],
     jvp=[lambda t, x, ab, b, *, l, u: ops.neg(bind(solve_banded_p, ab,
                                                    _band_matvec(t, x, l, u), l=l, u=u)),
-         lambda t, x, ab, b, *, l, u: bind(solve_banded_p, ab, t, l=l, u=u)])
+         lambda t, x, ab, b, *, l, u: bind(solve_banded_p, ab, t, l=l, u=u)],
+    batch=_batch_leading(lambda: solve_banded_p))
 
 
 def solve_banded(l_and_u, ab, b, overwrite_ab=False, overwrite_b=False, check_finite=True):
@@ -503,7 +511,9 @@ def solve_banded(l_and_u, ab, b, overwrite_ab=False, overwrite_b=False, check_fi
         raise ShapeError(f'solve_banded: shapes {sa} (ab) and {sb} (b) do not fit (l, u) = '
                          f'({l}, {u}): ab must be ({l + u + 1}, n) and b (n,) or (n, k)')
     dt = np.result_type(ops.dtype_of(ab), ops.dtype_of(b))
-    return bind(solve_banded_p, ops.astype(ab, dt), ops.astype(b, dt), l=l, u=u)
+    bm = ops.astype(ops.reshape(b, (sb[0], 1)) if len(sb) == 1 else b, dt)
+    x = bind(solve_banded_p, ops.astype(ab, dt), bm, l=l, u=u)
+    return ops.reshape(x, sb) if len(sb) == 1 else x
 
 
 # --- eigh, block_diag -------------------------------------------------------------------------
