@@ -24,6 +24,9 @@ COVERED_ELSEWHERE = {
     'chainrule.checkpoint': 'test_checkpoint.py',
     'chainrule.jit': 'test_jit.py',
     'chainrule.lax': 'test_lax.py',
+    'chainrule.scipy.linalg': 'test_scipy_linalg.py',
+    'chainrule.scipy.signal': 'test_scipy_signal.py',
+    'chainrule.scipy.integrate': 'test_scipy_integrate.py',
 }
 # Primitives with no forward-mode rule, each with the reason.
 NO_JVP = {'custom_vjp_call': 'a custom_vjp function defines only its VJP, as in JAX'}
