@@ -227,3 +227,11 @@ def test_errors():
                np.array([0.0, 10.0]), mxstep=5)
     with pytest.raises(ValueError, match='method must be one of'):
         solve_ivp(lambda t, y: -y, (0, 1), Y0, method='BDF')
+
+
+def test_docstring_examples():
+    import doctest
+
+    import chainrule.scipy.integrate as mod
+    res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert res.attempted and not res.failed

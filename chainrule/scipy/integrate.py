@@ -45,7 +45,8 @@ import math
 import numpy as np
 
 from chainrule import ops
-from chainrule.core import ChainruleError, PerArg, Primitive, ShapeError, Tracer, bind
+from chainrule.core import (ChainruleError, PerArg, Primitive, ShapeError, Tracer, bind,
+                            concrete)
 from chainrule.interpreters.batching import vmap_flat
 from chainrule.interpreters.forward import jvp_flat
 from chainrule.interpreters.reverse import vjp_flat
@@ -479,8 +480,6 @@ def _split_args(args):
                and not isinstance(v, bool)]
     dyn = [leaves[k] if isinstance(leaves[k], Tracer) else np.asarray(leaves[k])
            for k in dyn_pos]
-    dyn = [ops.astype(d, np.float64) if _is_float(d) is False and
-           np.dtype(ops.dtype_of(d)).kind == 'f' else d for d in dyn]
 
     def rebuild(values):
         full = list(leaves)
@@ -494,7 +493,7 @@ def _solve(name, func, y0, t, args, rtol, atol, mxstep, hmax, method):
     if method not in _METHODS:
         raise ValueError(f'{name}: method must be one of {sorted(_METHODS)}, got {method!r}')
     y0 = y0 if isinstance(y0, Tracer) else np.asarray(y0)
-    if np.dtype(ops.dtype_of(y0)).kind not in 'f':
+    if np.dtype(ops.dtype_of(y0)).kind not in 'fc':
         y0 = ops.astype(y0, np.float64) if isinstance(y0, Tracer) else y0.astype(np.float64)
     t = t if isinstance(t, Tracer) else np.asarray(t)
     if len(ops.shape_of(t)) != 1 or ops.shape_of(t)[0] < 1:
@@ -587,7 +586,6 @@ def solve_ivp(fun, t_span, y0, method='RK45', t_eval=None, dense_output=False, e
     t0, tf = t_span
     if t_eval is None:
         # the accepted step times of a first solve become the output times
-        from chainrule.core import concrete
         dyn, rebuild = _split_args(args)
         cdyn = [concrete(d) for d in dyn]
         rec = []

@@ -31,7 +31,7 @@ input. `expm` runs in NumPy (Higham's scaling and squaring with a [13/13] Pade a
 import numpy as np
 
 from chainrule import ops
-from chainrule.core import Primitive, ShapeError, Tracer, bind, concrete
+from chainrule.core import Primitive, ShapeError, Tracer, bind
 from chainrule.ops import linalg as _la
 from chainrule.ops.linalg import _H, _mT, _mm, _tril, _like_input, _from_triangle
 
@@ -59,7 +59,7 @@ def _per_matrix(fn, *arrays):
     return np.stack(outs).reshape(batch + outs[0].shape)
 
 
-def _batch_leading(get_prim, nargs=1):
+def _batch_leading(get_prim):
     """The vmap rule of a primitive that maps over leading axes: an unbatched argument is
     broadcast to the batch, then the primitive runs on the stack."""
     def rule(args, dims, **params):

@@ -134,10 +134,7 @@ def _check(name, in1, in2, mode, method):
 
 
 def _as_input(x):
-    if isinstance(x, Tracer):
-        return x
-    x = np.asarray(x)
-    return x
+    return x if isinstance(x, Tracer) else np.asarray(x)
 
 
 def _convolve_axes(name, in1, in2, mode, axes, method):
