@@ -171,6 +171,38 @@ def test_eigh_eigenvectors_match_scipy_up_to_sign():
     np.testing.assert_allclose(v.T @ SPD @ v, np.eye(N), atol=1e-10)    # b-orthonormal
 
 
+# --- stacks and broadcasting -----------------------------------------------------------------
+
+STACK_SPD = np.einsum('bij,bkj->bik', *(2 * [rng.standard_normal((2, N, N))])) + N * np.eye(N)
+STACKED = [
+    ('expm', csl.expm, sl.expm, (rng.standard_normal((2, N, N)),)),
+    ('logm', csl.logm, sl.logm, (STACK_SPD,)),
+    ('sqrtm', csl.sqrtm, sl.sqrtm, (STACK_SPD,)),
+    ('lu_factor', lambda a: csl.lu_factor(a)[0], lambda a: sl.lu_factor(a)[0],
+     (rng.standard_normal((2, N, N)),)),
+    ('solve_sylvester', csl.solve_sylvester, sl.solve_sylvester,
+     (rng.standard_normal((2, N, N)), SYL_B, SYL_Q)),
+    # one right-hand side (n, k) for a stack of matrices: it broadcasts
+    ('solve_triangular', lambda a, b: csl.solve_triangular(a, b, lower=True),
+     lambda a, b: sl.solve_triangular(a, b, lower=True),
+     (rng.standard_normal((2, N, N)) + 3 * np.eye(N), B)),
+    ('cho_solve', lambda a, b: csl.cho_solve(csl.cho_factor(a), b),
+     lambda a, b: sl.cho_solve(sl.cho_factor(a), b), (STACK_SPD, B)),
+    ('lu_solve', lambda a, b: csl.lu_solve(csl.lu_factor(a), b),
+     lambda a, b: sl.lu_solve(sl.lu_factor(a), b), (rng.standard_normal((2, N, N)), B)),
+]
+
+
+@pytest.mark.parametrize('name,fn,ref,args', STACKED, ids=[c[0] for c in STACKED])
+def test_stacks_of_matrices_equal_scipy_per_matrix(name, fn, ref, args):
+    out = fn(*args)
+    batched = [a.ndim == 3 for a in args]
+    for i in range(2):
+        one = [a[i] if b else a for a, b in zip(args, batched)]
+        np.testing.assert_allclose(out[i], ref(*one), rtol=1e-9, atol=1e-11)
+    check_grads(fn, args, order=1, modes=MODES)
+
+
 # --- vmap, jit --------------------------------------------------------------------------------
 
 STACK = rng.standard_normal((4, N, N))
