@@ -235,3 +235,10 @@ def test_docstring_examples():
     import chainrule.scipy.integrate as mod
     res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert res.attempted and not res.failed
+
+
+def test_tensor_parameters_get_their_gradient_from_backward():
+    k = cr.Tensor(np.array(0.5), requires_grad=True)
+    y = odeint(lambda y, t, k: -k * y, np.array([2.0]), np.array([0.0, 1.0]), args=(k,), **TIGHT)
+    y[1, 0].backward()
+    np.testing.assert_allclose(k.grad.numpy(), -2.0 * np.exp(-0.5), rtol=1e-8)

@@ -259,3 +259,10 @@ def test_errors_name_the_function_and_shapes():
         csl.solve_triangular(A, B, trans=3)
     with pytest.raises(NotImplementedError, match='type=1'):
         csl.eigh(A, SPD, type=2)
+
+
+def test_tensor_inputs_get_their_gradient_from_backward():
+    a = cr.Tensor(A.copy(), requires_grad=True)
+    cnp.sum(csl.expm(a) * E).backward()
+    np.testing.assert_allclose(a.grad.numpy(), cr.grad(lambda x: cnp.sum(csl.expm(x) * E))(A),
+                               rtol=1e-12)

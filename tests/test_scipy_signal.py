@@ -142,3 +142,13 @@ def test_errors():
         csig.correlate(np.ones(3), np.ones(2), mode='middle')
     with pytest.raises(ValueError, match="method must be"):
         csig.convolve(np.ones(3), np.ones(2), method='fast')
+
+
+def test_tensor_inputs_get_their_gradient_from_backward():
+    x = cr.Tensor(np.arange(5.0), requires_grad=True)
+    k = cr.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    (csig.correlate(x, k, mode='same') ** 2).sum().backward()
+    gx, gk = cr.grad(lambda a, b: cnp.sum(csig.correlate(a, b, mode='same') ** 2),
+                     argnums=(0, 1))(np.arange(5.0), np.array([1.0, 2.0]))
+    np.testing.assert_allclose(x.grad.numpy(), gx, rtol=1e-12)
+    np.testing.assert_allclose(k.grad.numpy(), gk, rtol=1e-12)
