@@ -242,3 +242,15 @@ def test_tensor_parameters_get_their_gradient_from_backward():
     y = odeint(lambda y, t, k: -k * y, np.array([2.0]), np.array([0.0, 1.0]), args=(k,), **TIGHT)
     y[1, 0].backward()
     np.testing.assert_allclose(k.grad.numpy(), -2.0 * np.exp(-0.5), rtol=1e-8)
+
+
+def test_jacfwd_and_jacrev_equal_finite_differences():
+    # jacfwd batches the forward-sensitivity system and jacrev the adjoint one (vmap rules)
+    def f(y0):
+        return odeint(lotka_volterra, y0, T[:3], args=P, **TIGHT)
+    eps = 1e-6
+    fd = np.stack([(f(Y0 + eps * e) - f(Y0 - eps * e)) / (2 * eps) for e in np.eye(2)], -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')       # no loop-and-stack fallback
+        np.testing.assert_allclose(cr.jacfwd(f)(Y0), fd, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(cr.jacrev(f)(Y0), fd, rtol=1e-6, atol=1e-8)
