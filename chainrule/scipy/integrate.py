@@ -358,7 +358,8 @@ def solve_ivp(fun, t_span, y0, method='RK45', t_eval=None, dense_output=False, e
         t_span: (t0, tf). y0: (n,).
         method: 'RK45' or 'DOP853'.
         t_eval: the output times; without it, the times of the solver's accepted steps (found
-            by a first solve; the result is then differentiable in y0 and args, and in t0, tf).
+            by a first solve on concrete values, so not under `jit`; the result is then
+            differentiable in y0, args, t0 and tf, the inner times being constants).
         args: a tuple of extra arguments.
         options: `rtol` (1e-3), `atol` (1e-6), `max_step` (inf), as SciPy's.
 
