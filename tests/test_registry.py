@@ -25,6 +25,9 @@ COVERED_ELSEWHERE = {
     'chainrule.jit.call': 'test_jit.py',
     'chainrule.lax': 'test_lax.py',
     'chainrule.scipy.special': 'test_scipy_special.py',
+    'chainrule.scipy.linalg': 'test_scipy_linalg.py',
+    'chainrule.scipy.signal': 'test_scipy_signal.py',
+    'chainrule.scipy.integrate': 'test_scipy_integrate.py',
 }
 # Primitives with no forward-mode rule, each with the reason.
 NO_JVP = {'custom_vjp_call': 'a custom_vjp function defines only its VJP, as in JAX'}

@@ -19,8 +19,10 @@ NumPy 2's `np.linalg` is here, so `np.linalg.*` called on a `Tensor` dispatches 
 Differences from NumPy, all deliberate:
 - `eig` always returns complex arrays (NumPy returns real ones when every eigenvalue happens
   to be real), so the output dtype does not depend on the values.
-- Derivatives of `cholesky` and `eigh` treat the input as Hermitian (as JAX and PyTorch do):
-  the gradient comes back Hermitian.
+- The derivative of `cholesky` treats the input as Hermitian (as JAX and PyTorch do): the
+  gradient comes back Hermitian. `eigh`/`eigvalsh` are differentiated as what they compute,
+  the Hermitian matrix read from the `UPLO` triangle, so their gradient lives on that triangle
+  and agrees with finite differences on any input (as HIPS autograd's).
 - Eigenvectors and singular vectors are defined up to sign (phase, for complex): only
   functions that do not depend on that choice have meaningful derivatives.
 - Derivatives of `svd(..., full_matrices=True)` (NumPy's default) of a non-square matrix exist

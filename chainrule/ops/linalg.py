@@ -20,9 +20,12 @@ Notation in the comments: `^T` transpose of the last two axes, `^H` conjugate tr
 `F_ij = 1 / (w_j - w_i)` for i != j (0 on the diagonal and where eigenvalues coincide),
 `o` the elementwise product.
 
-Symmetric/Hermitian inputs (`cholesky`, `eigh`): like NumPy, the impl reads one triangle, but
-the derivative treats the input as Hermitian, as JAX and PyTorch do: tangents are symmetrised
-`(t + t^H) / 2` and cotangents come back Hermitian. Check such functions on `(a + a^H) / 2`.
+Symmetric/Hermitian inputs. `eigh` reads one triangle (`UPLO`), and its derivative is that of
+what it computes: the eigendecomposition of `S = tril(a) + tril(a, -1)^H` (or the `triu` form),
+so the cotangent lives on that triangle (HIPS autograd's convention; it agrees with finite
+differences on any input). `cholesky` reads the lower triangle but its derivative treats the
+input as Hermitian, as JAX and PyTorch do: tangents are symmetrised `(t + t^H) / 2` and
+cotangents come back Hermitian. Check it on `(a + a^H) / 2`.
 """
 
 import functools
@@ -324,21 +327,40 @@ cholesky_p = Primitive('cholesky', lambda a: _lapack('cholesky', np.linalg.chole
 
 # --- eigh -------------------------------------------------------------------------------------
 
+def _from_triangle(t, UPLO):
+    """The Hermitian matrix an `UPLO` routine reads from `t`: `tril(t) + tril(t, -1)^H` for 'L'
+    (the imaginary part of the diagonal is ignored, as LAPACK does)."""
+    lower = t if UPLO == 'L' else _mT(t)
+    s = ops.add(_tril(lower), _H(_tril(lower, -1)))
+    return _hermitian_part(s if UPLO == 'L' else _mT(s))
+
+
+def _to_triangle(h, UPLO):
+    """The transpose of `_from_triangle` applied to a Hermitian `h`: the strict triangle read
+    gets both off-diagonal halves (`2 h`), the diagonal `h`, the other triangle 0."""
+    n = ops.shape_of(h)[-1]
+    mask = 2 * np.tri(n, n, -1) + np.eye(n)
+    return _masked(h, mask if UPLO == 'L' else mask.T)
+
+
 def _eigh_jvp(t, ans, a, *, UPLO):
-    # A V = V diag(w), V unitary: with X = V^H dA V, dw = Re diag(X), dV = V (F o X)
+    # A V = V diag(w), V unitary: with X = V^H dS V, dw = Re diag(X), dV = V (F o X), where dS
+    # is the tangent of the Hermitian matrix read from the UPLO triangle
     w, v = ans
-    x = _mm(_mm(_H(v), _hermitian_part(t)), v)
+    x = _mm(_mm(_H(v), _from_triangle(t, UPLO)), v)
     dw = _diag(x)
     dw = ops.real(dw) if _is_complex(dw) else dw
     return dw, _mm(v, ops.mul(_recip_diff(w), x))
 
 
 def _eigh_vjp(g, ans, a, *, UPLO):
-    # transpose of the JVP: A_bar = conj(V) (diag(g_w) + F o (V^T g_V)) V^T, Hermitian part
+    # transpose of the JVP: S_bar = Hermitian part of conj(V) (diag(g_w) + F o (V^T g_V)) V^T,
+    # then back onto the triangle that was read
     gw, gv = g
     w, v = ans
     inner = ops.add(_diag_embed(gw), ops.mul(_recip_diff(w), _mm(_mT(v), gv)))
-    return _like_input(_hermitian_part(_mm(_mm(_conj(v), inner), _mT(v))), a)
+    s_bar = _hermitian_part(_mm(_mm(_conj(v), inner), _mT(v)))
+    return _like_input(_to_triangle(s_bar, UPLO), a)
 
 
 eigh_p = Primitive('eigh', lambda a, *, UPLO: tuple(_lapack('eigh', np.linalg.eigh, a, UPLO)),
