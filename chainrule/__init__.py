@@ -20,5 +20,7 @@ from .transforms import (elementwise_grad, hessian, hvp, jacfwd, jacobian, jacre
 from .jit import jit, make_graph
 from .export import export, load_graph
 from . import lax
+from . import debug
+from .debug import coverage
 
 __version__ = "0.1.0"
