@@ -4,5 +4,6 @@ gradient is None or zero (`explain_grad`, `explain`), and what the backward pass
 """
 
 from chainrule.debug.coverage import CoverageRow, CoverageTable, coverage
+from chainrule.debug.nans import Config, config, debug_nans
 
-__all__ = ['coverage', 'CoverageRow', 'CoverageTable']
+__all__ = ['coverage', 'CoverageRow', 'CoverageTable', 'debug_nans', 'config', 'Config']

@@ -105,6 +105,7 @@ def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
             heapq.heappush(heap, (-r.seq, r))
     leaves = {}
     heappop, heappush = heapq.heappop, heapq.heappush
+    check = _backward_hook
     while heap:
         node = heappop(heap)[1]
         g = ct.pop(id(node))
@@ -141,7 +142,10 @@ def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
             rule = rules[i]
             if rule is None:
                 continue
-            gi = rule(g, out, *args, **params)
+            if check is None:
+                gi = rule(g, out, *args, **params)
+            else:
+                gi = check(node, i, rule, g, out, args, params)
             k = id(parent)
             if k in ct:
                 ct[k] = add_cotangents(ct[k], gi)
@@ -151,6 +155,11 @@ def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
         if not retain_graph:
             node.free()
     return leaves
+
+
+# `chainrule.debug` sets this to `hook(node, i, rule, g, out, args, params) -> cotangent` while
+# a diagnostic mode that checks every cotangent (`debug_nans`) is on; None otherwise.
+_backward_hook = None
 
 
 def _check_versions(node):
