@@ -31,17 +31,19 @@ import linecache
 import os
 import sys
 import threading
+import weakref
 
 import numpy as np
 
-__all__ = ['debug_nans', 'config', 'Config', 'source_line']
+__all__ = ['debug_nans', 'record_sources', 'config', 'Config', 'source_line', 'cut_of']
 
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _SKIP_FILES = (_PKG, contextlib.__file__)
 
 _lock = threading.Lock()
-_users = 0              # how many `debug_nans` blocks (and the config flag) have the mode on
-_origins = {}           # id(result) -> (result, where it was created): for backward reports
+_modes = {'nans': 0, 'sources': 0}   # how many blocks (and the config flag) have each mode on
+_origins = {}           # id(result) -> (ref to result, where it was created)
+_cuts = {}              # id(array) -> (ref, reason, op, where): values whose gradient was cut
 _MAX_ORIGINS = 200_000
 _saved = {}             # the originals swapped out while the mode is on
 _in_backward = threading.local()
@@ -226,8 +228,26 @@ def _concrete_inputs(args):
     return out
 
 
+def _ref(x):
+    try:
+        return weakref.ref(x)
+    except TypeError:               # NumPy scalars and Python numbers: small, keep them
+        return lambda: x
+
+
+def _remember(table, x, *info):
+    if len(table) >= _MAX_ORIGINS:
+        table.pop(next(iter(table)))
+    table[id(x)] = (_ref(x),) + info
+
+
+def _recall(table, x):
+    hit = table.get(id(x))
+    return hit[1:] if hit is not None and hit[0]() is x else None
+
+
 def _check_forward(prim, args, params, result):
-    bad = _first_bad(result)
+    bad = _first_bad(result) if _modes['nans'] else None
     ctx = getattr(_in_backward, 'node', None)
     if bad is not None:
         a, ok = bad
@@ -247,18 +267,69 @@ def _check_forward(prim, args, params, result):
         where = source_line(3)
         results = list(result) if isinstance(result, tuple) else [result]
         for r in results + [x.data for x in results if getattr(x, '_is_tensor', False)]:
-            if len(_origins) >= _MAX_ORIGINS:
-                _origins.pop(next(iter(_origins)))
-            _origins[id(r)] = (r, where)
+            _remember(_origins, r, where)
+        return where
 
 
 def _origin(node):
+    """Where the operation of tape node `node` was made (None when not recorded)."""
     out = node.out
     for r in ([out] + list(out) if isinstance(out, tuple) else [out]):
-        hit = _origins.get(id(r))
-        if hit is not None and hit[0] is r:
-            return hit[1]
+        hit = _recall(_origins, r)
+        if hit is not None:
+            return hit[0]
     return None
+
+
+def cut_of(array):
+    """The cut points `[(reason, op, where, sources)]` behind `array`, the data of a value whose
+    gradient was cut (recorded while a mode was on; `sources` are weak references to the tape
+    nodes the gradient would have continued to): empty when none is known."""
+    hit = _recall(_cuts, array)
+    return list(hit[0]) if hit is not None else []
+
+
+_PIECEWISE = {'floor', 'ceil', 'round', 'rint', 'trunc', 'sign', 'floor_divide', 'argmax',
+              'argmin', 'argsort', 'equal', 'not_equal', 'less', 'less_equal', 'greater',
+              'greater_equal', 'isnan', 'isinf', 'isfinite', 'logical_and', 'logical_or',
+              'logical_not', 'logical_xor', 'searchsorted'}
+
+
+def _record_cut(prim, args, out, where):
+    """A Tensor op whose result does not require grad: if an input did, record why the
+    gradient stops here; if an input was itself cut, the result inherits its cut points."""
+    outs = [r for r in (out if isinstance(out, tuple) else (out,))
+            if getattr(r, '_is_tensor', False) and not r.requires_grad]
+    if not outs:
+        return
+    if any(getattr(a, '_is_tensor', False) and a.requires_grad for a in args):
+        from chainrule.tensor import is_grad_enabled
+        if not is_grad_enabled():
+            reason = 'no_grad'
+        elif prim.name in _PIECEWISE:
+            reason = 'piecewise_constant'
+        elif np.dtype(outs[0].dtype).kind in 'biu':
+            reason = 'integer'          # (an integer cast may stop the gradient first)
+        elif prim.name == 'stop_gradient':
+            reason = 'stop_gradient'
+        else:
+            reason = 'not_differentiable'
+        srcs = tuple(weakref.ref(a._node) for a in args if getattr(a, '_is_tensor', False)
+                     and a.requires_grad and a._node is not None)
+        infos = ((reason, prim.name, where, srcs),)
+    else:
+        infos = ()
+        for a in args:
+            for c in cut_of(a.data if getattr(a, '_is_tensor', False) else a):
+                if c not in infos:
+                    infos += (c,)
+        if not infos:
+            return
+        if np.dtype(outs[0].dtype).kind in 'biu':   # astype: stop_gradient, then the cast
+            infos = tuple(('integer', prim.name) + c[2:] if c[0] == 'stop_gradient'
+                          and c[2] == where else c for c in infos)
+    for r in outs:
+        _remember(_cuts, r.data, infos)
 
 
 # --- the hooks ----------------------------------------------------------------------------------
@@ -270,6 +341,8 @@ def _eager_hook(prim, args, params):
 
 
 def _backward_hook(node, i, rule, g, out, args, params):
+    if not _modes['nans']:
+        return rule(g, out, *args, **params)
     prev = getattr(_in_backward, 'node', None)
     _in_backward.node = (node, i)
     try:
@@ -288,24 +361,39 @@ def _install():
     from chainrule import core
     jit_mod = sys.modules['chainrule.jit']     # (the name `chainrule.jit` is the function)
     from chainrule.interpreters import reverse
-    from chainrule.tensor import EagerTrace
+    from chainrule.tensor import EagerTrace, Tensor
+    _origins.clear()
+    _cuts.clear()
     _saved['eager'] = EagerTrace.process
     _saved['jitted'] = jit_mod.Jitted.__call__
     orig_process, orig_call = EagerTrace.process, jit_mod.Jitted.__call__
 
+    _saved['detach'] = Tensor.detach
+    orig_process, orig_call, orig_detach = EagerTrace.process, jit_mod.Jitted.__call__, Tensor.detach
+
     def process(self, prim, args, params):
         out = orig_process(self, prim, args, params)
-        _check_forward(prim, args, params, out)
+        where = _check_forward(prim, args, params, out)
+        if where is not None:
+            _record_cut(prim, args, out, where)
         return out
 
     def call(self, *args, **kwargs):
         out = orig_call(self, *args, **kwargs)
-        if _first_bad(_leaves(out)) is not None:
+        if _modes['nans'] and _first_bad(_leaves(out)) is not None:
             self.fun(*args, **kwargs)    # op by op, checked: raises at the culprit
+        return out
+
+    def detach(self):
+        out = orig_detach(self)
+        if self.requires_grad and self._node is not None:
+            _remember(_cuts, out.data,
+                      (('detach', 'detach', source_line(2), (weakref.ref(self._node),)),))
         return out
 
     EagerTrace.process = process
     jit_mod.Jitted.__call__ = call
+    Tensor.detach = detach
     core._eager_hook = _eager_hook
     reverse._backward_hook = _backward_hook
 
@@ -314,12 +402,12 @@ def _uninstall():
     from chainrule import core
     jit_mod = sys.modules['chainrule.jit']     # (the name `chainrule.jit` is the function)
     from chainrule.interpreters import reverse
-    from chainrule.tensor import EagerTrace
+    from chainrule.tensor import EagerTrace, Tensor
     EagerTrace.process = _saved.pop('eager')
     jit_mod.Jitted.__call__ = _saved.pop('jitted')
+    Tensor.detach = _saved.pop('detach')
     core._eager_hook = None
     reverse._backward_hook = None
-    _origins.clear()
 
 
 def _leaves(out):
@@ -327,17 +415,30 @@ def _leaves(out):
     return tree_flatten(out)[0]
 
 
-def _enable(on):
-    global _users
+def _enable(on, mode='nans'):
     with _lock:
-        if on:
-            _users += 1
-            if _users == 1:
-                _install()
-        else:
-            _users -= 1
-            if _users == 0:
-                _uninstall()
+        before = sum(_modes.values())
+        _modes[mode] += 1 if on else -1
+        after = sum(_modes.values())
+        if before == 0 and after > 0:
+            _install()
+        elif before > 0 and after == 0:
+            _uninstall()
+
+
+class record_sources:
+    """Record, for every operation run inside the block, the user's source line that made it,
+    and where a value's gradient was cut (`detach()`, `no_grad()`, `stop_gradient`, an integer
+    cast, a piecewise-constant op). `cr.explain_grad` and `cr.memory_report` use these records
+    after the block. Nothing is recorded outside such a block (or `debug_nans`)."""
+
+    def __enter__(self):
+        _enable(True, 'sources')
+        return self
+
+    def __exit__(self, *exc):
+        _enable(False, 'sources')
+        return False
 
 
 class debug_nans:
