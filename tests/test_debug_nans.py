@@ -11,18 +11,14 @@ import pytest
 
 import chainrule as cr
 import chainrule.numpy as cnp
+import source_lines
 from chainrule import core
 from chainrule.interpreters import reverse
 from chainrule.tensor import EagerTrace
 
 
 def line_of(marker):
-    """The line number in this file of the line ending with `# <marker>`."""
-    with open(__file__) as f:
-        for i, text in enumerate(f, 1):
-            if text.rstrip().endswith('# ' + marker):
-                return i
-    raise AssertionError(marker)
+    return source_lines.line_of(__file__, marker)
 
 
 def caught(fn, *args):

@@ -109,16 +109,9 @@ class Explanation:
     __repr__ = __str__
 
 
-def _where_text(where):
-    if where is None:
-        return ''
-    fn, line, func, text = where
-    return f', at {fn}:{line}: {text}'
-
-
 def _reason_text(r):
     k = r['kind']
-    w = _where_text(r.get('where'))
+    w = '' if r.get('where') is None else ', at ' + _rec.fmt_where(r['where'])
     if k == 'no_requires_grad':
         return 'it does not require grad (make it with requires_grad=True)'
     if k == 'not_connected':

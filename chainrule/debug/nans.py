@@ -62,7 +62,8 @@ def source_line(skip_frames=1):
     return None
 
 
-def _fmt_where(where):
+def fmt_where(where):
+    """`file:line in function:  text` for a `source_line` result."""
     if where is None:
         return 'unknown (no frame outside chainrule)'
     fn, line, func, text = where
@@ -204,7 +205,7 @@ def _raise(name, phase, where, inputs, a, ok, extra='', g=None):
     bad = np.argwhere(~ok)
     first = tuple(int(i) for i in bad[0]) if bad.size else ()
     lines = [f'debug_nans: the {phase} pass of {name!r} produced {_kind(a, ok)}{extra}',
-             f'  created at: {_fmt_where(where)}']
+             f'  created at: {fmt_where(where)}']
     for i, x in enumerate(inputs):
         lines.append(f'  input {i}: {_describe(x)}')
     if g is not None:
