@@ -21,6 +21,6 @@ from .jit import jit, make_graph
 from .export import export, load_graph
 from . import lax
 from . import debug
-from .debug import config, coverage, debug_nans, explain, explain_grad
+from .debug import config, coverage, debug_nans, explain, explain_grad, memory_report
 
 __version__ = "0.1.0"

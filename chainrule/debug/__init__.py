@@ -6,6 +6,8 @@ gradient is None or zero (`explain_grad`, `explain`), and what the backward pass
 from chainrule.debug.coverage import CoverageRow, CoverageTable, coverage
 from chainrule.debug.nans import Config, config, debug_nans, record_sources
 from chainrule.debug.explain import Explanation, InputReport, explain, explain_grad
+from chainrule.debug.stepping import MemoryReport, Step, memory_report
 
 __all__ = ['coverage', 'CoverageRow', 'CoverageTable', 'debug_nans', 'config', 'Config',
-           'record_sources', 'explain_grad', 'explain', 'Explanation', 'InputReport']
+           'record_sources', 'explain_grad', 'explain', 'Explanation', 'InputReport',
+           'memory_report', 'MemoryReport', 'Step']
