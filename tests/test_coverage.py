@@ -5,7 +5,7 @@ import pytest
 
 import chainrule as cr
 import chainrule.numpy as cnp
-from chainrule.debug.coverage import COLUMNS, _run, public_functions
+from chainrule.debug.coverage_table import COLUMNS, _run, public_functions
 from chainrule.debug.samples import Sample
 
 from op_table import ROWS

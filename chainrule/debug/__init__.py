@@ -3,9 +3,9 @@ gradient is None or zero (`explain_grad`, `explain`), and what the backward pass
 (`memory_report`). Each is off until asked for, and costs nothing while off.
 """
 
-from chainrule.debug.coverage import CoverageRow, CoverageTable, coverage
+from chainrule.debug.coverage_table import CoverageRow, CoverageTable, coverage
 from chainrule.debug.nans import Config, config, debug_nans, record_sources
-from chainrule.debug.explain import Explanation, InputReport, explain, explain_grad
+from chainrule.debug.grad_explain import Explanation, InputReport, explain, explain_grad
 from chainrule.debug.stepping import MemoryReport, Step, memory_report
 
 __all__ = ['coverage', 'CoverageRow', 'CoverageTable', 'debug_nans', 'config', 'Config',

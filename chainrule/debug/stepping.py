@@ -170,7 +170,7 @@ def _owner(a):
 def memory_report(y):
     """The arrays the graph of `Tensor` `y` saved for its backward pass (see the module
     docstring). After `backward()` has freed them the report is empty."""
-    from chainrule.debug.explain import _collect
+    from chainrule.debug.grad_explain import _collect
     root = getattr(y, '_node', None)
     nodes = _collect(root) if root is not None else {}
     rows, owners = [], {}
