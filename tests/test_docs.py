@@ -77,3 +77,33 @@ def test_readme_says_how_to_build_the_site():
     with open(os.path.join(ROOT, 'README.md')) as f:
         readme = f.read()
     assert 'mkdocs build --strict' in readme and '.[docs]' in readme
+
+
+def python_blocks(path):
+    with open(path) as f:
+        return re.findall(r'```python\n(.*?)```', f.read(), re.S)
+
+
+@pytest.mark.parametrize('name', ['scalars', 'tensors', 'transforms', 'jit'])
+def test_getting_started_examples_run(name, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)               # (the jit page saves a graph to a file)
+    ns = {}
+    for block in python_blocks(os.path.join(DOCS, 'getting-started', name + '.md')):
+        exec(compile(block, f'docs/getting-started/{name}.md', 'exec'), ns)
+    if name == 'scalars':
+        assert capsys.readouterr().out.startswith('0.9672 0.4408')
+
+
+def test_debugging_page_examples_say_what_the_page_shows():
+    import warnings
+    blocks = python_blocks(os.path.join(DOCS, 'debugging.md'))
+    ns = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)
+        with pytest.raises(FloatingPointError, match="backward pass of 'sqrt'") as info:
+            exec(blocks[0], ns)
+    assert 'double-where' in str(info.value)
+    exec(blocks[1], ns)                       # the explain example prints its tree
+    e = ns['cr'].explain(ns['f'], argnums=(0, 1))(ns['np'].array([-1.0, 2.0, -3.0]),
+                                                  ns['np'].array([0.5]))
+    assert e['x'].status == 'partly zero' and e['w'].status == 'none'

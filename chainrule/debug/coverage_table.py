@@ -8,7 +8,8 @@ What you can do with it:
     ('yes', 'native')
 
 `coverage()` calls every public function of `chainrule.numpy`, `chainrule.numpy.linalg`,
-`chainrule.numpy.fft` and `chainrule.nn.functional` on small random inputs (the table in
+`chainrule.numpy.fft` and `chainrule.nn.functional` (and `chainrule.scipy`'s modules, when
+present) on small random inputs (the table in
 `chainrule.debug.samples`) and checks, for each:
 
 - `reverse`: `grad` of a random weighting of the outputs agrees with central finite differences
@@ -95,12 +96,26 @@ class CoverageTable(list):
         return self.to_markdown()
 
 
+# `chainrule.scipy`'s modules, covered when they exist (default sample inputs unless
+# `chainrule.debug.samples.TABLES` has an entry for the module)
+SCIPY = ('chainrule.scipy.special', 'chainrule.scipy.stats', 'chainrule.scipy.linalg',
+         'chainrule.scipy.signal', 'chainrule.scipy.integrate', 'chainrule.scipy.optimize')
+
+
+def _modules():
+    import importlib
+    for mod in tuple(TABLES) + tuple(m for m in SCIPY if m not in TABLES):
+        try:
+            yield mod, importlib.import_module(mod)
+        except ImportError:
+            if mod in TABLES:
+                raise
+
+
 def public_functions():
     """`[(module name, function name, function)]` for every public function covered."""
-    import importlib
     out = []
-    for mod in TABLES:
-        m = importlib.import_module(mod)
+    for mod, m in _modules():
         names = getattr(m, '__all__', None)
         if names is None:
             names = [n for n in dir(m) if not n.startswith('_')]
