@@ -14,7 +14,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 HEADER = """# Coverage
 
-Every public function of `chainrule.numpy`, `.linalg`, `.fft` and `chainrule.nn.functional`,
+Every public function of `chainrule.numpy`, `.linalg`, `.fft`, `chainrule.nn.functional` (and
+`chainrule.scipy` where present),
 run on small random inputs in each transform when this site was built (`cr.coverage()`; one
 row: `cr.coverage(cnp.flip)`). Nothing here is declared by hand.
 

@@ -4,7 +4,8 @@ gradient is None or zero (`explain_grad`, `explain`), and what the backward pass
 """
 
 from chainrule.debug.coverage_table import CoverageRow, CoverageTable, coverage
-from chainrule.debug.nans import Config, config, debug_nans, record_sources
+from chainrule.debug.hooks import record_sources
+from chainrule.debug.nans import Config, config, debug_nans
 from chainrule.debug.grad_explain import Explanation, InputReport, explain, explain_grad
 from chainrule.debug.stepping import MemoryReport, Step, memory_report
 

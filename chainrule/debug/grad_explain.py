@@ -27,7 +27,7 @@ The result is an `Explanation`: `print` it for the tree, or read `.inputs` (a li
 
 import numpy as np
 
-from chainrule.debug import nans as _rec
+from chainrule.debug import hooks as _rec
 
 __all__ = ['explain_grad', 'explain', 'Explanation', 'InputReport']
 
@@ -36,7 +36,7 @@ __all__ = ['explain_grad', 'explain', 'Explanation', 'InputReport']
 _MASKING = {'relu', 'maximum', 'minimum', 'where', 'max', 'max_pool2d', 'abs', 'sort',
             'take_along_axis', 'getitem'}
 _OVERWRITE = {'at_set'}     # writes into argument 0: the written elements lose its gradient
-_PIECEWISE = _rec._PIECEWISE
+_PIECEWISE = _rec.PIECEWISE
 
 _CUT_TEXT = {
     'detach': 'cut by detach()',
@@ -206,7 +206,7 @@ def _masking_reasons(nodes, reach, leaf):
         for i, p in enumerate(n.parents):
             if p is None or id(p) not in reach:
                 continue
-            where = _rec._origin(n)
+            where = _rec.origin(n)
             if name in _PIECEWISE:
                 out.append({'kind': 'piecewise_constant', 'op': name, 'where': where})
             elif name in _MASKING or name in _OVERWRITE:
@@ -223,7 +223,7 @@ def _recorded(y):
     """Whether `y` was made while source lines were being recorded."""
     root = getattr(y, '_node', None)
     if root is not None and root.prim is not None:
-        return _rec._origin(root) is not None
+        return _rec.origin(root) is not None
     return _rec._recall(_rec._origins, y.data) is not None
 
 

@@ -25,7 +25,7 @@ several nodes, or views of one buffer, counted once).
 
 import numpy as np
 
-from chainrule.debug import nans as _rec
+from chainrule.debug import hooks as _rec
 
 __all__ = ['Step', 'value_steps', 'tensor_steps', 'memory_report', 'MemoryReport']
 
@@ -123,7 +123,7 @@ def tensor_steps(y, gradient=None, retain_graph=False):
                 local.append(rule(ones, node.out, *node.args, **node.params))
             except Exception:      # (a multiple-result op: no single local derivative)
                 local.append(None)
-        steps.append(Step(node.prim.name, node, _rec._origin(node), gg, local, contrib))
+        steps.append(Step(node.prim.name, node, _rec.origin(node), gg, local, contrib))
         return g, node.args, node.out
 
     def on_leaf(node, g):
@@ -187,6 +187,6 @@ def memory_report(y):
         rows.append({'op': n.prim.name, 'shapes': [np.shape(a) for a in saved],
                      'dtypes': [str(np.asarray(a).dtype) for a in saved],
                      'bytes': sum(int(np.asarray(a).nbytes) for a in saved),
-                     'where': _rec._origin(n)})
+                     'where': _rec.origin(n)})
     rows.sort(key=lambda r: -r['bytes'])
     return MemoryReport(rows, sum(b for _, b in owners.values()))
