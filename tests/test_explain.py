@@ -2,6 +2,7 @@
 with the user's line."""
 
 import numpy as np
+import pytest
 
 import chainrule as cr
 import chainrule.numpy as cnp
@@ -136,3 +137,14 @@ def test_without_recording_the_report_says_how_to_get_lines():
     y = (x.detach() * 2).sum()
     y2 = (x * 2).sum()
     assert 'record_sources' in str(cr.explain_grad(y + 0 * y2.detach(), x))
+
+
+def test_a_freed_graph_is_a_clear_error():
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(cr.GradientError, match='freed by backward'):
+        cr.explain_grad(y, x)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    assert cr.explain_grad(y, x)[0].status == 'ok'

@@ -245,7 +245,13 @@ def explain_grad(y, x, names=None):
     root = getattr(y, '_node', None)
     nodes = _collect(root) if root is not None else {}
     grads = {}
-    if root is not None and all(n.args is not None for n in nodes.values() if n.prim):
+    if root is not None:
+        if any(n.args is None for n in nodes.values() if n.prim is not None):
+            from chainrule.core import GradientError
+            raise GradientError(
+                'explain_grad: the graph of this output was freed by backward(), so its '
+                'saved values are gone; call explain_grad before backward(), or pass '
+                'retain_graph=True to backward()')
         g = np.ones(np.shape(y.data), dtype=np.result_type(y.data))
         grads = backprop([root], [g], retain_graph=True)
     reports = []
