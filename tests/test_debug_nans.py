@@ -45,6 +45,10 @@ def sqrt_loss(x):
     return cnp.sum(cnp.sqrt(x))   # sqrt-line
 
 
+def norm_loss(x):
+    return cnp.sqrt(cnp.sum(x * x))   # norm-line
+
+
 def pow_loss(x):
     return cnp.sum(cnp.abs(x) ** 0.5)   # pow-line
 
@@ -81,6 +85,14 @@ def test_sqrt_at_zero_backward():
     err = caught(cr.grad(sqrt_loss), np.array([0.0, 1.0]))
     assert_report(err, 'sqrt', 'backward', 'sqrt-line', 'infinite derivative at 0')
     assert 'exact zero' in str(err)            # the input's range shows the zero
+
+
+def test_hand_written_norm_of_a_zero_vector():
+    err = caught(cr.grad(norm_loss), np.zeros(3))
+    assert_report(err, 'sqrt', 'backward', 'norm-line', '`norm` of a zero vector')
+    # the library's norm is safe at 0 (zero gradient, PyTorch's choice): nothing to report
+    with cr.debug_nans():
+        np.testing.assert_array_equal(cr.grad(cnp.linalg.norm)(np.zeros(3)), np.zeros(3))
 
 
 def test_abs_pow_at_zero_backward():
