@@ -235,3 +235,26 @@ def test_environment_variable():
     out = subprocess.run([sys.executable, '-c', code], cwd=root, capture_output=True, text=True,
                          env={**os.environ, 'CHAINRULE_DEBUG_NANS': '1'})
     assert out.stdout.strip() == 'raised log', out.stderr
+
+
+def test_a_block_checks_its_own_thread_only():
+    import threading
+    started, release, seen = threading.Event(), threading.Event(), []
+
+    def other():
+        started.set()
+        release.wait(10)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', RuntimeWarning)
+            seen.append(float(log_loss(np.array([0.0]))))   # -inf, not an error here
+
+    t = threading.Thread(target=other)
+    t.start()
+    started.wait(10)
+    with cr.debug_nans():
+        release.set()
+        t.join(10)
+        with pytest.raises(FloatingPointError), warnings.catch_warnings():
+            warnings.simplefilter('ignore', RuntimeWarning)
+            log_loss(np.array([0.0]))
+    assert seen == [-np.inf]

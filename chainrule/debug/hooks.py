@@ -40,6 +40,17 @@ _saved = {}             # the originals swapped out while a mode is on
 in_backward = contextvars.ContextVar('chainrule_debug_in_backward', default=None)
 
 
+# `debug_nans` blocks check only in their own context (thread, asyncio task), as `no_grad`
+# applies only to its own; `cr.config.debug_nans = True` checks everywhere
+nans_here = contextvars.ContextVar('chainrule_debug_nans_here', default=0)
+nans_everywhere = [False]
+
+
+def checking():
+    """Whether NaN checks apply in this context."""
+    return nans_everywhere[0] or nans_here.get() > 0
+
+
 def source_line(skip_frames=1):
     """`(filename, lineno, function, text)` of the innermost frame outside chainrule (the
     user's line that called into it), or None."""
@@ -82,7 +93,7 @@ def _recall(table, x):
 def _forward(prim, args, params, result):
     """Called with every concrete result while a mode is on: check it (debug_nans), and
     remember where it was made. Returns that source line (None inside a VJP rule)."""
-    if modes['nans']:
+    if modes['nans'] and checking():
         from chainrule.debug.nans import check_forward
         check_forward(prim, args, params, result)
     if in_backward.get() is not None:
@@ -165,7 +176,7 @@ def _eager_hook(prim, args, params):
 
 
 def _backward_hook(node, i, rule, g, out, args, params):
-    if not modes['nans']:
+    if not (modes['nans'] and checking()):
         return rule(g, out, *args, **params)
     from chainrule.debug.nans import check_backward
     token = in_backward.set((node, i))
@@ -197,7 +208,7 @@ def _install():
 
     def call(self, *args, **kwargs):
         out = orig_call(self, *args, **kwargs)
-        if modes['nans']:
+        if modes['nans'] and checking():
             from chainrule.debug.nans import check_jitted
             check_jitted(self, args, kwargs, out)
         return out

@@ -231,7 +231,9 @@ def check_jitted(jitted, args, kwargs, out):
 
 class debug_nans:
     """Check every forward result and backward cotangent for NaN and inf (see the module
-    docstring). Use as `with cr.debug_nans():` or as a decorator `@cr.debug_nans()`.
+    docstring). Use as `with cr.debug_nans():` or as a decorator `@cr.debug_nans()`. A block
+    checks the code of its own context (thread, asyncio task), as `no_grad()` does;
+    `cr.config.debug_nans = True` checks everywhere.
 
     Raises:
         FloatingPointError: at the first non-finite value, naming the primitive, the pass, the
@@ -240,12 +242,17 @@ class debug_nans:
             text).
     """
 
+    def __init__(self):
+        self._tokens = []
+
     def __enter__(self):
+        self._tokens.append(hooks.nans_here.set(hooks.nans_here.get() + 1))
         hooks.enable(True, 'nans')
         return self
 
     def __exit__(self, *exc):
         hooks.enable(False, 'nans')
+        hooks.nans_here.reset(self._tokens.pop())
         return False
 
     def __call__(self, fn):
@@ -273,7 +280,7 @@ class Config:
     def debug_nans(self, on):
         on = bool(on)
         if on != self._debug_nans:
-            self._debug_nans = on
+            self._debug_nans = hooks.nans_everywhere[0] = on
             hooks.enable(on, 'nans')
 
     def __repr__(self):
