@@ -24,5 +24,20 @@ from . import export
 from .export import GraphFormatError, load_graph
 from . import lax
 from . import testing
+from . import debug
+from .debug import config, coverage, debug_nans, explain, explain_grad, memory_report
 
 __version__ = "0.1.0"
+
+__all__ = [
+    # the four ways of working
+    'Value', 'Tensor', 'tensor', 'no_grad', 'enable_grad', 'set_grad_enabled', 'is_grad_enabled',
+    'grad', 'value_and_grad', 'vjp', 'jvp', 'vmap', 'jacfwd', 'jacrev', 'jacobian', 'hessian',
+    'hvp', 'linearize', 'elementwise_grad', 'stop_gradient', 'custom_vjp', 'custom_jvp',
+    'checkpoint', 'remat', 'jit', 'make_graph', 'export', 'load_graph', 'save', 'load',
+    # diagnostics
+    'coverage', 'debug_nans', 'config', 'explain_grad', 'explain', 'memory_report',
+    # errors
+    'ChainruleError', 'ShapeError', 'DTypeError', 'GradientError', 'OutputTypeError',
+    'IndexOutOfRangeError', 'MissingRuleError',
+]

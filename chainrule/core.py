@@ -241,8 +241,15 @@ def bind(prim, *args, **params):
             if t.level > level:
                 trace, level = t, t.level
     if trace is None:
-        return prim.impl(*args, **params)
+        if _eager_hook is None:
+            return prim.impl(*args, **params)
+        return _eager_hook(prim, args, params)
     return trace.process(prim, args, params)
+
+
+# `chainrule.debug` sets this to `hook(prim, args, params)` while a diagnostic mode that checks
+# every concrete result (`debug_nans`) is on; None otherwise, so the eager path is unchanged.
+_eager_hook = None
 
 
 _depth = contextvars.ContextVar('chainrule_trace_depth', default=0)

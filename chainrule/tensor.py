@@ -437,7 +437,7 @@ class Tensor(Tracer):
 
         self.register_hook(keep)
 
-    def backward(self, gradient=None, retain_graph=False, create_graph=False):
+    def backward(self, gradient=None, retain_graph=False, create_graph=False, steps=False):
         """Accumulate the gradient of this tensor into `.grad` of every leaf that requires it.
 
         Args:
@@ -449,6 +449,10 @@ class Tensor(Tracer):
 
         Calling `backward()` twice (with `retain_graph=True`) accumulates, as in PyTorch; clear
         gradients with `zero_grad()` (on the tensor, a module or an optimizer).
+
+        With `steps=True` it returns a generator of `chainrule.debug.stepping.Step`s, one per
+        node in backward order (op, source line, upstream gradient, local derivative,
+        contribution to each input); the `.grad`s are the same as `backward()`'s.
         """
         if not self.requires_grad:
             raise GradientError(
@@ -470,6 +474,9 @@ class Tensor(Tracer):
             if g.shape != self.shape:
                 raise ShapeError(f'backward(): gradient has shape {g.shape}, but the tensor has '
                                  f'shape {self.shape}')
+        if steps:
+            from chainrule.debug.stepping import tensor_steps
+            return tensor_steps(self, g, retain_graph)
         if create_graph:
             retain_graph = True
             with enable_grad():

@@ -385,6 +385,7 @@ def tree_flatten_with_path(tree, is_leaf=None):
         (`DictKey`, `SequenceKey`, `GetAttrKey`, `FlattenedIndexKey`); `keystr(path)` writes
         it as Python would index it.
 
+    Examples:
         >>> keystr(tree_flatten_with_path({'layers': [{'w': 1.0}]})[0][0][0])
         "['layers'][0]['w']"
     """

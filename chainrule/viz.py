@@ -32,7 +32,7 @@ million-node chain draws (slowly) without a RecursionError.
 import shutil
 import subprocess
 
-__all__ = ['draw', 'draw_text', 'Graph', 'value_graph', 'GraphvizNotFoundError']
+__all__ = ['draw', 'draw_text', 'Graph', 'value_graph', 'staged_graph', 'GraphvizNotFoundError']
 
 _INSTALL_HINT = (
     "rendering a graph needs Graphviz's `dot` program: install the Graphviz system package "
@@ -48,19 +48,40 @@ class GraphvizNotFoundError(RuntimeError):
     """Raised when a graph is rendered but Graphviz is not installed."""
 
 
-def draw(out, rankdir='LR'):
+def draw(out, rankdir='LR', highlight=None):
     """The computation graph that produced `out`, ready to show or render.
 
     Args:
-        out: a `Value`, a list or tuple of Values, or an object with a `_viz_graph()` method
-            (see the module docstring).
+        out: a `Value`, a list or tuple of Values, a `Tensor`, a staged graph (from
+            `make_graph`, `jit(f).graph(*args)`, or a jitted function already called), a
+            program from `load_graph`, or an object with a `_viz_graph()` method (see the
+            module docstring).
         rankdir: Graphviz's layout direction: 'LR' (inputs on the left), 'TB', 'RL' or 'BT'.
+        highlight: a step of `backward(steps=True)` (or its `node`): that node is drawn filled.
 
     Returns:
         A `Graph`.
     """
     nodes, edges = graph_of(out)
-    return Graph(nodes, edges, rankdir=rankdir)
+    marked = _highlighted(out, highlight) if highlight is not None else ()
+    return Graph(nodes, edges, rankdir=rankdir, highlight=marked)
+
+
+def _highlighted(out, step):
+    """The node ids of `graph_of(out)` that stand for `step`'s node: drawings number nodes by
+    their place in the same topological order computed here."""
+    from chainrule._graph import toposort
+    target = getattr(step, 'node', step)
+    if getattr(out, '_is_tensor', False):
+        roots = [out._node] if out._node is not None else []
+        order = toposort(roots, lambda n: [p for p in n.parents if p is not None])
+    else:
+        from chainrule.scalar.engine import _parents
+        order = toposort(list(out) if isinstance(out, (list, tuple)) else [out], _parents)
+    for k, n in enumerate(order):
+        if n is target:
+            return (f'v{k}', f'op{k}')
+    raise ValueError('draw: the highlighted step is not a node of this graph')
 
 
 def draw_text(out, ascii=False):
@@ -92,6 +113,9 @@ def graph_of(out):
     method = getattr(out, '_viz_graph', None)
     if method is not None:
         return method()
+    staged = _staged_graph(out)
+    if staged is not None:
+        return staged_graph(staged)
     from chainrule.scalar.engine import Value
     if isinstance(out, Value):
         return value_graph([out])
@@ -132,6 +156,56 @@ def value_graph(roots):
     return nodes, edges
 
 
+def _staged_graph(out):
+    """The typed graph behind `out`: a staged `Graph`, a loaded program's, or a jitted
+    function's most recent one; None for anything else."""
+    if hasattr(out, 'eqns') and hasattr(out, 'outvars'):
+        return out
+    g = getattr(out, 'graph', None)
+    if hasattr(g, 'eqns'):
+        return g                                    # a program from load_graph
+    cache = getattr(out, '_cache', None)
+    if cache is not None and hasattr(out, 'cache_info'):     # a jitted function
+        entries = list(cache.values())
+        if not entries:
+            raise TypeError('draw: this jitted function has not been called yet, so it has no '
+                            'graph; call it once, or draw jitted.graph(*args)')
+        return entries[-1].graph
+    return None
+
+
+def staged_graph(graph):
+    """The `_viz_graph` protocol for a staged graph (`make_graph`, `jit`, `load_graph`): a
+    value node per input, constant and equation result (its type), an op node per equation."""
+    nodes, edges = [], []
+    names = {}
+
+    def value(v, label):
+        vid = f'x{len(names)}'
+        names[v.id] = vid
+        nodes.append((vid, label, 'value'))
+        return vid
+
+    for k, v in enumerate(graph.constvars):
+        value(v, f'const {v.aval}')
+    for k, v in enumerate(graph.invars):
+        value(v, f'input {k}: {v.aval}')
+    for k, e in enumerate(graph.eqns):
+        oid = f'e{k}'
+        nodes.append((oid, e.prim.name, 'op'))
+        for v in e.invars:
+            if hasattr(v, 'id') and v.id in names:
+                edges.append((names[v.id], oid))
+        for v in e.outvars:
+            edges.append((oid, value(v, str(v.aval))))
+    for k, v in enumerate(graph.outvars):
+        if hasattr(v, 'id') and v.id in names:
+            oid = f'out{k}'
+            nodes.append((oid, f'output {k}', 'value'))
+            edges.append((names[v.id], oid))
+    return nodes, edges
+
+
 def _fmt(x):
     """A number for a label: 4 significant digits for floats and complex, exact otherwise."""
     if isinstance(x, (float, complex)):
@@ -152,10 +226,11 @@ class Graph:
         source: the Graphviz DOT text.
     """
 
-    def __init__(self, nodes, edges, rankdir='LR'):
+    def __init__(self, nodes, edges, rankdir='LR', highlight=()):
         self.nodes = [tuple(n) for n in nodes]
         self.edges = [tuple(e) for e in edges]
         self.rankdir = rankdir
+        self.highlight = set(highlight)
         self._number = {}
         for n in self.nodes:
             if len(n) != 3:
@@ -179,7 +254,9 @@ class Graph:
                  '  node [fontname="Helvetica", fontsize=11];']
         for node_id, label, kind in self.nodes:
             shape = 'box' if kind == 'value' else 'ellipse'
-            lines.append(f'  n{self._number[node_id]} [label="{_escape(label)}", shape={shape}];')
+            mark = ', style=filled, fillcolor=gold' if node_id in self.highlight else ''
+            lines.append(f'  n{self._number[node_id]} [label="{_escape(label)}", '
+                         f'shape={shape}{mark}];')
         for a, b in self.edges:
             lines.append(f'  n{self._number[a]} -> n{self._number[b]};')
         lines.append('}')

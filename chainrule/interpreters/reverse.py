@@ -105,6 +105,7 @@ def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
             heapq.heappush(heap, (-r.seq, r))
     leaves = {}
     heappop, heappush = heapq.heappop, heapq.heappush
+    check = _backward_hook
     while heap:
         node = heappop(heap)[1]
         g = ct.pop(id(node))
@@ -146,7 +147,10 @@ def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
             rule = rules[i]
             if rule is None:
                 continue
-            gi = rule(g, out, *args, **params)
+            if check is None:
+                gi = rule(g, out, *args, **params)
+            else:
+                gi = check(node, i, rule, g, out, args, params)
             k = id(parent)
             if k in ct:
                 ct[k] = add_cotangents(ct[k], gi)
@@ -163,6 +167,11 @@ def computed_rules(rules, needed, g, out, args, params):
     what that run computed (`None`: no rule)."""
     cts = rules.fn(tuple(needed), g, out, *args, **params)
     return tuple(None if c is None else (lambda *a, c=c, **k: c) for c in cts)
+
+
+# `chainrule.debug` sets this to `hook(node, i, rule, g, out, args, params) -> cotangent` while
+# a diagnostic mode that checks every cotangent (`debug_nans`) is on; None otherwise.
+_backward_hook = None
 
 
 def _check_versions(node):

@@ -267,8 +267,12 @@ class Value:
 
     # ------------------------------------------------------------------ backward
 
-    def backward(self):
+    def backward(self, steps=False):
         """Add d(self)/d(v) to `v.grad` for every node `v` this one was computed from.
+
+        With `steps=True`, return a generator that does the same one node at a time, yielding
+        a `chainrule.debug.stepping.Step` per node (op, upstream gradient, local derivatives,
+        contributions to each input), for teaching and debugging.
 
         Calling it twice accumulates: each `.grad` gains the derivative again, as in micrograd and
         PyTorch (set `.grad = 0`, or call `Module.zero_grad()`, to start afresh). `self.grad`
@@ -277,6 +281,9 @@ class Value:
         Returns:
             None.
         """
+        if steps:
+            from chainrule.debug.stepping import value_steps
+            return value_steps(self)
         topo = toposort((self,), _parents)
         self._ct = 1
         try:

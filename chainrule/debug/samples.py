@@ -1,0 +1,236 @@
+"""Sample inputs for every public function: what `cr.coverage()` runs each function on.
+
+Each entry says how to call one public function on small random arrays: the shapes of its array
+arguments, where to sample them, and (when the function does not take its arrays positionally)
+a `call` that builds the call. A function with no entry gets the default: as many arrays of
+shape (2, 3) as it has required positional parameters, sampled in (0.2, 0.8) -- inside the
+domain of `log`, `sqrt`, `arcsin`, `arctanh` and friends. The test suite has its own, larger
+table (`tests/op_table.py`); this one lives in the library so `cr.coverage()` works anywhere.
+"""
+
+import numpy as np
+
+__all__ = ['Sample', 'sample_for', 'SKIP']
+
+
+class Sample:
+    """How to call one function.
+
+    Args:
+        shapes: one shape per array argument.
+        domain: `(lo, hi)` for every argument, or a list with one entry per argument: `(lo, hi)`,
+            `'int'` (integers 0..2), `'bool'`, `'spd'` (a symmetric positive definite matrix),
+            `'sorted'` (increasing floats), or `'label'` (class labels 0..2).
+        call: `call(fn, *arrays)` makes the call; by default `fn(*arrays, **kwargs)`.
+        zero_grad: the function's gradient is zero by design (`stop_gradient`), whatever finite
+            differences say.
+        kwargs: keyword arguments of the default call.
+    """
+
+    __slots__ = ('shapes', 'domain', 'call', 'kwargs', 'zero_grad')
+
+    def __init__(self, *shapes, domain=(0.2, 0.8), call=None, zero_grad=False, **kwargs):
+        self.shapes = shapes
+        self.domain = domain
+        self.call = call
+        self.kwargs = kwargs
+        self.zero_grad = zero_grad      # its gradient is zero by design (`stop_gradient`)
+
+    def domains(self):
+        d = self.domain
+        return d if isinstance(d, list) else [d] * len(self.shapes)
+
+    def arrays(self, rng, complex_=False):
+        """The sampled arguments: floats in float64 (complex128 with `complex_`)."""
+        out = []
+        for shape, dom in zip(self.shapes, self.domains()):
+            if dom == 'int':
+                out.append(rng.integers(0, 3, shape))
+            elif dom == 'label':
+                out.append(rng.integers(0, 3, shape))
+            elif dom == 'bool':
+                out.append(rng.random(shape) < 0.5)
+            else:
+                if dom == 'spd':
+                    a = rng.uniform(-1, 1, shape)
+                    x = a @ np.swapaxes(a, -1, -2) + shape[-1] * np.eye(shape[-1])
+                elif dom == 'sorted':
+                    x = np.cumsum(rng.uniform(0.2, 1.0, shape), axis=-1)
+                else:
+                    x = rng.uniform(dom[0], dom[1], shape)
+                if complex_:
+                    x = x + 1j * rng.uniform(-0.3, 0.3, shape)
+                out.append(np.asarray(x))
+        return out
+
+    def direction(self, i, x, rng):
+        """A random direction to perturb argument `i` (value `x`) along: symmetric for a
+        symmetric matrix argument (the functions read one triangle)."""
+        v = rng.standard_normal(np.shape(x))
+        if np.iscomplexobj(x):
+            v = v + 1j * rng.standard_normal(np.shape(x))
+        if self.domains()[i] == 'spd':
+            v = (v + np.conj(np.swapaxes(v, -1, -2))) / 2
+        return v
+
+    def __call__(self, fn, *arrays):
+        if self.call is not None:
+            return self.call(fn, *arrays)
+        return fn(*arrays, **self.kwargs)
+
+
+S = Sample
+M = (3, 3)
+POS = (0.2, 0.8)
+
+# Public names that are not differentiable functions of arrays: NumPy's own constructors
+# re-exported, helpers, and an exception class.
+SKIP = {
+    **dict.fromkeys(['arange', 'empty', 'eye', 'geomspace', 'identity', 'indices', 'logspace',
+                     'ones', 'tri', 'zeros', 'fftfreq', 'rfftfreq'],
+                    'makes a constant array from sizes (nothing to differentiate)'),
+    **dict.fromkeys(['concrete', 'dtype_of', 'shape_of', 'result_type', 'shape', 'ndim', 'size',
+                     'iscomplexobj', 'isrealobj'], 'inspects an array (no array result)'),
+    'LinAlgError': 'an exception class',
+}
+
+_pair = lambda f, x, y: f([x, y])             # noqa: E731  (functions taking a sequence)
+
+NUMPY = {
+    'arccosh': S((2, 3), domain=(1.2, 3.0)),
+    'all': S((2, 3), domain=['bool']), 'any': S((2, 3), domain=['bool']),
+    'logical_and': S((3,), (3,), domain=['bool'] * 2),
+    'logical_or': S((3,), (3,), domain=['bool'] * 2),
+    'logical_xor': S((3,), (3,), domain=['bool'] * 2), 'logical_not': S((3,), domain=['bool']),
+    'bitwise_and': S((3,), (3,), domain=['int'] * 2), 'bitwise_or': S((3,), (3,), domain=['int'] * 2),
+    'bitwise_xor': S((3,), (3,), domain=['int'] * 2), 'bitwise_not': S((3,), domain=['int']),
+    'bitwise_invert': S((3,), domain=['int']), 'invert': S((3,), domain=['int']),
+    'bincount': S((6,), domain=['int']), 'unique': S((6,), domain=['int']),
+    'nonzero': S((2, 3), domain=['int']), 'flatnonzero': S((2, 3), domain=['int']),
+    'argwhere': S((2, 3), domain=['int']), 'count_nonzero': S((2, 3), domain=['int']),
+    'isin': S((6,), (3,), domain=['int', 'int']),
+    'histogram': S((8,), bins=3, range=(0.0, 1.0)),
+    'append': S((2, 3), (2, 3)),
+    'array': S((3,), (3,), call=lambda f, x, y: f([x, 2 * y])),
+    'asarray': S((3,), (3,), call=lambda f, x, y: f([x, y])),
+    'array_split': S((5,), call=lambda f, x: f(x, 3)),
+    'split': S((2, 6), call=lambda f, x: f(x, 3, axis=1)),
+    'hsplit': S((2, 4), call=lambda f, x: f(x, 2)),
+    'vsplit': S((4, 2), call=lambda f, x: f(x, 2)),
+    'dsplit': S((1, 2, 4), call=lambda f, x: f(x, 2)),
+    'atleast_1d': S(()), 'atleast_2d': S((3,)), 'atleast_3d': S((2, 3)),
+    'at': S((4,), (2,), call=lambda f, x, y: f(x)[1:3].set(y)),
+    'index_add': S((4,), (3,), call=lambda f, x, y: f(x, [0, 2, 0], y)),
+    'index_update': S((4,), (2,), call=lambda f, x, y: f(x, slice(1, 3), y)),
+    'broadcast_arrays': S((3, 1), (1, 4)),
+    'broadcast_to': S((3, 1), call=lambda f, x: f(x, (2, 3, 4))),
+    'clip': S((2, 3), a_min=0.3, a_max=0.6),
+    'concat': S((2, 3), (1, 3), call=_pair), 'concatenate': S((2, 3), (1, 3), call=_pair),
+    'stack': S((2, 3), (2, 3), call=_pair), 'hstack': S((2, 3), (2, 1), call=_pair),
+    'vstack': S((2, 3), (1, 3), call=_pair), 'row_stack': S((3,), (3,), call=_pair),
+    'dstack': S((2, 3), (2, 3), call=_pair), 'column_stack': S((3,), (3, 2), call=_pair),
+    'cross': S((3,), (3,)),
+    'diag': S((3,)), 'diagflat': S((2, 2)), 'diagonal': S(M), 'trace': S(M),
+    'tril': S(M), 'triu': S(M),
+    'dot': S((2, 3), (3, 4)), 'matmul': S((2, 3), (3, 4)), 'inner': S((2, 3), (4, 3)),
+    'vdot': S((3,), (3,)), 'outer': S((3,), (4,)), 'kron': S((2, 2), (2, 3)),
+    'tensordot': S((2, 3, 4), (3, 4, 2)),
+    'einsum': S((2, 3), (3, 4), call=lambda f, a, b: f('ij,jk->ik', a, b)),
+    'convolve': S((5,), (3,)), 'correlate': S((5,), (3,)),
+    'digitize': S((5,), (4,), domain=[(0.0, 3.0), 'sorted']),
+    'searchsorted': S((4,), (5,), domain=['sorted', (0.0, 3.0)]),
+    'expand_dims': S((2, 3), axis=0), 'squeeze': S((1, 3, 1)),
+    'moveaxis': S((2, 3, 4), call=lambda f, x: f(x, 0, -1)),
+    'rollaxis': S((2, 3, 4), axis=2),
+    'swapaxes': S((2, 3, 4), call=lambda f, x: f(x, 0, 2)),
+    'transpose': S((2, 3, 4)), 'permute_dims': S((2, 3, 4), axes=(2, 0, 1)),
+    'reshape': S((2, 3), call=lambda f, x: f(x, (3, -1))),
+    'repeat': S((2, 3), repeats=2, axis=1), 'tile': S((2, 3), reps=2),
+    'roll': S((2, 3), shift=1), 'rot90': S((2, 3)),
+    'pad': S((2, 3), pad_width=1), 'partition': S((6,), kth=2),
+    'take': S((3, 4), indices=[0, 2, 2]),
+    'take_along_axis': S((2, 3), call=lambda f, x: f(x, np.array([[0, 2], [1, 1]]), 1)),
+    'full': S((), call=lambda f, v: f((2, 3), v)),
+    'full_like': S((2, 3), ()),
+    'linspace': S((), (), call=lambda f, a, b: f(a, b + 1.0, 5)),
+    'meshgrid': S((3,), (2,)),
+    'heaviside': S((2, 3), (2, 3)),
+    'interp': S((5,), (4,), call=lambda f, x, fp: f(x, np.array([0.0, 0.3, 0.6, 1.0]), fp)),
+    'polyval': S((3,), (4,)), 'gradient': S((5,)), 'ediff1d': S((2, 3)),
+    'cov': S((2, 5)), 'corrcoef': S((3, 5)), 'trapezoid': S((3, 4)),
+    'quantile': S((2, 3, 4), q=0.3), 'percentile': S((2, 3, 4), q=30),
+    'median': S((2, 3, 4)), 'average': S((2, 3)),
+    'where': S((2, 3), (2, 3), (2, 3), domain=['bool', POS, POS]),
+    'mod': S((2, 3), (2, 3), domain=[(0.1, 3.0), (0.7, 1.3)]),
+    'remainder': S((2, 3), (2, 3), domain=[(0.1, 3.0), (0.7, 1.3)]),
+    'floor_divide': S((2, 3), (2, 3), domain=[(0.1, 3.0), (0.7, 1.3)]),
+    'equal': S((3,), (3,), domain=['int', 'int']), 'not_equal': S((3,), (3,), domain=['int'] * 2),
+    'real_if_close': S((2, 3)), 'stop_gradient': S((2, 3), zero_grad=True),
+    'cumprod': S((2, 3), domain=(0.5, 1.5)), 'prod': S((2, 3), domain=(0.5, 1.5)),
+}
+
+def _gauge_free(f, a):
+    """Eigenvectors and singular vectors are defined up to a sign (a phase, when complex):
+    check them through |v|**2, which does not depend on that choice."""
+    import chainrule.numpy as cnp
+    return [cnp.abs(r) ** 2 if r.ndim == 2 else r for r in f(a)]
+
+
+LINALG = {
+    'eig': S(M, call=_gauge_free), 'svd': S(M, call=_gauge_free),
+    'eigh': S(M, domain=['spd'], call=_gauge_free),
+    **{n: S(M) for n in ['det', 'slogdet', 'inv', 'pinv', 'eigvals', 'svdvals',
+                         'qr', 'norm', 'matrix_norm', 'cond', 'matrix_rank',
+                         'matrix_transpose', 'diagonal', 'trace']},
+    **{n: S(M, domain=['spd']) for n in ['cholesky', 'eigvalsh']},
+    'solve': S(M, (3,), domain=['spd', POS]),
+    'lstsq': S((4, 2), (4,)),
+    'matrix_power': S(M, n=3),
+    'multi_dot': S((2, 3), (3, 4), (4, 2), call=lambda f, a, b, c: f([a, b, c])),
+    'vector_norm': S((3,)), 'outer': S((3,), (4,)), 'vecdot': S((2, 3), (2, 3)),
+    'matmul': S((2, 3), (3, 4)), 'tensordot': S((2, 3, 4), (3, 4, 2)), 'cross': S((3,), (3,)),
+    'tensorinv': S((4, 2, 2), call=lambda f, a: f(a + 3 * np.eye(4).reshape(4, 2, 2), ind=1)),
+    'tensorsolve': S((2, 2, 4), (2, 2),
+                     call=lambda f, a, b: f(a + 3 * np.eye(4).reshape(2, 2, 4), b)),
+}
+
+FFT = {
+    **{n: S((2, 4)) for n in ['fft', 'ifft', 'fft2', 'ifft2', 'fftn', 'ifftn', 'rfft', 'irfft',
+                              'rfft2', 'irfft2', 'rfftn', 'irfftn', 'hfft', 'ihfft',
+                              'fftshift', 'ifftshift']},
+}
+
+FUNCTIONAL = {
+    'linear': S((2, 3), (4, 3), (4,)),
+    'softmax': S((2, 3)), 'log_softmax': S((2, 3)),
+    'cross_entropy': S((4, 3), (4,), domain=[POS, 'label']),
+    'nll_loss': S((4, 3), (4,), domain=[POS, 'label']),
+    'mse_loss': S((2, 3), (2, 3)),
+    'binary_cross_entropy_with_logits': S((2, 3), (2, 3)),
+    'conv2d': S((1, 2, 5, 5), (3, 2, 3, 3), (3,), padding=1),
+    'max_pool2d': S((1, 2, 4, 4), kernel_size=2),
+    'dropout': S((2, 3), p=0.0),
+    'layer_norm': S((2, 3), (3,), (3,), call=lambda f, x, w, b: f(x, (3,), w, b)),
+    'batch_norm': S((4, 3), (3,), (3,), (3,), (3,), training=True),
+    'embedding': S((4,), (3, 2), domain=['label', POS]),
+    'one_hot': S((4,), domain=['label'], num_classes=3),
+}
+
+TABLES = {'chainrule.numpy': NUMPY, 'chainrule.numpy.linalg': LINALG,
+          'chainrule.numpy.fft': FFT, 'chainrule.nn.functional': FUNCTIONAL}
+
+
+def sample_for(module, name, fn):
+    """The `Sample` for `module.name`: its entry, or the default from `fn`'s signature (None
+    when the signature cannot be read)."""
+    s = TABLES.get(module, {}).get(name)
+    if s is not None:
+        return s
+    import inspect
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    n = sum(1 for p in params if p.default is p.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+    return S(*[(2, 3)] * max(n, 1))

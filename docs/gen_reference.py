@@ -1,0 +1,121 @@
+"""Write the API reference pages (`docs/reference/*.md`) from the public modules' `__all__`.
+
+    python docs/gen_reference.py
+
+Run it after adding a public name; `tests/test_docs.py` fails until the reference lists every
+name. `chainrule.numpy` gets a table (its functions are made by factories, one per primitive,
+which static documentation tools cannot follow); every other module a mkdocstrings block.
+"""
+
+import importlib
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+# (module, page file name, one-line description)
+MODULES = [
+    ('chainrule', 'chainrule', 'The top-level names: the four ways of working, diagnostics, '
+                               'errors.'),
+    ('chainrule.numpy', 'numpy', 'Differentiable NumPy: names, broadcasting, `axis=` and dtype '
+                                 'promotion as in NumPy.'),
+    ('chainrule.numpy.linalg', 'linalg', 'Differentiable `numpy.linalg`.'),
+    ('chainrule.numpy.fft', 'fft', 'Differentiable `numpy.fft`.'),
+    ('chainrule.nn', 'nn', 'Modules, layers and losses, named as in PyTorch.'),
+    ('chainrule.nn.functional', 'functional', 'Functional forms of the layers and losses.'),
+    ('chainrule.nn.init', 'init', 'Parameter initialisation, as `torch.nn.init`.'),
+    ('chainrule.optim', 'optim', 'Optimizers and learning-rate schedules.'),
+    ('chainrule.scalar', 'scalar', 'The micrograd-style scalar engine.'),
+    ('chainrule.scalar.nn', 'scalar_nn', "micrograd's `Neuron`, `Layer`, `MLP`."),
+    ('chainrule.lax', 'lax', 'Structured control flow for traced code.'),
+    ('chainrule.tree', 'tree', 'Pytrees: nested containers of arrays.'),
+    ('chainrule.testing', 'testing', 'Gradient checkers.'),
+    ('chainrule.viz', 'viz', 'Drawing graphs.'),
+    ('chainrule.data', 'data', 'Example data sets and batching.'),
+    ('chainrule.debug', 'debug', 'Diagnostics: coverage, NaN provenance, gradient '
+                                 'explanations, stepping, memory.'),
+    ('chainrule.core', 'core', 'Primitives and the trace machinery, for extending chainrule.'),
+]
+
+
+def public_names(module):
+    """The public names of `module`: its `__all__`, or (for `chainrule.numpy`, which has
+    none) its public callables."""
+    m = importlib.import_module(module)
+    names = getattr(m, '__all__', None)
+    if names is None:
+        names = [n for n in dir(m) if not n.startswith('_') and callable(getattr(m, n))
+                 and not isinstance(getattr(m, n), (type, type(m)))]
+    return list(names)
+
+
+def _first_line(obj):
+    doc = (getattr(obj, '__doc__', None) or '').strip()
+    return doc.split('\n\n')[0].replace('\n', ' ').replace('|', '\\|') if doc else ''
+
+
+def table_page(module, title, blurb):
+    m = importlib.import_module(module)
+    lines = [f'# `{module}`', '', blurb, '',
+             'Each function takes and returns arrays (or tracers inside transforms, or '
+             '`Tensor`s) and follows the NumPy function of the same name. What works in '
+             'which transform is on the [coverage](../coverage.md) page.', '',
+             '| name | summary |', '|---|---|']
+    for n in sorted(public_names(module)):
+        summary = _first_line(getattr(m, n)) or (
+            f'As [`numpy.{n}`](https://numpy.org/doc/stable/reference/generated/numpy.{n}.html).')
+        lines.append(f'| `{n}` | {summary} |')
+    return '\n'.join(lines) + '\n'
+
+
+def _kind(module, name):
+    """How `module.name` is documented: 'member' (mkdocstrings, under the module), 'direct'
+    (a function shadowed by a submodule of the same name, `chainrule.jit`: documented at its
+    definition) or 'external' (NumPy's own, re-exported: listed in a table)."""
+    import importlib.util
+    obj = getattr(importlib.import_module(module), name)
+    if isinstance(obj, type(importlib)):
+        return 'member'
+    home = getattr(obj, '__module__', '') or ''
+    if not home.startswith('chainrule'):
+        return 'external'
+    try:
+        shadowed = importlib.util.find_spec(f'{module}.{name}') is not None
+    except (ImportError, ValueError):
+        shadowed = False
+    return 'direct' if shadowed else 'member'
+
+
+def block_page(module, title, blurb):
+    m = importlib.import_module(module)
+    names = public_names(module)
+    kinds = {n: _kind(module, n) for n in names}
+    lines = [f'# `{module}`', '', blurb, '', f'::: {module}', '    options:',
+             '      members:']
+    lines += [f'        - {n}' for n in names if kinds[n] == 'member']
+    for n in names:
+        if kinds[n] == 'direct':
+            obj = getattr(m, n)
+            lines += ['', f'::: {obj.__module__}.{obj.__name__}', '    options:',
+                      '      show_root_heading: true', '      heading_level: 2']
+    ext = [n for n in names if kinds[n] == 'external']
+    if ext:
+        lines += ['', '## Re-exported from NumPy', '', '| name | summary |', '|---|---|']
+        for n in ext:
+            lines.append(f'| `{n}` | {_first_line(getattr(m, n))} |')
+    return '\n'.join(lines) + '\n'
+
+
+def main():
+    out = os.path.join(HERE, 'reference')
+    os.makedirs(out, exist_ok=True)
+    for module, page, blurb in MODULES:
+        text = (table_page if module == 'chainrule.numpy' else block_page)(module, page, blurb)
+        with open(os.path.join(out, page + '.md'), 'w') as f:
+            f.write(text)
+    print(f'wrote {len(MODULES)} pages to {out}')
+
+
+if __name__ == '__main__':
+    main()
