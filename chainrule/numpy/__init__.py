@@ -27,9 +27,11 @@ from chainrule import ops  # noqa: F401
 from chainrule.core import ShapeError, Tracer, concrete, dtype_of, shape_of  # noqa: F401
 
 # NumPy constants and dtypes, so `cnp` can stand in for `np`
+# (`float32` and the other scalar types, defined in `_creation`, also cast traced values)
 from numpy import (  # noqa: F401
-    bool_, complex64, complex128, dtype, e, euler_gamma, finfo, float16, float32, float64, iinfo,
-    inf, int8, int16, int32, int64, nan, newaxis, pi, uint8)
+    bool_, dtype, e, euler_gamma, finfo, iinfo, inf, nan, newaxis, pi)
+# NumPy's floating-point error state: chainrule computes with NumPy, so it applies as is
+from numpy import errstate, geterr, geterrcall, seterr, seterrcall  # noqa: F401
 from numpy import (  # noqa: F401  (constants: nothing to differentiate)
     arange, empty, eye, geomspace, identity, indices, logspace, ones, tri, zeros)
 
@@ -42,3 +44,9 @@ from chainrule.numpy._indexing import *  # noqa: F401,F403
 from chainrule.numpy._products import *  # noqa: F401,F403
 from chainrule.numpy._differences import *  # noqa: F401,F403
 from chainrule.numpy import fft, linalg  # noqa: E402,F401
+from chainrule.numpy._base import wrap_namespace as _wrap_namespace
+
+# NumPy converts list arguments with `asarray`; so does every function here (see `_base`).
+_wrap_namespace(globals())
+_wrap_namespace(vars(fft), fft.__all__)
+_wrap_namespace(vars(linalg), linalg.__all__)

@@ -19,17 +19,6 @@ def array(obj, dtype=None, copy=True, ndmin=0):
     return _np.array(obj, dtype=dtype, copy=copy, ndmin=ndmin)
 
 
-def _contains_tracer(obj):
-    stack_ = [obj]
-    while stack_:
-        o = stack_.pop()
-        if isinstance(o, Tracer):
-            return True
-        if isinstance(o, (list, tuple)):
-            stack_.extend(o)
-    return False
-
-
 def asarray(obj, dtype=None):
     if isinstance(obj, Tracer) or (isinstance(obj, (list, tuple)) and _contains_tracer(obj)):
         return array(obj, dtype=dtype)
@@ -113,8 +102,83 @@ def copy(a, order='K', subok=False):
     return _np.copy(a, order=order, subok=subok)
 
 
+class _Concatenator:
+    """`cnp.r_[...]` and `cnp.c_[...]`: NumPy's index tricks for building an array from
+    slices (`1:4`, `0:1:5j`), scalars and arrays, also when some of them are traced. A leading
+    string sets the axis, the minimum number of dimensions and where a short item's axes go
+    (`'0,2,-1'`), as in NumPy; the matrix directives `'r'`/`'c'` are not supported."""
+
+    def __init__(self, np_trick, axis, ndmin, trans1d):
+        self.np_trick, self.axis, self.ndmin, self.trans1d = np_trick, axis, ndmin, trans1d
+
+    def __getitem__(self, key):
+        items = key if isinstance(key, tuple) else (key,)
+        if not _contains_tracer(list(items)):
+            return self.np_trick[key]
+        axis, ndmin, trans1d = self.axis, self.ndmin, self.trans1d
+        if isinstance(items[0], str):
+            spec = [int(v) for v in items[0].split(',')]
+            axis, ndmin, trans1d = (spec + [ndmin, trans1d][len(spec) - 1:])[:3]
+            items = items[1:]
+        arrays = []
+        for item in items:
+            if isinstance(item, slice):
+                item = self.np_trick[item]          # a range: NumPy's arange or linspace
+            elif isinstance(item, str):
+                raise ValueError(f'r_/c_: only a leading string directive is supported, got '
+                                 f'{item!r} among the items')
+            item = asarray(item)
+            nd = len(shape_of(item))
+            if nd < ndmin:
+                item = ops.reshape(item, (1,) * (ndmin - nd) + shape_of(item))
+                if trans1d != -1:   # NumPy: the item's own axes start at position trans1d
+                    k1, k2 = trans1d + (ndmin - nd + 1 if trans1d < 0 else 0), ndmin - nd
+                    order = list(range(ndmin))
+                    item = ops.transpose(item, tuple(order[:k1] + order[k2:] + order[k1:k2]))
+            arrays.append(item)
+        return concatenate(arrays, axis=axis)
+
+    def __len__(self):
+        return 0
+
+
+r_ = _Concatenator(_np.r_, 0, 1, -1)
+c_ = _Concatenator(_np.c_, -1, 2, 0)
+
+
+class _CastingType(type):
+    """The metaclass of `cnp.float32` and its kin: `isinstance`/`issubclass` answer for
+    NumPy's own scalar type, so these stand in for NumPy's types everywhere."""
+
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, cls.numpy_type)
+
+    def __subclasscheck__(cls, sub):
+        return issubclass(sub, cls.numpy_type)
+
+
+def _casting_type(t):
+    """NumPy's scalar type `t` (a dtype wherever NumPy takes one: `np.dtype(cnp.float32)`,
+    `x.astype(cnp.float32)`), which also casts a traced value or `Tensor`: `cnp.float32(x)` is
+    `x` converted to float32, differentiably (NumPy's `np.float32(x)` cannot see a tracer)."""
+    def new(cls, *args, **kwargs):
+        if args and isinstance(args[0], Tracer):
+            return ops.astype(args[0], t)
+        if args and isinstance(args[0], (list, tuple)) and _contains_tracer(args[0]):
+            return ops.astype(asarray(args[0]), t)
+        return t(*args, **kwargs)
+    doc = _casting_type.__doc__.replace('`t`', f'`{t.__name__}`')
+    return _CastingType(t.__name__, (t,), {'__new__': new, 'numpy_type': t, '__doc__': doc,
+                                           '__module__': 'chainrule.numpy'})
+
+
+(float16, float32, float64, complex64, complex128, int8, int16, int32, int64, uint8) = map(
+    _casting_type, (_np.float16, _np.float32, _np.float64, _np.complex64, _np.complex128,
+                    _np.int8, _np.int16, _np.int32, _np.int64, _np.uint8))
+
+
 # The topic modules call one another; each imports its siblings last, once all of its own
 # names are defined, so any import order resolves.
-from chainrule.numpy._base import _is_traced  # noqa: E402
+from chainrule.numpy._base import _contains_tracer, _is_traced  # noqa: E402
 from chainrule.numpy._predicates import result_type, shape  # noqa: E402
-from chainrule.numpy._shape import moveaxis, stack  # noqa: E402
+from chainrule.numpy._shape import concatenate, moveaxis, stack  # noqa: E402

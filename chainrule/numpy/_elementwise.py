@@ -205,6 +205,37 @@ def float_power(x1, x2):
     return power(asarray(x1, dtype=dt), asarray(x2, dtype=dt))
 
 
+def select(condlist, choicelist, default=0):
+    """`np.select`: from the first condition that holds, the matching choice (else `default`),
+    elementwise; differentiable in the choices and `default`."""
+    if len(condlist) != len(choicelist):
+        raise ValueError(f'select: condlist and choicelist must be the same length, got '
+                         f'{len(condlist)} conditions and {len(choicelist)} choices')
+    if not _is_traced(default, *condlist, *choicelist):
+        return _np.select(condlist, choicelist, default)
+    out = default
+    for cond, choice in reversed(list(zip(condlist, choicelist))):
+        out = where(cond, choice, out)      # the earlier conditions are applied last: they win
+    if not _is_traced(out):                 # every choice was constant: NumPy's broadcast shape
+        return _np.select(condlist, choicelist, default)
+    shape = _np.broadcast_shapes(*[shape_of(v) for v in (default, *condlist, *choicelist)])
+    return ops.broadcast_to(out, shape) if shape_of(out) != shape else out
+
+
+def iscomplex(x):
+    """`np.iscomplex`: elementwise, whether the imaginary part is nonzero (a constant)."""
+    if not isinstance(x, Tracer):
+        return _np.iscomplex(x)
+    if dtype_of(x).kind != 'c':
+        return _np.zeros(shape_of(x), dtype=bool)
+    return ops.not_equal(imag(x), 0)
+
+
+def isreal(x):
+    """`np.isreal`: elementwise, whether the imaginary part is zero (a constant)."""
+    return logical_not(iscomplex(x))
+
+
 # The topic modules call one another; each imports its siblings last, once all of its own
 # names are defined, so any import order resolves.
 from chainrule.numpy._base import _concrete_for, _is_traced, _values  # noqa: E402

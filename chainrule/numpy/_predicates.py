@@ -135,7 +135,10 @@ def result_type(*args):
 
 
 def iscomplexobj(x):
-    return dtype_of(x).kind == 'c'
+    """`np.iscomplexobj`: whether the dtype of `x` (also a list or a dtype-carrying object) is
+    complex."""
+    dt = dtype_of(x) if isinstance(x, (Tracer, _np.ndarray, _np.generic)) else _np.asarray(x).dtype
+    return dt.kind == 'c'
 
 
 def isrealobj(x):

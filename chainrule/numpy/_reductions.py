@@ -7,7 +7,8 @@ import numpy as _np
 from chainrule import ops
 from chainrule.core import concrete, dtype_of, shape_of, ShapeError, Tracer
 from chainrule.ops import (
-    conj, exp, greater, isfinite, isnan, log, logical_not, matmul, maximum, minimum, real, sqrt)
+    abs, conj, equal, exp, greater, isfinite, isnan, log, logical_not, matmul, maximum, minimum,
+    real, sqrt)
 from numpy import dtype
 
 
@@ -125,12 +126,26 @@ def cumprod(a, axis=None, dtype=None):
     return _out_dtype(ops.cumprod(_in_dtype(a, dtype), axis), dtype)
 
 
-def logsumexp(a, axis=None, keepdims=False):
-    """log(sum(exp(a))) without overflow (also `chainrule.scipy`-style `logsumexp`)."""
+def logsumexp(a, axis=None, keepdims=False, b=None, return_sign=False):
+    """log(sum(b * exp(a))) without overflow, as `scipy.special.logsumexp` (`b=` scales each
+    term; with `return_sign=True`, the pair (log|sum|, sign of the sum), else NaN for a
+    negative sum, as SciPy gives)."""
+    if b is not None:
+        a = where(equal(b, 0), -_np.inf, a)     # SciPy: a term with b == 0 contributes nothing
     m = ops.stop_gradient(max(a, axis=axis, keepdims=True))
     m = where(isfinite(m), m, 0)
-    out = log(sum(exp(a - m), axis=axis, keepdims=True)) + m
-    return out if keepdims else squeeze(out, axis=ops.normalize_axis(axis, len(shape_of(a))))
+    e = exp(a - m) if b is None else b * exp(a - m)
+    s = sum(e, axis=axis, keepdims=True)
+    if return_sign:
+        sgn = ops.stop_gradient(ops.sign(s))
+        s = abs(s)
+    out = log(s) + m
+    if not keepdims:
+        axes = ops.normalize_axis(axis, len(_np.broadcast_shapes(shape_of(a), shape_of(e))))
+        out = squeeze(out, axis=axes)
+        if return_sign:
+            sgn = squeeze(sgn, axis=axes)
+    return (out, sgn) if return_sign else out
 
 
 def average(a, axis=None, weights=None, returned=False, keepdims=False):
