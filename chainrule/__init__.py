@@ -20,5 +20,6 @@ from .transforms import (elementwise_grad, hessian, hvp, jacfwd, jacobian, jacre
 from .jit import jit, make_graph
 from .export import export, load_graph
 from . import lax
+from . import sparse
 
 __version__ = "0.1.0"
