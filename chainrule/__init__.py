@@ -21,5 +21,6 @@ from .jit import jit, make_graph
 from .export import export, load_graph
 from . import lax
 from . import sparse
+from .implicit import custom_root, fixed_point
 
 __version__ = "0.1.0"
