@@ -10,7 +10,7 @@ solver took, and whatever solver it was (its iterations are never recorded):
     ...     return (x + a / x) / 2
     >>> round(float(cr.fixed_point(babylonian, 1.0, 2.0)), 12)
     1.414213562373
-    >>> round(float(cr.grad(lambda a: cr.fixed_point(babylonian, 1.0, a))(2.0)), 12)  # 1/(2 sqrt 2)
+    >>> round(float(cr.grad(lambda a: cr.fixed_point(babylonian, 1.0, a))(2.0)), 12)
     0.353553390593
 
 The mathematics (the implicit function theorem). At a root x*(p) of f(x, p) = 0 with an

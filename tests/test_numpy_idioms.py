@@ -49,7 +49,7 @@ INTEGER = {'bincount', 'bitwise_and', 'bitwise_invert', 'bitwise_not', 'bitwise_
            'bitwise_xor', 'invert'}
 OWN_TESTS = {'at': 'JAX-style helper, not an array function',
              'select': 'takes lists of arrays: test_select_values_and_gradients',
-             'linalg.multi_dot': 'takes a list of arrays: test_sequence_parameters_keep_their_arrays'}
+             'linalg.multi_dot': 'a list of arrays: test_sequence_parameters_keep_their_arrays'}
 
 
 def _public_functions():
@@ -141,7 +141,7 @@ def test_integer_functions_take_lists_of_tensors(name):
     ints = [cr.tensor(np.int64(3)), cr.tensor(np.int64(5)), 6]
     args = (ints,) if name in ('bincount', 'invert', 'bitwise_not', 'bitwise_invert') else \
         (ints, [1, 4, 2])
-    want = getattr(np, name)(*[np.array([3, 5, 6])] + ([np.array([1, 4, 2])] if len(args) > 1 else []))
+    want = getattr(np, name)(np.array([3, 5, 6]), *([np.array([1, 4, 2])] if len(args) > 1 else []))
     np.testing.assert_array_equal(np.asarray(cr.stop_gradient(f(*args))), want)
 
 
@@ -281,11 +281,13 @@ def test_logsumexp_b_against_scipy():
             for g, w in zip(got, want):
                 np.testing.assert_allclose(g, w, rtol=1e-12)
     bp = np.abs(b) + 0.1
-    np.testing.assert_allclose(cnp.logsumexp(AM, axis=1, b=bp), special.logsumexp(AM, axis=1, b=bp))
+    np.testing.assert_allclose(cnp.logsumexp(AM, axis=1, b=bp),
+                               special.logsumexp(AM, axis=1, b=bp))
     # b == 0 drops the term, even at +inf (SciPy's rule)
     a = np.array([np.inf, 1.0])
     assert cnp.logsumexp(a, b=[0.0, 2.0]) == special.logsumexp(a, b=[0.0, 2.0])
-    check_grads(lambda a, b: cnp.logsumexp(a, axis=1, b=b), (AM, bp), order=2, modes=('fwd', 'rev'))
+    check_grads(lambda a, b: cnp.logsumexp(a, axis=1, b=b), (AM, bp), order=2,
+                modes=('fwd', 'rev'))
     check_grads(lambda a: cnp.logsumexp(a, axis=0, b=b, return_sign=True)[0], (AM,), order=2,
                 modes=('fwd', 'rev'))
 

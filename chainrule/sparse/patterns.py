@@ -7,15 +7,16 @@ primitive maps its inputs' patterns to its output's by one rule of its family, w
 dependency matrix `D_k` per input (`D_k[i, e]`: output element i reads element e of input k),
 so that `P_out = OR_k D_k @ P_k`:
 
-| family | primitives | `D` |
-|---|---|---|
-| no derivative | comparisons, `floor`, `argmax`, `stop_gradient`, integer results | none (constant) |
-| elementwise | `sin`, `mul`, `where`, `astype`, ... | the broadcasting map: diagonal |
-| data movement | `getitem`, `reshape`, `transpose`, `broadcast_to`, `concatenate`, `at_set` | found by running the primitive on element ids: a permutation or selection |
-| scatter | `scatter_add`, `at_add` | the ids of the written positions |
-| reductions | `sum`, `max`, `cumsum`, `cumprod`, `log_softmax` | each output reads its group (or prefix) along the axes |
-| products | `matmul` | output (i, j) reads row i of `a` and column j of `b` |
-| anything else | `solve`, `einsum`, calls of inner graphs, ... | every output reads every input element: dense, always safe |
+- no derivative (comparisons, `floor`, `argmax`, `stop_gradient`, integer results): none;
+- elementwise (`sin`, `mul`, `where`, `astype`, ...): the broadcasting map, a diagonal;
+- data movement (`getitem`, `reshape`, `transpose`, `broadcast_to`, `concatenate`, `at_set`):
+  found by running the primitive itself on element ids, a permutation or selection;
+- scatters (`scatter_add`, `at_add`): the ids of the written positions;
+- reductions (`sum`, `max`; `cumsum`, `cumprod`, `log_softmax` along an axis): each output
+  reads its group (or prefix) along the axes;
+- products (`matmul`): output (i, j) reads row i of `a` and column j of `b`;
+- anything else (`solve`, `einsum`, calls of inner graphs, ...): every output reads every
+  input element -- dense, always safe.
 
 The pattern is a superset of the true nonzeros (both branches of a `where`, a product whose
 factor happens to be 0), never a subset, so a Jacobian computed on it is exact.
