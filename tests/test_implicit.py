@@ -123,3 +123,15 @@ def test_docstring_examples():
     import chainrule.implicit
     res = doctest.testmod(chainrule.implicit, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert res.attempted and not res.failed
+
+
+def test_autograd_fixed_points_example():
+    # HIPS autograd's examples/fixed_points.py: sqrt(a) as the fixed point of Newton's
+    # iteration and of gradient descent on (x^2 - a)^2 / 4, from guess 10, gradient 0.5/sqrt(a)
+    newton = lambda x, a: 0.5 * (x + a / x)                # noqa: E731
+    descent = lambda x, a: x - 0.05 * (x ** 2 - a)         # noqa: E731
+    for it in (newton, descent):
+        np.testing.assert_allclose(cr.fixed_point(it, 10.0, 2.0, tol=1e-13), np.sqrt(2.0),
+                                   rtol=1e-10)
+        np.testing.assert_allclose(cr.grad(lambda a: cr.fixed_point(it, 10.0, a))(2.0),
+                                   0.5 / np.sqrt(2.0), rtol=1e-9)

@@ -141,7 +141,8 @@ def test_integer_functions_take_lists_of_tensors(name):
     ints = [cr.tensor(np.int64(3)), cr.tensor(np.int64(5)), 6]
     args = (ints,) if name in ('bincount', 'invert', 'bitwise_not', 'bitwise_invert') else \
         (ints, [1, 4, 2])
-    want = getattr(np, name)(np.array([3, 5, 6]), *([np.array([1, 4, 2])] if len(args) > 1 else []))
+    want = getattr(np, name)(np.array([3, 5, 6]),
+                             *([np.array([1, 4, 2])] if len(args) > 1 else []))
     np.testing.assert_array_equal(np.asarray(cr.stop_gradient(f(*args))), want)
 
 
