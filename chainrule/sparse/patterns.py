@@ -80,7 +80,7 @@ def _data_movement(eqn, in_shapes, values):
             args.append(np.asarray(values[k]))
         else:
             return None                             # indices computed at run time
-    src = np.asarray(eqn.prim.impl(*args, **eqn.params)).ravel()
+    src = np.asarray(eqn.prim.impl(*args, **eqn.params)).ravel().astype(np.int64)
     out = np.arange(src.size)
     deps = []
     for k, s in enumerate(in_shapes):
