@@ -262,6 +262,13 @@ def test_scalar_types_cast_traced_values():
     np.testing.assert_allclose(t.grad, [2.0, 4.0])
 
 
+def test_numpy_scalar_type_on_a_traced_value_says_what_to_use():
+    # NumPy's own np.float32(x) cannot return a traced value: the error names the cast to use
+    from chainrule.core import ConcretizationError
+    with pytest.raises(ConcretizationError, match=r'cnp\.float32\(x\) or x\.astype'):
+        cr.grad(lambda x: np.float32(x) * 2)(1.0)
+
+
 def test_scalar_types_still_are_numpy_types():
     assert type(cnp.float32(1.5)) is np.float32 and cnp.float64(2) == 2.0
     assert np.dtype(cnp.float32) == np.float32 and cnp.zeros(2, cnp.int32).dtype == np.int32
