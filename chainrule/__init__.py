@@ -26,6 +26,8 @@ from . import lax
 from . import testing
 from . import debug
 from .debug import config, coverage, debug_nans, explain, explain_grad, memory_report
+from . import sparse
+from .implicit import custom_root, fixed_point
 
 __version__ = "0.1.0"
 
@@ -35,6 +37,7 @@ __all__ = [
     'grad', 'value_and_grad', 'vjp', 'jvp', 'vmap', 'jacfwd', 'jacrev', 'jacobian', 'hessian',
     'hvp', 'linearize', 'elementwise_grad', 'stop_gradient', 'custom_vjp', 'custom_jvp',
     'checkpoint', 'remat', 'jit', 'make_graph', 'export', 'load_graph', 'save', 'load',
+    'fixed_point', 'custom_root', 'sparse',
     # diagnostics
     'coverage', 'debug_nans', 'config', 'explain_grad', 'explain', 'memory_report',
     # errors

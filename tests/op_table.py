@@ -244,6 +244,10 @@ ROWS = [
         torch=lambda T, x, a_min, a_max: T.clamp(x, a_min, a_max)),
     Row('where_nonzero', lambda x: cnp.where(x > 0), lambda x: np.where(x > 0),
         [((3, 4),), ((5,),)], diff=False, dispatch=False),
+    Row('select', lambda c, x, y: cnp.select([c, x > 0.5], [x, y], -1.0),
+        lambda c, x, y: np.select([c, x > 0.5], [x, y], -1.0),
+        [((3,), (3,), (3,)), ((3, 1), (1, 4), ())], ['bool', (-2, 2), (-2, 2)], dispatch=False),
+    nondiff('iscomplex'), nondiff('isreal'),
     Row('where', cnp.where, np.where, [((3,), (3,), (3,)), ((3, 1), (1, 4), ()),
                                        ((2, 3, 4), (3, 4), (2, 1, 1))], ['bool', (-2, 2), (-2, 2)],
         torch=lambda T, c, x, y: T.where(c, x, y)),
@@ -475,7 +479,8 @@ NOT_TESTED_HERE = {
     'linalg': 'tests/test_linalg.py', 'fft': 'tests/test_fft.py', 'einsum': 'tests/test_einsum.py',
     # NumPy's own functions, re-exported (constants: nothing to differentiate)
     **dict.fromkeys(['arange', 'empty', 'eye', 'geomspace', 'identity', 'indices',
-                     'logspace', 'ones', 'tri', 'zeros'], 'numpy itself, re-exported'),
+                     'logspace', 'ones', 'tri', 'zeros', 'seterr', 'geterr', 'seterrcall',
+                     'geterrcall'], 'numpy itself, re-exported'),
     'meshgrid': 'tests/test_review.py (returns a tuple of grids)',
     'empty_like': 'uninitialised contents in NumPy (values cannot be compared)',
     # internal helpers that happen to be public names

@@ -161,12 +161,16 @@ def _array(self, *args, **kwargs):
     # without this, np.asarray(tracer) (and every NumPy function that is not dispatched) made a
     # 0-d object array holding the tracer, and the derivative was silently lost
     from chainrule.core import ConcretizationError
+    dtype = args[0] if args else kwargs.get('dtype')
+    cast = (f' To cast it to {np.dtype(dtype)} (np.{np.dtype(dtype).type.__name__}(x) lands '
+            f'here), use cnp.{np.dtype(dtype).type.__name__}(x) or x.astype(...).'
+            if dtype is not None else '')
     raise ConcretizationError(
         f'np.asarray (or a NumPy function chainrule.numpy does not provide) was called on a '
         f'{type(self).__name__} of shape {tuple(self.shape)} and dtype {self.dtype}, a value '
         'that a transform (grad, jvp, vmap) is tracing: converting it to a NumPy array would '
         'lose the derivative. Use chainrule.numpy (cnp.sin(x), cnp.asarray(x)); for a value '
-        'that needs no derivative, cr.stop_gradient(x) first.')
+        f'that needs no derivative, cr.stop_gradient(x) first.{cast}')
 
 
 def _to_number(self, *args):
