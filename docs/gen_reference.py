@@ -35,6 +35,16 @@ MODULES = [
     ('chainrule.data', 'data', 'Example data sets and batching.'),
     ('chainrule.debug', 'debug', 'Diagnostics: coverage, NaN provenance, gradient '
                                  'explanations, stepping, memory.'),
+    ('chainrule.sparse', 'sparse', 'Sparse Jacobians and Hessians: dependency patterns, '
+                                   'colouring, compressed jvp/vjp.'),
+    ('chainrule.scipy.special', 'scipy_special', 'Differentiable `scipy.special`.'),
+    ('chainrule.scipy.stats', 'scipy_stats', 'Differentiable `scipy.stats` distributions.'),
+    ('chainrule.scipy.linalg', 'scipy_linalg', 'Differentiable `scipy.linalg`.'),
+    ('chainrule.scipy.signal', 'scipy_signal', 'Differentiable `scipy.signal` convolutions.'),
+    ('chainrule.scipy.integrate', 'scipy_integrate', 'ODE solvers differentiable by the adjoint '
+                                                     'method.'),
+    ('chainrule.scipy.optimize', 'scipy_optimize', '`scipy.optimize` with derivatives '
+                                                   'supplied automatically.'),
     ('chainrule.core', 'core', 'Primitives and the trace machinery, for extending chainrule.'),
 ]
 

@@ -1,5 +1,6 @@
 """Fit the four parameters of the Lotka-Volterra predator-prey model to noisy observations, with
-`chainrule.scipy.integrate.odeint` and SciPy's `minimize` (gradient by the adjoint method).
+`chainrule.scipy.integrate.odeint` and `chainrule.scipy.optimize.minimize` (SciPy's minimizer,
+its gradient supplied by chainrule: the adjoint method through the ODE solver).
 
 Run it as
 
@@ -62,14 +63,10 @@ def loss(log_params, data):
 
 def fit(iters=100, seed=0, start=(1.3, 0.5, 0.6, 0.25)):
     """Fit the parameters; returns `(params, data, scipy_result)`."""
-    from scipy.optimize import minimize
+    from chainrule.scipy.optimize import minimize
     data = make_data(seed)
-    value_and_grad = cr.value_and_grad(loss)
-
-    def fun(z):
-        v, g = value_and_grad(z, data)
-        return float(v), np.asarray(g, dtype=np.float64)
-    res = minimize(fun, np.log(np.asarray(start)), jac=True, method='L-BFGS-B',
+    # the gradient is supplied by chainrule (reverse mode, the adjoint method through odeint)
+    res = minimize(loss, np.log(np.asarray(start)), args=(data,), method='L-BFGS-B',
                    options={'maxiter': iters})
     return np.exp(res.x), data, res
 

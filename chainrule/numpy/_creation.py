@@ -33,6 +33,7 @@ def _sizes_known(fn, name=None):
     wrapper.__name__ = wrapper.__qualname__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
     wrapper.__wrapped__ = fn
+    wrapper._lists_as_arrays = False    # sizes, not arrays: never stacked (see _base)
     return wrapper
 
 

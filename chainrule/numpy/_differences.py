@@ -6,7 +6,7 @@ import numpy as _np
 from chainrule import ops
 from chainrule.core import dtype_of, shape_of, ShapeError
 from chainrule.ops import conj, greater, less
-from numpy import zeros
+from numpy import zeros as _zeros
 
 
 def trapezoid(y, x=None, dx=1.0, axis=-1):
@@ -94,7 +94,7 @@ def convolve(a, v, mode='full'):
     n, m = shape_of(a)[0], shape_of(v)[0]
     if n < m:
         a, v, n, m = v, a, m, n
-    full = zeros((n + m - 1,), result_type(a, v)) if not _is_traced(a, v) else None
+    full = _zeros((n + m - 1,), result_type(a, v)) if not _is_traced(a, v) else None
     if full is not None:
         return _np.convolve(a, v, mode)
     terms = [pad(a * v[j], [(j, m - 1 - j)]) for j in range(m)]
