@@ -96,8 +96,8 @@ class CoverageTable(list):
         return self.to_markdown()
 
 
-# `chainrule.scipy`'s modules, covered when they exist (default sample inputs unless
-# `chainrule.debug.samples.TABLES` has an entry for the module)
+# `chainrule.scipy`'s modules, covered when they import (SciPy installed): their sample inputs
+# are in `chainrule.debug.samples.OPTIONAL_TABLES` (the default for a function with no entry)
 SCIPY = ('chainrule.scipy.special', 'chainrule.scipy.stats', 'chainrule.scipy.linalg',
          'chainrule.scipy.signal', 'chainrule.scipy.integrate', 'chainrule.scipy.optimize')
 

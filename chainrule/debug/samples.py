@@ -6,11 +6,13 @@ a `call` that builds the call. A function with no entry gets the default: as man
 shape (2, 3) as it has required positional parameters, sampled in (0.2, 0.8) -- inside the
 domain of `log`, `sqrt`, `arcsin`, `arctanh` and friends. The test suite has its own, larger
 table (`tests/op_table.py`); this one lives in the library so `cr.coverage()` works anywhere.
+Public names that are not differentiable functions of arrays (NumPy's error-state utilities,
+SciPy's optimizer drivers, ...) are in `SKIP`, each with the reason, and get no row.
 """
 
 import numpy as np
 
-__all__ = ['Sample', 'sample_for', 'SKIP']
+__all__ = ['Sample', 'sample_for', 'SKIP', 'TABLES', 'OPTIONAL_TABLES']
 
 
 class Sample:
@@ -24,26 +26,31 @@ class Sample:
         call: `call(fn, *arrays)` makes the call; by default `fn(*arrays, **kwargs)`.
         zero_grad: the function's gradient is zero by design (`stop_gradient`), whatever finite
             differences say.
+        keep_real: the indices of the arguments that stay real when the others are sampled
+            complex (an ODE's output times).
         kwargs: keyword arguments of the default call.
     """
 
-    __slots__ = ('shapes', 'domain', 'call', 'kwargs', 'zero_grad')
+    __slots__ = ('shapes', 'domain', 'call', 'kwargs', 'zero_grad', 'keep_real')
 
-    def __init__(self, *shapes, domain=(0.2, 0.8), call=None, zero_grad=False, **kwargs):
+    def __init__(self, *shapes, domain=(0.2, 0.8), call=None, zero_grad=False, keep_real=(),
+                 **kwargs):
         self.shapes = shapes
         self.domain = domain
         self.call = call
         self.kwargs = kwargs
         self.zero_grad = zero_grad      # its gradient is zero by design (`stop_gradient`)
+        self.keep_real = keep_real
 
     def domains(self):
         d = self.domain
         return d if isinstance(d, list) else [d] * len(self.shapes)
 
     def arrays(self, rng, complex_=False):
-        """The sampled arguments: floats in float64 (complex128 with `complex_`)."""
+        """The sampled arguments: floats in float64 (complex128 with `complex_`, except those
+        in `keep_real`)."""
         out = []
-        for shape, dom in zip(self.shapes, self.domains()):
+        for i, (shape, dom) in enumerate(zip(self.shapes, self.domains())):
             if dom == 'int':
                 out.append(rng.integers(0, 3, shape))
             elif dom == 'label':
@@ -58,7 +65,7 @@ class Sample:
                     x = np.cumsum(rng.uniform(0.2, 1.0, shape), axis=-1)
                 else:
                     x = rng.uniform(dom[0], dom[1], shape)
-                if complex_:
+                if complex_ and i not in self.keep_real:
                     x = x + 1j * rng.uniform(-0.3, 0.3, shape)
                 out.append(np.asarray(x))
         return out
@@ -91,6 +98,11 @@ SKIP = {
                     'makes a constant array from sizes (nothing to differentiate)'),
     **dict.fromkeys(['concrete', 'dtype_of', 'shape_of', 'result_type', 'shape', 'ndim', 'size',
                      'iscomplexobj', 'isrealobj'], 'inspects an array (no array result)'),
+    **dict.fromkeys(['geterr', 'seterr', 'geterrcall', 'seterrcall'],
+                    "NumPy's floating-point error state (no array argument or result)"),
+    **dict.fromkeys(['minimize', 'least_squares', 'root'],
+                    "drives SciPy's optimizer on concrete values (not a differentiable function "
+                    'of arrays; to differentiate through a solution use cr.custom_root)'),
     'LinAlgError': 'an exception class',
 }
 
@@ -167,6 +179,8 @@ NUMPY = {
     'equal': S((3,), (3,), domain=['int', 'int']), 'not_equal': S((3,), (3,), domain=['int'] * 2),
     'real_if_close': S((2, 3)), 'stop_gradient': S((2, 3), zero_grad=True),
     'cumprod': S((2, 3), domain=(0.5, 1.5)), 'prod': S((2, 3), domain=(0.5, 1.5)),
+    'select': S((2, 3), (2, 3), (2, 3), (2, 3), (2, 3), domain=['bool', 'bool', POS, POS, POS],
+                call=lambda f, c1, c2, x, y, d: f([c1, c2], [x, y], d)),
 }
 
 def _gauge_free(f, a):
@@ -216,14 +230,87 @@ FUNCTIONAL = {
     'one_hot': S((4,), domain=['label'], num_classes=3),
 }
 
+# --- chainrule.scipy (covered only when SciPy is installed) -----------------------------------
+
+def _well(a):
+    """`a` (entries in (0.2, 0.8)) plus 3 on the diagonal: diagonally dominant, so well
+    conditioned, with every eigenvalue's real part above 2 (away from logm's and sqrtm's branch
+    cut on the negative real axis)."""
+    return a + 3 * np.eye(np.shape(a)[-1])
+
+
+# the orders of iv, ive, kv and the parameters a of betainc and gammainc: constants (their
+# derivatives there are MissingRuleError by design), real and not all integers
+_ORDERS = np.array([0.5, 1.0, 2.5])
+_PARAMS = np.array([0.5, 1.5, 3.0])
+
+SPECIAL = {
+    'polygamma': S((2, 3), (2, 3), domain=['int', (0.5, 2.0)]),        # integer order n
+    'multigammaln': S((2, 3), domain=[(1.5, 3.0)], call=lambda f, a: f(a, 3)),   # a > (d-1)/2
+    'beta': S((2, 3), (2, 3), domain=(0.5, 2.0)), 'betaln': S((2, 3), (2, 3), domain=(0.5, 2.0)),
+    # no derivative in a, b: they are constants, x is sampled
+    'betainc': S((2, 3), call=lambda f, x: f(_PARAMS, 2.0, x)),
+    'gammainc': S((2, 3), domain=[(0.2, 3.0)], call=lambda f, x: f(_PARAMS, x)),
+    'gammaincc': S((2, 3), domain=[(0.2, 3.0)], call=lambda f, x: f(_PARAMS, x)),
+    'jn': S((2, 3), (2, 3), domain=['int', (0.5, 3.0)]),                # integer order n
+    'yn': S((2, 3), (2, 3), domain=['int', (0.5, 3.0)]),
+    'iv': S((2, 3), domain=[(0.5, 3.0)], call=lambda f, z: f(_ORDERS, z)),
+    'ive': S((2, 3), domain=[(0.5, 3.0)], call=lambda f, z: f(_ORDERS, z)),
+    'kv': S((2, 3), domain=[(0.5, 3.0)], call=lambda f, z: f(_ORDERS, z)),
+}
+
+SCIPY_LINALG = {
+    # reads the upper triangle: an SPD matrix's is a well-conditioned triangular matrix
+    'solve_triangular': S(M, (3, 2), domain=['spd', POS]),
+    'cho_factor': S(M, domain=['spd']),
+    # cho_solve reads c's upper triangle, and any upper-triangular matrix with a positive
+    # diagonal is a Cholesky factor (of c^H c)
+    'cho_solve': S(M, (3,), domain=['spd', POS], call=lambda f, c, b: f((c, False), b)),
+    'lu_factor': S(M, call=lambda f, a: f(_well(a))),
+    # a packed L\U with a real row interchange (rows 0 and 1)
+    'lu_solve': S(M, (3,), call=lambda f, lu, b: f((_well(lu), np.array([1, 1, 2])), b)),
+    'expm': S(M), 'expm_frechet': S(M, M),
+    'logm': S(M, call=lambda f, a: f(_well(a))), 'sqrtm': S(M, call=lambda f, a: f(_well(a))),
+    # a and -b have no common eigenvalue (real parts above 2 and below -2)
+    'solve_sylvester': S(M, (2, 2), (3, 2), call=lambda f, a, b, q: f(_well(a), _well(b), q)),
+    # (l, u) = (1, 1): ab's rows are the super-, main and sub-diagonal; a dominant main one
+    'solve_banded': S((3, 4), (4,),
+                      call=lambda f, ab, b: f((1, 1), ab + np.array([[0.0], [3.0], [0.0]]), b)),
+    'eigh': S(M, domain=['spd'], call=_gauge_free),
+    'block_diag': S((2, 3), (1, 2)),
+}
+
+
+def _linear_ode(y, t, a):
+    """dy/dt = a y + sin(t): a small linear system, depending on time too."""
+    import chainrule.numpy as cnp
+    return cnp.matmul(a, y) + cnp.sin(t)
+
+
+# the ODE solvers take a function: they run on `_linear_ode`, differentiated in the initial
+# state, the output times and the matrix a; tolerances far below the finite-difference steps;
+# the times stay real when the state and a are complex
+INTEGRATE = {
+    'odeint': S((2,), (4,), (2, 2), domain=[POS, 'sorted', (-0.5, 0.5)], keep_real=(1,),
+                call=lambda f, y0, t, a: f(_linear_ode, y0, t, args=(a,), rtol=1e-12, atol=1e-12)),
+    'solve_ivp': S((2,), (4,), (2, 2), domain=[POS, 'sorted', (-0.5, 0.5)], keep_real=(1,),
+                   call=lambda f, y0, t, a: f(lambda s, y, a: _linear_ode(y, s, a),
+                                              (t[0], t[-1]), y0, t_eval=t, args=(a,),
+                                              rtol=1e-12, atol=1e-12).y),
+}
+
 TABLES = {'chainrule.numpy': NUMPY, 'chainrule.numpy.linalg': LINALG,
           'chainrule.numpy.fft': FFT, 'chainrule.nn.functional': FUNCTIONAL}
+
+# the optional modules' tables (`coverage_table.SCIPY` imports them only when SciPy is there)
+OPTIONAL_TABLES = {'chainrule.scipy.special': SPECIAL, 'chainrule.scipy.linalg': SCIPY_LINALG,
+                   'chainrule.scipy.integrate': INTEGRATE}
 
 
 def sample_for(module, name, fn):
     """The `Sample` for `module.name`: its entry, or the default from `fn`'s signature (None
     when the signature cannot be read)."""
-    s = TABLES.get(module, {}).get(name)
+    s = TABLES.get(module, OPTIONAL_TABLES.get(module, {})).get(name)
     if s is not None:
         return s
     import inspect
