@@ -42,5 +42,5 @@ __all__ = [
     'coverage', 'debug_nans', 'config', 'explain_grad', 'explain', 'memory_report',
     # errors
     'ChainruleError', 'ShapeError', 'DTypeError', 'GradientError', 'OutputTypeError',
-    'IndexOutOfRangeError', 'MissingRuleError',
+    'IndexOutOfRangeError', 'MissingRuleError', 'ArgumentError', 'GraphFormatError', 'LoadError',
 ]
