@@ -283,7 +283,18 @@ def _assign_recorded(t, value, idx, name):
     if parent is None and vnode is None:
         return None
     # at_set's rules read neither value (the old one only for its shape): nothing is saved
-    return Node(at_set_p, {'idx': nidx}, (parent, vnode), (_placeholder(d), vdata), d)
+    return _made(Node(at_set_p, {'idx': nidx}, (parent, vnode), (_placeholder(d), vdata), d))
+
+
+# `chainrule.debug` sets this to `hook(node)` while it records source lines: the in-place nodes
+# made here do not pass through EagerTrace.process, and their output is the base's own array
+_node_hook = None
+
+
+def _made(node):
+    if _node_hook is not None:
+        _node_hook(node)
+    return node
 
 
 def _write(d, nidx, value, name):
@@ -381,7 +392,8 @@ def _scatter(root, path, node, view_data):
         for prim, params in path:
             pos = prim.impl(pos, **params)
         idx = np.unravel_index(pos, d.shape)
-    return Node(at_set_p, {'idx': idx}, (root._node, node), (_placeholder(d), view_data), d)
+    return _made(Node(at_set_p, {'idx': idx}, (root._node, node), (_placeholder(d), view_data),
+                      d))
 
 
 def _regenerate(root):

@@ -34,6 +34,7 @@ _lock = threading.Lock()
 modes = {'nans': 0, 'sources': 0}   # how many blocks (and the config flag) have each mode on
 _origins = {}           # id(result) -> (ref to result, where it was created)
 _cuts = {}              # id(array) -> (ref, cut points): values whose gradient was cut
+_node_origins = {}      # id(tape node) -> (ref to node, where): in-place nodes (chainrule._views)
 _MAX_ENTRIES = 200_000
 _saved = {}             # the originals swapped out while a mode is on
 # (node, argument) while a VJP rule runs with the NaN check on: ops inside are that rule's
@@ -108,6 +109,9 @@ def _forward(prim, args, params, result):
 
 def origin(node):
     """Where the operation of tape node `node` was made (None when not recorded)."""
+    hit = _recall(_node_origins, node)
+    if hit is not None:
+        return hit[0]
     out = node.out
     for r in ([out] + list(out) if isinstance(out, tuple) else [out]):
         hit = _recall(_origins, r)
@@ -189,12 +193,13 @@ def _backward_hook(node, i, rule, g, out, args, params):
 
 
 def _install():
-    from chainrule import core
+    from chainrule import _views, core
     jit_mod = sys.modules['chainrule.jit']     # (the name `chainrule.jit` is the function)
     from chainrule.interpreters import reverse
     from chainrule.tensor import EagerTrace, Tensor
     _origins.clear()
     _cuts.clear()
+    _node_origins.clear()
     orig_process = _saved['eager'] = EagerTrace.process
     orig_call = _saved['jitted'] = jit_mod.Jitted.__call__
     orig_detach = _saved['detach'] = Tensor.detach
@@ -220,21 +225,27 @@ def _install():
                       (('detach', 'detach', source_line(2), (weakref.ref(self._node),)),))
         return out
 
+    def node_made(node):
+        if in_backward.get() is None:
+            _remember(_node_origins, node, source_line(2))
+
     EagerTrace.process = process
     jit_mod.Jitted.__call__ = call
     Tensor.detach = detach
+    _views._node_hook = node_made
     core._eager_hook = _eager_hook
     reverse._backward_hook = _backward_hook
 
 
 def _uninstall():
-    from chainrule import core
+    from chainrule import _views, core
     jit_mod = sys.modules['chainrule.jit']     # (the name `chainrule.jit` is the function)
     from chainrule.interpreters import reverse
     from chainrule.tensor import EagerTrace, Tensor
     EagerTrace.process = _saved.pop('eager')
     jit_mod.Jitted.__call__ = _saved.pop('jitted')
     Tensor.detach = _saved.pop('detach')
+    _views._node_hook = None
     core._eager_hook = None
     reverse._backward_hook = None
 
