@@ -25,6 +25,7 @@ zero arrays of the declared shapes, only when the equation's declared arrays hol
 `probe_limit` elements; beyond that the file is refused, saying how to allow it.
 """
 
+import importlib
 import warnings
 
 import numpy as np
@@ -34,7 +35,7 @@ from chainrule._shaperules import RULES, axis_index, size_of
 from chainrule.core import registry
 from chainrule.interpreters.staging import Graph, Literal, ShapedArray, abstract_eval
 
-__all__ = ['check_graph', 'SCHEMAS', 'RULES', 'DTYPES']
+__all__ = ['check_graph', 'find_primitive', 'SCHEMAS', 'RULES', 'DTYPES']
 
 DTYPES = frozenset({'float64', 'float32', 'float16', 'int64', 'int32', 'int16', 'int8', 'uint8',
                     'uint16', 'uint32', 'uint64', 'bool', 'complex128', 'complex64'})
@@ -96,6 +97,7 @@ KINDS = {
     'UPLO': _choice('L', 'U'),
     'str': lambda v: isinstance(v, str) and len(v) < 1000,
     'kth': lambda v: _int(v) or (_ints(v) and len(v) > 0),
+    'conv method': _choice('auto', 'direct', 'fft'),
 }
 
 _WINDOW = {'kernel': 'pair', 'stride': 'pair', 'padding': 'pair'}
@@ -113,6 +115,7 @@ SCHEMAS = {
     'at_set': {'idx': 'index'},
     'broadcast_to': {'shape': 'shape'},
     'concatenate': {'axis': 'int'},
+    'convolve': {'nbatch': 'nonneg', 'method': 'conv method'},
     'cond': {'branches': 'two graphs'},
     'conv2d': {'stride': 'pair', 'padding': 'pair'},
     'class_labels': {'num_classes': 'nonneg', 'ignore_index': 'int or None', 'op': 'str'},
@@ -140,6 +143,7 @@ SCHEMAS = {
     'scatter_add': {'idx': 'index', 'shape': 'shape'},
     'scatter_along_axis': {'axis': 'int', 'n': 'nonneg'},
     'searchsorted': {'side': 'side'},
+    'solve_banded': {'l': 'nonneg', 'u': 'nonneg'},
     'sum': {'axis': 'ints', 'keepdims': 'bool'},
     'svd': {'full_matrices': 'bool'},
     'take_along_axis': {'axis': 'int'},
@@ -150,8 +154,31 @@ SCHEMAS = {
               'num_body_consts': 'nonneg'},
 }
 
-# graphs made by other means (checkpoint, custom rules) carry Python functions: not loadable
-_NOT_LOADABLE = {'checkpoint_call', 'custom_jvp_call', 'custom_vjp_call'}
+# graphs made by other means (checkpoint, custom rules) carry Python functions: not loadable;
+# so does `odeint` (its right-hand side, a Python function, is a parameter)
+_NOT_LOADABLE = {'checkpoint_call', 'custom_jvp_call', 'custom_vjp_call', 'odeint'}
+
+# chainrule's modules that declare primitives when imported, beyond those `import chainrule`
+# and `chainrule.lax` declare: a saved graph using one of theirs loads without its user
+# importing the module first (`find_primitive`). Only these fixed names are ever imported.
+DECLARING_MODULES = ('chainrule.scipy.special', 'chainrule.scipy.linalg',
+                     'chainrule.scipy.signal', 'chainrule.scipy.integrate')
+
+
+def find_primitive(name):
+    """The registered primitive called `name` (a string read from a file), importing the
+    modules of `DECLARING_MODULES` one by one until one declares it; None if none does (or the
+    module that would cannot be imported, e.g. without SciPy)."""
+    prim = registry.get(name)
+    for module in DECLARING_MODULES:
+        if prim is not None:
+            break
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            continue
+        prim = registry.get(name)
+    return prim
 
 
 def not_loadable(name):

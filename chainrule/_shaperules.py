@@ -4,11 +4,12 @@ is checked with (see `chainrule._graphcheck`).
 What this module lets you do: `RULES[name](*avals, **params)` gives the `(shape, dtype)` of each
 result of primitive `name` applied to operands of those types -- for every primitive that has
 no `shape` rule of its own and is not elementwise: reshapes, reductions, indexing, matmul and
-einsum, linear algebra, FFTs, convolutions and pooling, control flow. A rule never creates an
-array of an operand's or result's shape: shapes come from NumPy's rules written out on tuples,
-dtypes from running NumPy on one-element arrays (dtypes depend on dtypes only). Operands or
-parameters the primitive would reject raise `FormatProblem` (or NumPy's own error, which the
-checker turns into one).
+einsum, linear algebra, FFTs, convolutions and pooling, control flow, and the primitives of
+`chainrule.scipy` (matrix functions, LU, Sylvester and banded solves, n-d convolution). A rule
+never creates an array of an operand's or result's shape: shapes come from NumPy's rules
+written out on tuples, dtypes from running NumPy (or the primitive) on one-element arrays
+(dtypes depend on dtypes only). Operands or parameters the primitive would reject raise
+`FormatProblem` (or NumPy's own error, which the checker turns into one).
 """
 
 import warnings
@@ -420,6 +421,65 @@ def _argpartition_rule(x, *, kth, axis):
     return [(x.shape, np.dtype(np.intp))]
 
 
+# --- the primitives of chainrule.scipy (declared when their module is imported) ------------------
+
+def _impl_of(name):
+    """The impl of primitive `name`, looked up when a rule runs (chainrule.scipy's modules
+    declare theirs on import, after this one)."""
+    return lambda *a, **p: registry[name].impl(*a, **p)
+
+
+def _sylvester_shapes(a, b, q):
+    _sq(a)
+    _sq(b)
+    if len(q) < 2 or q[-2:] != (a[-1], b[-1]) or not a[:-2] == b[:-2] == q[:-2]:
+        raise FormatProblem(f'solve_sylvester of shapes {a}, {b} and {q}: q must be '
+                            f'(..., {a[-1]}, {b[-1]}) with the batch shape of a and b')
+    return [q]
+
+
+def _banded_shapes(ab, b, *, l, u):
+    if len(ab) < 2 or len(b) < 2 or ab[-2] != l + u + 1 or b[-2] != ab[-1] or \
+            ab[:-2] != b[:-2]:
+        raise FormatProblem(f'solve_banded with (l, u) = ({l}, {u}) of shapes {ab} (ab) and {b} '
+                            f'(b): ab must be (..., {l + u + 1}, n) and b (..., n, k)')
+    return [b]
+
+
+def _lu_pivots_rule(piv):
+    if piv.ndim < 1 or piv.dtype.kind not in 'iu':
+        raise FormatProblem(f'lu_pivots_to_permutation of {piv}: needs integer pivots (..., n)')
+    return [(piv.shape, np.dtype(np.intp))]
+
+
+def _convolve_rule(x, k, *, nbatch, method):
+    if x.ndim != k.ndim or nbatch > x.ndim or x.shape[:nbatch] != k.shape[:nbatch] or \
+            0 in x.shape or 0 in k.shape:
+        raise FormatProblem(f'convolve of {x} and {k} with nbatch={nbatch}: both need the same '
+                            'number of axes, the same leading nbatch axes and no empty axis')
+    shape = x.shape[:nbatch] + tuple(a + b - 1 for a, b in zip(x.shape[nbatch:],
+                                                                k.shape[nbatch:]))
+    dt = _dtype_of(lambda a, b: registry['convolve'].impl(a, b, nbatch=0, method=method),
+                   x.dtype, k.dtype)
+    return [(shape, dt)]
+
+
+_SCIPY_RULES = {
+    'expm': _linalg('expm', _impl_of('expm'), lambda a: [_sq(a)]),
+    'logm': _linalg('logm', _impl_of('logm'), lambda a: [_sq(a)]),
+    'sqrtm': _linalg('sqrtm', _impl_of('sqrtm'), lambda a: [_sq(a)]),
+    'lu': _linalg('lu', _impl_of('lu'), lambda a: [_sq(a), a[:-1]]),
+    'lu_pivots_to_permutation': _lu_pivots_rule,
+    'solve_sylvester': _linalg('solve_sylvester', _impl_of('solve_sylvester'),
+                               _sylvester_shapes),
+    # (dtypes do not depend on the band widths: found with l = u = 0 on 1x1 matrices)
+    'solve_banded': _linalg('solve_banded',
+                            lambda ab, b, *, l, u: registry['solve_banded'].impl(ab, b, l=0, u=0),
+                            _banded_shapes),
+    'convolve': _convolve_rule,
+}
+
+
 RULES = {
     'argsort': lambda x, *, axis, stable: [(x.shape, np.dtype(np.intp))],
     'argpartition': _argpartition_rule,
@@ -449,4 +509,5 @@ RULES = {
     'log_softmax': _log_softmax_rule, 'cross_entropy': _cross_entropy_rule,
     'class_labels': _class_labels_rule,
     'cond': _cond_rule, 'scan': _scan_rule, 'while': _while_rule, 'jit_call': _jit_call_rule,
+    **_SCIPY_RULES,
 }

@@ -42,7 +42,7 @@ import types
 import numpy as np
 
 from chainrule import _format, _graphcheck, _shaperules
-from chainrule.core import ChainruleError, Tracer, bind, registry
+from chainrule.core import ChainruleError, Tracer, bind
 from chainrule.interpreters.staging import Eqn, Graph, Literal, ShapedArray, Var
 from chainrule.tree import tree_flatten, tree_unflatten
 
@@ -479,7 +479,8 @@ class _GraphDecoder:
             w = f'{where}, equation {k}'
             if not isinstance(e, dict) or set(e) != {'prim', 'in', 'out', 'params'}:
                 _fail(f'{w}: malformed equation')
-            prim = registry.get(e['prim']) if isinstance(e['prim'], str) else None
+            prim = _graphcheck.find_primitive(e['prim']) if isinstance(e['prim'], str) \
+                else None
             if prim is None:
                 _fail(f'{w}: unknown primitive {e["prim"]!r:.40}')
             if not isinstance(e['params'], dict):
@@ -532,7 +533,8 @@ def load_graph(path, *, probe_limit=PROBE_LIMIT):
     - it follows the schema: every tag, number, dtype (one of NumPy's numeric dtypes or bool),
       shape, variable reference, graph reference (no cycles) and the argument and result
       structures (tuples, lists, dicts, None);
-    - every primitive is one chainrule has registered (and carries no Python function), and
+    - every primitive is one chainrule has registered (and carries no Python function; one of
+      `chainrule.scipy`'s is declared by importing its module, which the file never names), and
       its parameters have the names and kinds its schema lists (`chainrule._graphcheck.SCHEMAS`);
     - every variable is defined once before use, constants have their variables' types, and
       every equation's declared result types are what its primitive gives for the declared

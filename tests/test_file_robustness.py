@@ -3,6 +3,9 @@
 - Round trips: every op-table row, constants and outputs of every kind (0-d, empty, float32,
   complex, integer, bool), linear algebra, FFTs, convolutions, control flow and random programs
   all load back and give the values (NumPy's reference) and gradients of the original.
+- chainrule.scipy's primitives (matrix functions, LU, Sylvester and banded solves, convolution,
+  special functions) round-trip with SciPy's values and the original's gradients, and load in a
+  process that never imported chainrule.scipy.
 - Saving is atomic: a write failing midway leaves the previous file loadable; concurrent saves
   to one path from threads all succeed.
 - Memory bombs: small files declaring huge arrays load in small memory or are refused.
@@ -16,7 +19,9 @@ import hashlib
 import io
 import json
 import os
+import subprocess
 import sys
+import textwrap
 import threading
 import tracemalloc
 import warnings
@@ -579,6 +584,8 @@ def _corpus(tmp_path):
     ]
     programs += [(cr.grad(_loss(f), argnums=tuple(range(len(a)))), a)
                  for f, a, _ in PROGRAMS.values() if f is not PROGRAMS['while'][0]]
+    if _has_scipy():
+        programs += [(f, args) for f, args, _ in _scipy_programs().values()]
     for k, (f, args) in enumerate(programs):
         try:
             exp = cr.export(f, *args)
@@ -741,8 +748,14 @@ def test_every_primitive_has_a_parameter_schema_and_a_shape_rule():
     """Adding a primitive means declaring how a loaded graph checks it: its parameters in
     `_graphcheck.SCHEMAS` (the impl's keyword-only parameters) and a rule giving its result
     types from shapes and dtypes alone (its own `shape`, elementwise, or `_graphcheck.RULES`)."""
+    import importlib
     import inspect
-    from chainrule._graphcheck import RULES, SCHEMAS, not_loadable
+    from chainrule._graphcheck import DECLARING_MODULES, RULES, SCHEMAS, not_loadable
+    for module in DECLARING_MODULES:          # (their primitives are checked too)
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
     problems = []
     for name, prim in sorted(registry.items()):
         home = getattr(prim.impl, '__module__', None) or 'numpy'
@@ -779,3 +792,178 @@ def test_zip_headers_declaring_more_than_the_file_holds_are_refused(tmp_path):
     holder = []
     peak = _peak(lambda: holder.append(pytest.raises(cr.LoadError, cr.load, p)))
     assert 'liar.npz' in str(holder[0].value) and peak < 2**20
+
+
+# --- chainrule.scipy's primitives: round trips, and loading without importing chainrule.scipy --
+
+def _has_scipy():
+    try:
+        import scipy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _scipy_programs():
+    """name -> (program, args, SciPy's reference for its value) for each primitive of
+    chainrule.scipy a saved graph can hold."""
+    import scipy.linalg
+    import scipy.signal
+    import scipy.special
+    import chainrule.scipy.linalg as sla
+    import chainrule.scipy.signal as sig
+    import chainrule.scipy.special as sp
+    rng = np.random.default_rng(5)
+    a = 0.3 * rng.standard_normal((3, 3))
+    m = rng.standard_normal((3, 3))
+    spd = m @ m.T + 3 * np.eye(3)
+    near_eye = np.eye(3) + 0.2 * rng.standard_normal((3, 3))
+    b2 = rng.standard_normal((2, 2)) + 3 * np.eye(2)
+    q = rng.standard_normal((3, 2))
+    ab = np.array([[0.0, 1.0, 0.5, 0.2], [4.0, 5.0, 6.0, 5.0], [1.0, 0.3, 0.7, 0.0]])
+    rhs = rng.standard_normal((4, 2))
+    x1, k1 = rng.standard_normal(7), rng.standard_normal(3)
+    x2, k2 = rng.standard_normal((5, 4)), rng.standard_normal((2, 3))
+    xs = rng.uniform(0.5, 3.0, 5)
+    mode_progs = {
+        f'convolve_{mode}_{method}': (
+            lambda x, k, mode=mode, method=method: sig.convolve(x, k, mode=mode, method=method),
+            (x1, k1), lambda x, k, mode=mode: scipy.signal.convolve(x, k, mode=mode))
+        for mode in ('full', 'same', 'valid') for method in ('direct', 'fft')}
+    return {
+        'expm': (sla.expm, (a,), scipy.linalg.expm),
+        'expm_batched': (sla.expm, (np.stack([a, 2 * a]),),
+                         lambda s: np.stack([scipy.linalg.expm(x) for x in s])),
+        'logm': (sla.logm, (near_eye,), scipy.linalg.logm),
+        'sqrtm': (sla.sqrtm, (spd,), scipy.linalg.sqrtm),
+        'lu_solve': (lambda a, b: sla.lu_solve(sla.lu_factor(a), b), (spd + a, q),
+                     lambda a, b: scipy.linalg.lu_solve(scipy.linalg.lu_factor(a), b)),
+        'lu_solve_transposed': (
+            lambda a, b: sla.lu_solve(sla.lu_factor(a), b, trans=1), (spd + a, q),
+            lambda a, b: scipy.linalg.lu_solve(scipy.linalg.lu_factor(a), b, trans=1)),
+        'solve_sylvester': (sla.solve_sylvester, (spd, b2, q), scipy.linalg.solve_sylvester),
+        'solve_banded': (lambda ab, b: sla.solve_banded((1, 1), ab, b), (ab, rhs),
+                         lambda ab, b: scipy.linalg.solve_banded((1, 1), ab, b)),
+        **mode_progs,
+        'convolve_2d': (lambda x, k: sig.convolve(x, k, mode='same'), (x2, k2),
+                        lambda x, k: scipy.signal.convolve(x, k, mode='same')),
+        'correlate': (lambda x, k: sig.correlate(x, k, mode='valid'), (x1, k1),
+                      lambda x, k: scipy.signal.correlate(x, k, mode='valid')),
+        'special': (lambda x: sp.gammaln(x) + sp.digamma(x) * sp.i0e(x) - sp.erfinv(x / 4),
+                    (xs,), lambda x: scipy.special.gammaln(x) + scipy.special.digamma(x) *
+                    scipy.special.i0e(x) - scipy.special.erfinv(x / 4)),
+        'special_two_args': (lambda x: sp.gammainc(2.5, x) + sp.betaln(x, 1.5) + sp.polygamma(1, x),
+                             (xs,), lambda x: scipy.special.gammainc(2.5, x) +
+                             scipy.special.betaln(x, 1.5) + scipy.special.polygamma(1, x)),
+    }
+
+
+_SCIPY_NAMES = ['expm', 'expm_batched', 'logm', 'sqrtm', 'lu_solve', 'lu_solve_transposed',
+                'solve_sylvester', 'solve_banded'] + \
+    [f'convolve_{mode}_{method}' for mode in ('full', 'same', 'valid')
+     for method in ('direct', 'fft')] + ['convolve_2d', 'correlate', 'special',
+                                         'special_two_args']
+
+
+def _run_python(script, cwd):
+    """Run `script` in a fresh interpreter that imports this checkout's chainrule."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(cr.__file__)))
+    r = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                       timeout=300, cwd=str(cwd), env=dict(os.environ, PYTHONPATH=root))
+    assert r.returncode == 0, r.stderr
+
+
+def _scalar_loss(f):
+    return lambda *a: cnp.sum(cnp.real(f(*a)) ** 2)
+
+
+@pytest.mark.parametrize('name', _SCIPY_NAMES)
+def test_scipy_primitives_round_trip_with_values_and_gradients(tmp_path, name):
+    pytest.importorskip('scipy', reason='chainrule.scipy computes with SciPy')
+    f, args, ref = _scipy_programs()[name]
+    loaded, path = _round_trip(tmp_path, f, *args)
+    np.testing.assert_allclose(loaded(*args), ref(*args), rtol=1e-9, atol=1e-12)
+    argnums = tuple(range(len(args)))
+    got = cr.grad(_scalar_loss(loaded), argnums=argnums)(*args)
+    want = cr.grad(_scalar_loss(f), argnums=argnums)(*args)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+    # and the gradient program itself round-trips
+    gl, _ = _round_trip(tmp_path, cr.grad(_scalar_loss(f), argnums=argnums), *args,
+                        name='grad.crg')
+    for g, w in zip(gl(*args), want):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+
+
+def test_scipy_primitive_graph_loads_in_a_process_that_never_imported_chainrule_scipy(
+        tmp_path):
+    """load_graph imports the chainrule module that declares a primitive the file uses; the
+    user imports only chainrule."""
+    pytest.importorskip('scipy', reason='chainrule.scipy computes with SciPy')
+    import chainrule.scipy.linalg as sla
+    import chainrule.scipy.signal as sig
+    import chainrule.scipy.special as sp
+    rng = np.random.default_rng(8)
+    a, x, k = 0.3 * rng.standard_normal((3, 3)), rng.uniform(0.5, 2.0, 6), rng.standard_normal(3)
+
+    def f(a, x, k):
+        lu = sla.lu_solve(sla.lu_factor(sla.expm(a)), x[:3])
+        return cnp.sum(sig.convolve(x, k, mode='same') * sp.gammaln(x)) + cnp.sum(lu)
+    cr.export(f, a, x, k).save(tmp_path / 'sci.crg')
+    np.savez(tmp_path / 'in.npz', a=a, x=x, k=k)
+    script = textwrap.dedent(f"""
+        import sys
+        import numpy as np, chainrule as cr
+        assert not [m for m in sys.modules if m.startswith('chainrule.scipy.')], 'preloaded'
+        f = cr.load_graph({str(tmp_path / 'sci.crg')!r})
+        z = np.load({str(tmp_path / 'in.npz')!r})
+        args = (z['a'], z['x'], z['k'])
+        g = cr.grad(f, argnums=(0, 1, 2))(*args)
+        np.savez({str(tmp_path / 'out.npz')!r}, value=f(*args), ga=g[0], gx=g[1], gk=g[2])
+    """)
+    _run_python(script, tmp_path)
+    out = np.load(tmp_path / 'out.npz')
+    import scipy.linalg
+    import scipy.signal
+    import scipy.special
+    want = np.sum(scipy.signal.convolve(x, k, mode='same') * scipy.special.gammaln(x)) + \
+        np.sum(scipy.linalg.lu_solve(scipy.linalg.lu_factor(scipy.linalg.expm(a)), x[:3]))
+    np.testing.assert_allclose(out['value'], want, rtol=1e-12)
+    g = cr.grad(f, argnums=(0, 1, 2))(a, x, k)
+    for got, w in zip((out['ga'], out['gx'], out['gk']), g):
+        np.testing.assert_allclose(got, w, rtol=1e-10, atol=1e-12)
+
+
+def test_every_module_declaring_primitives_is_imported_by_load_graph_when_needed(tmp_path):
+    """Every primitive that importing chainrule (and chainrule.lax) does not declare is declared
+    by a module of `_graphcheck.DECLARING_MODULES`, so a saved graph using it loads in a
+    process that never imported that module."""
+    script = textwrap.dedent("""
+        import importlib, pkgutil
+        import chainrule, chainrule.lax
+        from chainrule._graphcheck import DECLARING_MODULES
+        from chainrule.core import registry
+        base = set(registry)
+        for m in pkgutil.walk_packages(chainrule.__path__, 'chainrule.'):
+            try:
+                importlib.import_module(m.name)
+            except ImportError:       # (an optional extra that is not installed)
+                pass
+        new = {n: getattr(registry[n].impl, '__module__', '') for n in set(registry) - base}
+        bad = sorted(f'{n} ({m})' for n, m in new.items() if m not in DECLARING_MODULES)
+        assert not bad, bad
+    """)
+    _run_python(script, tmp_path)
+
+
+def test_saved_odeint_is_refused_clearly(tmp_path):
+    """odeint's right-hand side is a Python function, which no file may carry: export refuses
+    it when saving, and a file naming odeint is refused on load."""
+    pytest.importorskip('scipy', reason='chainrule.scipy computes with SciPy')
+    from chainrule._graphcheck import not_loadable
+    from chainrule.scipy.integrate import odeint
+    assert not_loadable('odeint')
+    exp = cr.export(lambda k: odeint(lambda y, t, k: -k * y, np.ones(2), np.linspace(0, 1, 3),
+                                     args=(k,)), np.float64(0.5))
+    with pytest.raises(cr.ChainruleError, match='cannot save a parameter'):
+        exp.save(tmp_path / 'ode.crg')
