@@ -58,11 +58,19 @@ class DataLoader:
         drop_last: skip a last batch smaller than `batch_size`.
         seed: seed (or `numpy.random.Generator`) of the shuffling; the same seed gives the
             same sequence of epochs.
+        sampler: an iterable of indices with `len()` that gives the order of each pass instead
+            (e.g. `chainrule.distributed.DistributedSampler`, one rank's shard); excludes
+            `shuffle`.
 
     Each batch is a tuple of `Tensor`s (no history); a single-array dataset gives 1-tuples.
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None):
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
+                 sampler=None):
+        if sampler is not None and shuffle:
+            raise ValueError('DataLoader: pass either shuffle=True or a sampler (which decides '
+                             'the order itself), not both')
+        self.sampler = sampler
         if isinstance(dataset, (tuple, list)):
             dataset = TensorDataset(*dataset)
         if batch_size < 1:
@@ -74,12 +82,16 @@ class DataLoader:
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
     def __len__(self):
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
-        n = len(self.dataset)
-        order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.sampler is not None:
+            order = np.fromiter(self.sampler, np.int64)
+            n = len(order)
+        else:
+            n = len(self.dataset)
+            order = self.rng.permutation(n) if self.shuffle else np.arange(n)
         stop = n - n % self.batch_size if self.drop_last else n
         arrays = getattr(self.dataset, 'arrays', None)
         for start in range(0, stop, self.batch_size):

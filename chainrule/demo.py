@@ -3,6 +3,7 @@
     python -m chainrule.demo                 # full run: about 98% held-out accuracy
     python -m chainrule.demo --quick         # one epoch on a subset, a few seconds
     python -m chainrule.demo --help
+    mpiexec -n 2 python -m chainrule.demo --distributed   # data parallel over MPI ranks
 
 What it shows: `chainrule.nn` layers (`Conv2d`, `MaxPool2d`, `Linear`, ...) trained eagerly
 with `loss.backward()` and `chainrule.optim.Adam` on scikit-learn's bundled 8x8 digits (no
@@ -70,7 +71,8 @@ def accuracy(model, x, y):
     return float(np.mean(predict(model, x).argmax(1) == y))
 
 
-def train(epochs=15, seed=0, batch_size=16, lr=4e-3, quick=False, progress=True):
+def train(epochs=15, seed=0, batch_size=16, lr=4e-3, quick=False, progress=True,
+          distributed=False):
     """Train `SmallCNN` on the digits.
 
     Args:
@@ -79,7 +81,10 @@ def train(epochs=15, seed=0, batch_size=16, lr=4e-3, quick=False, progress=True)
         batch_size: examples per step.
         lr: Adam's peak learning rate (cosine decay over the run).
         quick: one epoch on 300 training and 100 held-out examples.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar (on rank 0 only when distributed).
+        distributed: data parallel over the ranks of an MPI job (`chainrule.distributed`):
+            each rank takes `batch_size / ranks` examples of every step's batch, so the steps
+            and the global batch are those of one process.
 
     Returns:
         `(model, optimizer, history, (x_test, y_test))`, `history` a dict of per-epoch lists
@@ -91,8 +96,16 @@ def train(epochs=15, seed=0, batch_size=16, lr=4e-3, quick=False, progress=True)
         epochs = 1
         x_tr, y_tr, x_te, y_te = x_tr[:300], y_tr[:300], x_te[:100], y_te[:100]
     model = SmallCNN(rng=seed)
+    run, sampler, dist = model, None, None
+    if distributed:
+        import chainrule.distributed as dist
+        run = dist.DistributedDataParallel(model)
+        sampler = dist.DistributedSampler(len(x_tr), shuffle=True, seed=seed)
+        batch_size = max(1, batch_size // dist.size())
+        progress = progress and dist.is_main_process()
     opt = optim.Adam(model.parameters(), lr=lr)
-    loader = DataLoader((x_tr, y_tr), batch_size=batch_size, shuffle=True, seed=seed)
+    loader = DataLoader((x_tr, y_tr), batch_size=batch_size, shuffle=sampler is None,
+                        seed=seed, sampler=sampler)
     sched = optim.CosineAnnealingLR(opt, T_max=max(1, epochs * len(loader)))
     F = nn.functional
     history = {'loss': [], 'train_acc': [], 'test_acc': []}
@@ -103,9 +116,11 @@ def train(epochs=15, seed=0, batch_size=16, lr=4e-3, quick=False, progress=True)
     start = time.perf_counter()
     for epoch in range(epochs):
         total, count = 0.0, 0
+        if sampler is not None:
+            sampler.set_epoch(epoch)
         for xb, yb in loader:
             opt.zero_grad()
-            loss = F.cross_entropy(model(xb), yb)
+            loss = F.cross_entropy(run(xb), yb)
             loss.backward()
             opt.step()
             sched.step()
@@ -114,6 +129,9 @@ def train(epochs=15, seed=0, batch_size=16, lr=4e-3, quick=False, progress=True)
             if bar is not None:
                 bar.update()
                 bar.set_postfix(epoch=epoch + 1, loss=f'{float(loss):.3f}')
+        if dist is not None:
+            m = dist.reduce_metrics({'total': total, 'count': count}, op='sum')
+            total, count = m['total'], m['count']
         history['loss'].append(total / count)
         history['train_acc'].append(accuracy(model, x_tr, y_tr))
         history['test_acc'].append(accuracy(model, x_te, y_te))
@@ -175,27 +193,41 @@ def main(argv=None):
     p.add_argument('--quick', action='store_true', help='one epoch on a subset (a few seconds; '
                    'used by the test suite)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    p.add_argument('--distributed', action='store_true', help='data parallel over the ranks of '
+                   'an MPI job: mpiexec -n 2 python -m chainrule.demo --distributed (needs '
+                   "pip install 'chainrule[mpi]'); rank 0 prints and writes the outputs")
     args = p.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
         p.error('--epochs and --batch-size must be at least 1 and --lr positive')
 
-    os.makedirs(args.out, exist_ok=True)
+    main_rank, save, load = True, cr.save, cr.load
+    if args.distributed:
+        import chainrule.distributed as dist
+        main_rank = dist.is_main_process()
+        save, load = dist.save_checkpoint, dist.load_checkpoint
+    if main_rank:
+        os.makedirs(args.out, exist_ok=True)
     model, opt, history, (x_te, y_te) = train(args.epochs, args.seed, args.batch_size, args.lr,
-                                              args.quick, not args.no_progress)
+                                              args.quick, not args.no_progress,
+                                              args.distributed)
     acc = history['test_acc'][-1]
-    print(f'held-out accuracy: {acc:.2%} on {len(y_te)} images '
-          f'({len(history["loss"])} epochs, {history["seconds"]:.1f} s)')
+    ranks = f', {dist.size()} ranks' if args.distributed else ''
+    if main_rank:
+        print(f'held-out accuracy: {acc:.2%} on {len(y_te)} images '
+              f'({len(history["loss"])} epochs{ranks}, {history["seconds"]:.1f} s)')
 
     path = os.path.join(args.out, 'model.npz')
-    cr.save(path, {'model': model.state_dict(), 'optimizer': opt.state_dict(),
-                   'epochs': len(history['loss']), 'test_acc': acc})
-    state = cr.load(path)
+    save(path, {'model': model.state_dict(), 'optimizer': opt.state_dict(),
+                'epochs': len(history['loss']), 'test_acc': acc})
+    state = load(path)
     fresh = SmallCNN(rng=args.seed + 1)
     fresh.load_state_dict(state['model'])
     same = bool(np.array_equal(predict(model, x_te), predict(fresh, x_te)))
-    print(f'saved to {path}; reloaded model predicts identically: {same}')
     if not same:
         raise SystemExit('the reloaded model predicts differently')
+    if not main_rank:
+        return {'test_acc': acc, 'history': history, 'reload_identical': same}
+    print(f'saved to {path}; reloaded model predicts identically: {same}')
 
     png = plot_history(history, os.path.join(args.out, 'training.png'))
     graphs = draw_model(model, x_te, args.out)

@@ -423,6 +423,21 @@ class Tensor(Tracer):
         node.hooks.append(wrapped)
         return _HookHandle(node.hooks, wrapped)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call `hook(tensor)` each time `backward()` has accumulated a gradient into this
+        leaf's `.grad` (PyTorch's name; `DistributedDataParallel` starts its all-reduces from
+        it). Returns a handle with `.remove()`."""
+        if not self.requires_grad or not self.is_leaf:
+            raise GradientError('register_post_accumulate_grad_hook: only a leaf Tensor that '
+                                'requires grad accumulates a gradient')
+        key = id(self)
+        hooks = _post_accumulate_hooks.get(key)
+        if hooks is None:
+            hooks = _post_accumulate_hooks[key] = []
+            weakref.finalize(self, _post_accumulate_hooks.pop, key, None)
+        hooks.append(hook)
+        return _HookHandle(hooks, hook)
+
     def retain_grad(self):
         """Keep this non-leaf tensor's gradient in `.grad` after `backward()`."""
         if self.is_leaf:
@@ -595,6 +610,11 @@ class _HookHandle:
 _grad_lock = threading.Lock()
 
 
+# id(leaf Tensor) -> hooks run once backward() has accumulated its gradient (see
+# Tensor.register_post_accumulate_grad_hook); entries go when their Tensor does
+_post_accumulate_hooks = {}
+
+
 def _accumulate(node, g):
     """Add `g` to the `.grad` of the leaf of `node`. Under a lock: two threads running
     `backward()` into one leaf would otherwise both read the old `.grad` and one contribution
@@ -604,6 +624,9 @@ def _accumulate(node, g):
         return
     with _grad_lock:
         _accumulate_locked(t, g)
+    if _post_accumulate_hooks:          # outside the lock: a hook may communicate (DDP)
+        for hook in tuple(_post_accumulate_hooks.get(id(t), ())):
+            hook(t)
 
 
 def _accumulate_locked(t, g):
