@@ -8,8 +8,8 @@ the gradients are averaged over the ranks before the optimizer steps (PyTorch's
     opt.step()
 
 How the averaging overlaps the backward pass. The parameters are grouped into *buckets* of
-about `bucket_cap_mb` megabytes, in reverse order of registration (roughly the order in which
-backward produces their gradients: the last layer's first). Each parameter has a
+about `bucket_cap_mb` megabytes (the first at most 1 MiB), in reverse order of registration
+(roughly the order in which backward produces their gradients: the last layer's first). Each parameter has a
 post-accumulate-grad hook; when the last gradient of a bucket has been accumulated, the bucket
 is copied into one flat buffer and a non-blocking `Iallreduce` starts on it while backward goes
 on computing the gradients of earlier layers. Buckets are launched strictly in index order, so
@@ -128,7 +128,10 @@ class DistributedDataParallel(Module):
         for i in reversed(range(len(self._params))):
             p = self._params[i]
             nbytes = p.data.size * p.data.dtype.itemsize
-            if current and (p.data.dtype != dtype or size + nbytes > cap):
+            # the first bucket is kept small (1 MiB, as PyTorch does): the last layer's
+            # gradients start travelling early instead of waiting for a big first bucket
+            limit = min(cap, 2 ** 20) if not self._buckets else cap
+            if current and (p.data.dtype != dtype or size + nbytes > limit):
                 self._buckets.append(self._new_bucket(current, dtype))
                 current, size = [], 0
             current.append(i)
