@@ -180,6 +180,33 @@ def check_derivatives():
     passed('second order and Tensor.backward through collectives')
 
 
+def check_model_parallel():
+    """A Megatron-style MLP split over the ranks (first layer by columns, second by rows,
+    joined by an all-reduce) has the gradient of the same MLP in one process."""
+    rng = np.random.default_rng(5)                       # the same full weights on every rank
+    d, h, o = 3, 2 * SIZE, 2
+    x, w1, w2 = rng.standard_normal((4, d)), rng.standard_normal((d, h)), \
+        rng.standard_normal((h, o))
+    cols = slice(2 * RANK, 2 * RANK + 2)
+    tanh, total_sum = cr.numpy.tanh, cr.numpy.sum
+
+    def sharded(a, b):      # the loss is replicated on every rank: count it once
+        y = dist.allreduce(tanh(x @ a) @ b, 'sum')
+        return total_sum(y * y) / SIZE
+
+    def full(a, b):
+        y = tanh(x @ a) @ b
+        return total_sum(y * y)
+
+    ga, gb = cr.grad(sharded, argnums=(0, 1))(w1[:, cols], w2[cols])
+    fa, fb = cr.grad(full, argnums=(0, 1))(w1, w2)
+    np.testing.assert_allclose(ga, fa[:, cols], rtol=1e-12)
+    np.testing.assert_allclose(gb, fb[cols], rtol=1e-12)
+    ja, jb = cr.jit(cr.grad(sharded, argnums=(0, 1)))(w1[:, cols], w2[cols])
+    np.testing.assert_allclose(ja, fa[:, cols], rtol=1e-12)
+    passed('model-parallel MLP has the one-process gradient')
+
+
 # --- data, checkpoints, metrics -----------------------------------------------------------
 
 def check_sampler():
@@ -352,7 +379,8 @@ def fail():
 
 PARTS = {
     'values': check_values, 'mismatch': check_shape_mismatch, 'derivatives': check_derivatives,
-    'sampler': check_sampler, 'ddp': check_ddp_matches_one_process,
+    'model-parallel': check_model_parallel, 'sampler': check_sampler,
+    'ddp': check_ddp_matches_one_process,
     'ddp-unused': check_ddp_param_used_on_one_rank, 'mean-gradients': check_mean_gradients,
     'fail': fail,
 }

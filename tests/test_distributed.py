@@ -82,8 +82,8 @@ def run_mpi(n, args, timeout=TIMEOUT):
                           capture_output=True, text=True, timeout=timeout)
 
 
-ALL_PARTS = ['values', 'mismatch', 'sampler', 'checkpoint', 'derivatives', 'ddp', 'ddp-unused',
-             'mean-gradients']
+ALL_PARTS = ['values', 'mismatch', 'sampler', 'checkpoint', 'derivatives', 'model-parallel',
+             'ddp', 'ddp-unused', 'mean-gradients']
 
 
 @needs_mpi
@@ -96,7 +96,8 @@ def test_collectives_derivatives_and_ddp_under_mpiexec(n):
                  'derivatives of reduce_scatter-0', 'derivatives of sendrecv-ring',
                  'derivatives of allreduce-max', 'derivatives of alltoall-1',
                  'derivatives of broadcast', 'derivatives of reduce', 'derivatives of composite',
-                 'second order', 'DDP on B/size per rank equals one process on B',
+                 'second order', 'model-parallel MLP',
+                 'DDP on B/size per rank equals one process on B',
                  'a parameter used on one rank only', 'mean_gradients', 'all']:
         assert f'PASS {name}' in out.stdout, (name, out.stdout + out.stderr)
 

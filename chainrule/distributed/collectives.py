@@ -17,6 +17,11 @@ contributions of every rank's output, so transposes are collectives again --
     broadcast(root) <->  reduce(root)           alltoall(axis)   <->  alltoall(axis)
     sendrecv(source=s, dest=d)  <->  sendrecv(source=d, dest=s)
 
+A consequence worth knowing: a loss computed identically on every rank (after an all-reduce)
+counts once per rank in that global function, so its gradients are `size` times those of one
+process; divide such a loss by `size` (or compute it on one rank) to get the one-process
+gradient, as the Megatron-style test in `tests/distributed_worker.py` does.
+
 `max`/`min` split the cotangent between the ranks that attain the extremum (as `np.max`'s rule
 does between tied elements). The linear ones are their own JVP; every batching rule moves the
 op's axis past the batch axis. Under `jit` a collective is one equation whose generated code
