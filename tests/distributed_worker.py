@@ -66,6 +66,10 @@ def check_values():
     np.testing.assert_array_equal(dist.alltoall(x, axis=0), want)
     left, right = (RANK - 1) % SIZE, (RANK + 1) % SIZE
     np.testing.assert_array_equal(dist.sendrecv(x, source=left, dest=right), every[left])
+    # 0-d values stay 0-d
+    s = dist.allreduce(float(RANK))
+    assert s.shape == () and s == sum(range(SIZE))
+    assert dist.broadcast(np.float32(RANK), root=1).shape == ()
     # integer mean is float64, as np.mean
     assert dist.allreduce(np.array([RANK]), op='mean').dtype == np.float64
     # Tensors in, Tensors out

@@ -156,6 +156,15 @@ def test_on_one_rank_every_collective_is_the_identity_under_every_transform(name
 
 
 @needs_mpi
+def test_zero_dimensional_values_stay_zero_dimensional():
+    for f in (lambda x: dist.allreduce(x, comm=SELF), lambda x: dist.broadcast(x, comm=SELF),
+              lambda x: dist.reduce(x, comm=SELF), lambda x: dist.sendrecv(x, 0, 0, comm=SELF)):
+        assert np.shape(f(2.0)) == () and np.shape(f(np.float32(2.0))) == ()
+        assert cr.grad(lambda x: f(x * x))(3.0) == 6.0
+        assert cr.jit(lambda x: f(x * x))(3.0) == 9.0
+
+
+@needs_mpi
 def test_communicators_are_hashable_static_parameters():
     a, b = dist.as_comm(SELF), dist.as_comm(SELF)
     assert a == b and hash(a) == hash(b) and dist.as_comm(a) is a

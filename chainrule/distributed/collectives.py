@@ -150,9 +150,16 @@ def _check_same(name, x, comm):
             f'{c.Get_rank()}). Every rank must pass the same shape and dtype to a collective.')
 
 
+def contiguous(x):
+    """`x` as a C-contiguous array (an MPI buffer), keeping 0-d arrays 0-d (which
+    `np.ascontiguousarray` does not)."""
+    x = np.asarray(x)
+    return x if x.flags.c_contiguous else np.array(x, order='C')
+
+
 def _front(x, axis):
-    """`x` with `axis` moved to the front, C-contiguous (an MPI buffer)."""
-    return np.ascontiguousarray(np.moveaxis(np.asarray(x), axis, 0))
+    """`x` with `axis` moved to the front, C-contiguous."""
+    return contiguous(np.moveaxis(np.asarray(x), axis, 0))
 
 
 _OPS = {'sum': MPI.SUM, 'mean': MPI.SUM, 'max': MPI.MAX, 'min': MPI.MIN}
@@ -165,7 +172,7 @@ def _mean_dtype(dtype):
 
 
 def _allreduce_impl(x, *, op, comm):
-    x = np.ascontiguousarray(x)
+    x = contiguous(x)
     _check_same(f'allreduce(op={op!r})', x, comm)
     out = np.empty_like(x)
     comm.comm.Allreduce(x, out, op=_OPS[op])
@@ -208,7 +215,7 @@ def _broadcast_impl(x, *, root, comm):
 
 
 def _reduce_impl(x, *, root, comm):
-    x = np.ascontiguousarray(x)
+    x = contiguous(x)
     _check_same(f'reduce(root={root})', x, comm)
     out = np.zeros_like(x)
     comm.comm.Reduce(x, out if comm.rank == root else None, op=MPI.SUM, root=root)
@@ -224,7 +231,7 @@ def _alltoall_impl(x, *, axis, comm):
 
 
 def _sendrecv_impl(x, *, source, dest, tag, comm):
-    x = np.ascontiguousarray(x)
+    x = contiguous(x)
     c = comm.comm
     src = MPI.PROC_NULL if source is None else source
     dst = MPI.PROC_NULL if dest is None else dest
@@ -443,7 +450,7 @@ def _concrete_array(name, x):
         raise ChainruleError(
             f'{name}: called on a value traced by grad/vmap/jit; a lone send/recv cannot be '
             'transformed. Use sendrecv (differentiable, batchable, jit-able) instead.')
-    return np.ascontiguousarray(x)
+    return contiguous(x)
 
 
 def send(x, dest, tag=0, comm=None):

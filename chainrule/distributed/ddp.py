@@ -37,7 +37,7 @@ from mpi4py import MPI
 
 from chainrule import ops
 from chainrule.core import ShapeError
-from chainrule.distributed.collectives import allreduce, as_comm
+from chainrule.distributed.collectives import allreduce, as_comm, contiguous
 from chainrule.nn.modules import Module
 from chainrule.tensor import Tensor, is_grad_enabled, no_grad
 from chainrule.tree import tree_flatten, tree_unflatten
@@ -115,7 +115,7 @@ class DistributedDataParallel(Module):
     def _broadcast_state(self, tensors):
         with no_grad():
             for t in tensors:
-                buf = np.ascontiguousarray(t.data)
+                buf = contiguous(t.data)
                 self._comm.Bcast(buf, root=0)
                 if buf is not t.data:
                     t.data[...] = buf
