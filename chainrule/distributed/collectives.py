@@ -272,30 +272,26 @@ def _allreduce_jvp(t, out, x, *, op, comm):
     return bind(allreduce_p, ops.mul(t, _extremum_weights(out, x, comm)), op='sum', comm=comm)
 
 
-def _shift_axis(prim):
-    """The batching rule of a collective with an `axis`: the batch axis (first) is carried
-    along, the op's axis moves one to the right."""
+def _batch_axis_shifted(name):
+    """The batching rule of collective `name` with an `axis`: the batch axis (first) is
+    carried along, the op's axis moves one to the right."""
     def rule(args, dims, *, axis, comm):
-        return bind(prim, args[0], axis=axis + 1, comm=comm), 0
+        return bind(registry[name], args[0], axis=axis + 1, comm=comm), 0
     return rule
 
 
-def _same_params(prim):
-    """The batching rule of a collective that acts on each element (or each whole array)
-    independently of its position: the stack is communicated as one array."""
+def _batch_as_is(name):
+    """The batching rule of collective `name` when it treats every element alike (a reduction
+    over the ranks, a broadcast, an exchange): the whole stack is communicated as one array."""
     def rule(args, dims, **params):
-        return bind(prim, args[0], **params), 0
+        return bind(registry[name], args[0], **params), 0
     return rule
 
 
-def _linear_jvp(prim):
-    return [lambda t, out, x, **params: bind(prim, t, **params)]
+allreduce_p = Primitive('allreduce', _allreduce_impl, shape=_allreduce_shape,
+                        vjp=[_allreduce_vjp], jvp=[_allreduce_jvp],
+                        batch=_batch_as_is('allreduce'))
 
-
-allreduce_p = Primitive(
-    'allreduce', _allreduce_impl, shape=_allreduce_shape,
-    vjp=[_allreduce_vjp], jvp=[_allreduce_jvp], doc='sum/mean/max/min over the ranks')
-allreduce_p.batch = _same_params(allreduce_p)
 
 def _transpose_is(name, **swap):
     """The VJP rule of a linear collective: the collective `name` (its transpose) applied to
@@ -316,24 +312,22 @@ def _scattered_shape(x, *, axis, comm):
     return _scaled(x.shape, axis, 1 / comm.size), x.dtype
 
 
-# the linear collectives, each with its transpose: a table of derivatives
+# the linear collectives (their own JVPs), each with its transpose and batching rule
 allgather_p = Primitive('allgather', _allgather_impl, shape=_gathered_shape, linear=True,
-                        vjp=_transpose_is('reduce_scatter'))
+                        vjp=_transpose_is('reduce_scatter'),
+                        batch=_batch_axis_shifted('allgather'))
 reduce_scatter_p = Primitive('reduce_scatter', _reduce_scatter_impl, shape=_scattered_shape,
-                             linear=True, vjp=_transpose_is('allgather'))
+                             linear=True, vjp=_transpose_is('allgather'),
+                             batch=_batch_axis_shifted('reduce_scatter'))
 broadcast_p = Primitive('broadcast', _broadcast_impl, shape=_same_shape, linear=True,
-                        vjp=_transpose_is('reduce'))
+                        vjp=_transpose_is('reduce'), batch=_batch_as_is('broadcast'))
 reduce_p = Primitive('reduce', _reduce_impl, shape=_same_shape, linear=True,
-                     vjp=_transpose_is('broadcast'))
+                     vjp=_transpose_is('broadcast'), batch=_batch_as_is('reduce'))
 alltoall_p = Primitive('alltoall', _alltoall_impl, shape=_same_shape, linear=True,
-                       vjp=_transpose_is('alltoall'))
+                       vjp=_transpose_is('alltoall'), batch=_batch_axis_shifted('alltoall'))
 sendrecv_p = Primitive('sendrecv', _sendrecv_impl, shape=_same_shape, linear=True,
-                       vjp=_transpose_is('sendrecv', source='dest', dest='source'))
-
-for _p in (allgather_p, reduce_scatter_p, alltoall_p):
-    _p.batch = _shift_axis(_p)
-for _p in (broadcast_p, reduce_p, sendrecv_p):
-    _p.batch = _same_params(_p)
+                       vjp=_transpose_is('sendrecv', source='dest', dest='source'),
+                       batch=_batch_as_is('sendrecv'))
 
 
 # --- the public functions -----------------------------------------------------------------------
