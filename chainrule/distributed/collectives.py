@@ -25,7 +25,10 @@ gradient, as the Megatron-style test in `tests/distributed_worker.py` does.
 `max`/`min` split the cotangent between the ranks that attain the extremum (as `np.max`'s rule
 does between tied elements). The linear ones are their own JVP; every batching rule moves the
 op's axis past the batch axis. Under `jit` a collective is one equation whose generated code
-calls the primitive's `impl` (the generic path), so communication happens every call.
+calls the primitive's `impl` (the generic path), so communication happens every call. `jit`'s
+passes stay consistent across ranks because every rank stages the same program: a collective
+whose result is unused is dropped on every rank, two identical ones are merged on every rank,
+and one on constants is folded (run once, at trace time) on every rank.
 
 The communicator is a static parameter: a `Comm` (hashable; `as_comm` wraps any mpi4py
 communicator, `None` meaning `COMM_WORLD`). Before moving data, each collective gathers every
@@ -34,8 +37,10 @@ disagree, on every rank, so a mismatch is an error rather than a hang or garbage
 
 Point-to-point: `sendrecv` is differentiable (each rank sends and receives in one call, so the
 backward pass is the same exchange reversed). A lone `send`/`recv` pair has no transpose a
-transform can run -- the receiving rank's backward pass would have to send a cotangent the
-sending rank never asks for -- so `send` and `recv` are eager-only helpers for concrete arrays.
+transform can run: `recv` has no input a transform could trace, so nothing on the receiving
+rank would ever send the cotangent back, and the sending rank's backward pass would wait for
+it forever. So `send` and `recv` are eager-only helpers for concrete arrays, and refuse traced
+values with an error that points to `sendrecv`.
 """
 
 import numpy as np
