@@ -76,11 +76,13 @@ def worker(args):
     results = []
     if size == 1:
         results.append(run('no DDP', make(), None))
-    for overlap in (True, False):
+    for overlap, cap in ((True, args.bucket_mb), (True, args.small_bucket_mb),
+                         (False, args.bucket_mb)):
         model = make()
-        ddp = dist.DistributedDataParallel(model, bucket_cap_mb=args.bucket_mb, overlap=overlap)
-        results.append(run('DDP, overlap' if overlap else 'DDP, all-reduce after backward',
-                           model, ddp))
+        ddp = dist.DistributedDataParallel(model, bucket_cap_mb=cap, overlap=overlap)
+        name = f'DDP, {len(ddp._buckets)} buckets ({cap:g} MB), ' + (
+            'overlap' if overlap else 'after backward')
+        results.append(run(name, model, ddp))
     # loopback all-reduce times (float32 buffers), best of a few
     allreduce = []
     if size > 1:
@@ -105,7 +107,8 @@ def launch(n, args):
         raise SystemExit("mpiexec not found: pip install 'chainrule[mpi]'")
     env = dict(os.environ, OMP_NUM_THREADS='1', OPENBLAS_NUM_THREADS='1', MKL_NUM_THREADS='1')
     cmd = [exe, '-n', str(n), sys.executable, __file__, '--worker', '--steps', str(args.steps),
-           '--warmup', str(args.warmup), '--bucket-mb', str(args.bucket_mb)]
+           '--warmup', str(args.warmup), '--bucket-mb', str(args.bucket_mb),
+           '--small-bucket-mb', str(args.small_bucket_mb)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
     line = [s for s in out.stdout.splitlines() if s.startswith('RESULT ')]
     if out.returncode or not line:
@@ -157,7 +160,11 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--steps', type=int, default=20)
     p.add_argument('--warmup', type=int, default=3)
-    p.add_argument('--bucket-mb', type=float, default=25.0)
+    p.add_argument('--bucket-mb', type=float, default=25.0, help="DDP's bucket cap (PyTorch's "
+                   'default, 25 MB, puts the MLP in 2 buckets, the big one ready last)')
+    p.add_argument('--small-bucket-mb', type=float, default=4.0, help='a second, smaller cap '
+                   '(4 buckets for the MLP: the second layer\'s weights travel while the first '
+                   "layer's gradients are computed)")
     p.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -165,13 +172,13 @@ def main():
     params = sum(i * o + o for i, o in SIZES)
     print(f'MLP {"-".join(str(i) for i, _ in SIZES)}-10: {params:,} parameters '
           f'({params * 4 / 1e6:.1f} MB float32), batch {PER_RANK} per rank, one BLAS thread '
-          f'per rank, bucket cap {args.bucket_mb} MB, median of {args.steps} steps')
+          f'per rank, median of {args.steps} steps')
     one, two = launch(1, args), launch(2, args)
     base = one['runs'][0]['samples_per_s']
-    print(f'{"configuration":<34} {"ranks":>5} {"s/step":>8} {"samples/s":>10} '
+    print(f'{"configuration":<44} {"ranks":>5} {"s/step":>8} {"samples/s":>10} '
           f'{"wait/step":>10} {"speed-up":>9}')
     for r in one['runs'] + two['runs']:
-        print(f'{r["name"]:<34} {r["ranks"]:>5} {r["step_s"]:>8.3f} {r["samples_per_s"]:>10.0f} '
+        print(f'{r["name"]:<44} {r["ranks"]:>5} {r["step_s"]:>8.3f} {r["samples_per_s"]:>10.0f} '
               f'{r["wait_s"] * 1e3:>8.1f}ms {r["samples_per_s"] / base:>8.2f}x')
     alpha, beta = fit_ring(two['allreduce'])
     print('loopback MPI_Allreduce on 2 ranks (float32):')

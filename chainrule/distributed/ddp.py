@@ -17,7 +17,8 @@ every rank issues the same sequence of collectives whatever order its gradients 
 the last expected gradient arrives the hook waits for every request, divides by the number of
 ranks and writes the averages into `.grad` -- so `.grad` holds the global average as soon as
 `backward()` returns. MPI makes progress on a non-blocking collective only inside MPI calls, so
-each hook also tests the outstanding requests, which drives them along during backward.
+the hooks -- and a hook on each recorded operation, added during the forward walk below --
+test the outstanding requests, which drives them along during backward.
 
 Which gradients to expect. At each forward call the recorded graph of the outputs is walked
 (iteratively) to find the parameters it reaches; parameters it does not reach count as ready
@@ -184,9 +185,12 @@ class DistributedDataParallel(Module):
             self.finish_gradient_sync()
 
     def _reached(self, roots):
-        """Indices of the parameters whose leaf nodes the graph of `roots` reaches."""
+        """Indices of the parameters whose leaf nodes the graph of `roots` reaches. With
+        overlap on, each operation's node also gets a hook that drives the launched all-reduces
+        along (MPI progresses a non-blocking collective only inside MPI calls)."""
         index, found = self._index, set()
         seen, stack = set(), list(roots)
+        poll = self._poll if self._overlap else None
         while stack:
             node = stack.pop()
             if node is None or id(node) in seen:
@@ -198,8 +202,17 @@ class DistributedDataParallel(Module):
                 if i is not None:
                     found.add(i)
                 continue
+            if poll is not None:
+                if node.hooks is None:
+                    node.hooks = [poll]
+                elif poll not in node.hooks:
+                    node.hooks.append(poll)
             stack.extend(node.parents)
         return found
+
+    def _poll(self, g):
+        if self._open and self._next:
+            self._progress()
 
     # --- backward: the hooks ----------------------------------------------------------------
     def _grad_ready(self, i):
