@@ -11,7 +11,13 @@ script (`--worker`), each rank with OMP/OPENBLAS/MKL_NUM_THREADS=1, and prints p
 configuration: seconds per step (median), samples per second over all ranks, the time per step
 spent waiting for all-reduces to finish, and the scaling efficiency (throughput on 2 ranks / 2x
 one process without DDP). Then it fits the ring all-reduce model
-`t(bytes) = 2 (N-1) alpha + 2 (N-1)/N bytes beta` to the loopback all-reduce times (N = 2).
+`t(bytes) = 2 (N-1) alpha + 2 (N-1)/N bytes beta` to the loopback all-reduce times (N = 2),
+and prints the cost model's predictions of docs/scaling.md.
+
+Measured on the development machine (2 shared cores, load ~0.5, OpenBLAS, MPICH 5.0.2):
+one process 0.210 s/step (2437 samples/s); 2 ranks 0.237-0.242 s/step, 4229-4314 samples/s
+(1.74-1.77x), 15-21 ms/step waiting for all-reduces, overlap or not; all-reduce fit
+alpha = 4.6 us, beta = 0.69 ns/byte.
 """
 
 import argparse

@@ -96,8 +96,10 @@ class DistributedDataParallel(Module):
         self._broadcast_state(module.parameters() + module.buffers())
         self._make_buckets(bucket_cap_mb)
         ref = weakref.ref(self)
-        self._handles = [p.register_post_accumulate_grad_hook(_hook(ref, i))
-                         for i, p in enumerate(self._params)]
+        # on one rank every gradient already is the average: no buckets to fill, no hooks
+        self._handles = [] if self._size == 1 else [
+            p.register_post_accumulate_grad_hook(_hook(ref, i))
+            for i, p in enumerate(self._params)]
 
     # --- construction -----------------------------------------------------------------------
     def _check_replicas(self, module):
@@ -160,7 +162,7 @@ class DistributedDataParallel(Module):
         if self._broadcast_buffers and self.module.buffers():
             self._broadcast_state(self.module.buffers())
         out = self.module(*args, **kwargs)
-        if self._sync and is_grad_enabled():
+        if self._sync and self._size > 1 and is_grad_enabled():
             roots = [t._node for t in tree_flatten(out)[0]
                      if isinstance(t, Tensor) and t.requires_grad]
             if roots:
