@@ -46,7 +46,7 @@ values with an error that points to `sendrecv`.
 import numpy as np
 from mpi4py import MPI
 
-from chainrule import ops
+from chainrule import _graphcheck, ops
 from chainrule.core import (
     ChainruleError, DTypeError, Primitive, ShapeError, Tracer, bind, registry)
 
@@ -333,6 +333,11 @@ alltoall_p = Primitive('alltoall', _alltoall_impl, shape=_same_shape, linear=Tru
 sendrecv_p = Primitive('sendrecv', _sendrecv_impl, shape=_same_shape, linear=True,
                        vjp=_transpose_is('sendrecv', source='dest', dest='source'),
                        batch=_batch_as_is('sendrecv'))
+
+# a communicator is a live connection, not data: graphs holding collectives run (and `jit`
+# compiles them) but are not saved to graph files, like those carrying Python functions
+_graphcheck._NOT_LOADABLE.update(p.name for p in (
+    allreduce_p, allgather_p, reduce_scatter_p, broadcast_p, reduce_p, alltoall_p, sendrecv_p))
 
 
 # --- the public functions -----------------------------------------------------------------------
