@@ -106,9 +106,9 @@ def test_collectives_derivatives_and_ddp_under_mpiexec(n):
 def test_a_failing_rank_ends_the_job_with_its_error():
     out = run_mpi(2, [WORKER, 'fail'], timeout=120)
     text = out.stdout + out.stderr
-    assert out.returncode != 0
-    assert 'rank 1 failed on purpose' in text and '[rank 1]' in text
-    assert 'rank 0 should never get here' not in text
+    assert out.returncode != 0, text
+    assert 'rank 1 failed on purpose' in text and '[rank 1]' in text, text
+    assert 'rank 0 should never get here' not in text, text
 
 
 @needs_mpi

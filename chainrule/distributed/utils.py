@@ -14,6 +14,7 @@ checkpoints, metrics, progress bars, and ending the whole job when one rank fail
 import io
 import math
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -175,6 +176,9 @@ def _abort(exc_type, exc, tb, comm=None):
                      ''.join(f'[rank {r}] {line}\n' for line in text.rstrip('\n').split('\n')))
     sys.stderr.flush()
     sys.stdout.flush()
+    # give the launcher a moment to forward this output before MPI_Abort tears the job down
+    # (under load, Hydra's forwarding of a killed rank's last lines can otherwise be lost)
+    time.sleep(0.5)
     c.Abort(1)
 
 
