@@ -483,6 +483,13 @@ class Tensor(Tracer):
                     f'backward() without a gradient works only for one-element tensors; this '
                     f'one has shape {self.shape}. Pass gradient= (an array of that shape), or '
                     'reduce it first (e.g. loss.sum().backward()).')
+            if self.dtype.kind == 'c':
+                # PyTorch refuses too: the implicit seed 1 would silently pick the holomorphic
+                # derivative, not the gradient of a real loss
+                raise GradientError(
+                    'backward() without a gradient needs a real scalar, but this tensor is '
+                    f'{self.dtype}: reduce it to a real loss first (e.g. z.abs().sum() or '
+                    '(z.conj() * z).real.sum()), or pass gradient= explicitly')
             g = np.ones(self.shape, self.dtype)
         else:
             g = gradient.data if isinstance(gradient, Tensor) else np.asarray(gradient)

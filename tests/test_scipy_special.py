@@ -406,3 +406,15 @@ def test_autograd_gmm_example():
         gp = g(p)
         p = {n: p[n] + 0.01 * gp[n] for n in p}
     assert _gmm_log_marginal_likelihood(p, data, ss, sst.multivariate_normal, np) > want
+
+
+def test_ive_derivative_for_complex_z_is_refused_not_wrong():
+    # ive scales by exp(-|Re z|), not complex-differentiable: a clear error, never a guess
+    from chainrule.scipy import special as csp
+    with pytest.raises(cr.DTypeError, match='complex'):
+        cr.grad(lambda z: cnp.abs(csp.ive(1.0, z)) ** 2)(np.complex128(0.5 + 0.3j))
+    # real z still differentiates: d/dz ive(1, z) at 0.7 by central differences
+    sp = pytest.importorskip('scipy.special')
+    h = 1e-6
+    fd = (sp.ive(1.0, 0.7 + h) - sp.ive(1.0, 0.7 - h)) / (2 * h)
+    np.testing.assert_allclose(cr.grad(lambda z: csp.ive(1.0, z))(0.7), fd, rtol=1e-7)

@@ -586,3 +586,12 @@ def test_complex_tensors_follow_the_same_convention_as_grad():
     cnp.abs(x * 1j + 1).sum().backward()
     assert x.grad.dtype == np.float64
     np.testing.assert_allclose(x.grad.numpy(), np.array([1.0, 2.0]) / np.sqrt([2.0, 5.0]))
+
+
+def test_backward_of_a_complex_scalar_without_gradient_is_refused():
+    # PyTorch refuses: the implicit seed 1 would silently give the holomorphic derivative
+    z = cr.tensor(np.array([1 + 2j]), requires_grad=True)
+    with pytest.raises(cr.GradientError, match='real scalar'):
+        (z * z).sum().backward()
+    (z.conj() * z).real.sum().backward()          # a real loss: 2 z in JAX's convention
+    np.testing.assert_allclose(z.grad.numpy(), [2 - 4j])

@@ -31,8 +31,8 @@ import numpy as np
 
 import chainrule.numpy as cnp
 from chainrule import ops
-from chainrule.core import (ConcretizationError, MissingRuleError, Primitive, ShapeError,
-                            Tracer, bind, concrete)
+from chainrule.core import (ConcretizationError, DTypeError, MissingRuleError, Primitive,
+                            ShapeError, Tracer, bind, concrete, dtype_of)
 from chainrule.ops.elementwise import batch_elementwise
 from chainrule.ops.nn import erf
 from chainrule.scipy import require_scipy
@@ -118,6 +118,16 @@ def _call(prim, *args):
                 a = ops.broadcast_to(a, shape)
         new.append(a)
     return bind(prim, *new)
+
+
+def _real_sign(name, z):
+    """sign(z) for the e^-|z| factor of a scaled Bessel function; for complex z that factor is
+    e^-|Re z|, which is not complex-differentiable, so its derivative is refused, not guessed."""
+    if np.dtype(dtype_of(z)).kind == 'c':
+        raise DTypeError(f'{name}: the derivative for complex z is not available ({name} scales '
+                         'by exp(-|Re z|), which is not complex-differentiable); use iv(v, z) * '
+                         'exp(-abs(z.real)) written out, or real z')
+    return ops.sign(z)
 
 
 def _no_rule(fn, arg, hint):
@@ -212,7 +222,7 @@ iv        = _defprim('iv',        _no_rule('iv', 'v', _ORDER),
                                   lambda g, ans, v, z: g * ((iv(v - 1, z) + iv(v + 1, z)) * 0.5))
 ive       = _defprim('ive',       _no_rule('ive', 'v', _ORDER),
                                   lambda g, ans, v, z: g * ((ive(v - 1, z) + ive(v + 1, z)) * 0.5
-                                                            - ops.sign(z) * ans))
+                                                            - _real_sign('ive', z) * ans))
 kv        = _defprim('kv',        _no_rule('kv', 'v', _ORDER),
                                   lambda g, ans, v, z: g * ((kv(v - 1, z) + kv(v + 1, z)) * -0.5))
 
