@@ -254,3 +254,9 @@ def test_jacfwd_and_jacrev_equal_finite_differences():
         warnings.simplefilter('error')       # no loop-and-stack fallback
         np.testing.assert_allclose(cr.jacfwd(f)(Y0), fd, rtol=1e-6, atol=1e-8)
         np.testing.assert_allclose(cr.jacrev(f)(Y0), fd, rtol=1e-6, atol=1e-8)
+
+
+def test_complex_times_are_refused_not_truncated():
+    import chainrule as cr
+    with pytest.raises(cr.DTypeError, match='times t must be real'):
+        odeint(lambda y, t: -y, np.ones(2), np.array([0.0, 1.0 + 1e-3j]))

@@ -42,8 +42,8 @@ parameters through `args`, not by closing over them: the solver calls it on plai
 import numpy as np
 
 from chainrule import ops
-from chainrule.core import (ChainruleError, PerArg, Primitive, ShapeError, Tracer, bind,
-                            concrete)
+from chainrule.core import (ChainruleError, DTypeError, PerArg, Primitive, ShapeError, Tracer,
+                            bind, concrete)
 from chainrule.interpreters.batching import moveaxis, vmap_flat
 from chainrule.interpreters.forward import jvp_flat
 from chainrule.interpreters.reverse import vjp_flat
@@ -292,7 +292,11 @@ def _solve(name, func, y0, t, args, rtol, atol, mxstep, hmax, method):
     if len(ops.shape_of(t)) != 1 or ops.shape_of(t)[0] < 1:
         raise ShapeError(f'{name}: t must be a 1-d array of at least one time, got shape '
                          f'{tuple(ops.shape_of(t))}')
-    t = ops.astype(t, ops.dtype_of(y0)) if isinstance(t, Tracer) else t.astype(ops.dtype_of(y0))
+    if np.dtype(ops.dtype_of(t)).kind == 'c':
+        raise DTypeError(f'{name}: the times t must be real, got dtype {ops.dtype_of(t)} (their '
+                         'imaginary part would be dropped)')
+    real = np.zeros(0, ops.dtype_of(y0)).real.dtype      # times in y0's real precision
+    t = ops.astype(t, real) if isinstance(t, Tracer) else t.astype(real)
     if not isinstance(t, Tracer) and ops.shape_of(t)[0] > 1:
         d = np.diff(t)
         if not (np.all(d >= 0) or np.all(d <= 0)):
