@@ -28,6 +28,10 @@ from . import debug
 from .debug import config, coverage, debug_nans, explain, explain_grad, memory_report
 from . import sparse
 from .implicit import custom_root, fixed_point
+# Tensor's PyTorch face (methods with PyTorch's meaning) and PyTorch's factories and dtype names
+from . import _torch_face  # noqa: F401  (installs the methods on Tensor)
+from . import factories
+from .factories import *  # noqa: F401,F403
 
 __version__ = "0.1.0"
 
@@ -38,6 +42,8 @@ __all__ = [
     'hvp', 'linearize', 'elementwise_grad', 'stop_gradient', 'custom_vjp', 'custom_jvp',
     'checkpoint', 'remat', 'jit', 'make_graph', 'export', 'load_graph', 'save', 'load',
     'fixed_point', 'custom_root', 'sparse',
+    # PyTorch's factories, randomness and dtype names (chainrule.factories)
+    *factories.__all__,
     # diagnostics
     'coverage', 'debug_nans', 'config', 'explain_grad', 'explain', 'memory_report',
     # errors

@@ -1,0 +1,200 @@
+"""PyTorch's tensor factories and eager random numbers on `chainrule`: `cr.zeros(2, 3)`,
+`cr.arange(5)`, `cr.randn(4, 4, generator=g)`, `cr.cat([a, b], dim=1)`, ...
+
+Every factory takes `dtype=` and `requires_grad=`. Sizes are given as PyTorch's (`zeros(2, 3)`
+or `zeros((2, 3))`). One difference from PyTorch: the default floating dtype is float64, the
+same as `cr.tensor([1.0])` and NumPy's (PyTorch's is float32): pass `dtype=cr.float32` for
+PyTorch's.
+
+Randomness: `cr.manual_seed(s)` seeds the global generator that `rand`, `randn`, `randint`,
+`randperm` and `normal` use when no `generator=` is given; `cr.Generator().manual_seed(s)` is a
+local stream. Both are NumPy `Generator`s on the counter-based Philox bit generator, so one
+seed gives one reproducible run; the numbers differ from PyTorch's (another algorithm).
+
+The dtype names PyTorch users write are here too: `cr.float32`, `cr.float64`, `cr.float`
+(float32), `cr.double`, `cr.half`, `cr.long`, `cr.int`, `cr.int64`, `cr.bool`, ... (NumPy dtypes).
+"""
+
+import builtins
+
+import numpy as np
+
+from chainrule.core import ShapeError
+from chainrule.tensor import Tensor
+
+__all__ = ['zeros', 'ones', 'full', 'empty', 'arange', 'linspace', 'eye', 'zeros_like',
+           'ones_like', 'full_like', 'empty_like', 'rand', 'randn', 'randint', 'randperm',
+           'normal', 'cat', 'concat', 'stack', 'manual_seed', 'Generator', 'initial_seed',
+           'float32', 'float64', 'float16', 'float', 'double', 'half', 'int64', 'int32', 'int16',
+           'int8', 'uint8', 'long', 'int', 'short', 'bool', 'complex64', 'complex128', 'cfloat',
+           'cdouble']
+
+float32, float64, float16 = np.float32, np.float64, np.float16
+int64, int32, int16, int8, uint8 = np.int64, np.int32, np.int16, np.int8, np.uint8
+complex64, complex128 = np.complex64, np.complex128
+float, double, half = np.float32, np.float64, np.float16          # PyTorch's aliases
+long, int, short, bool = np.int64, np.int32, np.int16, np.bool_
+cfloat, cdouble = np.complex64, np.complex128
+
+_DEFAULT_FLOAT = np.float64
+
+
+def _size(size, op):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    for s in size:
+        if not isinstance(s, (builtins.int, np.integer)) or isinstance(s, builtins.bool) or s < 0:
+            raise ShapeError(f'{op}(): sizes must be non-negative ints, got {size!r}')
+    return tuple(builtins.int(s) for s in size)
+
+
+def _make(array, requires_grad):
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def zeros(*size, dtype=None, requires_grad=False):
+    return _make(np.zeros(_size(size, 'zeros'), dtype or _DEFAULT_FLOAT), requires_grad)
+
+
+def ones(*size, dtype=None, requires_grad=False):
+    return _make(np.ones(_size(size, 'ones'), dtype or _DEFAULT_FLOAT), requires_grad)
+
+
+def empty(*size, dtype=None, requires_grad=False):
+    """Uninitialised in PyTorch; zeros here (as cheap, and never garbage)."""
+    return _make(np.zeros(_size(size, 'empty'), dtype or _DEFAULT_FLOAT), requires_grad)
+
+
+def full(size, fill_value, dtype=None, requires_grad=False):
+    """PyTorch's `full`: the dtype is inferred from `fill_value` (bool, int64, the default
+    float or complex) unless given."""
+    if dtype is None:
+        dtype = np.result_type(fill_value)
+        if dtype.kind == 'f':
+            dtype = _DEFAULT_FLOAT
+    return _make(np.full(_size((size,), 'full'), fill_value, dtype), requires_grad)
+
+
+def _like(fn):
+    def like(input, *args, dtype=None, requires_grad=False):
+        return fn(tuple(input.shape), *args, dtype=input.dtype if dtype is None else dtype,
+                  requires_grad=requires_grad)
+    like.__name__ = fn.__name__ + '_like'
+    like.__doc__ = f'`{fn.__name__}` with the shape (and, by default, the dtype) of `input`.'
+    return like
+
+
+zeros_like, ones_like, empty_like = _like(zeros), _like(ones), _like(empty)
+full_like = _like(full)
+
+
+def arange(start, end=None, step=1, *, dtype=None, requires_grad=False):
+    """PyTorch's `arange`: int64 for integer arguments, else the default float dtype."""
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        ints = builtins.all(isinstance(v, (builtins.int, np.integer)) for v in (start, end, step))
+        dtype = np.int64 if ints else _DEFAULT_FLOAT
+    return _make(np.arange(start, end, step, dtype=dtype), requires_grad)
+
+
+def linspace(start, end, steps, *, dtype=None, requires_grad=False):
+    return _make(np.linspace(start, end, steps, dtype=dtype or _DEFAULT_FLOAT), requires_grad)
+
+
+def eye(n, m=None, *, dtype=None, requires_grad=False):
+    return _make(np.eye(n, m, dtype=dtype or _DEFAULT_FLOAT), requires_grad)
+
+
+def cat(tensors, dim=0, *, axis=None):
+    """PyTorch's `cat` (alias `concat`): join along an existing dimension."""
+    import chainrule.numpy as cnp
+    return cnp.concatenate(list(tensors), axis=dim if axis is None else axis)
+
+
+concat = cat
+
+
+def stack(tensors, dim=0, *, axis=None):
+    import chainrule.numpy as cnp
+    return cnp.stack(list(tensors), axis=dim if axis is None else axis)
+
+
+# --- eager randomness ----------------------------------------------------------------------------
+
+class Generator:
+    """A local random stream (PyTorch's `torch.Generator`): `g = cr.Generator().manual_seed(0)`
+    and `cr.randn(3, generator=g)`. Philox, counter-based; reseeding restarts the stream."""
+
+    def __init__(self, device='cpu'):
+        self.manual_seed(np.random.SeedSequence().entropy % (2 ** 63))
+
+    def manual_seed(self, seed):
+        self._seed = builtins.int(seed)
+        self._np = np.random.Generator(np.random.Philox(self._seed))
+        return self
+
+    def initial_seed(self):
+        return self._seed
+
+    def get_state(self):
+        return self._np.bit_generator.state
+
+    def set_state(self, state):
+        self._np.bit_generator.state = state
+        return self
+
+
+_global = Generator().manual_seed(0)
+
+
+def manual_seed(seed):
+    """Seed the global generator (used where no `generator=` is passed); returns it."""
+    return _global.manual_seed(seed)
+
+
+def initial_seed():
+    return _global.initial_seed()
+
+
+def _gen(generator):
+    return (_global if generator is None else generator)._np
+
+
+def rand(*size, generator=None, dtype=None, requires_grad=False):
+    """Uniform on [0, 1)."""
+    a = _gen(generator).random(_size(size, 'rand'))
+    return _make(a.astype(dtype or _DEFAULT_FLOAT, copy=False), requires_grad)
+
+
+def randn(*size, generator=None, dtype=None, requires_grad=False):
+    """Standard normal."""
+    a = _gen(generator).standard_normal(_size(size, 'randn'))
+    return _make(a.astype(dtype or _DEFAULT_FLOAT, copy=False), requires_grad)
+
+
+def randint(low, high=None, size=None, *, generator=None, dtype=None, requires_grad=False):
+    """PyTorch's `randint(low=0, high, size)`: integers in [low, high), int64 by default."""
+    if size is None:        # randint(high, size)
+        if high is None:
+            raise TypeError('randint(): missing the size argument')
+        low, high, size = 0, low, high
+    a = _gen(generator).integers(low, high, _size((size,), 'randint'))
+    return _make(a.astype(dtype or np.int64, copy=False), requires_grad)
+
+
+def randperm(n, *, generator=None, dtype=None, requires_grad=False):
+    return _make(_gen(generator).permutation(n).astype(dtype or np.int64), requires_grad)
+
+
+def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, requires_grad=False):
+    """Normal samples: with tensors `mean`/`std` their broadcast shape, else `size`."""
+    m = np.asarray(mean.data if isinstance(mean, Tensor) else mean)
+    s = np.asarray(std.data if isinstance(std, Tensor) else std)
+    shape = _size((size,), 'normal') if size is not None else np.broadcast_shapes(m.shape,
+                                                                                  s.shape)
+    a = m + s * _gen(generator).standard_normal(shape)
+    if dtype is None:
+        dtype = np.result_type(m, s) if m.ndim or s.ndim else _DEFAULT_FLOAT
+        dtype = dtype if np.dtype(dtype).kind in 'fc' else _DEFAULT_FLOAT
+    return _make(a.astype(dtype, copy=False), requires_grad)
