@@ -95,6 +95,15 @@ def _sizes(args, op):
     return tuple(int(s) for s in args)
 
 
+def _tensor(out, like):
+    """A result as a Tensor of `like`'s trace: the non-differentiable functions of
+    chainrule.numpy (argmax, all, ...) hand back plain arrays."""
+    if isinstance(out, Tensor):
+        return out
+    return Tensor._wrap(np.asarray(out) if isinstance(out, np.generic) else out, None,
+                        like._trace)
+
+
 def _cnp():
     import chainrule.numpy as cnp
     return cnp
@@ -281,6 +290,15 @@ def unbind(self, dim=0):
     return tuple(self[(slice(None),) * d + (i,)] for i in range(shape[d]))
 
 
+def flip(self, *dims):
+    nd = len(self.shape)
+    return _cnp().flip(self, axis=tuple(_norm_dim('flip', d, nd) for d in _sizes(dims, 'flip')))
+
+
+def roll(self, shifts, dims=None):
+    return _cnp().roll(self, shifts, axis=dims)
+
+
 def contiguous(self):
     d = self.data
     if isinstance(d, np.ndarray) and not d.flags.c_contiguous:
@@ -300,8 +318,8 @@ def _reduce(self, name, dim, axis, keepdim, keepdims, **kw):
     if kw.get('out', 1) is None:        # np.sum(t) calls t.sum(..., out=None)
         del kw['out']
     dims = _dims(name, _dim_arg(name, dim, axis), len(self.shape))
-    return getattr(_cnp(), name)(self, axis=_axis(dims, len(self.shape)),
-                                 keepdims=_keep_arg(keepdim, keepdims), **kw)
+    return _tensor(getattr(_cnp(), name)(self, axis=_axis(dims, len(self.shape)),
+                                         keepdims=_keep_arg(keepdim, keepdims), **kw), self)
 
 
 def _reduction(name):
@@ -311,14 +329,6 @@ def _reduction(name):
     method.__doc__ = (f'PyTorch\'s `{name}(dim=None, keepdim=False)` (`axis=`/`keepdims=` are '
                       'accepted as aliases).')
     return method
-
-
-sum = _reduction('sum')
-mean = _reduction('mean')
-all = _reduction('all')
-any = _reduction('any')
-amax = _reduction('amax')
-amin = _reduction('amin')
 
 
 def logsumexp(self, dim, keepdim=False, *, axis=None, keepdims=False):
@@ -345,22 +355,18 @@ def _moments(name):
     return method
 
 
-std = _moments('std')
-var = _moments('var')
-
-
 def _arg_reduction(name):
     def method(self, dim=None, keepdim=False, *, axis=None, keepdims=False):
         dim = _dim_arg(name, dim, axis)
         keep = _keep_arg(keepdim, keepdims)
         nd = len(self.shape)
         if dim is None:
-            out = getattr(_cnp(), name)(ops.reshape(self, (-1,)))
+            out = _tensor(getattr(_cnp(), name)(ops.reshape(self, (-1,))), self)
             return ops.reshape(out, (1,) * nd) if keep else out
         d = _norm_dim(name, dim, nd)
         if nd == 0:
-            return ops.astype(ops.reshape(self, ()) * 0, np.int64)
-        return getattr(_cnp(), name)(self, axis=d, keepdims=keep)
+            return _tensor(np.zeros((), np.int64), self)
+        return _tensor(getattr(_cnp(), name)(self, axis=d, keepdims=keep), self)
     method.__name__ = method.__qualname__ = name
     return method
 
@@ -400,8 +406,6 @@ def _drop(shape, d):
     return tuple(shape[:d]) + tuple(shape[d + 1:])
 
 
-max = _extremum('max', ops.maximum)
-min = _extremum('min', ops.minimum)
 
 
 def cumsum(self, dim=None, *, dtype=None, axis=None):
@@ -456,7 +460,7 @@ def sort(self, dim=-1, descending=False, stable=False):
     if nd == 0:
         return values_indices(self, argmax(self))
     d = _norm_dim('sort', dim, nd)
-    idx = cnp.argsort(-self if descending else self, axis=d, kind='stable')
+    idx = _tensor(cnp.argsort(-self if descending else self, axis=d, kind='stable'), self)
     return values_indices(cnp.take_along_axis(self, idx, axis=d), idx)
 
 
@@ -472,17 +476,20 @@ def _F():
 
 
 def clamp(self, min=None, max=None):
+    """PyTorch's `clamp`: nan stays nan; the gradient passes where min <= x <= max. (Made of
+    `where`, whose rule reads only the condition, so `clamp_` needs no copy of the old values.)"""
     if min is None and max is None:
         raise ValueError('clamp(): at least one of min and max must be given')
+    cnp = _cnp()
     out = self
     if min is not None:
-        out = ops.maximum(out, min)
+        out = _same_dtype(cnp.where(ops.less(out, min), min, out), self)
     if max is not None:
-        out = ops.minimum(out, max)
+        out = _same_dtype(cnp.where(ops.greater(out, max), max, out), self)
     return out
 
 
-def pow(self, exponent):
+def pow_(self, exponent):
     return self ** exponent
 
 
@@ -507,9 +514,11 @@ def _checked_matmul(name, nd):
 
 
 UNARY = {
-    'exp': ops.exp, 'log': ops.log, 'sqrt': ops.sqrt, 'rsqrt': lambda x: 1 / ops.sqrt(x),
+    # (rsqrt and reciprocal as powers: their in-place forms then overwrite the argument that
+    # the rule saved first, which the in-place machinery keeps a copy of)
+    'exp': ops.exp, 'log': ops.log, 'sqrt': ops.sqrt, 'rsqrt': lambda x: x ** -0.5,
     'sigmoid': lambda x: _F().sigmoid(x), 'tanh': ops.tanh, 'relu': lambda x: _F().relu(x),
-    'abs': ops.abs, 'neg': ops.neg, 'negative': ops.neg, 'reciprocal': lambda x: 1 / x,
+    'abs': ops.abs, 'neg': ops.neg, 'negative': ops.neg, 'reciprocal': lambda x: x ** -1.0,
     'sin': ops.sin, 'cos': ops.cos, 'square': lambda x: x * x, 'exp2': lambda x: 2.0 ** x,
     'log2': lambda x: _cnp().log2(x), 'log10': lambda x: _cnp().log10(x),
     'log1p': lambda x: _cnp().log1p(x), 'expm1': lambda x: _cnp().expm1(x),
@@ -720,12 +729,15 @@ METHODS = {
     'squeeze': squeeze, 'unsqueeze': unsqueeze, 'expand': expand, 'expand_as': expand_as,
     'repeat': repeat, 'tile': tile, 'repeat_interleave': repeat_interleave, 'narrow': narrow,
     'split': split, 'chunk': chunk, 'unbind': unbind, 'contiguous': contiguous,
-    'is_contiguous': is_contiguous,
-    'sum': sum, 'mean': mean, 'std': std, 'var': var, 'max': max, 'min': min, 'amax': amax,
-    'amin': amin, 'argmax': argmax, 'argmin': argmin, 'prod': prod, 'cumsum': cumsum,
-    'cumprod': cumprod, 'logsumexp': logsumexp, 'norm': norm, 'all': all, 'any': any,
+    'is_contiguous': is_contiguous, 'flip': flip, 'roll': roll,
+    'sum': _reduction('sum'), 'mean': _reduction('mean'), 'std': _moments('std'),
+    'var': _moments('var'), 'max': _extremum('max', ops.maximum),
+    'min': _extremum('min', ops.minimum), 'amax': _reduction('amax'),
+    'amin': _reduction('amin'), 'all': _reduction('all'), 'any': _reduction('any'),
+    'argmax': argmax, 'argmin': argmin, 'prod': prod, 'cumsum': cumsum,
+    'cumprod': cumprod, 'logsumexp': logsumexp, 'norm': norm,
     'sort': sort, 'argsort': argsort,
-    'clamp': clamp, 'clip': clamp, 'pow': pow, 'softmax': softmax, 'log_softmax': log_softmax,
+    'clamp': clamp, 'clip': clamp, 'pow': pow_, 'softmax': softmax, 'log_softmax': log_softmax,
     'matmul': lambda self, other: ops.matmul(self, other),
     'mm': _checked_matmul('mm', 2), 'bmm': _checked_matmul('bmm', 3),
     'float': _cast(np.float32), 'double': _cast(np.float64), 'half': _cast(np.float16),
@@ -739,7 +751,7 @@ METHODS = {
 }
 
 INPLACE = {name + '_': fn for name, fn in UNARY.items() if name not in ('negative', 'erf')}
-INPLACE.update({'clamp_': clamp, 'clip_': clamp, 'pow_': pow,
+INPLACE.update({'clamp_': clamp, 'clip_': clamp, 'pow_': pow_,
                 'masked_fill_': masked_fill, 'scatter_': scatter, 'scatter_add_': scatter_add})
 
 

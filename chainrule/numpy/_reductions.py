@@ -64,8 +64,9 @@ def std(a, axis=None, dtype=None, ddof=0, keepdims=False):
         return sqrt(v)
     # zero variance (one element per group, or constant data): the gradient is 0, as abs's at 0,
     # not sqrt's infinite slope times 0 = nan
+    # (a variance that is nan -- ddof >= the count -- stays nan, as NumPy's)
     pos = greater(v, 0)
-    return where(pos, sqrt(where(pos, v, 1)), 0)
+    return where(pos, sqrt(where(pos, v, 1)), where(isnan(v), v, 0))
 
 
 def max(a, axis=None, keepdims=False, initial=None):
