@@ -767,3 +767,38 @@ def install(cls=Tensor):
 
 
 install()
+
+
+# --- the documentation table ---------------------------------------------------------------------
+
+# names whose NumPy meaning (ndarray's method, and the traced values' inside transforms) is not
+# PyTorch's: on Tensor they mean PyTorch's thing
+DIFFERS = {
+    'transpose': "NumPy: `transpose(*axes)` permutes", 'repeat': "NumPy: repeats elements",
+    'size': 'NumPy: an int property', 'flatten': 'NumPy: no start/end dims',
+    'squeeze': 'NumPy: raises for a size > 1 axis', 'std': 'NumPy: ddof=0 by default',
+    'var': 'NumPy: ddof=0 by default', 'max': 'NumPy: values only over an axis',
+    'min': 'NumPy: values only over an axis', 'sort': 'NumPy: sorts in place, returns None',
+    'nonzero': 'NumPy: a tuple of index arrays', 'cumsum': 'NumPy: flattens without axis',
+    'cumprod': 'NumPy: flattens without axis', 'view': "NumPy: reinterprets the dtype",
+}
+
+
+def method_table(torch_names=None):
+    """Markdown: every public `Tensor` method/attribute and whose meaning it has. `torch_names`
+    (the names `torch.Tensor` defines; PyTorch's own set when it is installed) tells a
+    NumPy-faced name PyTorch shares (same meaning: 'both') from a NumPy-only one."""
+    if torch_names is None:
+        import torch
+        torch_names = set(dir(torch.Tensor))
+    ours = set(METHODS) | set(UNARY) | set(INPLACE) | {'mT'}
+    rows = []
+    for name in sorted(n for n in dir(Tensor) if not n.startswith('_')):
+        if name in ours or name in Tensor.__dict__ or name in ('ndim', 'T'):
+            face = 'PyTorch'
+        else:
+            face = 'both' if name in torch_names else 'NumPy only'
+        note = DIFFERS.get(name, '`dim=`/`keepdim=` (`axis=`/`keepdims=` accepted)' if name in (
+            'sum', 'mean', 'all', 'any', 'prod', 'amax', 'amin', 'argmax', 'argmin') else '')
+        rows.append(f'| `{name}` | {face} | {note} |')
+    return '| name | meaning | note |\n|---|---|---|\n' + '\n'.join(rows) + '\n'

@@ -7,7 +7,7 @@ same as `cr.tensor([1.0])` and NumPy's (PyTorch's is float32): pass `dtype=cr.fl
 PyTorch's.
 
 Randomness: `cr.manual_seed(s)` seeds the global generator that `rand`, `randn`, `randint`,
-`randperm` and `normal` use when no `generator=` is given; `cr.Generator().manual_seed(s)` is a
+`randperm` and `normal` use when no `generator=` is given (and `nn.init` and dropout); `cr.Generator().manual_seed(s)` is a
 local stream. Both are NumPy `Generator`s on the counter-based Philox bit generator, so one
 seed gives one reproducible run; the numbers differ from PyTorch's (another algorithm).
 
@@ -145,12 +145,17 @@ class Generator:
         return self
 
 
-_global = Generator().manual_seed(0)
+_global = Generator()
 
 
 def manual_seed(seed):
-    """Seed the global generator (used where no `generator=` is passed); returns it."""
-    return _global.manual_seed(seed)
+    """Seed the global generator, PyTorch's one stream: `rand`, `randn`, ... without
+    `generator=`, and `nn.init` and dropout without `rng=` (`chainrule.nn.init`'s default
+    generator becomes this one). Returns it."""
+    from chainrule.nn import init
+    _global.manual_seed(seed)
+    init._default.set(_global._np)
+    return _global
 
 
 def initial_seed():
@@ -158,7 +163,10 @@ def initial_seed():
 
 
 def _gen(generator):
-    return (_global if generator is None else generator)._np
+    if generator is not None:
+        return generator._np
+    from chainrule.nn import init
+    return init.get_rng()
 
 
 def rand(*size, generator=None, dtype=None, requires_grad=False):

@@ -117,6 +117,21 @@ def block_page(module, title, blurb):
     return '\n'.join(lines) + '\n'
 
 
+TABLE_START, TABLE_END = '<!-- tensor-methods:start -->', '<!-- tensor-methods:end -->'
+
+
+def write_tensor_method_table(path=os.path.join(HERE, 'coming-from', 'pytorch.md')):
+    """Regenerate the table of `Tensor` methods (PyTorch's meaning, NumPy's, or both) between
+    the markers of the Coming-from-PyTorch page; needs PyTorch installed (to know its names)."""
+    from chainrule._torch_face import method_table
+    with open(path) as f:
+        text = f.read()
+    head, rest = text.split(TABLE_START)
+    _, tail = rest.split(TABLE_END)
+    with open(path, 'w') as f:
+        f.write(head + TABLE_START + '\n' + method_table() + TABLE_END + tail)
+
+
 def main():
     out = os.path.join(HERE, 'reference')
     os.makedirs(out, exist_ok=True)
@@ -125,6 +140,10 @@ def main():
         with open(os.path.join(out, page + '.md'), 'w') as f:
             f.write(text)
     print(f'wrote {len(MODULES)} pages to {out}')
+    try:
+        write_tensor_method_table()
+    except ImportError:
+        print('PyTorch is not installed: the Tensor method table was left as it is')
 
 
 if __name__ == '__main__':

@@ -369,6 +369,25 @@ def test_manual_seed_and_generators_reproduce():
     assert set(r.tolist()) == {0, 1, 2}
 
 
+def test_one_seed_reproduces_init_dropout_and_factories():
+    def run():
+        cr.manual_seed(7)
+        lin = cr.nn.Linear(3, 2)
+        drop = cr.nn.functional.dropout(cr.ones(4, 4), 0.5)
+        return [lin.weight.numpy().copy(), drop.numpy(), cr.randn(3).numpy()]
+
+    for a, b in zip(run(), run()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_docs_method_table_is_current():
+    import os
+    from chainrule._torch_face import method_table
+    page = os.path.join(os.path.dirname(__file__), '..', 'docs', 'coming-from', 'pytorch.md')
+    with open(page) as f:
+        assert method_table() in f.read(), 'run python docs/gen_reference.py'
+
+
 # --- the names that used to silently mean NumPy's thing -----------------------------------------
 
 def test_pytorch_names_no_longer_mean_numpys_thing():
