@@ -53,14 +53,23 @@ def _keep_arg(keepdim, keepdims):
     return bool(keepdim or keepdims)
 
 
+class DimError(ShapeError, IndexError):
+    """A `dim` out of range: a `ShapeError`, and an `IndexError` as PyTorch raises."""
+
+
 def _norm_dim(op, dim, ndim):
-    """One dimension index in [0, ndim) (0-d tensors accept 0 and -1, as PyTorch's)."""
+    """One dimension index in [0, ndim) (0-d tensors accept 0 and -1, as PyTorch's); `ndim`
+    may be the shape itself (then the error names it)."""
+    shape = None
+    if isinstance(ndim, tuple):
+        shape, ndim = ndim, len(ndim)
     n = builtins.max(ndim, 1)
     if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
         raise TypeError(f'{op}(): dim must be an int, got {dim!r}')
     if not -n <= dim < n:
-        raise IndexError(f'{op}(): dim {dim} is out of range for a Tensor with {ndim} '
-                         f'dimension(s) (expected a dim in [{-n}, {n - 1}])')
+        of = f'of shape {tuple(shape)}' if shape is not None else f'with {ndim} dimension(s)'
+        raise DimError(f'{op}: dim {dim} is out of range for a Tensor {of} (expected a dim in '
+                       f'[{-n}, {n - 1}])')
     return int(dim) % n
 
 
@@ -116,7 +125,7 @@ def size(self, dim=None):
     shape = tuple(self.shape)
     if dim is None:
         return shape
-    return shape[_norm_dim('size', dim, len(shape))] if shape else 1
+    return shape[_norm_dim('size', dim, shape)] if shape else 1
 
 
 def numel(self):
@@ -159,7 +168,7 @@ def flatten(self, start_dim=0, end_dim=-1):
     shape = tuple(self.shape)
     if not shape:
         return ops.reshape(self, (1,))
-    s, e = _norm_dim('flatten', start_dim, len(shape)), _norm_dim('flatten', end_dim, len(shape))
+    s, e = _norm_dim('flatten', start_dim, shape), _norm_dim('flatten', end_dim, shape)
     if s > e:
         raise ValueError(f'flatten(): start_dim {start_dim} comes after end_dim {end_dim}')
     return ops.reshape(self, shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:])
@@ -167,7 +176,7 @@ def flatten(self, start_dim=0, end_dim=-1):
 
 def unflatten(self, dim, sizes):
     shape = tuple(self.shape)
-    d = _norm_dim('unflatten', dim, len(shape))
+    d = _norm_dim('unflatten', dim, shape)
     sizes = tuple(int(s) for s in sizes)
     if sizes.count(-1) > 1:
         raise ValueError('unflatten(): only one size may be -1')
@@ -185,7 +194,7 @@ def squeeze(self, dim=None, *, axis=None):
     tuple; a named dimension whose size is not 1 is kept, not an error)."""
     dim = _dim_arg('squeeze', dim, axis)
     shape = tuple(self.shape)
-    drop = range(len(shape)) if dim is None else (_dims('squeeze', dim, len(shape)) or ())
+    drop = range(len(shape)) if dim is None else (_dims('squeeze', dim, shape) or ())
     if not shape:
         return ops.reshape(self, ())
     drop = {d for d in drop if shape[d] == 1}
@@ -244,7 +253,7 @@ def repeat_interleave(self, repeats, dim=None):
 
 def narrow(self, dim, start, length):
     shape = tuple(self.shape)
-    d = _norm_dim('narrow', dim, len(shape))
+    d = _norm_dim('narrow', dim, shape)
     start = int(start) + (shape[d] if int(start) < 0 else 0)
     if not (0 <= start and length >= 0 and start + length <= shape[d]):
         raise IndexError(f'narrow(): start {start} + length {length} exceeds the size {shape[d]} '
@@ -258,7 +267,7 @@ def _slices(self, d, cuts):
 
 def split(self, split_size_or_sections, dim=0):
     shape = tuple(self.shape)
-    d = _norm_dim('split', dim, len(shape))
+    d = _norm_dim('split', dim, shape)
     n = shape[d]
     if isinstance(split_size_or_sections, (int, np.integer)):
         k = int(split_size_or_sections)
@@ -278,7 +287,7 @@ def chunk(self, chunks, dim=0):
     shape = tuple(self.shape)
     if chunks <= 0:
         raise ValueError(f'chunk(): chunks must be positive, got {chunks}')
-    d = _norm_dim('chunk', dim, len(shape))
+    d = _norm_dim('chunk', dim, shape)
     if not shape[d]:
         return split(self, [0], d)
     return split(self, -(-shape[d] // chunks), d)
@@ -286,7 +295,7 @@ def chunk(self, chunks, dim=0):
 
 def unbind(self, dim=0):
     shape = tuple(self.shape)
-    d = _norm_dim('unbind', dim, len(shape))
+    d = _norm_dim('unbind', dim, shape)
     return tuple(self[(slice(None),) * d + (i,)] for i in range(shape[d]))
 
 
@@ -317,7 +326,7 @@ def _reduce(self, name, dim, axis, keepdim, keepdims, **kw):
     """`chainrule.numpy`'s reduction `name` over PyTorch's `dim` (or `axis`)."""
     if kw.get('out', 1) is None:        # np.sum(t) calls t.sum(..., out=None)
         del kw['out']
-    dims = _dims(name, _dim_arg(name, dim, axis), len(self.shape))
+    dims = _dims(name, _dim_arg(name, dim, axis), tuple(self.shape))
     return _tensor(getattr(_cnp(), name)(self, axis=_axis(dims, len(self.shape)),
                                          keepdims=_keep_arg(keepdim, keepdims), **kw), self)
 
@@ -495,12 +504,12 @@ def pow_(self, exponent):
 
 def softmax(self, dim, dtype=None):
     x = self if dtype is None else ops.astype(self, dtype)
-    return _F().softmax(x, _norm_dim('softmax', dim, len(self.shape)))
+    return _F().softmax(x, _norm_dim('softmax', dim, tuple(self.shape)))
 
 
 def log_softmax(self, dim, dtype=None):
     x = self if dtype is None else ops.astype(self, dtype)
-    return _F().log_softmax(x, _norm_dim('log_softmax', dim, len(self.shape)))
+    return _F().log_softmax(x, _norm_dim('log_softmax', dim, tuple(self.shape)))
 
 
 def _checked_matmul(name, nd):
@@ -652,7 +661,7 @@ def scatter_add(self, dim, index, src):
 
 
 def index_select(self, dim, index):
-    d = _norm_dim('index_select', dim, len(self.shape))
+    d = _norm_dim('index_select', dim, tuple(self.shape))
     idx = _idx_data(index, 'index_select')
     if idx.ndim > 1:
         raise ShapeError(f'index_select(): index must be 1-D, got shape {idx.shape}')

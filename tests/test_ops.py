@@ -419,8 +419,10 @@ SHAPE_ERRORS = {
     'reshape': (lambda: _T(3, 4).reshape(5, 2), r'reshape: .*\(3, 4\).*\(5, 2\)'),
     'where': (lambda: cnp.where(np.ones(3, bool), _T(4), _T(3)), r'where: shapes \(3,\)'),
     'tensordot': (lambda: cnp.tensordot(_T(3, 4), _T(5, 6)), r'tensordot: shapes \(3, 4\)'),
-    'sum': (lambda: _T(3, 4).sum(axis=2), r'sum: axis 2 .* dimension 2'),
-    'transpose': (lambda: _T(3, 4).transpose(0, 0), r'transpose: axes \(0, 0\).*\(3, 4\)'),
+    'sum': (lambda: cnp.sum(_T(3, 4), axis=2), r'sum: axis 2 .* dimension 2'),
+    'sum_dim': (lambda: _T(3, 4).sum(dim=2), r'sum: dim 2 .* shape \(3, 4\)'),   # Tensor's
+    'transpose': (lambda: cnp.transpose(_T(3, 4), (0, 0)),
+                  r'transpose: axes \(0, 0\).*\(3, 4\)'),
     'squeeze': (lambda: cnp.squeeze(_T(3, 4), axis=0), r'squeeze: .*axis 0 of shape \(3, 4\)'),
     'split': (lambda: cnp.split(_T(5), 2), r'split: array of size 5'),
     'moveaxis': (lambda: cnp.moveaxis(_T(3, 4), 2, 0), r'moveaxis: axis 2 .* dimension 2'),
