@@ -61,12 +61,14 @@ class DataLoader:
         sampler: an iterable of indices with `len()` that gives the order of each pass instead
             (e.g. `chainrule.distributed.DistributedSampler`, one rank's shard); excludes
             `shuffle`.
+        generator: a `cr.Generator` for the shuffling (PyTorch's spelling). With neither
+            `seed` nor `generator`, the global generator (`cr.manual_seed`) shuffles.
 
     Each batch is a tuple of `Tensor`s (no history); a single-array dataset gives 1-tuples.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
-                 sampler=None):
+                 sampler=None, generator=None):
         if sampler is not None and shuffle:
             raise ValueError('DataLoader: pass either shuffle=True or a sampler (which decides '
                              'the order itself), not both')
@@ -79,7 +81,10 @@ class DataLoader:
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
-        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        if generator is not None:
+            seed = generator._np
+        self.rng = None if seed is None else (
+            seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed))
 
     def __len__(self):
         n = len(self.dataset) if self.sampler is None else len(self.sampler)
@@ -91,7 +96,11 @@ class DataLoader:
             n = len(order)
         else:
             n = len(self.dataset)
-            order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+            if self.shuffle:
+                from chainrule.nn import init        # the global generator, read at each pass
+                order = (self.rng or init.get_rng()).permutation(n)
+            else:
+                order = np.arange(n)
         stop = n - n % self.batch_size if self.drop_last else n
         arrays = getattr(self.dataset, 'arrays', None)
         for start in range(0, stop, self.batch_size):

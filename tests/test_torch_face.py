@@ -374,10 +374,19 @@ def test_one_seed_reproduces_init_dropout_and_factories():
         cr.manual_seed(7)
         lin = cr.nn.Linear(3, 2)
         drop = cr.nn.functional.dropout(cr.ones(4, 4), 0.5)
-        return [lin.weight.numpy().copy(), drop.numpy(), cr.randn(3).numpy()]
+        order = [b[0].numpy() for b in cr.data.DataLoader([np.arange(6.0)], 2, shuffle=True)]
+        return [lin.weight.numpy().copy(), drop.numpy(), cr.randn(3).numpy(),
+                np.concatenate(order)]
 
     for a, b in zip(run(), run()):
         np.testing.assert_array_equal(a, b)
+    g = cr.Generator().manual_seed(1)
+    h = cr.Generator().manual_seed(1)
+    one = [b[0].numpy() for b in cr.data.DataLoader([np.arange(9.0)], 4, True, generator=g)]
+    two = [b[0].numpy() for b in cr.data.DataLoader([np.arange(9.0)], 4, True, generator=h)]
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+    assert sorted(np.concatenate(one).tolist()) == list(range(9))
 
 
 def test_docs_method_table_is_current():
