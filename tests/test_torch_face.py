@@ -254,13 +254,18 @@ def test_inplace_forms_match_torch():
     for name, args in [('exp_', ()), ('log_', ()), ('sqrt_', ()), ('rsqrt_', ()),
                        ('sigmoid_', ()), ('tanh_', ()), ('relu_', ()), ('abs_', ()),
                        ('neg_', ()), ('reciprocal_', ()), ('sin_', ()), ('cos_', ()),
-                       ('clamp_', (0.6, 0.9)), ('pow_', (2,)), ('masked_fill_', None)]:
+                       ('clamp_', (0.6, 0.9)), ('pow_', (2,)), ('masked_fill_', None),
+                       ('scatter_', 'scatter'), ('scatter_add_', 'scatter')]:
         ours = cr.tensor(np.abs(x) + 0.5, requires_grad=True)
         theirs = torch.tensor(np.abs(x) + 0.5, requires_grad=True)
         ya, yb = ours * 1.0, theirs * 1.0
         if args is None:
             ra = ya.masked_fill_(ya > 1, 0.0)
             rb = yb.masked_fill_(yb > 1, 0.0)
+        elif args == 'scatter':
+            i = np.array([[2, 0, 1, 2]])
+            ra = getattr(ya, name)(0, cr.tensor(i), ours[:1] * 3.0)
+            rb = getattr(yb, name)(0, torch.tensor(i), theirs[:1] * 3.0)
         else:
             ra, rb = getattr(ya, name)(*args), getattr(yb, name)(*args)
         assert ra is ya, f'{name} returns self'
@@ -288,14 +293,36 @@ def test_inplace_on_a_view_reaches_the_base():
         np.testing.assert_allclose(res[0][1], res[1][1])
 
 
-def test_view_methods_share_the_version_counter():
+VIEWS = {
+    'permute': lambda y: y.permute(1, 0), 'transpose': lambda y: y.transpose(0, 1),
+    't': lambda y: y.t(), 'mT': lambda y: y.mT, 'narrow': lambda y: y.narrow(1, 1, 2),
+    'unbind': lambda y: y.unbind(1)[2], 'chunk': lambda y: y.chunk(2, 1)[1],
+    'split': lambda y: y.split(1, 0)[1], 'flatten': lambda y: y.flatten(),
+    'unflatten': lambda y: y.unflatten(1, (3, 1)), 'squeeze': lambda y: y[None].squeeze(0),
+    'unsqueeze': lambda y: y.unsqueeze(-1), 'view': lambda y: y.view(3, 2),
+    'contiguous': lambda y: y.contiguous(), 'expand_then_read': lambda y: y[:1],
+}
+
+
+@pytest.mark.parametrize('name', list(VIEWS))
+def test_view_methods_share_memory_and_the_version_counter(name):
     x = cr.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
     y = x * 2.0
     z = cr.numpy.sin(y)          # saves y
+    v = VIEWS[name](y)
     with cr.no_grad():
-        y.permute(1, 0)[0, 0] = 5.0
+        v.fill_(5.0)             # through the view: y changes, and its counter moves
+    assert (y.numpy() == 5.0).sum() == v.numel()
     with pytest.raises(cr.GradientError, match='sin'):
         z.sum().backward()
+
+
+def test_expand_is_a_view_of_its_base():
+    y = cr.tensor(np.arange(3.0))
+    e = y.expand(4, 3)
+    with cr.no_grad():
+        y.add_(1.0)
+    np.testing.assert_array_equal(e.numpy(), np.tile(np.arange(3.0) + 1, (4, 1)))
 
 
 # --- factories -----------------------------------------------------------------------------------
