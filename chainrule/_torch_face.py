@@ -113,9 +113,15 @@ def _tensor(out, like):
                         like._trace)
 
 
+_CNP = None
+
+
 def _cnp():
-    import chainrule.numpy as cnp
-    return cnp
+    global _CNP
+    if _CNP is None:
+        import chainrule.numpy as cnp
+        _CNP = cnp
+    return _CNP
 
 
 # --- shape ---------------------------------------------------------------------------------------
@@ -326,9 +332,15 @@ def _reduce(self, name, dim, axis, keepdim, keepdims, **kw):
     """`chainrule.numpy`'s reduction `name` over PyTorch's `dim` (or `axis`)."""
     if kw.get('out', 1) is None:        # np.sum(t) calls t.sum(..., out=None)
         del kw['out']
-    dims = _dims(name, _dim_arg(name, dim, axis), tuple(self.shape))
-    return _tensor(getattr(_cnp(), name)(self, axis=_axis(dims, len(self.shape)),
-                                         keepdims=_keep_arg(keepdim, keepdims), **kw), self)
+    if axis is not None or dim is not None:
+        shape = self.shape
+        dim = _dim_arg(name, dim, axis)
+        if type(dim) is int and shape:      # the common case, kept cheap
+            axis = _norm_dim(name, dim, tuple(shape))
+        else:
+            axis = _axis(_dims(name, dim, tuple(shape)), len(shape))
+    out = getattr(_CNP or _cnp(), name)(self, axis=axis, keepdims=keepdim or keepdims, **kw)
+    return out if type(out) is Tensor else _tensor(out, self)
 
 
 def _reduction(name):
