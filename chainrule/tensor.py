@@ -202,6 +202,12 @@ class Tensor(Tracer):
             floating and complex tensors can require grad.
         dtype: optional NumPy dtype to convert `data` to.
 
+    Methods follow PyTorch wherever `torch.Tensor` defines the name (`transpose(d0, d1)`,
+    `repeat`, `size()`, `sum(dim, keepdim)`, `std()` with `correction=1`, `max(dim)` giving
+    `(values, indices)`, ...; see `chainrule._torch_face`); NumPy-only names (`astype`,
+    `swapaxes`, ...) keep working. Inside `grad`/`vmap`/`jit` the traced values themselves keep
+    NumPy's methods; a Tensor there keeps PyTorch's.
+
     Attributes:
         data: the values, a NumPy array (or a tracer inside a transform). It is the raw array:
             a write into it (`t.data[...] = v`, `t.data += 1`) bypasses the version counter,

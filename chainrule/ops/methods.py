@@ -3,7 +3,8 @@
 `install(cls)` gives a class NumPy's operators (`+ - * / ** @`, comparisons, unary `- + abs ~`)
 and the common array methods (`sum`, `reshape`, `T`, ...), all routed through chainrule's
 wrappers, so the same rule set serves `Tensor`, the reverse-mode tracer, the forward-mode tracer
-and the staging tracer.
+and the staging tracer. `Tensor` then overrides the names PyTorch defines with PyTorch's meaning
+(`chainrule/_torch_face.py`), on its own class only.
 """
 
 import numpy as np
