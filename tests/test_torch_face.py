@@ -513,3 +513,64 @@ def test_bad_arguments_give_clear_errors():
         x.masked_fill(x, 0.0)
     with pytest.raises(cr.ShapeError, match='mm'):
         x.mm(cr.tensor(np.ones(3)))
+
+
+# --- nn: loss and activation modules against torch.nn --------------------------------------------
+
+def _probs(shape):
+    return 1 / (1 + np.exp(-RNG.standard_normal(shape)))
+
+
+NN_CASES = [
+    ('MSELoss', lambda nn: nn.MSELoss(), 'regression'),
+    ('MSELoss-sum', lambda nn: nn.MSELoss(reduction='sum'), 'regression'),
+    ('L1Loss', lambda nn: nn.L1Loss(), 'regression'),
+    ('L1Loss-none', lambda nn: nn.L1Loss(reduction='none'), 'regression'),
+    ('SmoothL1Loss', lambda nn: nn.SmoothL1Loss(beta=0.5), 'regression'),
+    ('HuberLoss', lambda nn: nn.HuberLoss(delta=0.7), 'regression'),
+    ('HuberLoss-sum', lambda nn: nn.HuberLoss(reduction='sum'), 'regression'),
+    ('BCELoss', lambda nn: nn.BCELoss(), 'probs'),
+    ('BCEWithLogitsLoss', lambda nn: nn.BCEWithLogitsLoss(), 'binary'),
+    ('NLLLoss', lambda nn: nn.NLLLoss(), 'logprobs'),
+    ('NLLLoss-ignore', lambda nn: nn.NLLLoss(ignore_index=1), 'logprobs'),
+    ('CrossEntropyLoss', lambda nn: nn.CrossEntropyLoss(), 'classes'),
+    ('CrossEntropyLoss-ignore', lambda nn: nn.CrossEntropyLoss(ignore_index=2), 'classes'),
+    ('CrossEntropyLoss-weight', lambda nn: nn.CrossEntropyLoss(
+        weight=(torch.tensor if nn is torch.nn else cr.tensor)(np.array([0.5, 2.0, 1.0, 3.0]))),
+     'classes'),
+    ('CrossEntropyLoss-smooth', lambda nn: nn.CrossEntropyLoss(label_smoothing=0.1), 'classes'),
+    ('CrossEntropyLoss-smooth-w-sum', lambda nn: nn.CrossEntropyLoss(
+        weight=(torch.tensor if nn is torch.nn else cr.tensor)(np.array([0.5, 2.0, 1.0, 3.0])),
+        label_smoothing=0.2, reduction='sum'), 'classes'),
+    ('SiLU', lambda nn: nn.SiLU(), 'act'), ('LeakyReLU', lambda nn: nn.LeakyReLU(0.2), 'act'),
+    ('LeakyReLU-default', lambda nn: nn.LeakyReLU(), 'act'),
+    ('ELU', lambda nn: nn.ELU(alpha=0.5), 'act'), ('Softplus', lambda nn: nn.Softplus(), 'act'),
+    ('Softplus-beta', lambda nn: nn.Softplus(beta=2.0, threshold=1.0), 'act'),
+]
+
+
+@pytest.mark.parametrize('case', NN_CASES, ids=[c[0] for c in NN_CASES])
+def test_nn_modules_match_torch(case):
+    name, make, kind = case
+    x = RNG.standard_normal((5, 4)) * 2
+    if kind == 'probs':
+        x = _probs((5, 4))
+    if kind == 'logprobs':
+        x = x - np.log(np.exp(x).sum(1, keepdims=True))
+    if kind in ('logprobs', 'classes'):
+        target = np.array([0, 1, 3, 2, 1])
+    elif kind in ('probs', 'binary'):
+        target = _probs((5, 4))
+    else:
+        target = RNG.standard_normal((5, 4))
+    outs, grads = [], []
+    for L in (cr, torch):
+        xi = L.tensor(x, requires_grad=True)
+        mod = make(L.nn)
+        out = mod(xi) if kind == 'act' else mod(xi, L.tensor(target))
+        w = np.linspace(-1, 1, int(np.prod(out.shape))).reshape(tuple(out.shape))
+        (out * L.tensor(w)).sum().backward()
+        outs.append(out.detach().numpy())
+        grads.append(xi.grad.numpy())
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-10, atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-9, atol=1e-12, err_msg=name)
