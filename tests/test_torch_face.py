@@ -574,3 +574,63 @@ def test_nn_modules_match_torch(case):
         grads.append(xi.grad.numpy())
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-10, atol=1e-12, err_msg=name)
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+# --- nn: containers, hooks, buffers, apply, written once for both libraries ----------------------
+
+def _net(L):
+    class Net(L.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = L.nn.ModuleList([L.nn.Linear(3, 4), L.nn.Linear(4, 4)])
+            self.layers.append(L.nn.Linear(4, 2))
+            self.heads = L.nn.ModuleDict({'a': L.nn.Linear(2, 1), 'b': L.nn.Linear(2, 1)})
+            self.scales = L.nn.ParameterList([L.nn.Parameter(L.ones(2, dtype=L.float64))])
+            self.register_buffer('offset', L.zeros(2, dtype=L.float64))
+
+        def forward(self, x):
+            for layer in self.layers[:-1]:
+                x = layer(x).tanh()
+            x = self.layers[-1](x) * self.scales[0] + self.offset
+            return self.heads['a'](x) + self.heads['b'](x).sigmoid()
+    return Net().double() if L is torch else Net().to(np.float64)
+
+
+def test_containers_hooks_and_buffers_match_torch():
+    nets = {L: _net(L) for L in (cr, torch)}
+    names = {L: list(n.state_dict()) for L, n in nets.items()}
+    assert sorted(names[cr]) == sorted(names[torch])      # (the order may differ)
+    assert [n for n, _ in nets[cr].named_buffers()] == ['offset']
+    # the same weights: torch's state_dict loads into chainrule's module
+    nets[cr].load_state_dict({k: v.numpy() for k, v in nets[torch].state_dict().items()})
+    calls = {cr: [], torch: []}
+    for L, net in nets.items():
+        net.layers[1].register_forward_pre_hook(lambda m, args: (args[0] * 2.0,))
+        h = net.layers[1].register_forward_hook(lambda m, args, out: out + 1.0)
+        net.heads['a'].register_forward_hook(
+            lambda m, args, out, L=L: calls[L].append(tuple(out.shape)))
+        net.apply(lambda m, L=L: calls[L].append(type(m).__name__))
+        if L is cr:
+            h_cr = h
+        else:
+            h_t = h
+    assert calls[cr] == calls[torch]
+    x = RNG.standard_normal((5, 3))
+    res = []
+    for L, net in nets.items():
+        xi = L.tensor(x)
+        y = net(xi).sum()
+        y.backward()
+        res.append((y.item(), net.layers[0].weight.grad.numpy().copy(),
+                    net.scales[0].grad.numpy().copy()))
+    assert res[0][0] == pytest.approx(res[1][0], rel=1e-12)
+    np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-10)
+    np.testing.assert_allclose(res[0][2], res[1][2], rtol=1e-10)
+    assert calls[cr] == calls[torch]
+    h_cr.remove()
+    h_t.remove()
+    outs = [net(L.tensor(x)).detach().numpy() for L, net in nets.items()]
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-10)
+    assert len(nets[cr].layers) == 3 and list(nets[cr].heads) == ['a', 'b']
+    with pytest.raises(TypeError, match='ModuleList holds only'):
+        nets[cr].layers.append(3)

@@ -100,7 +100,60 @@ class Module:
         _register_pytree(cls)
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        hooks = self.__dict__.get('_hooks')
+        if hooks is None:                       # the common case: one dict lookup
+            return self.forward(*args, **kwargs)
+        for h in list(hooks['pre'].values()):
+            r = h(self, args)
+            if r is not None:
+                args = r if isinstance(r, tuple) else (r,)
+        out = self.forward(*args, **kwargs)
+        for h in list(hooks['post'].values()):
+            r = h(self, args, out)
+            if r is not None:
+                out = r
+        return out
+
+    # --- hooks, buffers, apply (PyTorch's) ----------------------------------------------------
+    def _add_hook(self, kind, hook):
+        hooks = self.__dict__.setdefault('_hooks', {'pre': {}, 'post': {}})
+        key = object()
+        hooks[kind][key] = hook
+        return _RemovableHandle(hooks[kind], key)
+
+    def register_forward_pre_hook(self, hook):
+        """Call `hook(module, args)` before `forward`; a non-None result replaces the
+        positional arguments (a tuple, or a single value). Returns a handle with `.remove()`."""
+        return self._add_hook('pre', hook)
+
+    def register_forward_hook(self, hook):
+        """Call `hook(module, args, output)` after `forward`; a non-None result replaces the
+        output. Returns a handle with `.remove()`."""
+        return self._add_hook('post', hook)
+
+    def register_buffer(self, name, tensor):
+        """Keep `tensor` (a NumPy array or Tensor; None allowed) as a buffer: in `state_dict`
+        and `buffers()`, never a parameter (it does not require grad)."""
+        if not isinstance(name, str) or not name or name.startswith('_') or '.' in name:
+            raise KeyError(f'register_buffer: bad buffer name {name!r}')
+        if tensor is not None:
+            tensor = tensor if isinstance(tensor, Tensor) else Tensor(np.asarray(tensor))
+            if tensor.requires_grad:
+                tensor = tensor.detach()
+        setattr(self, name, tensor)
+
+    def apply(self, fn):
+        """Call `fn(module)` on every submodule (children first) and on this module, as
+        PyTorch's (used for custom initialisation). Returns self."""
+        stack = [(self, False)]                 # iterative post-order over children()
+        while stack:
+            m, children_done = stack.pop()
+            if children_done:
+                fn(m)
+                continue
+            stack.append((m, True))
+            stack.extend((c, False) for c in reversed(m.children()))
+        return self
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f'{type(self).__name__} has no forward() method')
@@ -346,6 +399,14 @@ class Module:
             body = repr(m).replace('\n', '\n  ')
             lines.append(f'  ({k}): {body}')
         return '\n'.join(lines) + '\n)'
+
+
+class _RemovableHandle:
+    def __init__(self, hooks, key):
+        self._hooks, self._key = hooks, key
+
+    def remove(self):
+        self._hooks.pop(self._key, None)
 
 
 class _LineageKey:
