@@ -31,6 +31,7 @@ from .implicit import custom_root, fixed_point
 # Tensor's PyTorch face (methods with PyTorch's meaning) and PyTorch's factories and dtype names
 from . import _torch_face  # noqa: F401  (installs the methods on Tensor)
 from . import factories
+from . import autograd
 from .factories import *  # noqa: F401,F403
 
 __version__ = "0.1.0"
@@ -42,6 +43,7 @@ __all__ = [
     'hvp', 'linearize', 'elementwise_grad', 'stop_gradient', 'custom_vjp', 'custom_jvp',
     'checkpoint', 'remat', 'jit', 'make_graph', 'export', 'load_graph', 'save', 'load',
     'fixed_point', 'custom_root', 'sparse',
+    'autograd',
     # PyTorch's factories, randomness and dtype names (chainrule.factories)
     *factories.__all__,
     # diagnostics

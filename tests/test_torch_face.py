@@ -634,3 +634,46 @@ def test_containers_hooks_and_buffers_match_torch():
     assert len(nets[cr].layers) == 3 and list(nets[cr].heads) == ['a', 'b']
     with pytest.raises(TypeError, match='ModuleList holds only'):
         nets[cr].layers.append(3)
+
+
+# --- cr.autograd.grad ----------------------------------------------------------------------------
+
+def test_autograd_grad_gradient_penalty_matches_torch():
+    x0 = RNG.standard_normal((4, 3))
+    w0 = RNG.standard_normal((3, 5))
+    v0 = RNG.standard_normal((5,))
+    res = []
+    for L in (cr, torch):
+        x = L.tensor(x0, requires_grad=True)
+        w = L.tensor(w0, requires_grad=True)
+        v = L.tensor(v0, requires_grad=True)
+        h = (x @ w).tanh()                                   # a non-leaf input too
+        y = (h @ v).sum()
+        gx, gh = L.autograd.grad(y, [x, h], create_graph=True)
+        assert x.grad is None and w.grad is None             # nothing accumulated
+        penalty = ((gx.norm(dim=1) - 1) ** 2).mean() + (gh ** 2).sum()
+        penalty.backward()
+        res.append([gx.detach().numpy().copy(), gh.detach().numpy().copy(), x.grad.numpy(),
+                    w.grad.numpy(), v.grad.numpy()])
+    for a, b in zip(*res):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_autograd_grad_options_match_torch():
+    x0 = RNG.standard_normal(3)
+    res = []
+    for L in (cr, torch):
+        x = L.tensor(x0, requires_grad=True)
+        u = L.tensor(x0 * 2, requires_grad=True)
+        y1, y2 = x.exp(), (x * x).sum()
+        g = L.autograd.grad([y1, y2], [x, u], grad_outputs=[L.tensor(np.arange(3.0)), None],
+                            allow_unused=True, retain_graph=True)
+        assert g[1] is None
+        (again,) = L.autograd.grad(y2, x)
+        res.append([g[0].numpy(), again.numpy()])
+        with pytest.raises(RuntimeError if L is torch else cr.GradientError):
+            L.autograd.grad(y2, u)
+        with pytest.raises(RuntimeError if L is torch else cr.GradientError):
+            L.autograd.grad(y1, x)                        # non-scalar without grad_outputs
+    for a, b in zip(*res):
+        np.testing.assert_allclose(a, b, rtol=1e-12)

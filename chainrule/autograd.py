@@ -1,0 +1,116 @@
+"""`chainrule.autograd`: PyTorch's `torch.autograd.grad` for `Tensor` graphs.
+
+    >>> import chainrule as cr
+    >>> x = cr.tensor([1.0, 2.0], requires_grad=True)
+    >>> (g,) = cr.autograd.grad((x ** 3).sum(), x, create_graph=True)
+    >>> g                                   # 3 x**2, itself differentiable
+    Tensor([ 3., 12.], grad_fn=mul)
+
+Unlike `backward()`, it returns the gradients instead of accumulating them into `.grad`, and
+touches no `.grad` at all. (`torch.autograd.Function` is not provided yet: use
+`chainrule.custom_vjp`.)
+"""
+
+import functools
+
+import numpy as np
+
+from chainrule.core import GradientError, ShapeError
+from chainrule.tensor import (Tensor, _wrap_differentiable, enable_grad, no_grad)
+from chainrule.interpreters.reverse import backprop
+
+__all__ = ['grad']
+
+
+def _as_list(x):
+    return [x] if isinstance(x, Tensor) else list(x)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """The gradients of `outputs` (weighted by `grad_outputs`) with respect to `inputs`.
+
+    Args:
+        outputs: a Tensor or a sequence of Tensors.
+        inputs: a Tensor or a sequence of Tensors that require grad (leaves or not).
+        grad_outputs: the cotangent of each output (may be omitted for one-element outputs).
+        retain_graph: keep the graph for another backward pass (default: `create_graph`).
+        create_graph: record the gradient computation, so the results can be differentiated
+            again (gradient penalties, Hessian-vector products).
+        allow_unused: return None for an input the outputs do not depend on (else an error).
+
+    Returns:
+        a tuple with one gradient Tensor (or None) per input.
+    """
+    outs, ins = _as_list(outputs), _as_list(inputs)
+    if retain_graph is None:
+        retain_graph = create_graph
+    gos = [None] * len(outs) if grad_outputs is None else _as_list(grad_outputs)
+    if len(gos) != len(outs):
+        raise ShapeError(f'autograd.grad: {len(outs)} outputs but {len(gos)} grad_outputs')
+    roots, cts = [], []
+    for k, (o, g) in enumerate(zip(outs, gos)):
+        if not (isinstance(o, Tensor) and o.requires_grad):
+            raise GradientError(f'autograd.grad: output {k} does not require grad (no input '
+                                'that requires grad reaches it)')
+        if g is None:
+            if o.numel() != 1:
+                raise GradientError(f'autograd.grad: output {k} has shape {o.shape}; pass '
+                                    'grad_outputs= for outputs with more than one element')
+            g = np.ones(o.shape, o.dtype)
+        else:
+            g = g.data if isinstance(g, Tensor) else np.asarray(g, o.dtype)
+            if tuple(np.shape(g)) != tuple(o.shape):
+                raise ShapeError(f'autograd.grad: grad_outputs[{k}] has shape {np.shape(g)}, '
+                                 f'output {k} has shape {o.shape}')
+        roots.append(o._node)
+        cts.append(g)
+    wanted = {}
+    for k, t in enumerate(ins):
+        if not (isinstance(t, Tensor) and t.requires_grad):
+            raise GradientError(f'autograd.grad: input {k} does not require grad')
+        wanted.setdefault(id(t._node), []).append(k)
+    found = {}
+    hooked = []
+    for t in ins:
+        node = t._node
+        if node.prim is not None and id(node) not in found:     # a non-leaf input
+            def capture(g, key=id(node)):
+                found[key] = g
+            if node.hooks is None:
+                node.hooks = []
+            node.hooks.append(capture)
+            hooked.append((node, capture))
+            found[id(node)] = None
+
+    def on_leaf(node, g):
+        if id(node) in wanted:
+            found[id(node)] = g
+
+    trace = outs[0]._trace
+    try:
+        if create_graph:
+            with enable_grad():
+                backprop(roots, [Tensor._wrap(g, None, trace) for g in cts], retain_graph=True,
+                         wrap=functools.partial(_wrap_differentiable, trace), on_leaf=on_leaf)
+        else:
+            with no_grad():
+                backprop(roots, cts, retain_graph=retain_graph, on_leaf=on_leaf)
+    finally:
+        for node, hook in hooked:
+            node.hooks.remove(hook)
+    result = [None] * len(ins)
+    for k, t in enumerate(ins):
+        g = found.get(id(t._node))
+        if g is None:
+            if not allow_unused:
+                raise GradientError(f'autograd.grad: input {k} was not used to compute the '
+                                    'outputs; pass allow_unused=True to get None for it')
+            continue
+        if not isinstance(g, Tensor):
+            g = Tensor._wrap(np.array(g, copy=True) if isinstance(g, np.ndarray) else g, None,
+                             trace)
+        if g.dtype != t.dtype and g.dtype.kind == 'c' and t.dtype.kind != 'c':
+            g = g.real
+        result[k] = g
+    return tuple(result)
