@@ -7,8 +7,9 @@
     Tensor([ 3., 12.], grad_fn=mul)
 
 Unlike `backward()`, it returns the gradients instead of accumulating them into `.grad`, and
-touches no `.grad` at all. (`torch.autograd.Function` is not provided yet: use
-`chainrule.custom_vjp`.)
+touches no `.grad` at all. `Function` is PyTorch's `torch.autograd.Function` (on
+`chainrule.custom_vjp`); its saved tensors are constants in `backward`, so a `Function` is
+differentiated once (a second derivative through its `backward` is not recorded).
 """
 
 import functools
@@ -19,7 +20,7 @@ from chainrule.core import GradientError, ShapeError
 from chainrule.tensor import (Tensor, _wrap_differentiable, enable_grad, no_grad)
 from chainrule.interpreters.reverse import backprop
 
-__all__ = ['grad']
+__all__ = ['grad', 'Function', 'FunctionCtx']
 
 
 def _as_list(x):
@@ -114,3 +115,77 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             g = g.real
         result[k] = g
     return tuple(result)
+
+
+class FunctionCtx:
+    """The `ctx` of a `Function`: `save_for_backward(*tensors)`, `saved_tensors`,
+    `needs_input_grad`, and any attribute you set in `forward`."""
+
+    def __init__(self, needs_input_grad):
+        self.needs_input_grad = needs_input_grad
+        self._saved = ()
+
+    def save_for_backward(self, *tensors):
+        self._saved = tuple(tensors)
+
+    @property
+    def saved_tensors(self):
+        return self._saved
+
+
+class Function:
+    """PyTorch's `torch.autograd.Function`: subclass it with static `forward(ctx, *args)` and
+    `backward(ctx, *grad_outputs)` (one gradient, or None, per `forward` argument) and call
+    `MyFunction.apply(*args)`. Built on `chainrule.custom_vjp`: the recorded operation's
+    derivative is your `backward`. `forward` runs without recording, on Tensors."""
+
+    @staticmethod
+    def forward(ctx, *args):
+        raise NotImplementedError('Function subclasses define forward(ctx, *args)')
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError('Function subclasses define backward(ctx, *grad_outputs)')
+
+    @classmethod
+    def apply(cls, *args):
+        from chainrule.custom import custom_vjp
+        pos = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+        ctx = FunctionCtx(tuple(isinstance(a, Tensor) and a.requires_grad for a in args))
+        multi = []
+
+        def run(*xs):
+            full = list(args)
+            for i, x in zip(pos, xs):
+                full[i] = x if isinstance(x, Tensor) else Tensor(x)
+            with no_grad():
+                out = cls.forward(ctx, *full)
+            multi[:] = [isinstance(out, tuple)]
+            outs = out if isinstance(out, tuple) else (out,)
+            res = tuple(o.data if isinstance(o, Tensor) else np.asarray(o) for o in outs)
+            return res if multi[0] else res[0]
+
+        def fwd(*xs):
+            return run(*xs), None
+
+        def bwd(_, g):
+            gs = g if isinstance(g, tuple) else (g,)
+            with no_grad():
+                grads = cls.backward(ctx, *[x if isinstance(x, Tensor) else Tensor(x)
+                                            for x in gs])
+            grads = grads if isinstance(grads, tuple) else (grads,)
+            if len(grads) != len(args):
+                raise GradientError(f'{cls.__name__}.backward returned {len(grads)} gradients; '
+                                    f'forward took {len(args)} arguments (one each, None '
+                                    'where there is none)')
+            out = []
+            for i in pos:
+                gi = grads[i]
+                if gi is None:
+                    gi = np.zeros(args[i].shape, args[i].dtype)
+                out.append(gi.data if isinstance(gi, Tensor) else gi)
+            return tuple(out)
+
+        f = custom_vjp(run)
+        f.defvjp(fwd, bwd)
+        return f(*[args[i] for i in pos])

@@ -677,3 +677,48 @@ def test_autograd_grad_options_match_torch():
             L.autograd.grad(y1, x)                        # non-scalar without grad_outputs
     for a, b in zip(*res):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def _functions(L):
+    class ScaledExp(L.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, w, scale):
+            y = (x * w).exp() * scale
+            ctx.save_for_backward(y, x, w)
+            ctx.scale = scale
+            return y
+
+        @staticmethod
+        def backward(ctx, g):
+            y, x, w = ctx.saved_tensors
+            gx = g * y * w if ctx.needs_input_grad[0] else None
+            gw = (g * y * x).sum(0) if ctx.needs_input_grad[1] else None
+            return gx, gw, None
+
+    class Pair(L.autograd.Function):                 # two outputs
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * 2.0, x.sin()
+
+        @staticmethod
+        def backward(ctx, ga, gb):
+            (x,) = ctx.saved_tensors
+            return ga * 2.0 + gb * x.cos()
+    return ScaledExp, Pair
+
+
+def test_autograd_function_matches_torch():
+    x0, w0 = RNG.standard_normal((4, 3)), RNG.standard_normal(3)
+    res = []
+    for L in (cr, torch):
+        ScaledExp, Pair = _functions(L)
+        x, w = L.tensor(x0, requires_grad=True), L.tensor(w0, requires_grad=True)
+        y = ScaledExp.apply(x, w, 0.5)
+        a, b = Pair.apply(y)
+        ((a * b).sum() + (y ** 2).mean()).backward()
+        frozen = ScaledExp.apply(L.tensor(x0), w, 2.0)     # x needs no grad
+        frozen.sum().backward()
+        res.append([y.detach().numpy(), x.grad.numpy(), w.grad.numpy()])
+    for p, q in zip(*res):
+        np.testing.assert_allclose(p, q, rtol=1e-10)
