@@ -40,6 +40,7 @@ from chainrule.core import DTypeError
 from chainrule.tensor import Tensor, enable_grad, no_grad
 
 __all__ = ['Optimizer', 'SGD', 'Adam', 'AdamW', 'RMSprop', 'Adagrad', 'LRScheduler', 'StepLR',
+           'MultiStepLR', 'ExponentialLR', 'lr_scheduler',
            'CosineAnnealingLR', 'LinearLR', 'LambdaLR', 'WarmupCosineLR', 'clip_grad_norm_',
            'clip_grad_value_']
 
@@ -420,6 +421,28 @@ class StepLR(LRScheduler):
         return base_lr * self.gamma ** (epoch // self.step_size)
 
 
+class MultiStepLR(LRScheduler):
+    """`lr = initial * gamma ** (number of milestones <= epoch)`."""
+
+    def __init__(self, optimizer, milestones, gamma=0.1):
+        self.milestones, self.gamma = sorted(int(m) for m in milestones), gamma
+        super().__init__(optimizer)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * self.gamma ** sum(1 for m in self.milestones if m <= epoch)
+
+
+class ExponentialLR(LRScheduler):
+    """`lr = initial * gamma ** epoch`."""
+
+    def __init__(self, optimizer, gamma):
+        self.gamma = gamma
+        super().__init__(optimizer)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * self.gamma ** epoch
+
+
 class CosineAnnealingLR(LRScheduler):
     """`lr = eta_min + (initial - eta_min) * (1 + cos(pi * epoch / T_max)) / 2`."""
 
@@ -534,3 +557,22 @@ def clip_grad_value_(parameters, clip_value):
     with no_grad():
         for g in grads:
             g.data = np.clip(g.data, -c, c).astype(g.dtype, copy=False)
+
+
+# `optim.lr_scheduler`, PyTorch's module of schedulers, as an alias of the ones above
+# (`cr.optim.lr_scheduler.StepLR`, `from chainrule.optim.lr_scheduler import StepLR`)
+def _scheduler_module():
+    import sys
+    import types
+    m = types.ModuleType(__name__ + '.lr_scheduler', 'PyTorch\'s `optim.lr_scheduler` names: '
+                         'the schedulers of `chainrule.optim`.')
+    names = ['LRScheduler', 'StepLR', 'MultiStepLR', 'ExponentialLR', 'CosineAnnealingLR',
+             'LinearLR', 'LambdaLR', 'WarmupCosineLR']
+    for n in names:
+        setattr(m, n, globals()[n])
+    m.__all__ = names
+    sys.modules[m.__name__] = m
+    return m
+
+
+lr_scheduler = _scheduler_module()

@@ -722,3 +722,25 @@ def test_autograd_function_matches_torch():
         res.append([y.detach().numpy(), x.grad.numpy(), w.grad.numpy()])
     for p, q in zip(*res):
         np.testing.assert_allclose(p, q, rtol=1e-10)
+
+
+@pytest.mark.parametrize('make', [
+    lambda o, L: L.optim.lr_scheduler.StepLR(o, step_size=2, gamma=0.5),
+    lambda o, L: L.optim.lr_scheduler.MultiStepLR(o, milestones=[1, 4], gamma=0.3),
+    lambda o, L: L.optim.lr_scheduler.ExponentialLR(o, gamma=0.9),
+], ids=['StepLR', 'MultiStepLR', 'ExponentialLR'])
+def test_lr_schedulers_match_torch(make):
+    lrs = []
+    for L in (cr, torch):
+        p = L.nn.Parameter(L.zeros(2, dtype=L.float64))
+        opt = L.optim.SGD([p], lr=0.1)
+        sched = make(opt, L)
+        seq = []
+        for _ in range(7):
+            opt.step()
+            sched.step()
+            seq.append(sched.get_last_lr()[0])
+        lrs.append(seq)
+    np.testing.assert_allclose(lrs[0], lrs[1], rtol=1e-12)
+    from chainrule.optim.lr_scheduler import StepLR     # importable as PyTorch's module
+    assert StepLR is cr.optim.StepLR
