@@ -251,16 +251,9 @@ class Tensor(Tracer):
 
     @classmethod
     def _wrap(cls, data, node, trace=None):
-        t = object.__new__(cls)
-        t._trace = eager_trace() if trace is None else trace
-        t.data = data
-        t.grad = None
-        t.requires_grad = node is not None
-        t._node = node
-        v = t._version = [0]
-        if node is not None and node.out_version is None:
-            node.out_version = v    # so modifying this output in place is detected (see reverse)
-        return t
+        """A Tensor holding `data`, made by `node` (None: no history), of the eager `trace`
+        (by default the one of the current context, see `eager_trace`)."""
+        return _wrap_in(eager_trace() if trace is None else trace, data, node, cls)
 
     # --- basic properties ---------------------------------------------------------------------
     @property
@@ -704,9 +697,9 @@ def tensor(data, requires_grad=False, dtype=None):
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-def _wrap_in(trace, data, node):
+def _wrap_in(trace, data, node, cls=Tensor):
     """`Tensor._wrap` for a result of `trace` (the eager hot path: no context lookup)."""
-    t = object.__new__(Tensor)
+    t = object.__new__(cls)
     t._trace = trace
     t.data = data
     t.grad = None
