@@ -252,7 +252,6 @@ def bind(prim, *args, **params):
 _eager_hook = None
 
 
-_depth = contextvars.ContextVar('chainrule_trace_depth', default=0)
 _innermost = contextvars.ContextVar('chainrule_innermost_trace', default=None)
 _ids = itertools.count(1)
 
@@ -287,21 +286,19 @@ class new_level:
     `backward()` reaches the parameter, as `torch.func` composes with PyTorch's autograd.
     """
 
-    __slots__ = ('cls', 'args', 'token', 'itoken', 'trace')
+    __slots__ = ('cls', 'args', 'token', 'trace')
 
     def __init__(self, cls, *args):
         self.cls = cls
         self.args = args
 
     def __enter__(self):
-        self.token = _depth.set(_depth.get() + 1)
         self.trace = self.cls(next_level(), *self.args)
-        self.itoken = _innermost.set(self.trace)
+        self.token = _innermost.set(self.trace)
         return self.trace
 
     def __exit__(self, *exc):
-        _innermost.reset(self.itoken)
-        _depth.reset(self.token)
+        _innermost.reset(self.token)
         return False
 
 

@@ -142,9 +142,16 @@ def test_optimizer_hyperparameters_out_of_range(cls, kwargs, name):
 
 
 def test_valid_edge_hyperparameters_are_accepted():
+    # the edges of the valid ranges are accepted, and behave: lr=0 leaves the parameter alone,
+    # and Adam with betas=(0, 0) steps by lr * g / |g| = lr * sign(g)
     p = cr.tensor(np.ones(2), requires_grad=True)
-    optim.SGD([p], lr=0.0, momentum=0.0, weight_decay=0.0)
-    optim.Adam([p], betas=(0.0, 0.0), eps=0.0)
+    for opt, want in ((optim.SGD([p], lr=0.0, momentum=0.0, weight_decay=0.0), [1.0, 1.0]),
+                      (optim.Adam([p], lr=0.1, betas=(0.0, 0.0), eps=0.0), [0.9, 1.1])):
+        with cr.no_grad():
+            p.data[...] = 1.0
+        p.grad = cr.tensor([2.0, -3.0])
+        opt.step()
+        np.testing.assert_allclose(p.numpy(), want, rtol=1e-12)
 
 
 # --- operands of the wrong kind -------------------------------------------------------------------
