@@ -1,0 +1,171 @@
+"""Whole PyTorch programs, written once against an import alias `T`, run on PyTorch 2.13 and on
+chainrule with the same initial weights and the same data, compared result by result (losses
+at every step, gradients, final weights).
+
+How a program is written:
+
+    def my_program(T, lib):
+        model = lib.same_weights('model', T.nn.Linear(3, 2))   # torch's initial weights, on both
+        x = lib.tensor(lib.rng.standard_normal((4, 3)))          # the same data on both
+        loss = model(x).square().mean()
+        loss.backward()
+        return {'loss': loss, 'grad': model.weight.grad}         # compared entry by entry
+
+`T` is `torch` or `chainrule`; only `lib` knows which. PyTorch runs first: `lib.same_weights`
+records each module's initial `state_dict` there and loads it into the chainrule module; `lib.rng`
+is a NumPy generator seeded the same for both runs. Results may be tensors, numbers, or lists /
+tuples / dicts of them.
+"""
+
+import copy
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+
+torch = pytest.importorskip('torch', reason='PyTorch 2.13 is the reference for these programs')
+torch.set_num_threads(1)
+
+
+class Lib:
+    """What a program needs besides `T`: the same weights, the same data, conversions."""
+
+    def __init__(self, T, weights=None):
+        self.T = T
+        self.is_torch = T is torch
+        self.weights = {} if weights is None else weights
+        self.rng = np.random.default_rng(1234)
+
+    def same_weights(self, name, module):
+        """`module` with the initial weights PyTorch's run drew for `name`."""
+        if self.is_torch:
+            self.weights[name] = {k: v.detach().numpy().copy()
+                                  for k, v in module.state_dict().items()}
+        else:
+            module.load_state_dict(copy.deepcopy(self.weights[name]))
+        return module
+
+    def tensor(self, a, dtype=None, requires_grad=False):
+        a = np.asarray(a)
+        if dtype is None and a.dtype == np.float64:
+            dtype = 'float32'
+        if self.is_torch:
+            t = torch.tensor(a, dtype=getattr(torch, dtype) if dtype else None)
+            return t.requires_grad_(requires_grad)
+        return cr.tensor(a, dtype=getattr(cr, dtype) if dtype else None,
+                         requires_grad=requires_grad)
+
+    def numpy(self, t):
+        if self.is_torch and isinstance(t, torch.Tensor):
+            return t.detach().numpy()
+        if isinstance(t, cr.Tensor):
+            return np.asarray(t.detach().numpy())
+        return np.asarray(t)
+
+
+def _flatten(result, prefix=''):
+    if isinstance(result, dict):
+        for k, v in result.items():
+            yield from _flatten(v, f'{prefix}{k}.')
+    elif isinstance(result, (list, tuple)):
+        for i, v in enumerate(result):
+            yield from _flatten(v, f'{prefix}{i}.')
+    else:
+        yield prefix.rstrip('.'), result
+
+
+def run_both(program, rtol=2e-4, atol=2e-5):
+    """Run `program` on PyTorch, then on chainrule with PyTorch's initial weights, and compare."""
+    ref = Lib(torch)
+    theirs = dict(_flatten(program(torch, ref)))
+    lib = Lib(cr, ref.weights)
+    ours = dict(_flatten(program(cr, lib)))
+    assert ours.keys() == theirs.keys()
+    for name in theirs:
+        a, b = lib.numpy(ours[name]), ref.numpy(theirs[name])
+        assert a.shape == b.shape, f'{program.__name__}: {name}: shape {a.shape} vs {b.shape}'
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol,
+                                   err_msg=f'{program.__name__}: {name}')
+    return ours, theirs
+
+
+# --- the programs ---------------------------------------------------------------------------
+
+
+def gradient_penalty(T, lib):
+    """WGAN-GP style critic training: the penalty is built from `autograd.grad(create_graph=True)`
+    of the critic's output with respect to its (interpolated) input, and trained through."""
+    critic = lib.same_weights('critic', T.nn.Sequential(
+        T.nn.Linear(5, 16), T.nn.Tanh(), T.nn.Linear(16, 16), T.nn.SiLU(), T.nn.Linear(16, 1)))
+    opt = T.optim.Adam(critic.parameters(), lr=1e-2, betas=(0.5, 0.9))
+    losses, penalties = [], []
+    for _ in range(5):
+        real = lib.tensor(lib.rng.standard_normal((8, 5)) + 1.0)
+        fake = lib.tensor(lib.rng.standard_normal((8, 5)))
+        alpha = lib.tensor(lib.rng.uniform(size=(8, 1)))
+        mix = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+        out = critic(mix)
+        g, = T.autograd.grad(out, mix, grad_outputs=T.ones_like(out), create_graph=True)
+        penalty = ((g.norm(2, dim=1) - 1) ** 2).mean()
+        loss = critic(fake).mean() - critic(real).mean() + 10 * penalty
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss)
+        penalties.append(penalty)
+    return {'loss': losses, 'penalty': penalties,
+            'weights': [p.detach() for p in critic.parameters()]}
+
+
+def custom_function(T, lib):
+    """A user-written `autograd.Function` (a straight-through clipped identity, whose backward is
+    deliberately not the derivative of its forward) inside a model trained with SGD."""
+
+    class ClipST(T.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, bound):
+            ctx.save_for_backward(x)
+            ctx.bound = bound
+            return x.clamp(-bound, bound)
+
+        @staticmethod
+        def backward(ctx, g):
+            x, = ctx.saved_tensors
+            return g * (x.abs() < 2 * ctx.bound).to(g.dtype), None
+
+    lin1 = lib.same_weights('lin1', T.nn.Linear(4, 8))
+    lin2 = lib.same_weights('lin2', T.nn.Linear(8, 3))
+    params = list(lin1.parameters()) + list(lin2.parameters())
+    opt = T.optim.SGD(params, lr=0.1, momentum=0.9)
+    x = lib.tensor(lib.rng.standard_normal((16, 4)) * 2)
+    y = lib.tensor(lib.rng.integers(0, 3, 16), dtype='int64')
+    losses = []
+    for _ in range(6):
+        h = ClipST.apply(lin1(x), 0.5)
+        loss = T.nn.functional.cross_entropy(lin2(h), y)
+        opt.zero_grad()
+        loss.backward()
+        losses.append(loss)
+        grads = [p.grad.clone() for p in params]
+        opt.step()
+    return {'loss': losses, 'last_grads': grads, 'weights': [p.detach() for p in params]}
+
+
+PROGRAMS = [gradient_penalty, custom_function]
+
+
+@pytest.mark.parametrize('program', PROGRAMS, ids=lambda p: p.__name__)
+def test_program_matches_pytorch(program):
+    run_both(program)
+
+
+def test_harness_detects_a_difference():
+    """The comparison is not vacuous: a program whose chainrule run differs must fail."""
+
+    def differs(T, lib):
+        w = lib.tensor([1.0, 2.0])
+        return {'w': w * (1.0 if lib.is_torch else 1.01)}
+
+    with pytest.raises(AssertionError):
+        run_both(differs)
