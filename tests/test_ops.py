@@ -458,3 +458,44 @@ def test_std_of_zero_variance_has_zero_gradient():
         g = cr.grad(lambda a: cnp.sum(cnp.std(a, **kw)))(x)
         np.testing.assert_array_equal(g, np.zeros_like(x))
     check_grads(lambda a: cnp.std(a, axis=0), (np.ones((1, 3)),), order=2, modes=('rev', 'fwd'))
+
+
+def _complex_fd_grad(f, z, h=1e-7):
+    """df/dx - i df/dy per element (the convention of `grad` for a real f of complex z)."""
+    out = np.zeros_like(z)
+    for k in range(z.size):
+        e = np.zeros_like(z)
+        e.flat[k] = h
+        dr = (f(z + e) - f(z - e)) / (2 * h)
+        e.flat[k] = 1j * h
+        di = (f(z + e) - f(z - e)) / (2 * h)
+        out.flat[k] = dr - 1j * di
+    return out
+
+
+def test_complex_sign_is_differentiated_as_z_over_abs_z():
+    """NumPy 2's sign(z) = z/|z| for complex z: its derivative is not zero (it was silently zero
+    when sign was declared non-differentiable for every dtype). Zero at z = 0, as the value."""
+    z = np.array([1 + 2j, -3 + 0.5j, 0.2 - 0.1j])
+    w = np.array([1.0, 2.0, -0.5])
+
+    def f(z):
+        s = cnp.sign(z)
+        return cnp.sum(cnp.real(s) * w + 3 * cnp.imag(s))
+
+    expected = _complex_fd_grad(lambda v: float(np.sum(np.real(np.sign(v)) * w
+                                                       + 3 * np.imag(np.sign(v)))), z)
+    np.testing.assert_allclose(cr.grad(f)(z), expected, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(cr.jit(cr.grad(f))(z), expected, rtol=1e-6, atol=1e-8)
+    t = cr.tensor(z, requires_grad=True)
+    f(t).backward()
+    np.testing.assert_allclose(t.grad.numpy(), expected, rtol=1e-6, atol=1e-8)
+    per_row = cr.vmap(cr.grad(f))(np.stack([z, 2 * z]))
+    np.testing.assert_allclose(per_row[0], expected, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(per_row[1], expected / 2, rtol=1e-6, atol=1e-8)
+    # value and zero: as NumPy
+    np.testing.assert_array_equal(cnp.sign(np.array([0j, 2 - 2j])), np.sign([0j, 2 - 2j]))
+    assert cr.grad(lambda v: cnp.real(cnp.sign(v)))(0j) == 0
+    # real sign keeps derivative 0
+    np.testing.assert_array_equal(cr.grad(lambda x: cnp.sum(cnp.sign(x) * 0 + cnp.sign(x)))(
+        np.array([-1.0, 0.0, 2.0])), [0.0, 0.0, 0.0])

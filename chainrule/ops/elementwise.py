@@ -355,7 +355,7 @@ sinh, cosh, tanh, arcsinh, arccosh, arctanh = map(
     _unary_fn, (sinh_p, cosh_p, tanh_p, arcsinh_p, arccosh_p, arctanh_p))
 sqrt, cbrt, abs, conj, real, imag = map(
     _unary_fn, (sqrt_p, cbrt_p, abs_p, conj_p, real_p, imag_p))
-sign, floor, ceil, trunc, rint, isnan, isinf, isfinite, logical_not, stop_gradient = map(
+_real_sign, floor, ceil, trunc, rint, isnan, isinf, isfinite, logical_not, stop_gradient = map(
     _unary_fn, (sign_p, floor_p, ceil_p, trunc_p, rint_p, isnan_p, isinf_p, isfinite_p,
                 logical_not_p, stop_gradient_p))
 add, sub, mul, div, power, maximum, minimum, arctan2, mod = map(
@@ -370,6 +370,16 @@ invert = _unary_fn(invert_p)
 
 def round(x, decimals=0):
     return bind(round_p, x, decimals=decimals)
+
+
+def sign(x):
+    """NumPy's `sign`: -1, 0 or 1 for real `x` (derivative 0); `z / |z|` (0 at 0) for complex
+    `z` (NumPy 2), which is differentiable away from 0 and is differentiated as that formula."""
+    if np.issubdtype(ops.dtype_of(x), np.complexfloating):
+        a = abs(x)
+        zero = equal(a, 0)
+        return where(zero, 0, div(x, where(zero, 1, a)))     # the inner where: no 0/0 at 0
+    return _real_sign(x)
 
 
 def where(condition, x, y):
