@@ -8,6 +8,8 @@ import pytest
 import chainrule as cr
 from chainrule import nn
 from chainrule.nn import functional as F
+import chainrule.numpy as cnp
+from chainrule.core import IndexOutOfRangeError
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-9, atol=1e-11)}
@@ -498,3 +500,29 @@ def test_erf_without_scipy_matches(monkeypatch):
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, ref, rtol=1e-6)
     assert nnops._erf_impl(np.float64(0.5)) == pytest.approx(0.5204998778130465, rel=1e-15)
+
+
+def test_embedding_and_one_hot_with_traced_indices():
+    """Indices that are traced (vmap over a batch of index arrays, jit) are gathered and checked
+    when their values are known, instead of being refused as needing concrete values."""
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((4, 3))
+    idx = np.array([[0, 3], [1, 1], [2, 0]])
+    np.testing.assert_array_equal(cr.vmap(lambda i: F.embedding(i, w))(idx), w[idx])
+    np.testing.assert_array_equal(cr.jit(lambda i: F.embedding(i, w))(idx), w[idx])
+    ws = rng.standard_normal((3, 4, 3))          # weights and indices both batched
+    np.testing.assert_array_equal(cr.vmap(F.embedding)(idx, ws),
+                                  np.stack([ws[k][idx[k]] for k in range(3)]))
+    # the gradient scatters back: each row gets 2 * w[row] times the number of its uses
+    g = cr.jit(cr.grad(lambda w, i: cnp.sum(F.embedding(i, w) ** 2)))(w, idx)
+    counts = np.bincount(idx.ravel(), minlength=4)[:, None]
+    np.testing.assert_allclose(g, 2 * counts * w)
+    expected = (idx[..., None] == np.arange(4)).astype(np.float32)
+    for f in (cr.vmap(lambda i: F.one_hot(i, 4)), cr.jit(lambda i: F.one_hot(i, 4))):
+        out = f(idx)
+        assert out.dtype == np.float32
+        np.testing.assert_array_equal(out, expected)
+    with pytest.raises(IndexOutOfRangeError, match=r'embedding: index 7 at position 1 .* 4 rows'):
+        cr.jit(lambda i: F.embedding(i, w))(np.array([0, 7]))
+    with pytest.raises(IndexOutOfRangeError, match=r'one_hot: label -1 .* 4 classes'):
+        cr.vmap(lambda i: F.one_hot(i, 4))(np.array([[0, 1], [-1, 2]]))

@@ -299,6 +299,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 def embedding(input, weight):
     """Rows of `weight` `(num_embeddings, dim)` picked by integer indices `input` (any shape):
     the result has shape `input.shape + (dim,)`; the gradient scatters back into the rows."""
+    if isinstance(input, Tracer):          # checked when the values are known (vmap, jit)
+        return cnp.take(weight, nnops.class_labels(input, shape_of(weight)[0], None, 'embedding'),
+                        axis=0)
     idx = _labels(input)
     nnops.check_label_values(idx, shape_of(weight)[0], None, 'embedding', 'index', 'rows')
     return weight[idx]
@@ -307,6 +310,9 @@ def embedding(input, weight):
 def one_hot(labels, num_classes, dtype=np.float32):
     """Integer labels as one-hot rows (a constant NumPy array); a label outside
     `[0, num_classes)` raises IndexOutOfRangeError naming it and its position."""
+    if isinstance(labels, Tracer):         # checked when the values are known (vmap, jit)
+        t = nnops.class_labels(labels, num_classes, None, 'one_hot')
+        return ops.astype(ops.equal(cnp.expand_dims(t, -1), np.arange(num_classes)), dtype)
     t = _labels(labels)
     nnops.check_label_values(t, num_classes, None, 'one_hot', 'label')
     return (t[..., None] == np.arange(num_classes)).astype(dtype)

@@ -218,11 +218,15 @@ def check_label_values(t, n, ignore_index, op, what='target', of='classes'):
     ignored = '' if ignore_index is None else f', or ignore_index={ignore_index}'
     raise IndexOutOfRangeError(
         f'{op}: {what} {int(t[pos])} at position {where} is out of bounds for {n} {of} '
-        f'(valid {what}s are 0..{n - 1}{ignored})')
+        f"(valid {'indices' if what == 'index' else what + 's'} are 0..{n - 1}{ignored})")
+
+
+# what an entry is called and what it counts, per op (cross_entropy, nll_loss: targets of classes)
+_LABEL_NOUNS = {'embedding': ('index', 'rows'), 'one_hot': ('label', 'classes')}
 
 
 def _labels_impl(t, *, num_classes, ignore_index, op):
-    check_label_values(t, num_classes, ignore_index, op)
+    check_label_values(t, num_classes, ignore_index, op, *_LABEL_NOUNS.get(op, ('target', 'classes')))
     return t
 
 
