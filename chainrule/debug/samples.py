@@ -228,6 +228,11 @@ FUNCTIONAL = {
     'batch_norm': S((4, 3), (3,), (3,), (3,), (3,), training=True),
     'embedding': S((4,), (3, 2), domain=['label', POS]),
     'one_hot': S((4,), domain=['label'], num_classes=3),
+    'cosine_embedding_loss': S((4, 3), (4, 3), (4,)),
+    'glu': S((2, 4)),
+    'pad': S((2, 3), call=lambda f, x: f(x, (1, 2))),
+    'prelu': S((2, 3), (3,)),
+    'rms_norm': S((2, 3), (3,), call=lambda f, x, w: f(x, (3,), w)),
 }
 
 # --- chainrule.scipy (covered only when SciPy is installed) -----------------------------------

@@ -29,14 +29,12 @@ from chainrule.nn.modules import (BatchNorm1d, Conv2d, Dropout, Embedding, Flatt
                                   Parameter, ReLU, Sequential, Sigmoid, Softmax, StateDictError,
                                   Tanh)
 from chainrule.nn.containers import ModuleDict, ModuleList, ParameterList
-from chainrule.nn.losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, ELU, HuberLoss,
-                                 L1Loss, LeakyReLU, MSELoss, NLLLoss, SiLU, SmoothL1Loss,
-                                 Softplus)
+from chainrule.nn import activations, losses
+from chainrule.nn.activations import *  # noqa: F401,F403 (PyTorch's module names)
+from chainrule.nn.losses import *  # noqa: F401,F403 (PyTorch's module names)
 
 __all__ = ['functional', 'init', 'Module', 'Parameter', 'StateDictError', 'Linear', 'Conv2d',
            'MaxPool2d', 'Flatten', 'Embedding', 'LayerNorm', 'BatchNorm1d', 'Dropout',
            'Sequential', 'Identity', 'ReLU', 'GELU', 'Tanh', 'Sigmoid', 'Softmax', 'LogSoftmax',
            'ModuleList', 'ModuleDict', 'ParameterList',
-           # chainrule.nn.losses
-           'MSELoss', 'L1Loss', 'SmoothL1Loss', 'HuberLoss', 'BCELoss', 'BCEWithLogitsLoss',
-           'NLLLoss', 'CrossEntropyLoss', 'SiLU', 'LeakyReLU', 'ELU', 'Softplus']
+           ] + activations.__all__ + losses.__all__

@@ -23,28 +23,24 @@ from chainrule import ops
 from chainrule.core import ShapeError, Tracer, dtype_of, shape_of
 from chainrule.ops import nn as nnops
 from chainrule.ops.nn import erf, linear, relu, sigmoid
+from chainrule.nn import _activation_functions, _loss_functions
+from chainrule.nn._activation_functions import *  # noqa: F401,F403 (PyTorch's names)
+from chainrule.nn._loss_functions import *  # noqa: F401,F403 (PyTorch's names)
+from chainrule.nn._loss_functions import _reduce  # noqa: F401 (the modules' reductions)
 
 __all__ = [
     'linear', 'relu', 'gelu', 'tanh', 'sigmoid', 'softmax', 'log_softmax', 'erf',
     'cross_entropy', 'nll_loss', 'mse_loss', 'binary_cross_entropy_with_logits',
     'conv2d', 'max_pool2d', 'dropout', 'layer_norm', 'batch_norm', 'embedding', 'one_hot',
-]
+] + _activation_functions.__all__ + [n for n in _loss_functions.__all__
+                                     if n not in ('cross_entropy', 'nll_loss', 'mse_loss',
+                                                  'binary_cross_entropy_with_logits')]
 
 
 def _labels(target):
     """Class labels as an integer array (they are never differentiated)."""
     t = ops.concrete(target) if isinstance(target, Tracer) else np.asarray(target)
     return np.asarray(t)
-
-
-def _reduce(losses, reduction, op):
-    if reduction == 'mean':
-        return cnp.mean(losses)
-    if reduction == 'sum':
-        return cnp.sum(losses)
-    if reduction == 'none':
-        return losses
-    raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
 # --- activations ---------------------------------------------------------------------------
@@ -73,86 +69,6 @@ def log_softmax(x, dim=-1):
 def softmax(x, dim=-1):
     """Probabilities along `dim`: `exp(x) / sum(exp(x))`, without overflow."""
     return ops.exp(nnops.log_softmax(x, dim))
-
-
-# --- losses --------------------------------------------------------------------------------
-
-def cross_entropy(input, target, reduction='mean', ignore_index=-100):
-    """Cross-entropy from logits, numerically stable (`log_softmax` then `nll_loss`, fused).
-
-    Args:
-        input: logits `(N, C)`.
-        target: integer class indices `(N,)`, or class probabilities `(N, C)` (soft labels).
-        reduction: 'mean' (default), 'sum' or 'none'.
-        ignore_index: a class index that counts for nothing (loss 0, left out of the mean),
-            PyTorch's default -100.
-
-    Returns:
-        The loss: a scalar, or `(N,)` with `reduction='none'`.
-
-    Raises:
-        IndexOutOfRangeError: a target outside `[0, C)` that is not `ignore_index` (PyTorch:
-            "Target 7 is out of bounds"); the message names it and its position.
-    """
-    if shape_of(target) == shape_of(input) and np.dtype(dtype_of(target)).kind in 'fc':
-        losses = -cnp.sum(target * nnops.log_softmax(input, 1), axis=1)
-        return _reduce(losses, reduction, 'cross_entropy')
-    t = target if isinstance(target, Tracer) else np.asarray(target)   # may be batched (vmap)
-    return nnops.cross_entropy(input, t, reduction=reduction, ignore_index=ignore_index)
-
-
-def nll_loss(input, target, reduction='mean', ignore_index=-100):
-    """Negative log-likelihood of integer labels `target` `(N,)` under log-probabilities
-    `input` `(N, C)`: `-input[i, target[i]]`, reduced; a target equal to `ignore_index` counts
-    for nothing (loss 0, left out of the mean), as in PyTorch. A target outside `[0, C)` that
-    is not `ignore_index` raises IndexOutOfRangeError naming it and its position."""
-    si, st = shape_of(input), shape_of(target)
-    if len(si) != 2 or st != si[:1]:
-        raise ShapeError(f'nll_loss: input {si} and target {st} do not fit: input must be '
-                         '(N, C) log-probabilities and target (N,) class indices')
-    # picking by a one-hot mask rather than by indexing keeps labels that vary under vmap
-    t = target if isinstance(target, Tracer) else np.asarray(target)
-    t = nnops.class_labels(t, si[1], ignore_index, 'nll_loss')
-    dt = dtype_of(input)
-    picked = cnp.sum(input * nnops._onehot(t, si[1], dt), axis=1)
-    if not isinstance(t, Tracer) and not (t == ignore_index).any():
-        return _reduce(-picked, reduction, 'nll_loss')
-    keep = ops.astype(ops.not_equal(t, ignore_index), dt)
-    losses = -picked * keep
-    if reduction == 'mean':
-        return nnops.mean_over_kept(cnp.sum(losses), cnp.sum(keep))
-    return _reduce(losses, reduction, 'nll_loss')
-
-
-def mse_loss(input, target, reduction='mean'):
-    """Mean squared error `mean((input - target)**2)`."""
-    si, st = shape_of(input), shape_of(target)
-    if si != st:
-        raise ShapeError(f'mse_loss: input {si} and target {st} must have one shape')
-    d = input - target
-    return _reduce(d * d, reduction, 'mse_loss')
-
-
-def binary_cross_entropy_with_logits(input, target, reduction='mean', pos_weight=None):
-    """Binary cross-entropy of `target` in [0, 1] under logits `input`, stable for any logit:
-    `max(x, 0) - x*y + log(1 + exp(-|x|))`, the log-sigmoid written so nothing overflows.
-
-    Args:
-        input: logits, any shape.
-        target: probabilities of the positive class, the same shape.
-        reduction: 'mean' (default), 'sum' or 'none'.
-        pos_weight: optional weight of the positive class (broadcast against the last axis).
-    """
-    si, st = shape_of(input), shape_of(target)
-    if si != st:
-        raise ShapeError(f'binary_cross_entropy_with_logits: input {si} and target {st} must '
-                         'have one shape')
-    softplus_neg = relu(-input) + ops.log1p(ops.exp(-ops.abs(input)))   # log(1 + exp(-x))
-    if pos_weight is None:
-        losses = (1 - target) * input + softplus_neg
-    else:
-        losses = (1 - target) * input + (1 + (pos_weight - 1) * target) * softplus_neg
-    return _reduce(losses, reduction, 'binary_cross_entropy_with_logits')
 
 
 # --- convolution and pooling ---------------------------------------------------------------
@@ -240,15 +156,7 @@ def dropout(input, p=0.5, training=True, rng=None):
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalise over the trailing `normalized_shape` axes to mean 0 and variance 1 (biased
     variance, as PyTorch), then scale by `weight` and shift by `bias`."""
-    if isinstance(normalized_shape, (int, np.integer)):
-        normalized_shape = (int(normalized_shape),)
-    normalized_shape = tuple(normalized_shape)
-    si = shape_of(input)
-    k = len(normalized_shape)
-    if tuple(si[len(si) - k:]) != normalized_shape:
-        raise ShapeError(f'layer_norm: input {si} does not end with normalized_shape '
-                         f'{normalized_shape}')
-    axes = tuple(range(len(si) - k, len(si)))
+    axes = _activation_functions.trailing_axes('layer_norm', input, normalized_shape)
     mu = cnp.mean(input, axis=axes, keepdims=True)
     d = input - mu
     var = cnp.mean(d * d, axis=axes, keepdims=True)

@@ -1,0 +1,218 @@
+"""The activation and shaping functions of `chainrule.nn.functional` beyond `relu`, `gelu`,
+`tanh`, `sigmoid` and the softmaxes: PyTorch's names, arguments, defaults and derivatives
+(including which side of a kink gets which one-sided derivative), as composites of
+differentiable primitives. Also `normalize`, `pad`, `rms_norm` and `glu`.
+"""
+
+import numpy as np
+
+import chainrule.numpy as cnp
+from chainrule import ops
+from chainrule.core import ShapeError, dtype_of, shape_of
+from chainrule.ops import nn as nnops
+
+__all__ = ['elu', 'selu', 'celu', 'leaky_relu', 'relu6', 'hardtanh', 'hardsigmoid',
+           'hardswish', 'silu', 'mish', 'softplus', 'softsign', 'softshrink', 'hardshrink',
+           'tanhshrink', 'threshold', 'logsigmoid', 'softmin', 'glu', 'prelu', 'normalize',
+           'pad', 'rms_norm']
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def elu(input, alpha=1.0, inplace=False):
+    """`x` where positive, else `alpha * (exp(x) - 1)`."""
+    pos = ops.greater(input, 0)
+    return cnp.where(pos, input, alpha * ops.expm1(cnp.where(pos, 0.0, input)))
+
+
+def selu(input, inplace=False):
+    """`scale * elu(x, alpha)` with the self-normalising constants of Klambauer et al."""
+    return _SELU_SCALE * elu(input, _SELU_ALPHA)
+
+
+def celu(input, alpha=1.0, inplace=False):
+    """`max(0, x) + min(0, alpha * (exp(x / alpha) - 1))`."""
+    if alpha == 0:
+        raise ValueError('celu: alpha must not be 0')
+    pos = ops.greater(input, 0)
+    return cnp.where(pos, input, alpha * ops.expm1(cnp.where(pos, 0.0, input) / alpha))
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    """`x` where positive, else `negative_slope * x`."""
+    return cnp.where(ops.greater(input, 0), input, input * negative_slope)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """`x` clipped to `[min_val, max_val]`; derivative 1 strictly inside, 0 elsewhere."""
+    if min_val > max_val:
+        raise ValueError(f'hardtanh: min_val {min_val} is above max_val {max_val}')
+    return cnp.where(ops.less_equal(input, min_val), min_val,
+                     cnp.where(ops.greater_equal(input, max_val), max_val, input))
+
+
+def relu6(input, inplace=False):
+    """`min(max(x, 0), 6)`."""
+    return hardtanh(input, 0.0, 6.0)
+
+
+def hardsigmoid(input, inplace=False):
+    """`relu6(x + 3) / 6`: 0 below -3, 1 above 3, linear between."""
+    return cnp.where(ops.less_equal(input, -3), 0.0,
+                     cnp.where(ops.greater_equal(input, 3), 1.0, input / 6 + 0.5))
+
+
+def hardswish(input, inplace=False):
+    """`x * relu6(x + 3) / 6` (MobileNetV3), with PyTorch's derivatives at the kinks (0 at -3,
+    1 at 3)."""
+    return cnp.where(ops.less_equal(input, -3), 0.0,
+                     cnp.where(ops.less(input, 3), input * (input + 3) / 6, input))
+
+
+def silu(input, inplace=False):
+    """`x * sigmoid(x)` (swish)."""
+    return input * nnops.sigmoid(input)
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """`log(1 + exp(beta x)) / beta`, and `x` itself where `beta x > threshold`."""
+    bx = input * beta
+    linear = ops.greater(bx, threshold)
+    return cnp.where(linear, input, ops.log1p(ops.exp(cnp.where(linear, 0.0, bx))) / beta)
+
+
+def mish(input, inplace=False):
+    """`x * tanh(softplus(x))`."""
+    return input * ops.tanh(softplus(input))
+
+
+def softsign(input):
+    """`x / (1 + |x|)`."""
+    return input / (1 + ops.abs(input))
+
+
+def softshrink(input, lambd=0.5):
+    """`x - lambd` above `lambd`, `x + lambd` below `-lambd`, 0 between."""
+    if lambd < 0:
+        raise ValueError(f'softshrink: lambd must be >= 0, got {lambd}')
+    return cnp.where(ops.greater(input, lambd), input - lambd,
+                     cnp.where(ops.less(input, -lambd), input + lambd, 0.0))
+
+
+def hardshrink(input, lambd=0.5):
+    """`x` where `|x| > lambd`, else 0."""
+    return cnp.where(ops.greater(ops.abs(input), lambd), input, 0.0)
+
+
+def tanhshrink(input):
+    """`x - tanh(x)`."""
+    return input - ops.tanh(input)
+
+
+def threshold(input, threshold, value, inplace=False):
+    """`x` where `x > threshold`, else `value`."""
+    return cnp.where(ops.greater(input, threshold), input, value)
+
+
+def logsigmoid(input):
+    """`log(sigmoid(x)) = min(x, 0) - log(1 + exp(-|x|))`, without overflow."""
+    return ops.minimum(input, 0) - ops.log1p(ops.exp(-ops.abs(input)))
+
+
+def softmin(input, dim=-1, dtype=None):
+    """`softmax(-x)` along `dim`."""
+    if dtype is not None:
+        input = ops.astype(input, np.dtype(dtype))
+    return ops.exp(nnops.log_softmax(-input, dim))
+
+
+def glu(input, dim=-1):
+    """Gated linear unit: the first half of `dim` times the sigmoid of the second half."""
+    s = shape_of(input)
+    if s[dim] % 2:
+        raise ShapeError(f'glu: dimension {dim} of input {s} must have an even size')
+    a, b = cnp.split(input, 2, axis=dim)
+    return a * nnops.sigmoid(b)
+
+
+def prelu(input, weight):
+    """`x` where positive, else `weight * x`; `weight` is one slope or one per channel (axis 1,
+    axis 0 for 1-D input)."""
+    s, sw = shape_of(input), shape_of(weight)
+    n = int(np.prod(sw))
+    if n != 1:
+        channels = s[1] if len(s) >= 2 else s[0] if s else 1
+        if n != channels:
+            raise ShapeError(f'prelu: weight {sw} must have 1 element or one per channel '
+                             f'({channels} for input {s})')
+        weight = ops.reshape(weight, (n,) + (1,) * (len(s) - 2) if len(s) >= 2 else (n,))
+    else:
+        weight = ops.reshape(weight, ())
+    return cnp.where(ops.greater(input, 0), input, weight * input)
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """`x / max(||x||_p, eps)` along `dim`."""
+    if out is not None:
+        raise TypeError('normalize: out= is not supported (chainrule results are new arrays)')
+    n = cnp.linalg.norm(input, ord=None if p == 2 else p, axis=dim, keepdims=True)
+    return input / ops.maximum(n, eps)
+
+
+_PAD_MODES = {'constant': 'constant', 'reflect': 'reflect', 'replicate': 'edge',
+              'circular': 'wrap'}
+
+
+def pad(input, pad, mode='constant', value=None):
+    """PyTorch's `F.pad`: `pad` lists (before, after) sizes from the last axis backwards,
+    `(left, right, top, bottom, ...)`; `mode` 'constant' (with `value`, default 0), 'reflect',
+    'replicate' or 'circular'. Negative sizes crop."""
+    pad = tuple(int(v) for v in pad)
+    s = shape_of(input)
+    if len(pad) % 2 or len(pad) // 2 > len(s):
+        raise ShapeError(f'pad: {pad} must hold (before, after) pairs for at most the {len(s)} '
+                         f'axes of input {s}')
+    if mode not in _PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {sorted(_PAD_MODES)}, got {mode!r}")
+    if mode != 'constant' and value:
+        raise ValueError(f"pad: value= is only used with mode='constant', not {mode!r}")
+    widths = [(0, 0)] * len(s)
+    for k in range(len(pad) // 2):
+        widths[len(s) - 1 - k] = (pad[2 * k], pad[2 * k + 1])
+    crop = tuple(slice(max(-a, 0), d - max(-b, 0)) for (a, b), d in zip(widths, s))
+    if any(a < 0 or b < 0 for a, b in widths):
+        input = input[crop]
+        widths = [(max(a, 0), max(b, 0)) for a, b in widths]
+    if mode == 'constant':
+        return cnp.pad(input, widths, mode='constant', constant_values=0 if value is None
+                       else value)
+    for (a, b), d in zip(widths, shape_of(input)):
+        if mode == 'reflect' and (a >= d or b >= d):
+            raise ShapeError(f"pad: 'reflect' padding {(a, b)} must be smaller than the padded "
+                             f'axis ({d}) of input {shape_of(input)}')
+    return cnp.pad(input, widths, mode=_PAD_MODES[mode])
+
+
+def trailing_axes(op, input, normalized_shape):
+    """The trailing axes of `input` that a layer/RMS norm over `normalized_shape` reduces."""
+    if isinstance(normalized_shape, (int, np.integer)):
+        normalized_shape = (int(normalized_shape),)
+    normalized_shape = tuple(normalized_shape)
+    s = shape_of(input)
+    k = len(normalized_shape)
+    if tuple(s[len(s) - k:]) != normalized_shape:
+        raise ShapeError(f'{op}: input {s} does not end with normalized_shape '
+                         f'{normalized_shape}')
+    return tuple(range(len(s) - k, len(s)))
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """`x / sqrt(mean(x**2) + eps)` over the trailing `normalized_shape` axes, times `weight`;
+    `eps` defaults to the machine epsilon of `input`'s dtype, as PyTorch."""
+    axes = trailing_axes('rms_norm', input, normalized_shape)
+    if eps is None:
+        eps = float(np.finfo(dtype_of(input)).eps)
+    out = input / ops.sqrt(cnp.mean(input * input, axis=axes, keepdims=True) + eps)
+    return out if weight is None else out * weight
+
