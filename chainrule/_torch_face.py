@@ -109,6 +109,8 @@ def _tensor(out, like):
     chainrule.numpy (argmax, all, ...) hand back plain arrays."""
     if isinstance(out, Tensor):
         return out
+    if isinstance(out, Tracer) and out._trace.level > like._trace.level:
+        return out      # staged by a jit that captures `like` (see `chainrule.jit`)
     return Tensor._wrap(np.asarray(out) if isinstance(out, np.generic) else out, None,
                         like._trace)
 

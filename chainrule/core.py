@@ -253,6 +253,10 @@ _eager_hook = None
 
 
 _innermost = contextvars.ContextVar('chainrule_innermost_trace', default=None)
+# the innermost `jit` trace being staged, if any: operations on `Tensor`s made outside it (a
+# module's parameters and buffers, closed over) are staged into it rather than run once at
+# trace time, so that the compiled program reads them anew on every call (see `jit`)
+capturing_trace = contextvars.ContextVar('chainrule_capturing_trace', default=None)
 _ids = itertools.count(1)
 
 

@@ -33,8 +33,8 @@ import weakref
 import numpy as np
 
 from chainrule import ops
-from chainrule.core import (DTypeError, GradientError, ShapeError, Trace, Tracer, _innermost,
-                            bind)
+from chainrule.core import (ConcretizationError, DTypeError, GradientError, ShapeError, Trace,
+                            Tracer, _innermost, bind, capturing_trace)
 from chainrule.interpreters.reverse import Node, _projection_node, backprop
 
 __all__ = ['Tensor', 'tensor', 'no_grad', 'enable_grad', 'set_grad_enabled', 'is_grad_enabled']
@@ -94,6 +94,11 @@ class EagerTrace(Trace):
     __slots__ = ()
 
     def process(self, prim, args, params):
+        cap = capturing_trace.get()
+        if cap is not None and cap.level > self.level:
+            # a Tensor made outside a jit being traced: stage the operation (the Tensor becomes
+            # an input of the program, read on every call), never bake its result in
+            return cap.process(prim, args, params)
         n = len(args)
         if n == 1:
             if prim in _VIEW_PRIMS:     # the result may share the argument's memory
@@ -309,7 +314,20 @@ class Tensor(Tracer):
         """
         return self.__array__()
 
+    def _captured(self, what):
+        """Raise if a `jit` being traced captures this Tensor (made outside it): its value is
+        read when the compiled program runs, so reading it now would freeze it."""
+        cap = capturing_trace.get()
+        if cap is not None and cap.level > self._trace.level:
+            raise ConcretizationError(
+                f'{what} of a Tensor that a jitted function closes over (a parameter or '
+                'buffer made outside it): the compiled program reads its current value on every '
+                'call, so it has no value while the function is traced. Compute with it as an '
+                'array (chainrule.numpy / Tensor operations), or read the number outside the '
+                'jitted function and pass it in.')
+
     def item(self):
+        self._captured('item()')
         d = np.asarray(self.data)
         if d.size != 1:
             raise ValueError(f'item(): only a Tensor with one element can be converted to a '
@@ -317,10 +335,12 @@ class Tensor(Tracer):
         return d.item()
 
     def tolist(self):
+        self._captured('tolist()')
         return np.asarray(self.data).tolist()
 
     def __array__(self, dtype=None, copy=None):
         # np.asarray(t) follows numpy(): read-only where the values may be saved for backward
+        self._captured('A NumPy conversion (np.asarray, numpy(), a NumPy function)')
         a = np.asarray(self.data)
         if dtype is not None and a.dtype != dtype:
             return a.astype(dtype)
@@ -375,6 +395,9 @@ class Tensor(Tracer):
         shares the version counter too (as in PyTorch), so modifying it in place is detected by
         a backward pass that saved this tensor; it is no view for autograd (an in-place
         operation on it is not recorded on this tensor)."""
+        cap = capturing_trace.get()
+        if cap is not None and cap.level > self._trace.level:
+            return ops.stop_gradient(self)      # staged by the jit that captures this Tensor
         t = Tensor._wrap(self.data, None, self._trace)
         t._version = self._version
         return t
@@ -389,6 +412,8 @@ class Tensor(Tracer):
                 raise TypeError(f'view({shape!r}): reinterpreting the bytes as another dtype is '
                                 'not differentiable and not supported; use astype() to convert')
         out = ops.reshape(self, shape)
+        if not isinstance(out, Tensor):
+            return out                          # staged by the jit that captures this Tensor
         d, od = self.data, out.data
         if isinstance(d, np.ndarray) and out is not self and (
                 not isinstance(od, np.ndarray) or _views._owner(od) is not _views._owner(d)):
@@ -399,7 +424,10 @@ class Tensor(Tracer):
 
     def clone(self):
         """A copy of the data, still connected to the graph (its gradient flows back here)."""
-        return self + 0 if self.requires_grad else Tensor._wrap(np.array(self.data), None, self._trace)
+        cap = capturing_trace.get()
+        if self.requires_grad or (cap is not None and cap.level > self._trace.level):
+            return self + 0
+        return Tensor._wrap(np.array(self.data), None, self._trace)
 
     def zero_grad(self):
         self.grad = None

@@ -37,7 +37,8 @@ import warnings
 import numpy as np
 
 from chainrule.core import (
-    ChainruleError, ConcretizationError, Trace, Tracer, bind, new_level, registry)
+    ChainruleError, ConcretizationError, Trace, Tracer, bind, capturing_trace, new_level,
+    registry)
 
 __all__ = [
     'ShapedArray', 'Var', 'Literal', 'Eqn', 'Graph', 'StagingTrace', 'StagingTracer',
@@ -477,12 +478,14 @@ class StagingTrace(Trace):
         return tuple(outs) if prim.multiple_results else outs[0]
 
 
-def trace_to_graph(f, in_avals):
+def trace_to_graph(f, in_avals, capture_tensors=False):
     """Stage `f(*tracers)` (which returns a flat list) into a `Graph`.
 
     Args:
         f: a function of `len(in_avals)` arrays returning a list or tuple of arrays.
         in_avals: a `ShapedArray` per argument.
+        capture_tensors: stage the operations on `Tensor`s made outside (closed over) too, so
+            that they become inputs (`jit`), instead of running them once now.
 
     Returns:
         The `Graph`. Values `f` closed over become constants; tracers of enclosing transforms
@@ -491,7 +494,12 @@ def trace_to_graph(f, in_avals):
     """
     with new_level(StagingTrace) as trace:
         ins = [trace.new_arg(a) for a in in_avals]
-        outs = f(*ins)
+        token = capturing_trace.set(trace) if capture_tensors else None
+        try:
+            outs = f(*ins)
+        finally:
+            if token is not None:
+                capturing_trace.reset(token)
         outvars = []
         for o in outs:
             if getattr(o, '_is_tensor', False) and o._trace.level > trace.level:

@@ -118,7 +118,8 @@ class Jitted:
             return out_leaves
 
         box = []
-        graph = trace_to_graph(flat_fun, [_aval_of_leaf(x) for x in leaves])
+        graph = trace_to_graph(flat_fun, [_aval_of_leaf(x) for x in leaves],
+                               capture_tensors=True)
         # tracers of enclosing transforms that `fun` closed over become explicit inputs, so
         # those transforms see them
         graph, closure = lift_closure(graph)
@@ -325,6 +326,17 @@ def jit(fun=None, *, static_argnums=(), static_argnames=(), backend='numpy', opt
     Returns:
         A callable with `.source(*args)`, `.graph(*args)`, `.cache_info()`, `.cache_clear()`.
         It can be used as `@jit` or `@jit(static_argnums=...)`.
+
+    Values `fun` closes over:
+        - `Tensor`s made outside it (a module's parameters and buffers) are captured *by
+          reference*: every operation on them is staged, and the compiled program reads them on
+          each call -- an optimizer's in-place step or a BatchNorm's running statistics are seen
+          by the next call (in grad mode or under `no_grad`), and `backward()` reaches them.
+          Reading one as a Python value while tracing (`.item()`, `float()`, `.numpy()`) raises
+          `ConcretizationError`. A capture whose shape or dtype changed is traced again.
+        - NumPy arrays and Python numbers are constants of the program (as in `jax.jit`): what
+          `fun` computes from them with NumPy is computed once, when it is traced. Pass values
+          that change between calls as arguments (or keep them in Tensors).
     """
     if fun is None:
         return lambda f: jit(f, static_argnums=static_argnums, static_argnames=static_argnames,

@@ -196,7 +196,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             running_var += momentum * v.astype(running_var.dtype)
         out = d / ops.sqrt(var + eps)
     else:
-        out = (input - running_mean.reshape(shape)) / np.sqrt(running_var.reshape(shape) + eps)
+        out = (input - ops.reshape(running_mean, shape)) / ops.sqrt(
+            ops.reshape(running_var, shape) + eps)
     if weight is not None:
         out = out * ops.reshape(weight, shape)
     if bias is not None:

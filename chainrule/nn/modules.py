@@ -607,10 +607,14 @@ class BatchNorm1d(Module):
             self.num_batches_tracked.data = self.num_batches_tracked.data + 1
             for t in (self.running_mean, self.running_var, self.num_batches_tracked):
                 t._version[0] += 1
+        if track and not self.training:
+            # the buffers themselves (not their arrays): a jitted evaluation then reads the
+            # running statistics on every call instead of those of the time it was traced
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight,
+                                self.bias, training=False, eps=self.eps)
         return F.batch_norm(x, self.running_mean.data if track else None,
                             self.running_var.data if track else None, self.weight, self.bias,
-                            training=self.training or not track, momentum=self.momentum,
-                            eps=self.eps)
+                            training=True, momentum=self.momentum, eps=self.eps)
 
     def extra_repr(self):
         return f'{self.num_features}, eps={self.eps}, momentum={self.momentum}'
