@@ -32,6 +32,7 @@ from .implicit import custom_root, fixed_point
 from . import _torch_face  # noqa: F401  (installs the methods on Tensor)
 from . import factories
 from . import autograd
+from . import func
 from .factories import *  # noqa: F401,F403
 
 __version__ = "0.1.0"
@@ -43,7 +44,7 @@ __all__ = [
     'hvp', 'linearize', 'elementwise_grad', 'stop_gradient', 'custom_vjp', 'custom_jvp',
     'checkpoint', 'remat', 'jit', 'make_graph', 'export', 'load_graph', 'save', 'load',
     'fixed_point', 'custom_root', 'sparse',
-    'autograd',
+    'autograd', 'func',
     # PyTorch's factories, randomness and dtype names (chainrule.factories)
     *factories.__all__,
     # diagnostics

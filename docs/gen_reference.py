@@ -33,6 +33,8 @@ MODULES = [
     ('chainrule.testing', 'testing', 'Gradient checkers.'),
     ('chainrule.viz', 'viz', 'Drawing graphs.'),
     ('chainrule.data', 'data', 'Example data sets and batching.'),
+    ('chainrule.func', 'func', "PyTorch's `torch.func` spellings: `functional_call`, "
+     '`stack_module_state`, `grad_and_value`, `vmap(in_dims=)`, ...'),
     ('chainrule.debug', 'debug', 'Diagnostics: coverage, NaN provenance, gradient '
                                  'explanations, stepping, memory.'),
     ('chainrule.sparse', 'sparse', 'Sparse Jacobians and Hessians: dependency patterns, '

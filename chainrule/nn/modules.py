@@ -345,10 +345,10 @@ class Module:
 
     def _replace_parameters(self, new):
         """A shallow copy of this module (and of every module and container on the way to a
-        parameter) with the parameters named in `new` (names as `named_parameters` gives them)
-        replaced by `Parameter`s of the given values; everything else (buffers, settings) is
-        shared. A parameter or module reachable by two paths (tied weights) stays one object."""
-        by_id = {id(p): new[n] for n, p in self.named_parameters() if n in new}
+        parameter) with the parameters (or buffers) named in `new` (names as `named_parameters`
+        / `named_buffers` give them) replaced by `Parameter`s (Tensors) of the given values;
+        everything else (other buffers, settings) is shared. A parameter or module reachable by two paths (tied weights) stays one object."""
+        by_id = {id(p): new[n] for n, p in self._walk() if isinstance(p, Tensor) and n in new}
         memo = {}
 
         def rebuild(v):
@@ -359,7 +359,9 @@ class Module:
                     return v
                 x = by_id[id(v)]
                 if not (x is None or isinstance(x, Parameter)):
-                    x = Parameter(x.data if isinstance(x, Tensor) else x, requires_grad=False)
+                    x = x.data if isinstance(x, Tensor) else x
+                    # a buffer stays a plain Tensor (`functional_call` replaces buffers too)
+                    x = Parameter(x, requires_grad=False) if _is_param(v) else Tensor(x)
             elif isinstance(v, Module):
                 changed = {}
                 for k, m in v._members():

@@ -1,0 +1,153 @@
+"""`chainrule.func`: PyTorch's `torch.func` names and signatures on chainrule's transforms, for
+code that computes per-example gradients, ensembles or Jacobians of `nn` modules.
+
+What this module lets you do: call a module with parameters you pass in (`functional_call`),
+stack the parameters of several models (`stack_module_state`), and transform such calls with
+`grad`, `grad_and_value`, `vmap`, `vjp`, `jvp`, `jacrev`, `jacfwd`, `hessian`, `linearize`
+spelled as in `torch.func` (`in_dims=`, `out_dims=`, `grad_and_value` giving `(grad, value)`).
+
+    >>> import numpy as np, chainrule as cr
+    >>> from chainrule import nn, func
+    >>> import chainrule.nn.functional as F
+    >>> model = nn.Linear(3, 2, rng=0)
+    >>> params = {k: v.detach() for k, v in model.named_parameters()}
+    >>> def loss(p, x, y):                     # one example
+    ...     return F.cross_entropy(func.functional_call(model, p, (x[None],)), y[None])
+    >>> x, y = np.ones((4, 3)), np.array([0, 1, 1, 0])
+    >>> per_example = func.vmap(func.grad(loss), in_dims=(None, 0, 0))(params, x, y)
+    >>> per_example['weight'].shape
+    (4, 2, 3)
+
+Each function is the chainrule transform of the same meaning (see `chainrule.grad` and
+friends); randomness inside `vmap` follows chainrule's rules (`chainrule.random`), whatever
+`randomness=` says, and `chunk_size=` is accepted and ignored (chainrule vectorises whole).
+"""
+
+import numpy as np
+
+from chainrule import api, transforms
+from chainrule.core import ChainruleError
+
+__all__ = ['functional_call', 'stack_module_state', 'grad', 'grad_and_value', 'vmap', 'vjp',
+           'jvp', 'jacrev', 'jacfwd', 'hessian', 'linearize']
+
+
+def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, *,
+                    tie_weights=True, strict=False):
+    """Call `module(*args, **kwargs)` with its parameters and buffers named in the dict(s)
+    replaced by the given values (arrays, Tensors, or values traced by a transform), leaving
+    `module` itself unchanged -- PyTorch's `torch.func.functional_call`.
+
+    Args:
+        module: an `nn.Module`.
+        parameter_and_buffer_dicts: a dict `name -> value` (names as `named_parameters()` /
+            `named_buffers()` give them), or a list/tuple of such dicts (no name twice).
+        args: the positional arguments (a tuple, or one value).
+        kwargs: the keyword arguments.
+        tie_weights: kept for PyTorch's signature; a parameter reachable under two names is one
+            object, replaced once (`True` is the only behaviour).
+        strict: every parameter and buffer must be given.
+
+    Raises:
+        ChainruleError: a name that is not a parameter or buffer of `module`, a name given
+            twice, or (with `strict`) a missing one.
+    """
+    dicts = parameter_and_buffer_dicts
+    if isinstance(dicts, dict):
+        dicts = [dicts]
+    merged = {}
+    for d in dicts:
+        for k, v in d.items():
+            if k in merged:
+                raise ChainruleError(f'functional_call: {k!r} is given in more than one dict')
+            merged[k] = v
+    own = [n for n, _ in module.named_parameters()] + [n for n, _ in module.named_buffers()]
+    unknown = sorted(set(merged) - set(own))
+    if unknown:
+        raise ChainruleError(f'functional_call: {unknown} are not parameters or buffers of '
+                             f'{type(module).__name__} (it has {own})')
+    if strict:
+        missing = [n for n in own if n not in merged]
+        if missing:
+            raise ChainruleError(f'functional_call(strict=True): missing {missing}')
+    if not tie_weights:
+        raise ChainruleError('functional_call: tie_weights=False is not supported (a tied '
+                             'parameter is one object in chainrule)')
+    args = () if args is None else args if isinstance(args, tuple) else (args,)
+    return module._replace_parameters(merged)(*args, **(kwargs or {}))
+
+
+def stack_module_state(models):
+    """`(params, buffers)`: dicts `name -> array` stacking each parameter (and buffer) of
+    `models` (modules of one structure) along a new first axis -- for `vmap` over an ensemble
+    with `functional_call`, as `torch.func.stack_module_state`."""
+    models = list(models)
+    if not models:
+        raise ChainruleError('stack_module_state: no models given')
+    out = []
+    for named in ('named_parameters', 'named_buffers'):
+        names = [n for n, _ in getattr(models[0], named)()]
+        for m in models[1:]:
+            if [n for n, _ in getattr(m, named)()] != names:
+                raise ChainruleError(f'stack_module_state: the models differ in their '
+                                     f'{named[6:]} ({type(m).__name__})')
+        out.append({n: np.stack([np.asarray(dict(getattr(m, named)())[n].data)
+                                 for m in models]) for n in names})
+    return tuple(out)
+
+
+def grad(func, argnums=0, has_aux=False):
+    """`torch.func.grad`: the gradient of `func`'s scalar output with respect to `argnums`
+    (with `has_aux`, `func` returns `(output, aux)` and this gives `(grad, aux)`)."""
+    return api.grad(func, argnums=argnums, has_aux=has_aux)
+
+
+def grad_and_value(func, argnums=0, has_aux=False):
+    """`torch.func.grad_and_value`: `(grad, value)` (PyTorch's order; JAX's `value_and_grad`
+    gives `(value, grad)`); with `has_aux`, `(grad, (value, aux))`."""
+    vg = api.value_and_grad(func, argnums=argnums, has_aux=has_aux)
+
+    def g(*args, **kwargs):
+        value, grads = vg(*args, **kwargs)
+        return grads, value
+    g.__name__ = f'grad_and_value({getattr(func, "__name__", "f")})'
+    return g
+
+
+def vmap(func, in_dims=0, out_dims=0, randomness='error', *, chunk_size=None):
+    """`torch.func.vmap`: `func` mapped over axis `in_dims` of its arguments (None: not
+    mapped), results stacked along `out_dims`."""
+    if randomness not in ('error', 'different', 'same'):
+        raise ValueError(f"vmap: randomness must be 'error', 'different' or 'same', got "
+                         f'{randomness!r}')
+    return transforms.vmap(func, in_axes=in_dims, out_axes=out_dims)
+
+
+def vjp(func, *primals, has_aux=False):
+    """`torch.func.vjp`: `(output, vjp_fn)` (and `aux` with `has_aux`)."""
+    return api.vjp(func, *primals, has_aux=has_aux)
+
+
+def jvp(func, primals, tangents, *, strict=False, has_aux=False):
+    """`torch.func.jvp`: `(output, jvp_out)` (and `aux` with `has_aux`)."""
+    return transforms.jvp(func, tuple(primals), tuple(tangents), has_aux=has_aux)
+
+
+def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None):
+    """`torch.func.jacrev`: the Jacobian by reverse mode."""
+    return transforms.jacrev(func, argnums=argnums, has_aux=has_aux)
+
+
+def jacfwd(func, argnums=0, has_aux=False, *, randomness='error'):
+    """`torch.func.jacfwd`: the Jacobian by forward mode."""
+    return transforms.jacfwd(func, argnums=argnums, has_aux=has_aux)
+
+
+def hessian(func, argnums=0):
+    """`torch.func.hessian`: the Hessian (forward over reverse)."""
+    return transforms.hessian(func, argnums=argnums)
+
+
+def linearize(func, *primals):
+    """`torch.func.linearize`: `(output, jvp_fn)`."""
+    return transforms.linearize(func, *primals)
