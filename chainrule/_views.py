@@ -52,7 +52,7 @@ import numpy as np
 
 from chainrule import ops
 from chainrule.core import (ChainruleError, ConcretizationError, DTypeError, GradientError,
-                            ShapeError, Tracer)
+                            ShapeError, Tracer, capturing_trace)
 from chainrule.interpreters.reverse import Node, _uses_output, needs_value
 from chainrule.ops.elementwise import imag_p, real_p, stop_gradient_p
 from chainrule.ops.structural import (at_set_p, broadcast_to_p, getitem_p, reshape_p,
@@ -138,6 +138,13 @@ def inplace(t, fn, other, name, idx=None):
     with `fn=None` the assignment `t[idx] = other`. Recorded when grad mode is on and `t` (or its
     base, for a view) or `other` requires grad; the version counter is bumped either way.
     Returns `t`."""
+    cap = capturing_trace.get()
+    if cap is not None and cap.level > t._trace.level:
+        raise ChainruleError(
+            f'{name}: an in-place change of a Tensor that a jitted function closes over (made '
+            'outside it). jit runs the function once, to trace it, so the change would happen '
+            'once instead of on every call. Return the new value from the jitted function and '
+            'write it outside (t.copy_(f(x))), or run this part without jit.')
     if _grad_enabled.get() and _must_record(t, other, name):
         node = _assign_recorded(t, other, idx, name) if fn is None else \
             _apply_recorded(t, fn, other, name)

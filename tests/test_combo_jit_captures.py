@@ -136,3 +136,38 @@ def test_detach_and_clone_of_a_captured_tensor_are_staged():
         np.testing.assert_allclose(W.grad.numpy(), x)      # through clone only, not detach
         W.grad = None
         _update(W)
+
+
+def test_in_place_change_of_a_captured_tensor_is_refused():
+    """It would happen once, at trace time, instead of on every call."""
+    counter = cr.tensor(np.zeros(1))
+
+    def step(x):
+        counter.add_(1)
+        return x * 2
+
+    with pytest.raises(cr.ChainruleError, match='add_: an in-place change of a Tensor'):
+        cr.jit(step)(np.ones(1))
+    np.testing.assert_array_equal(counter.numpy(), [0.0])
+    # a Tensor made inside the jitted function may be changed in place
+    f = cr.jit(lambda x: cr.tensor(np.ones(2)).mul_(3) * x)
+    np.testing.assert_array_equal(np.asarray(f(np.full(2, 2.0))), [6.0, 6.0])
+
+
+def test_backward_inside_jit_names_the_two_ways_that_work():
+    model = nn.Linear(3, 1)
+
+    def step(x):
+        loss = cnp.sum(model(x) ** 2)
+        loss.backward()
+        return loss
+
+    with pytest.raises(cr.ChainruleError, match=r'jit\(forward\)\(x\); loss.backward'):
+        cr.jit(step)(np.ones((2, 3), np.float32))
+    # the first way: the jitted forward's result is a Tensor whose backward reaches the model
+    loss = cr.jit(lambda x: cnp.sum(model(x) ** 2))(np.ones((2, 3), np.float32))
+    loss.backward()
+    ref = model.weight.grad.numpy().copy()
+    model.zero_grad()
+    cnp.sum(model(np.ones((2, 3), np.float32)) ** 2).backward()
+    np.testing.assert_allclose(ref, model.weight.grad.numpy(), rtol=1e-6)

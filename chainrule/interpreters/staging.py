@@ -426,6 +426,14 @@ class StagingTracer(Tracer):
             f'a NumPy function was called on a staged {self.aval} value: inside jit, use '
             'chainrule.numpy (cnp.sin(x), not np.sin(x)), whose functions can be staged.')
 
+    def backward(self, *args, **kwargs):
+        raise ChainruleError(
+            f'backward() on a staged {self.aval} value: inside jit the loss is a value of the '
+            'program being traced, not a Tensor with a tape. Either jit the forward pass and '
+            'call backward() on its result outside (loss = jit(forward)(x); loss.backward()), '
+            'or compute the gradients functionally inside the jitted function '
+            '(cr.value_and_grad(loss_fn)(params, x)).')
+
     def __repr__(self):
         return f'StagingTracer<{self.aval}>'
 
