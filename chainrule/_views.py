@@ -52,12 +52,12 @@ import numpy as np
 
 from chainrule import ops
 from chainrule.core import (ChainruleError, ConcretizationError, DTypeError, GradientError,
-                            ShapeError, Tracer, capturing_trace)
+                            ShapeError, Tracer)
 from chainrule.interpreters.reverse import Node, _uses_output, needs_value
 from chainrule.ops.elementwise import imag_p, real_p, stop_gradient_p
 from chainrule.ops.structural import (at_set_p, broadcast_to_p, getitem_p, reshape_p,
                                       transpose_p)
-from chainrule.tensor import Tensor, _grad_enabled
+from chainrule.tensor import Tensor, _grad_enabled, captured_by_jit
 
 # The primitives whose result may be a NumPy view of their argument; all of their VJP rules
 # read only shapes and dtypes. `stop_gradient` returns its argument's array itself: an alias
@@ -138,8 +138,7 @@ def inplace(t, fn, other, name, idx=None):
     with `fn=None` the assignment `t[idx] = other`. Recorded when grad mode is on and `t` (or its
     base, for a view) or `other` requires grad; the version counter is bumped either way.
     Returns `t`."""
-    cap = capturing_trace.get()
-    if cap is not None and cap.level > t._trace.level:
+    if captured_by_jit(t):
         raise ChainruleError(
             f'{name}: an in-place change of a Tensor that a jitted function closes over (made '
             'outside it). jit runs the function once, to trace it, so the change would happen '

@@ -179,6 +179,13 @@ class EagerTrace(Trace):
 _EAGER = EagerTrace(1)      # top level: below every transform (their levels are 2, 4, ...)
 
 
+def captured_by_jit(t):
+    """Whether a `jit` being traced captures Tensor `t` (made outside it): operations on `t`
+    are then staged into the program, which reads `t` on every call."""
+    cap = capturing_trace.get()
+    return cap is not None and cap.level > t._trace.level
+
+
 def eager_trace():
     """The eager trace a `Tensor` made here belongs to: the top-level one, or, inside a
     transform, the one just above the innermost active transform."""
@@ -317,8 +324,7 @@ class Tensor(Tracer):
     def _captured(self, what):
         """Raise if a `jit` being traced captures this Tensor (made outside it): its value is
         read when the compiled program runs, so reading it now would freeze it."""
-        cap = capturing_trace.get()
-        if cap is not None and cap.level > self._trace.level:
+        if captured_by_jit(self):
             raise ConcretizationError(
                 f'{what} of a Tensor that a jitted function closes over (a parameter or '
                 'buffer made outside it): the compiled program reads its current value on every '
@@ -395,8 +401,7 @@ class Tensor(Tracer):
         shares the version counter too (as in PyTorch), so modifying it in place is detected by
         a backward pass that saved this tensor; it is no view for autograd (an in-place
         operation on it is not recorded on this tensor)."""
-        cap = capturing_trace.get()
-        if cap is not None and cap.level > self._trace.level:
+        if captured_by_jit(self):
             return ops.stop_gradient(self)      # staged by the jit that captures this Tensor
         t = Tensor._wrap(self.data, None, self._trace)
         t._version = self._version
@@ -424,8 +429,7 @@ class Tensor(Tracer):
 
     def clone(self):
         """A copy of the data, still connected to the graph (its gradient flows back here)."""
-        cap = capturing_trace.get()
-        if self.requires_grad or (cap is not None and cap.level > self._trace.level):
+        if self.requires_grad or captured_by_jit(self):
             return self + 0
         return Tensor._wrap(np.array(self.data), None, self._trace)
 
