@@ -11,6 +11,8 @@ imaginary) pairs); the state (history, last direction and step) lives in the sta
 parameter, so `state_dict()` holds it.
 """
 
+import math
+
 import numpy as np
 
 from chainrule.optim.optimizer import Optimizer, _pytorch_grad, _real_view
@@ -26,7 +28,7 @@ def _cubic_minimum(x1, f1, g1, x2, f2, g2, bounds=None):
     d2_square = d1 ** 2 - g1 * g2
     if d2_square < 0:
         return (lo + hi) / 2.0
-    d2 = d2_square ** 0.5
+    d2 = math.sqrt(d2_square)
     if x1 <= x2:
         t = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
     else:
@@ -174,7 +176,7 @@ class LBFGS(Optimizer):
         value = out.data if isinstance(out, Tensor) else out
         return out, sign * float(np.asarray(value))
 
-    def step(self, closure):
+    def step(self, closure=None):
         """Run up to `max_iter` L-BFGS iterations.
 
         Args:
