@@ -160,7 +160,7 @@ class Optimizer:
             groups.append({**{k: _copy(v) for k, v in group.items() if k != 'params'},
                            'params': ids})
         state = {index[id(p)]: {k: _copy(v) for k, v in self.state[p].items()}
-                 for group in self.param_groups for p in group['params'] if p in self.state}
+                 for group in self.param_groups for p in group['params'] if self.state.get(p)}
         return {'state': state, 'param_groups': groups}
 
     def load_state_dict(self, state_dict):
