@@ -1,4 +1,5 @@
-"""Batches for training: a `DataLoader`-style iterator and the digits example data.
+"""Datasets and batches for training: PyTorch's `DataLoader`, `TensorDataset`, `Subset` and
+`random_split`, and the digits example data.
 
 What this module lets you do: cut arrays into (optionally shuffled, seeded) mini-batches,
 
@@ -10,21 +11,34 @@ What this module lets you do: cut arrays into (optionally shuffled, seeded) mini
     >>> len(DataLoader((x, y), batch_size=2, drop_last=True))
     2
 
-and load scikit-learn's bundled 8x8 digits (no download) split into training and held-out
-sets with `load_digits`. A dataset is a tuple of arrays with one first axis (batches are taken by
-fancy indexing, one NumPy call per array), or any object with `__len__` and `__getitem__`
-returning a tuple per example (batches are stacked). Batches come out as `Tensor`s.
+split a dataset at random into non-overlapping parts (`random_split(ds, [0.8, 0.2])`), take a
+`Subset` by indices, and load scikit-learn's bundled 8x8 digits (no download) split into training
+and held-out sets with `load_digits`.
+
+A dataset is a tuple of arrays with one first axis (a `TensorDataset`), or any object with
+`__len__` and `__getitem__`. Batches are made as in PyTorch: the examples of a batch are passed
+to `collate_fn`, by default `default_collate`, which stacks arrays, Tensors and numbers into
+`Tensor`s and keeps the structure of tuples (as lists, as PyTorch does), dicts and named tuples.
+Arrays datasets (and `Subset`s of them) are batched by fancy indexing instead, one NumPy call
+per array, with the same result.
 """
+
+import collections.abc
+import math
+import numbers
+import warnings
 
 import numpy as np
 
 from chainrule.tensor import Tensor
 
-__all__ = ['DataLoader', 'TensorDataset', 'load_digits']
+__all__ = ['DataLoader', 'TensorDataset', 'Subset', 'random_split', 'default_collate',
+           'load_digits']
 
 
 class TensorDataset:
-    """Arrays (or Tensors) sharing their first axis, indexed together.
+    """Arrays (or Tensors) sharing their first axis, indexed together: `ds[i]` is a tuple of
+    `Tensor`s, one per array (PyTorch's `TensorDataset`).
 
     Args:
         *arrays: arrays with the same length along axis 0.
@@ -44,74 +58,215 @@ class TensorDataset:
         return len(self.arrays[0])
 
     def __getitem__(self, i):
-        return tuple(a[i] for a in self.arrays)
+        return tuple(Tensor(a[i]) for a in self.arrays)
+
+    def _rows(self, idx):
+        """The batch at integer array `idx`: one array per field (fancy indexing)."""
+        return [a[idx] for a in self.arrays]
+
+
+class Subset:
+    """The examples of `dataset` at `indices`, in that order (PyTorch's `Subset`).
+
+    Args:
+        dataset: any dataset (`__len__` and `__getitem__`).
+        indices: a sequence of integer indices into it.
+    """
+
+    def __init__(self, dataset, indices):
+        self.dataset = dataset
+        self.indices = indices
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        if isinstance(i, (list, tuple)):
+            return [self.dataset[self.indices[j]] for j in i]
+        return self.dataset[self.indices[i]]
+
+    def _rows(self, idx):
+        inner = getattr(self.dataset, '_rows', None)
+        if inner is None:
+            return None
+        return inner(np.asarray(self.indices, dtype=np.int64)[idx])
+
+
+def random_split(dataset, lengths, generator=None):
+    """Split `dataset` at random into non-overlapping `Subset`s (PyTorch's `random_split`).
+
+    Args:
+        dataset: the dataset to split.
+        lengths: the sizes of the parts, summing to `len(dataset)`; or fractions summing to 1,
+            each part then getting `floor(fraction * len(dataset))` examples and the remainder
+            handed out one by one from the first part on (PyTorch's rule).
+        generator: a `cr.Generator` for the permutation; by default the global generator
+            (`cr.manual_seed`). The split is reproducible from the seed, but it is not the
+            split PyTorch draws from the same seed (the generators differ).
+
+    Returns:
+        A list of `Subset`s, one per length.
+
+    Raises:
+        ValueError: a fraction outside [0, 1], or lengths that do not add up to the size.
+    """
+    from chainrule.factories import randperm
+    lengths = list(lengths)
+    n = len(dataset)
+    if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
+        sizes = []
+        for i, frac in enumerate(lengths):
+            if not 0 <= frac <= 1:
+                raise ValueError(f'random_split: the fraction at index {i}, {frac!r}, is not '
+                                 'between 0 and 1')
+            sizes.append(math.floor(n * frac))
+        for i in range(n - sum(sizes)):
+            sizes[i % len(sizes)] += 1
+        for i, size in enumerate(sizes):
+            if size == 0:
+                warnings.warn(f'random_split: the part at index {i} is empty', stacklevel=2)
+        lengths = sizes
+    if any(not isinstance(k, numbers.Integral) or k < 0 for k in lengths) or sum(lengths) != n:
+        raise ValueError(f'random_split: lengths {lengths} must be non-negative integers '
+                         f'summing to the size of the dataset ({n}), or fractions summing to '
+                         '1')
+    order = randperm(n, generator=generator).numpy().tolist()
+    ends = np.cumsum(lengths).tolist()
+    return [Subset(dataset, order[end - k:end]) for end, k in zip(ends, lengths)]
+
+
+def default_collate(batch):
+    """PyTorch's `default_collate`: combine a list of examples into a batch.
+
+    Tensors, arrays and NumPy scalars are stacked into a `Tensor` (no history); Python floats
+    give a float64 `Tensor`, ints an int64 one, bools a bool one; strings stay as they come (a
+    list of the batch's strings, a tuple within a field); a dict gives a dict of batches, a
+    named tuple the same named tuple, and a tuple or list a list of batches (PyTorch's
+    choice), field by field.
+
+    Raises:
+        TypeError: an example of a type it cannot batch (the message names it).
+        ValueError: sequences of different lengths in one batch.
+    """
+    elem = batch[0]
+    if isinstance(elem, Tensor):
+        return Tensor(np.stack([np.asarray(b.data) for b in batch]))
+    if isinstance(elem, (np.ndarray, np.generic)):
+        if np.asarray(elem).dtype.kind not in 'biufc':
+            raise TypeError(f'default_collate: cannot batch arrays of dtype {elem.dtype}')
+        return Tensor(np.stack([np.asarray(b) for b in batch]))
+    if isinstance(elem, bool):
+        return Tensor(np.array(batch, dtype=bool))
+    if isinstance(elem, numbers.Integral):
+        return Tensor(np.array(batch, dtype=np.int64))
+    if isinstance(elem, float):
+        return Tensor(np.array(batch, dtype=np.float64))
+    if isinstance(elem, (str, bytes)):
+        return batch                          # as PyTorch: a list, or a tuple within a field
+    if isinstance(elem, collections.abc.Mapping):
+        out = {k: default_collate([b[k] for b in batch]) for k in elem}
+        try:
+            return out if type(elem) is dict else type(elem)(out)
+        except TypeError:                     # a mapping type that cannot be built from a dict
+            return out
+    if isinstance(elem, tuple) and hasattr(elem, '_fields'):        # a named tuple
+        return type(elem)(*(default_collate(f) for f in zip(*batch)))
+    if isinstance(elem, collections.abc.Sequence):
+        if any(len(b) != len(elem) for b in batch):
+            raise ValueError(f'default_collate: the examples of a batch are sequences of '
+                             f'different lengths {sorted({len(b) for b in batch})}')
+        return [default_collate(f) for f in zip(*batch)]
+    raise TypeError(f'default_collate: cannot batch a {type(elem).__name__}; examples may be '
+                    'Tensors, arrays, numbers, strings, and dicts, tuples or lists of them '
+                    '(or pass collate_fn=)')
 
 
 class DataLoader:
-    """Iterate over a dataset in mini-batches.
+    """Iterate over a dataset in mini-batches (PyTorch's `DataLoader`, in one process).
 
     Args:
-        dataset: a tuple/list of arrays with one first axis (or a `TensorDataset`, or any
-            object with `__len__` and `__getitem__` returning a tuple per example).
+        dataset: a tuple/list of arrays with one first axis (or a `TensorDataset`), or any
+            object with `__len__` and `__getitem__`.
         batch_size: examples per batch.
         shuffle: draw a new random order at every pass.
-        drop_last: skip a last batch smaller than `batch_size`.
-        seed: seed (or `numpy.random.Generator`) of the shuffling; the same seed gives the
-            same sequence of epochs.
         sampler: an iterable of indices with `len()` that gives the order of each pass instead
             (e.g. `chainrule.distributed.DistributedSampler`, one rank's shard); excludes
             `shuffle`.
-        generator: a `cr.Generator` for the shuffling (PyTorch's spelling). With neither
-            `seed` nor `generator`, the global generator (`cr.manual_seed`) shuffles.
+        batch_sampler: an iterable of lists of indices, one per batch; excludes `batch_size`,
+            `shuffle`, `sampler` and `drop_last`.
+        num_workers: accepted for PyTorch code; batches are always made in this process.
+        collate_fn: makes a batch from a list of examples (default: `default_collate`).
+        pin_memory: accepted and ignored (there is no GPU).
+        drop_last: skip a last batch smaller than `batch_size`.
+        generator: a `cr.Generator` for the shuffling. With neither `generator` nor `seed`,
+            the global generator (`cr.manual_seed`) shuffles.
+        seed: seed (or `numpy.random.Generator`) of the shuffling; the same seed gives the
+            same sequence of epochs.
 
-    Each batch is a tuple of `Tensor`s (no history); a single-array dataset gives 1-tuples.
+    A batch of an arrays dataset is a list of `Tensor`s (no history), one per array, as
+    PyTorch gives for a `TensorDataset`.
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
-                 sampler=None, generator=None):
+    def __init__(self, dataset, batch_size=1, shuffle=False, sampler=None, batch_sampler=None,
+                 num_workers=0, collate_fn=None, pin_memory=False, drop_last=False, *,
+                 generator=None, seed=None):
         if sampler is not None and shuffle:
             raise ValueError('DataLoader: pass either shuffle=True or a sampler (which decides '
                              'the order itself), not both')
-        self.sampler = sampler
+        if batch_sampler is not None and (batch_size != 1 or shuffle or sampler is not None
+                                          or drop_last):
+            raise ValueError('DataLoader: batch_sampler gives whole batches, so it excludes '
+                             'batch_size, shuffle, sampler and drop_last')
+        if batch_size is None or batch_size < 1:
+            raise ValueError(f'DataLoader: batch_size must be >= 1, got {batch_size}')
         if isinstance(dataset, (tuple, list)):
             dataset = TensorDataset(*dataset)
-        if batch_size < 1:
-            raise ValueError(f'DataLoader: batch_size must be >= 1, got {batch_size}')
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
+        self.sampler = sampler
+        self.batch_sampler = batch_sampler
+        self.collate_fn = collate_fn
         self.drop_last = drop_last
+        self.num_workers = num_workers
         if generator is not None:
             seed = generator._np
         self.rng = None if seed is None else (
             seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed))
 
     def __len__(self):
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)
         n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def __iter__(self):
+    def _batches(self):
+        """The index arrays of one pass, one per batch."""
+        if self.batch_sampler is not None:
+            for idx in self.batch_sampler:
+                yield np.asarray(list(idx), dtype=np.int64)
+            return
         if self.sampler is not None:
             order = np.fromiter(self.sampler, np.int64)
-            n = len(order)
+        elif self.shuffle:
+            from chainrule.nn import init        # the global generator, read at each pass
+            order = (self.rng or init.get_rng()).permutation(len(self.dataset))
         else:
-            n = len(self.dataset)
-            if self.shuffle:
-                from chainrule.nn import init        # the global generator, read at each pass
-                order = (self.rng or init.get_rng()).permutation(n)
-            else:
-                order = np.arange(n)
+            order = np.arange(len(self.dataset))
+        n = len(order)
         stop = n - n % self.batch_size if self.drop_last else n
-        arrays = getattr(self.dataset, 'arrays', None)
         for start in range(0, stop, self.batch_size):
-            idx = order[start:start + self.batch_size]
-            if arrays is not None:
-                parts = [a[idx] for a in arrays]
+            yield order[start:start + self.batch_size]
+
+    def __iter__(self):
+        fast = getattr(self.dataset, '_rows', None) if self.collate_fn is None else None
+        collate = self.collate_fn or default_collate
+        for idx in self._batches():
+            parts = fast(idx) if fast is not None else None
+            if parts is not None:
+                yield [Tensor(p) for p in parts]
             else:
-                items = [self.dataset[int(i)] for i in idx]
-                parts = [np.stack([np.asarray(it[k]) for it in items])
-                         for k in range(len(items[0]))]
-            yield tuple(Tensor(p) for p in parts)
+                yield collate([self.dataset[int(i)] for i in idx])
 
 
 def load_digits(test_fraction=0.2, seed=0):
