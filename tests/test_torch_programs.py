@@ -152,12 +152,74 @@ def custom_function(T, lib):
     return {'loss': losses, 'last_grads': grads, 'weights': [p.detach() for p in params]}
 
 
-PROGRAMS = [gradient_penalty, custom_function]
+def checkpoint_resume(T, lib):
+    """Train with Adam and a OneCycleLR schedule; after 4 steps save the model's, optimizer's and
+    scheduler's state with `T.save`, load it with `T.load` into fresh objects and continue for
+    6 steps. Returned: the uninterrupted run and the resumed one (which must agree bit for bit,
+    see `test_checkpoint_resume_is_exact`)."""
+    import os
+    import tempfile
+
+    x = lib.tensor(lib.rng.standard_normal((16, 4)))
+    y = lib.tensor(lib.rng.integers(0, 3, 16), dtype='int64')
+
+    def make():
+        model = T.nn.Sequential(T.nn.Linear(4, 16), T.nn.Tanh(), T.nn.Linear(16, 3))
+        opt = T.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-3)
+        sched = T.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=12)
+        return model, opt, sched
+
+    def train(model, opt, sched, steps, losses):
+        for _ in range(steps):
+            loss = T.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model, opt, sched = make()
+        lib.same_weights('model', model)
+        T.save(model.state_dict(), os.path.join(tmp, 'init.pt'))
+        whole = []
+        train(model, opt, sched, 10, whole)
+        # the same run from the same weights, interrupted after 4 steps
+        model1, opt1, sched1 = make()
+        model1.load_state_dict(T.load(os.path.join(tmp, 'init.pt')))
+        resumed = []
+        train(model1, opt1, sched1, 4, resumed)
+        T.save({'model': model1.state_dict(), 'opt': opt1.state_dict(),
+                'sched': sched1.state_dict()}, os.path.join(tmp, 'ckpt.pt'))
+        model2, opt2, sched2 = make()                  # fresh objects, other initial weights
+        ckpt = T.load(os.path.join(tmp, 'ckpt.pt'))
+        model2.load_state_dict(ckpt['model'])
+        opt2.load_state_dict(ckpt['opt'])
+        sched2.load_state_dict(ckpt['sched'])
+        train(model2, opt2, sched2, 6, resumed)
+    return {'loss': whole, 'resumed_loss': resumed,
+            'weights': [p.detach() for p in model.parameters()],
+            'resumed_weights': [p.detach() for p in model2.parameters()],
+            'lr': sched2.get_last_lr(), 'beta1': opt2.param_groups[0]['betas'][0]}
+
+
+PROGRAMS = [gradient_penalty, custom_function, checkpoint_resume]
 
 
 @pytest.mark.parametrize('program', PROGRAMS, ids=lambda p: p.__name__)
 def test_program_matches_pytorch(program):
     run_both(program)
+
+
+def test_checkpoint_resume_is_exact():
+    """Resuming from the checkpoint gives the uninterrupted run's losses and weights bit for bit
+    on chainrule (and on PyTorch: the harness compares both with PyTorch's)."""
+    ours, theirs = run_both(checkpoint_resume)
+    for result, lib in ((ours, Lib(cr)), (theirs, Lib(torch))):
+        for name in result:
+            if name.startswith(('loss', 'weights')):
+                np.testing.assert_array_equal(lib.numpy(result['resumed_' + name]),
+                                              lib.numpy(result[name]), err_msg=name)
 
 
 def test_harness_detects_a_difference():
