@@ -658,3 +658,12 @@ def test_tensor_deepcopy_is_a_fresh_leaf():
     assert pair[0] is pair[1]
     with pytest.raises(cr.core.GradientError, match='only leaf Tensors'):
         copy.deepcopy(w * 2)
+
+
+def test_module_examples_run():
+    import doctest
+
+    from chainrule.nn import attention, transformer
+    for mod in (attention, transformer):
+        res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert res.attempted > 0 and res.failed == 0, mod.__name__
