@@ -283,10 +283,11 @@ def test_mha_matches_torch(name, ckw, call_kw, kind, need_weights, batch_first, 
     ('bias-kv-2d-mask', {'add_bias_kv': True}, {'attn_mask': 'bool2'}),
     ('per-head', {}, {'average_attn_weights': False, 'key_padding_mask': 'float'}),
 ])
-def test_mha_unbatched_matches_torch(name, ckw, call_kw, dtype):
+@pytest.mark.parametrize('batch_first', [False, True])               # ignored unbatched
+def test_mha_unbatched_matches_torch(name, ckw, call_kw, batch_first, dtype):
     torch = _torch()
     rng = np.random.default_rng(0)
-    ours, theirs = _mha_pair(torch, ckw, False, dtype)
+    ours, theirs = _mha_pair(torch, ckw, batch_first, dtype)
     q, k, v, S_ = _mha_inputs(rng, ckw, 'cross', False, False, dtype)
     masks = _mha_masks(rng, call_kw, S_, False, dtype)
     got = _run_both(torch, ours, theirs, [q, k, v], dtype, _mha_call(torch, masks),

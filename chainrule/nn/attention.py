@@ -118,7 +118,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         key: `(..., S, E)`.
         value: `(..., S, Ev)`; the leading axes of the three broadcast together.
         attn_mask: optional, broadcastable to `(..., L, S)`: boolean (True = take part), or
-            float (added to the scores).
+            float (added to the scores, in the query's dtype).
         dropout_p: dropout probability on the attention weights (applied whenever it is
             positive, as in PyTorch: pass 0 in evaluation).
         is_causal: mask out the keys after each query (the upper triangle, aligned at the top
