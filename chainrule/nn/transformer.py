@@ -29,6 +29,7 @@ import copy
 import numpy as np
 
 from chainrule.nn import functional as F
+from chainrule.nn import init
 from chainrule.nn.attention import MultiheadAttention
 from chainrule.nn.containers import ModuleList
 from chainrule.nn.modules import Dropout, LayerNorm, Linear, Module
@@ -67,7 +68,6 @@ class TransformerEncoderLayer(Module):
     def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation='relu',
                  layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True,
                  dtype=np.float32, rng=None):
-        from chainrule.nn import init
         rng = init.get_rng(rng)
         self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
                                             batch_first=batch_first, dtype=dtype, rng=rng)
