@@ -189,13 +189,38 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     Returns:
         `(attn_output (L, N, E), attn_weights or None)`.
     """
+    return _mha(query, key, value, embed_dim_to_check, num_heads, in_proj_weight,
+                in_proj_bias, bias_k, bias_v, add_zero_attn, dropout_p, out_proj_weight,
+                out_proj_bias, training, key_padding_mask, need_weights, attn_mask,
+                use_separate_proj_weight, q_proj_weight, k_proj_weight, v_proj_weight,
+                static_k, static_v, average_attn_weights, is_causal, batch_first=False)
+
+
+def _same_map(fn, query, key, value):
+    """`fn` applied to query, key and value, once per distinct object (so that self-attention,
+    `query is key is value`, stays recognisable and costs one operation)."""
+    q = fn(query)
+    k = q if key is query else fn(key)
+    v = q if value is query else k if value is key else fn(value)
+    return q, k, v
+
+
+def _mha(query, key, value, embed_dim_to_check, num_heads, in_proj_weight, in_proj_bias,
+         bias_k, bias_v, add_zero_attn, dropout_p, out_proj_weight, out_proj_bias, training,
+         key_padding_mask, need_weights, attn_mask, use_separate_proj_weight, q_proj_weight,
+         k_proj_weight, v_proj_weight, static_k, static_v, average_attn_weights, is_causal,
+         *, batch_first):
+    """`multi_head_attention_forward` for either layout; the work is done batch first."""
     op = 'multi_head_attention_forward'
-    batched = _check_mha_shapes(op, query, key, value, key_padding_mask, attn_mask, num_heads)
+    batched = _check_mha_shapes(op, query, key, value, key_padding_mask, attn_mask, num_heads,
+                                batch_first)
     if not batched:                      # one sequence: a batch of one, removed at the end
-        query, key, value = (cnp.expand_dims(t, 1) for t in (query, key, value))
+        query, key, value = _same_map(lambda t: cnp.expand_dims(t, 0), query, key, value)
         if key_padding_mask is not None:
             key_padding_mask = cnp.expand_dims(key_padding_mask, 0)
-    L, N, E = shape_of(query)
+    elif not batch_first:
+        query, key, value = _same_map(lambda t: cnp.swapaxes(t, 0, 1), query, key, value)
+    N, L, E = shape_of(query)
     if E != embed_dim_to_check:
         raise ShapeError(f'{op}: query has {E} features (last axis of {shape_of(query)}), '
                          f'the layer was built for embed_dim={embed_dim_to_check}')
@@ -209,22 +234,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
                          'or use scaled_dot_product_attention(is_causal=True)')
     dt = np.dtype(dtype_of(query))
 
-    # the projections, on batch-first copies (N, L, E)
-    q, k, v = (cnp.swapaxes(t, 0, 1) for t in (query, key, value))
-    if use_separate_proj_weight:
-        ws = (q_proj_weight, k_proj_weight, v_proj_weight)
-    else:
-        ws = (in_proj_weight[:E], in_proj_weight[E:2 * E], in_proj_weight[2 * E:])
-    bs = (None,) * 3 if in_proj_bias is None else \
-        (in_proj_bias[:E], in_proj_bias[E:2 * E], in_proj_bias[2 * E:])
-    if query is key and key is value and not use_separate_proj_weight:
-        # self-attention: one product with the packed weight, then split
-        qkv = F.linear(q, in_proj_weight, in_proj_bias)
-        q, k, v = qkv[..., :E], qkv[..., E:2 * E], qkv[..., 2 * E:]
-    else:
-        q, k, v = (F.linear(t, w, b) for t, w, b in zip((q, k, v), ws, bs))
-
-    # masks, as one additive float mask (True = masked out)
+    # masks, as additive float masks (True = masked out)
     if attn_mask is not None:
         attn_mask = _additive_mask(attn_mask, dt, True, op, 'attn_mask')
         if len(shape_of(attn_mask)) == 3:                        # (N * H, L, S)
@@ -237,11 +247,22 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
             raise ValueError(f'{op}: bias_k and bias_v go together; got only one')
         if static_k is not None or static_v is not None:
             raise ValueError(f'{op}: bias_k/bias_v cannot be added to static_k/static_v')
-        k = cnp.concatenate([k, cnp.broadcast_to(ops.reshape(bias_k, (1, 1, E)), (N, 1, E))], 1)
-        v = cnp.concatenate([v, cnp.broadcast_to(ops.reshape(bias_v, (1, 1, E)), (N, 1, E))], 1)
-        attn_mask, key_padding_mask = _pad_masks(attn_mask, key_padding_mask)
-
-    q, k, v = (_heads(t, N, H, Eh) for t in (q, k, v))          # (N, H, L or S, Eh)
+    if query is key and key is value and not use_separate_proj_weight and bias_k is None:
+        # self-attention: one product with the packed weight, split into q, k, v by heads
+        qkv = ops.reshape(F.linear(query, in_proj_weight, in_proj_bias), (N, L, 3, H, Eh))
+        qkv = cnp.transpose(qkv, (2, 0, 3, 1, 4))                   # (3, N, H, L, Eh)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+    else:
+        q, k, v = _projections(query, key, value, E, in_proj_weight, in_proj_bias,
+                               use_separate_proj_weight, q_proj_weight, k_proj_weight,
+                               v_proj_weight)
+        if bias_k is not None:
+            k = cnp.concatenate([k, cnp.broadcast_to(ops.reshape(bias_k, (1, 1, E)),
+                                                     (N, 1, E))], 1)
+            v = cnp.concatenate([v, cnp.broadcast_to(ops.reshape(bias_v, (1, 1, E)),
+                                                     (N, 1, E))], 1)
+            attn_mask, key_padding_mask = _pad_masks(attn_mask, key_padding_mask)
+        q, k, v = (_heads(t, N, H, Eh) for t in (q, k, v))      # (N, H, L or S, Eh)
     if static_k is not None:
         k = _static(op, 'static_k', static_k, N, H, Eh)
     if static_v is not None:
@@ -272,13 +293,27 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
         out = scaled_dot_product_attention(q, k, v, bias, dropout_p)
         w = None
     out = ops.reshape(cnp.swapaxes(out, 1, 2), (N, L, E))      # heads side by side again
-    out = cnp.swapaxes(F.linear(out, out_proj_weight, out_proj_bias), 0, 1)   # (L, N, E)
+    out = F.linear(out, out_proj_weight, out_proj_bias)
     if w is not None and average_attn_weights:
         w = cnp.mean(w, axis=1)
     if not batched:
         out = ops.reshape(out, (L, E))
         w = None if w is None else ops.reshape(w, shape_of(w)[1:])
+    elif not batch_first:
+        out = cnp.swapaxes(out, 0, 1)
     return out, w
+
+
+def _projections(query, key, value, E, in_proj_weight, in_proj_bias, separate, q_proj_weight,
+                 k_proj_weight, v_proj_weight):
+    """The input projections of `(N, L, E)`, `(N, S, kdim)`, `(N, S, vdim)`."""
+    if separate:
+        ws = (q_proj_weight, k_proj_weight, v_proj_weight)
+    else:
+        ws = (in_proj_weight[:E], in_proj_weight[E:2 * E], in_proj_weight[2 * E:])
+    bs = (None,) * 3 if in_proj_bias is None else \
+        (in_proj_bias[:E], in_proj_bias[E:2 * E], in_proj_bias[2 * E:])
+    return tuple(F.linear(t, w, b) for t, w, b in zip((query, key, value), ws, bs))
 
 
 def _heads(t, N, H, Eh):
@@ -306,7 +341,8 @@ def _pad_masks(attn_mask, key_padding_mask):
     return out
 
 
-def _check_mha_shapes(op, query, key, value, key_padding_mask, attn_mask, num_heads):
+def _check_mha_shapes(op, query, key, value, key_padding_mask, attn_mask, num_heads,
+                      batch_first):
     """Batched (3-D) or unbatched (2-D) inputs, with masks to match, as PyTorch checks them.
     Returns whether the input is batched."""
     sq, sk, sv = shape_of(query), shape_of(key), shape_of(value)
@@ -326,8 +362,9 @@ def _check_mha_shapes(op, query, key, value, key_padding_mask, attn_mask, num_he
                          f'{names}')
     if attn_mask is not None:
         sm = shape_of(attn_mask)
-        L, S = sq[0], sk[0]
-        N = sq[1] if batched else 1
+        seq = 1 if batched and batch_first else 0
+        L, S = sq[seq], sk[seq]
+        N = 1 if not batched else sq[1 - seq]
         if len(sm) == 2:
             if sm != (L, S):
                 raise ShapeError(f'{op}: a 2-D attn_mask must be (L, S) = ({L}, {S}), got {sm}')
@@ -413,27 +450,12 @@ class MultiheadAttention(Module):
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True,
                 attn_mask=None, average_attn_weights=True, is_causal=False):
         self._check_dtypes(query=query, key=key, value=value)
-        batched = len(shape_of(query)) == 3
-        if self.batch_first and batched:
-            # sequence-first for the functional form; keep `is` so self-attention stays one
-            # packed projection
-            same_kv = key is value
-            same_qk = query is key
-            query = cnp.swapaxes(query, 0, 1)
-            key = query if same_qk else cnp.swapaxes(key, 0, 1)
-            value = key if same_kv else cnp.swapaxes(value, 0, 1)
-        out, w = multi_head_attention_forward(
-            query, key, value, self.embed_dim, self.num_heads, self.in_proj_weight,
-            self.in_proj_bias, self.bias_k, self.bias_v, self.add_zero_attn, self.dropout,
-            self.out_proj.weight, self.out_proj.bias, training=self.training,
-            key_padding_mask=key_padding_mask, need_weights=need_weights, attn_mask=attn_mask,
-            use_separate_proj_weight=not self._qkv_same_embed_dim,
-            q_proj_weight=self.q_proj_weight, k_proj_weight=self.k_proj_weight,
-            v_proj_weight=self.v_proj_weight, average_attn_weights=average_attn_weights,
-            is_causal=is_causal)
-        if self.batch_first and batched:
-            out = cnp.swapaxes(out, 0, 1)
-        return out, w
+        return _mha(query, key, value, self.embed_dim, self.num_heads, self.in_proj_weight,
+                    self.in_proj_bias, self.bias_k, self.bias_v, self.add_zero_attn,
+                    self.dropout, self.out_proj.weight, self.out_proj.bias, self.training,
+                    key_padding_mask, need_weights, attn_mask, not self._qkv_same_embed_dim,
+                    self.q_proj_weight, self.k_proj_weight, self.v_proj_weight, None, None,
+                    average_attn_weights, is_causal, batch_first=self.batch_first)
 
     def _check_dtypes(self, **inputs):
         want = np.dtype(self.out_proj.weight.dtype)
