@@ -634,6 +634,19 @@ def test_mha_functional_style_grad_matches_eager():
                                    err_msg=name)
     np.testing.assert_allclose(cr.jit(loss)(enc), np.asarray(loss(enc)), rtol=1e-12)
 
+    # the padding mask as a traced argument: jit(grad) and vmap over a batch of masks
+    def loss2(m, x, kpm):
+        return cr.numpy.sum(m(x, src_key_padding_mask=kpm) ** 2)
+
+    gj = cr.jit(cr.grad(loss2))(enc, x, kpm)
+    for (name, p), (_, gp) in zip(enc.named_parameters(), gj.named_parameters()):
+        np.testing.assert_allclose(np.asarray(gp.data), p.grad.numpy(), rtol=1e-10,
+                                   err_msg=name)
+    with cr.no_grad():
+        per_row = cr.vmap(lambda x, k: loss2(enc, x[None], k[None]))(x, kpm)
+        want = [float(loss2(enc, x[i:i + 1], kpm[i:i + 1])) for i in range(2)]
+    np.testing.assert_allclose(np.asarray(per_row), want, rtol=1e-12)
+
 
 def test_deepcopy_keeps_settings():
     layer = nn.TransformerEncoderLayer(D, NH, FF, activation=nn.GELU('tanh'), norm_first=True,

@@ -230,8 +230,9 @@ def _mha(query, key, value, embed_dim_to_check, num_heads, in_proj_weight, in_pr
         raise ShapeError(f'{op}: embed_dim {E} is not divisible by num_heads {H}')
     if is_causal and attn_mask is None:
         raise ValueError(f'{op}: is_causal=True is a hint that attn_mask is the causal mask; '
-                         'pass attn_mask too (nn.Transformer.generate_square_subsequent_mask), '
-                         'or use scaled_dot_product_attention(is_causal=True)')
+                         'pass attn_mask too (True above the diagonal: '
+                         'np.triu(np.ones((L, L), bool), 1)), or use '
+                         'scaled_dot_product_attention(is_causal=True)')
     dt = np.dtype(dtype_of(query))
 
     # masks, as additive float masks (True = masked out)
