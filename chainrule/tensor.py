@@ -26,6 +26,7 @@ and cannot detect are described in `chainrule._views`.
 """
 
 import contextvars
+import copy
 import functools
 import threading
 import weakref
@@ -432,6 +433,30 @@ class Tensor(Tracer):
         if self.requires_grad or captured_by_jit(self):
             return self + 0
         return Tensor._wrap(np.array(self.data), None, self._trace)
+
+    def __deepcopy__(self, memo):
+        """`copy.deepcopy`: a new leaf with copies of the data and `.grad`, requiring grad as
+        this one does, in the current context's eager trace (as PyTorch's; `nn.TransformerEncoder`
+        copies its layer this way). Only leaves can be copied, as in PyTorch."""
+        if not self.is_leaf or isinstance(self.data, Tracer):
+            raise GradientError('copy.deepcopy: only leaf Tensors holding arrays can be copied '
+                                '(this one is the result of an operation); deep-copy its '
+                                'detach() instead')
+        cls = type(self)
+        new = cls.__new__(cls)
+        memo[id(self)] = new
+        Tensor.__init__(new, np.array(self.data, copy=True))
+        for klass in cls.__mro__[:cls.__mro__.index(Tensor)]:     # subclass state (a name)
+            for s in klass.__dict__.get('__slots__', ()):
+                if hasattr(self, s):
+                    setattr(new, s, copy.deepcopy(getattr(self, s), memo))
+        if hasattr(self, '__dict__'):
+            new.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        if self.requires_grad:
+            new.requires_grad_(True)
+        if self.grad is not None:
+            new.grad = copy.deepcopy(self.grad, memo)
+        return new
 
     def zero_grad(self):
         self.grad = None

@@ -203,7 +203,60 @@ def checkpoint_resume(T, lib):
             'lr': sched2.get_last_lr(), 'beta1': opt2.param_groups[0]['betas'][0]}
 
 
-PROGRAMS = [gradient_penalty, custom_function, checkpoint_resume]
+def transformer_classifier(T, lib):
+    """A transformer encoder block classifier: token embeddings plus learned positions, two
+    pre-norm `TransformerEncoderLayer`s (GELU, a padding mask) and a final `LayerNorm`, mean
+    pooling over the real tokens, a linear head; trained with AdamW and gradient-norm clipping,
+    then evaluated (PyTorch's eval path) on held-out sequences."""
+
+    class Classifier(T.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = T.nn.Embedding(20, 16)
+            self.pos = T.nn.Parameter(T.zeros(1, 7, 16, dtype=T.float32))  # cr's default: f64
+            layer = T.nn.TransformerEncoderLayer(16, 4, dim_feedforward=32, dropout=0.0,
+                                                 activation='gelu', batch_first=True,
+                                                 norm_first=True)
+            self.encoder = T.nn.TransformerEncoder(layer, 2, norm=T.nn.LayerNorm(16),
+                                                   enable_nested_tensor=False)
+            self.head = T.nn.Linear(16, 3)
+
+        def forward(self, tokens, pad):
+            h = self.encoder(self.embed(tokens) + self.pos, src_key_padding_mask=pad)
+            keep = (~pad).unsqueeze(-1).to(h.dtype)
+            return self.head((h * keep).sum(1) / keep.sum(1))
+
+    model = lib.same_weights('classifier', Classifier())
+    opt = T.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.05)
+    lengths = lib.rng.integers(3, 8, 10)
+    tokens = lib.tensor(lib.rng.integers(0, 20, (10, 7)), dtype='int64')
+    pad = lib.tensor(np.arange(7) >= lengths[:, None])
+    y = lib.tensor(lib.rng.integers(0, 3, 10), dtype='int64')
+    losses, norms = [], []
+    for _ in range(4):
+        loss = T.nn.functional.cross_entropy(model(tokens, pad), y)
+        opt.zero_grad()
+        loss.backward()
+        norms.append(T.nn.utils.clip_grad_norm_(model.parameters(), 0.5))
+        losses.append(loss)
+        grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+        opt.step()
+    model.eval()
+    test_tokens = lib.tensor(lib.rng.integers(0, 20, (4, 7)), dtype='int64')
+    with T.no_grad():
+        test_logits = model(test_tokens, lib.tensor(np.zeros((4, 7), bool)))
+    # the key part of in_proj_bias moves each query's scores by a constant, which softmax
+    # ignores: its gradient is zero up to rounding, and Adam scales rounding noise to full
+    # steps (in either library), so its values are left out of the comparison
+    weights = {n: p.detach() for n, p in model.named_parameters()}
+    for n in weights:
+        if n.endswith('in_proj_bias'):
+            weights[n] = T.cat([weights[n][:16], weights[n][32:]])
+    return {'loss': losses, 'grad_norm': norms, 'last_grads': grads, 'weights': weights,
+            'eval_logits': test_logits}
+
+
+PROGRAMS = [gradient_penalty, custom_function, checkpoint_resume, transformer_classifier]
 
 
 @pytest.mark.parametrize('program', PROGRAMS, ids=lambda p: p.__name__)

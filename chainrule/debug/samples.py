@@ -233,6 +233,12 @@ FUNCTIONAL = {
     'pad': S((2, 3), call=lambda f, x: f(x, (1, 2))),
     'prelu': S((2, 3), (3,)),
     'rms_norm': S((2, 3), (3,), call=lambda f, x, w: f(x, (3,), w)),
+    'scaled_dot_product_attention': S((2, 3, 4), (2, 5, 4), (2, 5, 4)),
+    # sequence-first (L, N, E) query, (S, N, E) key and value, packed in/out projections
+    'multi_head_attention_forward': S(
+        (3, 2, 4), (5, 2, 4), (5, 2, 4), (12, 4), (12,), (4, 4), (4,),
+        call=lambda f, q, k, v, w, b, ow, ob: f(q, k, v, 4, 2, w, b, None, None, False, 0.0,
+                                                ow, ob)[0]),
 }
 
 # --- chainrule.scipy (covered only when SciPy is installed) -----------------------------------

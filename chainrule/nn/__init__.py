@@ -23,7 +23,7 @@ it eagerly with `loss.backward()` and a `chainrule.optim` optimizer, or function
 initialisers, each with an explicit seed.
 """
 
-from chainrule.nn import functional, init
+from chainrule.nn import functional, init, utils
 from chainrule.nn.modules import (BatchNorm1d, Conv2d, Dropout, Embedding, Flatten, GELU,
                                   Identity, LayerNorm, Linear, LogSoftmax, MaxPool2d, Module,
                                   Parameter, ReLU, Sequential, Sigmoid, Softmax, StateDictError,
@@ -32,9 +32,13 @@ from chainrule.nn.containers import ModuleDict, ModuleList, ParameterList
 from chainrule.nn import activations, losses
 from chainrule.nn.activations import *  # noqa: F401,F403 (PyTorch's module names)
 from chainrule.nn.losses import *  # noqa: F401,F403 (PyTorch's module names)
+from chainrule.nn.attention import MultiheadAttention
+from chainrule.nn.transformer import TransformerEncoder, TransformerEncoderLayer
 
 __all__ = ['functional', 'init', 'Module', 'Parameter', 'StateDictError', 'Linear', 'Conv2d',
            'MaxPool2d', 'Flatten', 'Embedding', 'LayerNorm', 'BatchNorm1d', 'Dropout',
            'Sequential', 'Identity', 'ReLU', 'GELU', 'Tanh', 'Sigmoid', 'Softmax', 'LogSoftmax',
            'ModuleList', 'ModuleDict', 'ParameterList',
+           # chainrule.nn.attention, chainrule.nn.transformer, chainrule.nn.utils
+           'utils', 'MultiheadAttention', 'TransformerEncoderLayer', 'TransformerEncoder',
            ] + activations.__all__ + losses.__all__

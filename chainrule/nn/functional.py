@@ -225,3 +225,10 @@ def one_hot(labels, num_classes, dtype=np.float32):
     t = _labels(labels)
     nnops.check_label_values(t, num_classes, None, 'one_hot', 'label')
     return (t[..., None] == np.arange(num_classes)).astype(dtype)
+
+
+# attention lives in its own module (which uses the functions above)
+from chainrule.nn.attention import (multi_head_attention_forward,  # noqa: E402
+                                    scaled_dot_product_attention)
+
+__all__ += ['scaled_dot_product_attention', 'multi_head_attention_forward']
