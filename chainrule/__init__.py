@@ -23,6 +23,7 @@ from .jit import jit, make_graph
 from . import export
 from .export import GraphFormatError, load_graph
 from . import lax
+from . import random
 from . import testing
 from . import debug
 from .debug import config, coverage, debug_nans, explain, explain_grad, memory_report

@@ -147,6 +147,7 @@ SCHEMAS = {
     'sum': {'axis': 'ints', 'keepdims': 'bool'},
     'svd': {'full_matrices': 'bool'},
     'take_along_axis': {'axis': 'int'},
+    'threefry2x32': {'shape': 'shape'},
     'transpose': {'axes': 'ints'},
     'triangular_solve': {'lower': 'bool'},
     'unfold': _WINDOW,

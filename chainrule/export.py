@@ -149,9 +149,15 @@ def export(fun, *example_args, static_argnums=(), static_argnames=()):
     """
     from chainrule.jit import jit
     # (the graph's in_tree is the structure of the arguments that are not static)
-    graph = jit(fun, static_argnums=static_argnums, static_argnames=static_argnames).graph(
-        *example_args)
-    return Exported(graph)
+    j = jit(fun, static_argnums=static_argnums, static_argnames=static_argnames)
+    entry = j._lookup(example_args, {}, count=False)[0]
+    if entry.rng:
+        raise ChainruleError(
+            f'export: {j.__name__[4:-1]} draws from chainrule\'s random generator (cr.randn, '
+            'cr.rand, dropout, nn.init, ...), whose state a saved program cannot carry: take a '
+            'key argument and draw with chainrule.random instead (key = cr.random.key(0); '
+            'cr.random.normal(key, shape))')
+    return Exported(entry.graph)
 
 
 def _types(avals):

@@ -162,23 +162,36 @@ def initial_seed():
     return _global.initial_seed()
 
 
+def _cast(a, dtype):
+    """`a` as `dtype`, without a copy when it already is; a value staged by `jit` (drawn
+    through `chainrule.random`) is cast by the `astype` op."""
+    if isinstance(a, np.ndarray):
+        return a.astype(dtype, copy=False)
+    from chainrule import ops
+    return a if a.dtype == dtype else ops.astype(a, np.dtype(dtype))
+
+
 def _gen(generator):
+    """The NumPy generator to draw from; while `jit` traces, a staged one drawing through a
+    hidden key input that `jit` fills from this generator at every call
+    (`chainrule.random._staged`), so nothing random is frozen into the program."""
+    from chainrule.random._staged import generator as staged
     if generator is not None:
-        return generator._np
+        return staged(generator._np, generator)
     from chainrule.nn import init
-    return init.get_rng()
+    return staged(init.get_rng(), init.get_rng)
 
 
 def rand(*size, generator=None, dtype=None, requires_grad=False):
     """Uniform on [0, 1)."""
     a = _gen(generator).random(_size(size, 'rand'))
-    return _make(a.astype(dtype or _DEFAULT_FLOAT, copy=False), requires_grad)
+    return _make(_cast(a, dtype or _DEFAULT_FLOAT), requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, requires_grad=False):
     """Standard normal."""
     a = _gen(generator).standard_normal(_size(size, 'randn'))
-    return _make(a.astype(dtype or _DEFAULT_FLOAT, copy=False), requires_grad)
+    return _make(_cast(a, dtype or _DEFAULT_FLOAT), requires_grad)
 
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, requires_grad=False):
@@ -188,11 +201,11 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, requires_g
             raise TypeError('randint(): missing the size argument')
         low, high, size = 0, low, high
     a = _gen(generator).integers(low, high, _size((size,), 'randint'))
-    return _make(a.astype(dtype or np.int64, copy=False), requires_grad)
+    return _make(_cast(a, dtype or np.int64), requires_grad)
 
 
 def randperm(n, *, generator=None, dtype=None, requires_grad=False):
-    return _make(_gen(generator).permutation(n).astype(dtype or np.int64), requires_grad)
+    return _make(_cast(_gen(generator).permutation(n), dtype or np.int64), requires_grad)
 
 
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, requires_grad=False):
@@ -205,4 +218,4 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, requires
     if dtype is None:
         dtype = np.result_type(m, s) if m.ndim or s.ndim else _DEFAULT_FLOAT
         dtype = dtype if np.dtype(dtype).kind in 'fc' else _DEFAULT_FLOAT
-    return _make(a.astype(dtype, copy=False), requires_grad)
+    return _make(_cast(a, dtype), requires_grad)

@@ -29,6 +29,7 @@ COVERED_ELSEWHERE = {
     'chainrule.scipy.signal': 'test_scipy_signal.py',
     'chainrule.scipy.integrate': 'test_scipy_integrate.py',
     'chainrule.distributed.collectives': 'test_distributed.py',
+    'chainrule.random._threefry': 'test_random.py',
 }
 # Primitives with no forward-mode rule, each with the reason.
 NO_JVP = {'custom_vjp_call': 'a custom_vjp function defines only its VJP, as in JAX'}

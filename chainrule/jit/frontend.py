@@ -20,11 +20,12 @@ import numpy as np
 
 from chainrule import _args
 from chainrule.core import ChainruleError, Tracer, bind
-from chainrule.interpreters.staging import ShapedArray, lift_closure, trace_to_graph
+from chainrule.interpreters.staging import Graph, ShapedArray, lift_closure, trace_to_graph
 from chainrule.jit import call     # (the module: the registry finds `jit_call_p` there)
 from chainrule.jit.call import _aval_of_leaf
 from chainrule.jit.numpy_codegen import compiled
 from chainrule.jit.passes import optimize
+from chainrule.random import _staged
 from chainrule.tensor import _grad_enabled
 from chainrule.tree import tree_flatten, tree_unflatten
 
@@ -63,13 +64,16 @@ def _leaf_sig(x):
 
 
 class _Entry:
-    __slots__ = ('graph', 'fn', 'out_tree', 'closure')
+    __slots__ = ('graph', 'fn', 'out_tree', 'closure', 'rng')
 
-    def __init__(self, graph, fn, out_tree, closure):
+    def __init__(self, graph, fn, out_tree, closure, rng=()):
         self.graph = graph
         self.fn = fn
         self.out_tree = out_tree
         self.closure = closure
+        # the generators the program draws from through hidden key inputs (after the
+        # arguments, before the closure), filled with fresh bits at every call
+        self.rng = rng
 
 
 class Jitted:
@@ -112,14 +116,24 @@ class Jitted:
             if has_kw:
                 dyn, kwargs = dyn
             args, kwargs = _args.merge_static(statics, dyn, kwargs)
-            out = self.fun(*args, **kwargs)
+            with _staged.recording() as rec:
+                out = self.fun(*args, **kwargs)
             out_leaves, out_tree = tree_flatten(out)
             box.append(out_tree)
+            box.append(rec)
             return out_leaves
 
         box = []
+        # NumPy's generators cannot be staged: tracing must not consume them
+        snapshot = _staged.rng_snapshot(self.fun)
         graph = trace_to_graph(flat_fun, [_aval_of_leaf(x) for x in leaves],
                                capture_tensors=True)
+        _staged.check_rng_unchanged(self.fun, snapshot, self.__name__)
+        rec = box[1]
+        if rec.tracers:     # chainrule's generators were drawn from: hidden key inputs
+            graph = Graph(graph.constvars, graph.consts,
+                          graph.invars + [t.var for t in rec.tracers], graph.eqns,
+                          graph.outvars)
         # tracers of enclosing transforms that `fun` closed over become explicit inputs, so
         # those transforms see them
         graph, closure = lift_closure(graph)
@@ -136,7 +150,7 @@ class Jitted:
         self._signatures.append(sig)
         logger.debug('%s: traced and compiled in %.1f ms', self.__name__,
                      (time.perf_counter() - t0) * 1e3)
-        return _Entry(graph, None, box[0], closure)
+        return _Entry(graph, None, box[0], closure, tuple(rec.sources))
 
     def _lookup(self, args, kwargs, count=True):
         leaves, tree, statics, has_kw = self._split(args, kwargs)
@@ -173,11 +187,13 @@ class Jitted:
                     self._hits += 1
                     return fast[1](fast[0](*fk[1]))
         entry, leaves = self._lookup(args, kwargs)
+        if entry.rng:
+            leaves = leaves + _staged.fresh_keys(entry.rng)
         fn = entry.fn
         if not entry.closure and not any(isinstance(x, Tracer) for x in leaves):
             if fn is None:
                 fn = entry.fn = compiled(entry.graph, self.backend)
-            if not kwargs and not self.static_argnums:
+            if not kwargs and not self.static_argnums and not entry.rng:
                 fk = _fast_key(args)
                 table = self._fast[_grad_enabled.get()]
                 if fk is not None and fk[0] not in table:

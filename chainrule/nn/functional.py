@@ -149,7 +149,7 @@ def dropout(input, p=0.5, training=True, rng=None):
     if not training or p == 0:
         return input
     from chainrule.nn import init
-    keep = init.get_rng(rng).random(shape_of(input)) >= p
+    keep = init._draw(rng).random(shape_of(input)) >= p
     return input * (keep * (1.0 / (1.0 - p))).astype(dtype_of(input))
 
 

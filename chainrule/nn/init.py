@@ -61,6 +61,17 @@ def get_rng(rng=None):
     return g
 
 
+def _draw(rng):
+    """The generator an initialiser draws from: `get_rng(rng)`, staged while `jit` traces
+    when it is a generator with state (not a fixed seed: that gives the same numbers at every
+    call, traced or not), so `jit` feeds it fresh bits at every call."""
+    from chainrule.random._staged import generator
+    g = get_rng(rng)
+    if rng is None:
+        return generator(g, get_rng)
+    return generator(g, rng) if isinstance(rng, np.random.Generator) else g
+
+
 def _fans(shape):
     """PyTorch's fan-in and fan-out: `(out, in, *kernel)` -> `(in * k, out * k)`."""
     if len(shape) < 2:
@@ -88,12 +99,12 @@ def calculate_gain(nonlinearity, param=None):
 
 def uniform(shape, low=0.0, high=1.0, rng=None, dtype=np.float32):
     """Samples of U(low, high)."""
-    return get_rng(rng).uniform(low, high, size=shape).astype(dtype)
+    return _draw(rng).uniform(low, high, size=shape).astype(dtype)
 
 
 def normal(shape, mean=0.0, std=1.0, rng=None, dtype=np.float32):
     """Samples of N(mean, std^2)."""
-    return (get_rng(rng).standard_normal(size=shape) * std + mean).astype(dtype)
+    return (_draw(rng).standard_normal(size=shape) * std + mean).astype(dtype)
 
 
 def zeros(shape, dtype=np.float32):

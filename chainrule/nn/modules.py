@@ -624,11 +624,11 @@ class BatchNorm1d(Module):
 
 class Dropout(Module):
     """Zero each element with probability `p` in training (scaling the rest by 1/(1-p));
-    the identity in evaluation. `rng` seeds the masks.
+    the identity in evaluation. `rng` seeds the masks (by default the global generator that
+    `cr.manual_seed` seeds).
 
-    Known limitation: the mask is drawn in Python, so under `jit` it is drawn once, when the
-    function is traced, and then reused by every call; use dropout eagerly or in `grad`, or
-    pass masks in as arguments of the jitted function.
+    Under `jit` the mask is not frozen at trace time: the program draws it through a hidden
+    key input that `jit` fills from the generator at every call (`chainrule.random`).
     """
 
     def __init__(self, p=0.5, rng=None):
@@ -638,8 +638,7 @@ class Dropout(Module):
         self._rng = init.get_rng(rng) if rng is not None else None
 
     def forward(self, x):
-        rng = self._rng if self._rng is not None else init.get_rng()
-        return F.dropout(x, self.p, self.training, rng)
+        return F.dropout(x, self.p, self.training, self._rng)
 
     def extra_repr(self):
         return f'p={self.p}'

@@ -1,0 +1,277 @@
+"""Randomness at the `jit` boundary: nothing random is frozen at trace time.
+
+`jit` traces a function once and replays the program. Random numbers drawn in Python while it
+traces would be baked into the program as constants and replayed at every call. Two cases:
+
+- chainrule's own eager generators (`cr.randn`, `cr.rand`, `cr.randint`, `cr.randperm`,
+  `cr.normal`, `F.dropout`/`nn.Dropout`, `nn.init`; the global one that `cr.manual_seed` seeds,
+  a `cr.Generator`, or a NumPy `Generator` handed to them as `rng=`) draw, while `jit` traces,
+  through a hidden key input of the program -- one per generator, each draw a `fold_in` of it
+  with the draw's number -- using `chainrule.random`. At every call `jit` fills those inputs
+  with two fresh words from the generator itself, so the numbers change from call to call, and
+  reseeding the generator makes the jitted run reproducible.
+- NumPy's generators used directly (`np.random.normal`, a `np.random.Generator` or
+  `RandomState` held by the function) cannot be staged: `jit` compares the state of NumPy's
+  global generator, and of the generators reachable from the function (its closure, the
+  globals it names, a bound method's object, a `functools.partial`'s arguments, and their
+  attributes), before and after tracing, and raises `FrozenRandomnessError` naming the function
+  when tracing consumed any of them.
+
+`grad`, `vmap` and the other transforms run the function at every call, so they need neither.
+
+The draw sites call `generator(np_generator, source)`: outside a `jit` trace it returns the
+NumPy generator unchanged (one context-variable read); inside, a `StagedGenerator` with the
+NumPy `Generator` methods that chainrule uses. `source` says where the generator comes from
+at call time: a `cr.Generator` (its current `._np`), a NumPy `Generator` (itself), or a
+function returning the current default generator (`nn.init.get_rng`), so that `manual_seed`,
+which replaces the NumPy generator object, reaches a program traced before it.
+"""
+
+import contextvars
+import functools
+import types
+
+import numpy as np
+
+from chainrule.core import ChainruleError, innermost_trace
+
+__all__ = ['FrozenRandomnessError', 'generator', 'recording', 'fresh_keys', 'rng_snapshot',
+           'check_rng_unchanged']
+
+
+class FrozenRandomnessError(ChainruleError, RuntimeError):
+    """Tracing a function for `jit` drew numbers from a NumPy random generator: the program
+    would replay those numbers at every call."""
+
+
+_recorder = contextvars.ContextVar('chainrule_rng_recorder', default=None)
+
+
+class KeyRecorder:
+    """The hidden key inputs of one `jit` trace: one per generator drawn from."""
+
+    __slots__ = ('trace', 'sources', 'tracers', 'index', 'draws')
+
+    def __init__(self, trace):
+        self.trace = trace          # the staging trace of the jit being traced
+        self.sources = []           # where each hidden key's bits come from at call time
+        self.tracers = []           # the hidden key inputs, uint32 (2,)
+        self.index = {}
+        self.draws = 0
+
+    def key(self, source):
+        """A fresh key for one draw from `source`: `fold_in(hidden key, draw number)`."""
+        from chainrule.interpreters.staging import ShapedArray
+        from chainrule.random import fold_in
+        i = self.index.get(id(source))
+        if i is None:
+            i = self.index[id(source)] = len(self.sources)
+            self.sources.append(source)
+            self.tracers.append(self.trace.new_arg(ShapedArray((2,), np.dtype(np.uint32))))
+        self.draws += 1
+        return fold_in(self.tracers[i], self.draws)
+
+
+class recording:
+    """Context manager for the body of a `jit` trace: chainrule's generators drawn from
+    inside it draw through hidden key inputs (`KeyRecorder`), available as `.recorder`."""
+
+    __slots__ = ('recorder', 'token')
+
+    def __enter__(self):
+        self.recorder = KeyRecorder(innermost_trace())
+        self.token = _recorder.set(self.recorder)
+        return self.recorder
+
+    def __exit__(self, *exc):
+        _recorder.reset(self.token)
+        return False
+
+
+def current_generator(source):
+    """The NumPy generator `source` stands for now (see the module docstring)."""
+    if isinstance(source, np.random.Generator):
+        return source
+    if callable(source):
+        return source()
+    return source._np
+
+
+def fresh_keys(sources):
+    """One key per source for a call of a program with hidden key inputs: two fresh words
+    from each generator; inside another `jit` trace, staged keys of that trace instead (a
+    jitted function called while another is traced)."""
+    rec = _recorder.get()
+    if rec is not None:
+        return [rec.key(s) for s in sources]
+    return [current_generator(s).integers(0, 2 ** 32, size=2, dtype=np.uint32)
+            for s in sources]
+
+
+def generator(g, source):
+    """`g` (a NumPy Generator) outside a `jit` trace; a `StagedGenerator` drawing through a
+    hidden key input for `source` inside one."""
+    rec = _recorder.get()
+    if rec is None:
+        return g
+    return StagedGenerator(rec, source)
+
+
+class StagedGenerator:
+    """The NumPy `Generator` methods chainrule's draw sites use, staged with
+    `chainrule.random` on keys from a `KeyRecorder`."""
+
+    __slots__ = ('_rec', '_source')
+
+    def __init__(self, recorder, source):
+        self._rec = recorder
+        self._source = source
+
+    def _key(self):
+        return self._rec.key(self._source)
+
+    def random(self, size=None, dtype=np.float64):
+        from chainrule.random import uniform
+        return uniform(self._key(), _size(size), dtype)
+
+    def standard_normal(self, size=None, dtype=np.float64):
+        from chainrule.random import normal
+        return normal(self._key(), _size(size), dtype)
+
+    def uniform(self, low=0.0, high=1.0, size=None):
+        from chainrule.random import uniform
+        return uniform(self._key(), _size(size, low, high), np.float64, low, high)
+
+    def normal(self, loc=0.0, scale=1.0, size=None):
+        return loc + scale * self.standard_normal(_size(size, loc, scale))
+
+    def integers(self, low, high=None, size=None, dtype=np.int64, endpoint=False):
+        from chainrule.random import randint
+        if high is None:
+            low, high = 0, low
+        return randint(self._key(), _size(size, low, high), low,
+                       high + 1 if endpoint else high, dtype)
+
+    def permutation(self, x):
+        from chainrule.random import permutation
+        return permutation(self._key(), x)
+
+    def __getattr__(self, name):
+        raise FrozenRandomnessError(
+            f'Generator.{name} is not available while jit traces (only random, '
+            'standard_normal, uniform, normal, integers and permutation are staged): draw with '
+            'chainrule.random and an explicit key instead')
+
+
+def _size(size, *params):
+    if size is None:
+        return np.broadcast_shapes(*(np.shape(p) for p in params)) if params else ()
+    return (size,) if isinstance(size, (int, np.integer)) else tuple(size)
+
+
+# --- NumPy's generators: detect consumption during a trace ---------------------------------------
+
+_RNG_TYPES = (np.random.Generator, np.random.RandomState, np.random.BitGenerator)
+
+
+def _reachable_generators(fun, depth=3):
+    """[(description, generator)] for NumPy generators reachable from `fun`: its closure,
+    the globals its code names, a bound method's object, a partial's arguments, and the
+    attributes of those objects, `depth` levels deep (an explicit stack; modules, classes and
+    functions of other modules are not entered)."""
+    found, seen = [], set()
+    stack = [(fun, getattr(fun, '__name__', 'the function'), 0)]
+    while stack:
+        obj, where, d = stack.pop()
+        if id(obj) in seen or d > depth:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, _RNG_TYPES):
+            found.append((where, obj))
+            continue
+        if isinstance(obj, (types.ModuleType, type, str, bytes, int, float, complex, bool,
+                            np.ndarray, np.generic)) or obj is None:
+            continue
+        children = []
+        if isinstance(obj, functools.partial):
+            children += [(obj.func, where)] + [(a, where) for a in obj.args] + \
+                [(v, f'{where}.{k}') for k, v in obj.keywords.items()]
+        elif isinstance(obj, types.MethodType):
+            children += [(obj.__func__, where), (obj.__self__, where)]
+        elif isinstance(obj, types.FunctionType):
+            code = obj.__code__
+            for name, cell in zip(code.co_freevars, obj.__closure__ or ()):
+                try:
+                    children.append((cell.cell_contents, name))
+                except ValueError:          # an empty cell
+                    pass
+            g = obj.__globals__
+            children += [(g[n], n) for n in code.co_names if n in g]
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            children += [(v, where) for v in obj]
+        elif isinstance(obj, dict):
+            children += [(v, f'{where}[{k!r}]') for k, v in obj.items()]
+        else:
+            try:
+                attrs = vars(obj)
+            except TypeError:
+                attrs = {}
+            children += [(v, f'{where}.{k}') for k, v in attrs.items()]
+            if hasattr(obj, '__call__') and not isinstance(obj, types.BuiltinFunctionType):
+                fn = getattr(type(obj), 'forward', None) or getattr(type(obj), '__call__', None)
+                if isinstance(fn, types.FunctionType):
+                    children.append((fn, where))
+        stack.extend((c, w, d + 1) for c, w in children)
+    return found
+
+
+def _state(g):
+    if isinstance(g, np.random.Generator):
+        return g.bit_generator.state
+    if isinstance(g, np.random.RandomState):
+        return g.get_state(legacy=False)
+    return g.state
+
+
+def _same(a, b):
+    """Equality of two generator states (nested dicts, tuples, arrays, numbers)."""
+    stack = [(a, b)]
+    while stack:
+        x, y = stack.pop()
+        if isinstance(x, dict):
+            if not isinstance(y, dict) or x.keys() != y.keys():
+                return False
+            stack.extend((x[k], y[k]) for k in x)
+        elif isinstance(x, (list, tuple)):
+            if not isinstance(y, (list, tuple)) or len(x) != len(y):
+                return False
+            stack.extend(zip(x, y))
+        elif isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            if not np.array_equal(x, y):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+def rng_snapshot(fun):
+    """The states of NumPy's global generator and the generators reachable from `fun`."""
+    snap = [("NumPy's global generator (np.random.*)", np.random.mtrand._rand,
+             np.random.get_state(legacy=False))]
+    snap += [(f'the NumPy generator {where!r}', g, _state(g))
+             for where, g in _reachable_generators(fun)]
+    return snap
+
+
+def check_rng_unchanged(fun, snapshot, name):
+    """Raise `FrozenRandomnessError` if tracing `fun` consumed a generator of `snapshot`."""
+    for what, g, before in snapshot:
+        after = np.random.get_state(legacy=False) if g is np.random.mtrand._rand else _state(g)
+        if not _same(before, after):
+            raise FrozenRandomnessError(
+                f'{name}: tracing drew random numbers from {what}; jit would bake those '
+                'numbers into the compiled program and replay them at every call. Inside '
+                'jitted code draw with chainrule.random and a key argument (key = '
+                'cr.random.key(0); cr.random.normal(key, shape)), or with chainrule\'s own '
+                'generator (cr.randn, cr.rand, cr.randint, dropout), which jit feeds fresh '
+                'bits at every call; or draw outside and pass the numbers in as arguments.')
