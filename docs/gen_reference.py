@@ -29,6 +29,8 @@ MODULES = [
     ('chainrule.scalar', 'scalar', 'The micrograd-style scalar engine.'),
     ('chainrule.scalar.nn', 'scalar_nn', "micrograd's `Neuron`, `Layer`, `MLP`."),
     ('chainrule.lax', 'lax', 'Structured control flow for traced code.'),
+    ('chainrule.random', 'random', 'Explicit random keys for functional and jitted code, as '
+                                   '`jax.random`; see [Randomness](../randomness.md).'),
     ('chainrule.tree', 'tree', 'Pytrees: nested containers of arrays.'),
     ('chainrule.testing', 'testing', 'Gradient checkers.'),
     ('chainrule.viz', 'viz', 'Drawing graphs.'),

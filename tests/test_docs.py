@@ -52,7 +52,7 @@ def test_top_level_all_is_complete_and_documented():
 def test_every_public_package_with_all_has_a_page():
     covered = {m for m, _, _ in gen_reference.MODULES}
     for sub in ['numpy', 'numpy.linalg', 'numpy.fft', 'nn', 'nn.functional', 'nn.init', 'optim',
-                'scalar', 'lax', 'tree', 'testing', 'viz', 'debug']:
+                'scalar', 'lax', 'random', 'tree', 'testing', 'viz', 'debug']:
         assert f'chainrule.{sub}' in covered
 
 

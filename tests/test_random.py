@@ -527,3 +527,9 @@ def test_numpy_generators_not_consumed_while_tracing_are_fine():
     # not; a generator only used outside the function is not consumed by the trace
     f = cr.jit(lambda x: x + np.random.default_rng(1).normal(size=3) + 0 * len(str(rng)))
     np.testing.assert_array_equal(f(np.zeros(3)), np.random.default_rng(1).normal(size=3))
+
+
+def test_module_docstring_examples_run():
+    import doctest
+    res = doctest.testmod(crr, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert res.attempted > 0 and res.failed == 0

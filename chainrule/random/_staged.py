@@ -29,6 +29,7 @@ which replaces the NumPy generator object, reaches a program traced before it.
 
 import contextvars
 import functools
+import itertools
 import types
 
 import numpy as np
@@ -171,6 +172,7 @@ def _size(size, *params):
 
 # --- NumPy's generators: detect consumption during a trace ---------------------------------------
 
+_MAX_ITEMS = 64     # entries looked at per container: a big list of data holds no generator
 _RNG_TYPES = (np.random.Generator, np.random.RandomState, np.random.BitGenerator)
 
 
@@ -208,9 +210,10 @@ def _reachable_generators(fun, depth=3):
             g = obj.__globals__
             children += [(g[n], n) for n in code.co_names if n in g]
         elif isinstance(obj, (list, tuple, set, frozenset)):
-            children += [(v, where) for v in obj]
+            children += [(v, where) for v in itertools.islice(obj, _MAX_ITEMS)]
         elif isinstance(obj, dict):
-            children += [(v, f'{where}[{k!r}]') for k, v in obj.items()]
+            children += [(v, f'{where}[{k!r}]')
+                         for k, v in itertools.islice(obj.items(), _MAX_ITEMS)]
         else:
             try:
                 attrs = vars(obj)
