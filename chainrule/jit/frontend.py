@@ -128,7 +128,7 @@ class Jitted:
         snapshot = _staged.rng_snapshot(self.fun)
         graph = trace_to_graph(flat_fun, [_aval_of_leaf(x) for x in leaves],
                                capture_tensors=True)
-        _staged.check_rng_unchanged(self.fun, snapshot, self.__name__)
+        _staged.check_rng_unchanged(snapshot, self.__name__)
         rec = box[1]
         if rec.tracers:     # chainrule's generators were drawn from: hidden key inputs
             graph = Graph(graph.constvars, graph.consts,

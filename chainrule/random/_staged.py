@@ -28,6 +28,7 @@ which replaces the NumPy generator object, reaches a program traced before it.
 """
 
 import contextvars
+import ctypes
 import functools
 import itertools
 import types
@@ -220,7 +221,7 @@ def _reachable_generators(fun, depth=3):
             except TypeError:
                 attrs = {}
             children += [(v, f'{where}.{k}') for k, v in attrs.items()]
-            if hasattr(obj, '__call__') and not isinstance(obj, types.BuiltinFunctionType):
+            if callable(obj) and not isinstance(obj, types.BuiltinFunctionType):
                 fn = getattr(type(obj), 'forward', None) or getattr(type(obj), '__call__', None)
                 if isinstance(fn, types.FunctionType):
                     children.append((fn, where))
@@ -257,20 +258,36 @@ def _same(a, b):
     return True
 
 
+def _global_state():
+    """A fingerprint of NumPy's global generator (what `np.random.*` draws from): for its
+    usual MT19937, the 624 words and the position of its C state, read in place (half a
+    microsecond; `np.random.get_state()` builds a dict in hundreds of microseconds, which every
+    `jit` trace would pay twice). Any draw moves the position or regenerates the words. Only a
+    scalar `np.random.normal()` served from the legacy generator's cached second Gaussian
+    escapes it."""
+    bg = np.random.get_bit_generator()
+    if type(bg) is np.random.MT19937:
+        return bytes((ctypes.c_uint32 * 625).from_address(bg.ctypes.state_address))
+    return bg.state
+
+
 def rng_snapshot(fun):
-    """The states of NumPy's global generator and the generators reachable from `fun`."""
-    snap = [("NumPy's global generator (np.random.*)", np.random.mtrand._rand,
-             np.random.get_state(legacy=False))]
-    snap += [(f'the NumPy generator {where!r}', g, _state(g))
-             for where, g in _reachable_generators(fun)]
-    return snap
+    """The states of NumPy's global generator and the generators reachable from `fun`, as
+    `[(description, read the state, state)]`."""
+    snap = [("NumPy's global generator (np.random.*)", _global_state)]
+    try:
+        reachable = _reachable_generators(fun)
+    except Exception:       # noqa: BLE001 - a diagnostic must never stop a jit from working
+        reachable = []
+    snap += [(f'the NumPy generator {where!r}', functools.partial(_state, g))
+             for where, g in reachable]
+    return [(what, read, read()) for what, read in snap]
 
 
-def check_rng_unchanged(fun, snapshot, name):
-    """Raise `FrozenRandomnessError` if tracing `fun` consumed a generator of `snapshot`."""
-    for what, g, before in snapshot:
-        after = np.random.get_state(legacy=False) if g is np.random.mtrand._rand else _state(g)
-        if not _same(before, after):
+def check_rng_unchanged(snapshot, name):
+    """Raise `FrozenRandomnessError` if the trace consumed a generator of `snapshot`."""
+    for what, read, before in snapshot:
+        if not _same(before, read()):
             raise FrozenRandomnessError(
                 f'{name}: tracing drew random numbers from {what}; jit would bake those '
                 'numbers into the compiled program and replay them at every call. Inside '
