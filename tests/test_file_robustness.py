@@ -581,6 +581,7 @@ def _corpus(tmp_path):
         (cr.grad(lambda x: cnp.sum(cnp.sort(x) * np.arange(3.0))), (np.array([2.0, 0.5, 1.0]),)),
         (lambda x: cnp.partition(x, 1), (np.array([2.0, 0.5, 1.0]),)),
         (lambda z, t: F.cross_entropy(z, t), (np.ones((2, 3)), np.array([0, 2]))),
+        (lambda k: cr.random.normal(k, (3,)), (cr.random.key(0),)),     # threefry2x32
     ]
     programs += [(cr.grad(_loss(f), argnums=tuple(range(len(a)))), a)
                  for f, a, _ in PROGRAMS.values() if f is not PROGRAMS['while'][0]]
