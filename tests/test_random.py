@@ -54,6 +54,18 @@ def test_threefry_known_answers_vectorised_and_through_the_primitive():
     np.testing.assert_array_equal(w[1], hash_pairs(keys[1, 0], keys[1, 1], 1, 0))
 
 
+def test_large_requests_are_hashed_in_chunks_with_the_same_result():
+    from chainrule.random import _threefry
+    n = 2 * _threefry._CHUNK + 123
+    x1 = np.arange(n, dtype=np.uint32)
+    whole = _threefry._hash(np.uint32(5), np.uint32(7), np.uint32(3), x1, 20)
+    chunked = hash_pairs(np.uint32(5), np.uint32(7), np.uint32(3), x1)
+    np.testing.assert_array_equal(chunked[0], whole[0])
+    np.testing.assert_array_equal(chunked[1], whole[1])
+    b = crr.bits(crr.key(1), (3, n // 3))
+    np.testing.assert_array_equal(b[2, -3:], crr.bits(crr.key(1), (n // 3 * 3,))[-3:])
+
+
 def test_keys_split_and_fold_in_follow_the_threefry_layout():
     np.testing.assert_array_equal(crr.key(0), [0, 0])
     np.testing.assert_array_equal(crr.key(2 ** 40 + 5), [256, 5])

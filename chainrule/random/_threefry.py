@@ -31,6 +31,11 @@ _PARITY = np.uint32(0x1BD11BDA)
 _U32 = np.uint32
 
 
+# elements hashed at a time: the ~130 passes of the rounds then run on arrays that stay in the
+# CPU's cache instead of streaming through memory (measured ~1.4x faster for 2e6 counters)
+_CHUNK = 1 << 16
+
+
 def hash_pairs(k0, k1, x0, x1, rounds=20):
     """Threefry-2x32 with `rounds` rounds on broadcastable uint32 arrays: key `(k0, k1)`,
     counter `(x0, x1)`. Returns `(y0, y1)`, new arrays of the broadcast shape. Random123's
@@ -38,6 +43,20 @@ def hash_pairs(k0, k1, x0, x1, rounds=20):
     `ks[i % 3]`, `ks[(i + 1) % 3] + i`."""
     k0 = np.asarray(k0, _U32)
     k1 = np.asarray(k1, _U32)
+    shape = np.broadcast_shapes(k0.shape, k1.shape, np.shape(x0), np.shape(x1))
+    n = math.prod(shape)
+    if n > 2 * _CHUNK:
+        flat = [np.broadcast_to(a, shape).reshape(-1) for a in (k0, k1, x0, x1)]
+        y0 = np.empty(n, _U32)
+        y1 = np.empty(n, _U32)
+        for i in range(0, n, _CHUNK):
+            part = slice(i, i + _CHUNK)
+            y0[part], y1[part] = _hash(*(a[part] for a in flat), rounds)
+        return y0.reshape(shape), y1.reshape(shape)
+    return _hash(k0, k1, x0, x1, rounds)
+
+
+def _hash(k0, k1, x0, x1, rounds):
     ks = (k0, k1, k0 ^ k1 ^ _PARITY)
     shape = np.broadcast_shapes(k0.shape, k1.shape, np.shape(x0), np.shape(x1))
     y0 = np.empty(shape, _U32)
