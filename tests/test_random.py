@@ -486,6 +486,16 @@ def test_jitted_randomness_composes_with_grad_and_nested_jit():
     assert not np.array_equal(outer(np.zeros(3)), outer(np.zeros(3)))
 
 
+def test_jitted_attention_dropout_is_fresh_per_call():
+    q = np.random.default_rng(0).normal(size=(2, 4, 8))
+    f = cr.jit(lambda q: cr.nn.functional.scaled_dot_product_attention(q, q, q, dropout_p=0.5))
+    cr.manual_seed(1)
+    a, b = f(q), f(q)
+    assert not np.array_equal(a, b) and f.cache_info().misses == 1
+    cr.manual_seed(1)
+    np.testing.assert_array_equal(f(q), a)
+
+
 def test_export_of_a_program_using_the_global_generator_is_refused():
     with pytest.raises(cr.ChainruleError, match='take a key argument and draw with '
                                                 'chainrule.random'):
