@@ -62,6 +62,11 @@ def _aval(x):
     return raise_to_aval(np.asarray(x))
 
 
+def _in_loop_body(kind):
+    from chainrule.random._staged import in_loop_body    # (chainrule.random imports lax)
+    return in_loop_body(kind)
+
+
 def _stage_flat(flat_fun, avals):
     """Stage `flat_fun(*flat args) -> flat list` into an optimised graph whose inputs are the
     tracers it closed over (lifted, so enclosing transforms see them) and then its arguments.
@@ -402,7 +407,8 @@ def scan(f, init, xs=None, length=None, reverse=False):
         box.append(y_tree)
         return list(new_c) + list(ys)
 
-    graph, lifted = _stage_flat(body, c_avals + x_avals)
+    with _in_loop_body('lax.scan'):
+        graph, lifted = _stage_flat(body, c_avals + x_avals)
     out = _bind_scan(lifted, c_leaves, x_leaves, graph, n, bool(reverse))
     return tree_unflatten(c_tree, out[:nk]), tree_unflatten(box[0], out[nk:])
 
@@ -543,11 +549,13 @@ def while_loop(cond_fun, body_fun, init_val):
     leaves = [_as_operand(x) for x in leaves]
     avals = [_aval(x) for x in leaves]
     flat = tree_flatten(tuple(leaves))[1]       # the inputs as one flat tuple
-    cg, cl, _ = _stage(lambda *a: cond_fun(tree_unflatten(tree, a)), flat, avals)
+    with _in_loop_body('lax.while_loop'):
+        cg, cl, _ = _stage(lambda *a: cond_fun(tree_unflatten(tree, a)), flat, avals)
     if cg.out_avals[0].shape != () or len(cg.outvars) != 1:
         raise ShapeError(f'while_loop: cond_fun must return a boolean scalar, got '
                          f'{_types(cg.out_avals)}')
-    bg, bl, bt = _stage(lambda *a: body_fun(tree_unflatten(tree, a)), flat, avals)
+    with _in_loop_body('lax.while_loop'):
+        bg, bl, bt = _stage(lambda *a: body_fun(tree_unflatten(tree, a)), flat, avals)
     if bt != tree or bg.out_avals != avals:
         raise ChainruleError(
             f'while_loop: body_fun must return a carry of the type it was given: got {bt} of '

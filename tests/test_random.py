@@ -555,3 +555,32 @@ def test_module_docstring_examples_run():
     import doctest
     res = doctest.testmod(crr, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert res.attempted > 0 and res.failed == 0
+
+
+def test_eager_draws_inside_a_loop_body_are_refused():
+    """A loop body is staged once and run at every iteration: an eager draw there would repeat
+    the same numbers in every iteration, so it is refused; a carried key works."""
+    from chainrule import lax
+    from chainrule.random import FrozenRandomnessError
+    import chainrule.nn.functional as F
+
+    def noisy(c, _):
+        return c + cr.randn(3), c
+
+    with pytest.raises(FrozenRandomnessError, match='lax.scan'):
+        lax.scan(noisy, np.zeros(3), None, length=4)
+    with pytest.raises(FrozenRandomnessError, match='lax.scan'):
+        lax.fori_loop(0, 3, lambda i, c: F.dropout(c, 0.5), np.ones(4))
+    with pytest.raises(FrozenRandomnessError, match='lax.while_loop'):
+        lax.while_loop(lambda c: c[0] < 3, lambda c: c + cr.rand(2), np.zeros(2))
+    with pytest.raises(FrozenRandomnessError, match='lax.scan'):
+        cr.jit(lambda c: lax.scan(noisy, c, None, length=2)[0])(np.zeros(3))
+
+    def keyed(carry, _):
+        c, k = carry
+        k, sub = crr.split(k)
+        return (c + crr.normal(sub, (3,)), k), c
+
+    (_, _), hist = lax.scan(keyed, (np.zeros(3), crr.key(0)), None, length=4)
+    steps = np.diff(np.asarray(hist), axis=0)
+    assert not np.allclose(steps[0], steps[1])     # a new draw at every iteration

@@ -99,10 +99,42 @@ def current_generator(source):
     return source._np
 
 
+_loop_body = contextvars.ContextVar('chainrule_rng_loop_body', default=None)
+
+
+class in_loop_body:
+    """Context manager around the staging of a loop body (`lax.scan`, `lax.while_loop`,
+    `lax.fori_loop`): the body is staged once and its program run at every iteration, so a
+    draw from chainrule's eager generators there would repeat in every iteration; refused."""
+
+    __slots__ = ('kind', 'token')
+
+    def __init__(self, kind):
+        self.kind = kind
+
+    def __enter__(self):
+        self.token = _loop_body.set(self.kind)
+
+    def __exit__(self, *exc):
+        _loop_body.reset(self.token)
+        return False
+
+
+def _refuse_in_loop_body():
+    kind = _loop_body.get()
+    if kind is not None:
+        raise FrozenRandomnessError(
+            f'a draw from chainrule\'s random generator (cr.randn, dropout, nn.init, ...) inside '
+            f'the body of {kind}: the body is staged once, so the same numbers would come back '
+            'at every iteration. Carry a key instead (chainrule.random: split it, or fold_in '
+            'the iteration number) and draw with chainrule.random.normal/uniform/bernoulli.')
+
+
 def fresh_keys(sources):
     """One key per source for a call of a program with hidden key inputs: two fresh words
     from each generator; inside another `jit` trace, staged keys of that trace instead (a
     jitted function called while another is traced)."""
+    _refuse_in_loop_body()
     rec = _recorder.get()
     if rec is not None:
         return [rec.key(s) for s in sources]
@@ -114,8 +146,9 @@ def generator(g, source):
     """`g` (a NumPy Generator) outside a `jit` trace; a `StagedGenerator` drawing through a
     hidden key input for `source` inside one."""
     rec = _recorder.get()
-    if rec is None:
+    if rec is None and _loop_body.get() is None:
         return g
+    _refuse_in_loop_body()
     return StagedGenerator(rec, source)
 
 
