@@ -1,19 +1,22 @@
 """`jit` benchmarks (issue 6), one BLAS thread, every contender in this process.
 
-    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python bench/jit_bench.py [--quick]
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python bench/jit_bench.py [--quick] [--mlp]
 
 The process pins itself to one CPU core (JAX's CPU runtime otherwise uses a thread pool).
 
 1. One training step (forward, cross-entropy, backward, SGD update) of an MLP 64-256-256-10 on
    scikit-learn's digits, batch 64, float32: `cr.jit` of the functional step (NumPy and numba
-   backends) against the same step run eagerly by chainrule, PyTorch eager, and `jax.jit`.
+   backends) against the same step run eagerly by chainrule, PyTorch eager, and `jax.jit`. The
+   log-softmax of the loss is spelled two ways, each timed for `cr.jit` and `jax.jit`: with the
+   library's `logsumexp` (`h - logsumexp(h, axis=1, keepdims=True)`) and by hand
+   (`h - m - log(sum(exp(h - m)))`, `m` the row maximum), since the two stage different graphs.
 2. The gradient of a chain of 30 elementwise ops on a 1e6-element float64 vector: `cr.jit`
    (NumPy backend and numba backend) against chainrule eager, hand-written NumPy
    forward+backward, PyTorch eager and `jax.jit`.
 
 Prints the best-of-rounds time per call (60 rounds of 10 steps for the MLP, `REPEAT` rounds
 for the chain) and each contender's time divided by jit's (> 1: jit is faster). PyTorch, JAX and numba are optional (`pip install torch jax numba`);
-missing ones are reported and skipped. Every contender's result is checked against chainrule
+missing ones are reported and skipped. `--mlp` runs only the MLP step. Every contender's result is checked against chainrule
 eager before it is timed.
 """
 
@@ -39,6 +42,11 @@ import chainrule.numpy as cnp  # noqa: E402
 
 QUICK = '--quick' in sys.argv
 REPEAT = 3 if QUICK else 7
+# a pause before each contender's turn: XLA's worker threads keep spinning for a while after a
+# jax.jit call returns, and on the one core the process is pinned to they took that time from
+# whichever contender ran next (measured: the same chainrule program 7 % slower right after
+# jax.jit than elsewhere in the round)
+SETTLE = float(os.environ.get('BENCH_SETTLE', '0.005'))
 
 
 def best_times(contenders, number, rounds=None):
@@ -55,6 +63,8 @@ def best_times(contenders, number, rounds=None):
     for _ in range(rounds or REPEAT):
         for name, fn in contenders.items():
             n = number[name] if isinstance(number, dict) else number
+            if SETTLE:
+                time.sleep(SETTLE)
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()
@@ -102,25 +112,35 @@ LR = 0.05
 
 
 def make_mlp_loss(xp, logsumexp):
-    """The MLP's mean cross-entropy, written once for chainrule.numpy and for jax.numpy."""
+    """The MLP's mean cross-entropy, written once for chainrule.numpy and for jax.numpy; with
+    `logsumexp=None` the log-softmax is spelled out by hand."""
     def loss(params, x, y1h):
         h = x
         for i, (w, b) in enumerate(params):
             h = h @ w + b
             if i < len(params) - 1:
                 h = xp.maximum(h, 0.0)
-        logp = h - logsumexp(h, axis=1, keepdims=True)
+        if logsumexp is None:
+            m = xp.max(h, axis=1, keepdims=True)
+            logp = h - m - xp.log(xp.sum(xp.exp(h - m), axis=1, keepdims=True))
+        else:
+            logp = h - logsumexp(h, axis=1, keepdims=True)
         return -xp.sum(logp * y1h) / x.shape[0]
     return loss
 
 
+def make_sgd_step(loss_fn):
+    def sgd_step(params, x, y1h):
+        loss, grads = cr.value_and_grad(loss_fn)(params, x, y1h)
+        new = [(w - LR * gw, b - LR * gb) for (w, b), (gw, gb) in zip(params, grads)]
+        return new, loss
+    return sgd_step
+
+
 mlp_loss = make_mlp_loss(cnp, cnp.logsumexp)
-
-
-def sgd_step(params, x, y1h):
-    loss, grads = cr.value_and_grad(mlp_loss)(params, x, y1h)
-    new = [(w - LR * gw, b - LR * gb) for (w, b), (gw, gb) in zip(params, grads)]
-    return new, loss
+sgd_step = make_sgd_step(mlp_loss)
+# the log-softmax spelled out by hand (`h - m - log(sum(exp(h - m)))`)
+sgd_step_hand = make_sgd_step(make_mlp_loss(cnp, None))
 
 
 def bench_mlp():
@@ -131,26 +151,24 @@ def bench_mlp():
     number, rounds = 10, (6 if QUICK else 60)
     runs = {}
 
-    jstep = cr.jit(sgd_step)
     want_params, want_loss = sgd_step(params, x, y1h)
-    got_params, got_loss = jstep(params, x, y1h)
-    assert np.allclose(got_loss, want_loss, rtol=1e-5)
-    assert all(np.allclose(g[0], w[0], atol=1e-6) for g, w in zip(got_params, want_params))
-    state = {'p': params}
 
-    def run_jit():
-        state['p'], _ = jstep(state['p'], x, y1h)
-    runs['chainrule jit'] = run_jit
-
-    if optional('numba') is not None:
-        jstep_nb = cr.jit(sgd_step, backend='numba')
-        got_params, got_loss = jstep_nb(params, x, y1h)
+    def jit_runner(step, **kw):
+        """A contender running `cr.jit(step)` on its own copy of the parameters, checked first."""
+        jstep = cr.jit(step, **kw)
+        got_params, got_loss = jstep(params, x, y1h)
         assert np.allclose(got_loss, want_loss, rtol=1e-5)
-        state_nb = {'p': params}
+        assert all(np.allclose(g[0], w[0], atol=1e-6) for g, w in zip(got_params, want_params))
+        state = {'p': params}
 
-        def run_jit_numba():
-            state_nb['p'], _ = jstep_nb(state_nb['p'], x, y1h)
-        runs['chainrule jit (numba backend)'] = run_jit_numba
+        def run():
+            state['p'], _ = jstep(state['p'], x, y1h)
+        return run
+
+    runs['chainrule jit'] = jit_runner(sgd_step)
+    runs['chainrule jit, log-softmax by hand'] = jit_runner(sgd_step_hand)
+    if optional('numba') is not None:
+        runs['chainrule jit (numba backend)'] = jit_runner(sgd_step, backend='numba')
 
     state2 = {'p': params}
 
@@ -185,27 +203,35 @@ def bench_mlp():
     if jax is not None:
         jnp = jax.numpy
 
-        jloss = make_mlp_loss(jnp, jax.scipy.special.logsumexp)
-
-        @jax.jit
-        def jstep_jax(p, x, y1h):
-            loss, g = jax.value_and_grad(jloss)(p, x, y1h)
-            return [(w - LR * gw, b - LR * gb) for (w, b), (gw, gb) in zip(p, g)], loss
-
         jp = [(jnp.asarray(w), jnp.asarray(b)) for w, b in params]
         jx, jy = jnp.asarray(x), jnp.asarray(y1h)
-        _, jl = jstep_jax(jp, jx, jy)
-        assert abs(float(jl) - float(want_loss)) < 1e-4
-        js = {'p': jp}
 
-        def run_jax():
-            js['p'], loss = jstep_jax(js['p'], jx, jy)
-            loss.block_until_ready()
-        runs['jax.jit'] = run_jax
+        def jax_runner(lse):
+            jloss = make_mlp_loss(jnp, lse)
+
+            @jax.jit
+            def jstep_jax(p, x, y1h):
+                loss, g = jax.value_and_grad(jloss)(p, x, y1h)
+                return [(w - LR * gw, b - LR * gb) for (w, b), (gw, gb) in zip(p, g)], loss
+
+            _, jl = jstep_jax(jp, jx, jy)
+            assert abs(float(jl) - float(want_loss)) < 1e-4
+            js = {'p': jp}
+
+            def run_jax():
+                js['p'], loss = jstep_jax(js['p'], jx, jy)
+                loss.block_until_ready()
+            return run_jax
+        runs['jax.jit'] = jax_runner(jax.scipy.special.logsumexp)
+        runs['jax.jit, log-softmax by hand'] = jax_runner(None)
 
     times = best_times(runs, number, rounds)
     report('1. MLP 64-256-256-10 training step, batch 64, float32 (time per step)', times,
            'chainrule jit')
+    if 'jax.jit' in times:
+        for suffix in ('', ', log-softmax by hand'):
+            print(f'  jax.jit{suffix} / chainrule jit{suffix}: '
+                  f'{times["jax.jit" + suffix] / times["chainrule jit" + suffix]:.2f}x')
     return times
 
 
@@ -293,4 +319,5 @@ if __name__ == '__main__':
     print(f'numpy {np.__version__}, one BLAS thread, pinned to {cores} core; best round of '
           f'{REPEAT} (MLP: 60 rounds of 10 steps)')
     bench_mlp()
-    bench_chain()
+    if '--mlp' not in sys.argv:
+        bench_chain()

@@ -89,6 +89,7 @@ class _Builder:
         self.consts = list(graph.consts)
         self.cse = {}
         self.by_out = {}      # var id -> the emitted equation defining it
+        self.log_softmax = {}  # (x id, axis) -> the fused log_softmax of x (rule 1 below)
         for v, c in zip(graph.constvars, graph.consts):
             if isinstance(c, Tracer):
                 continue
@@ -175,6 +176,9 @@ def _rewrite(b, prim, invars, params, outvars):
 
     if name == 'mul':
         x, y = invars
+        fused = _softmax_times_row(b, x, y, out_aval) or _zero_max_cotangent(b, x, y, out_aval)
+        if fused is not None:
+            return fused
         if _is_ones(y, b.uniform) and same(x):
             return [x]
         if _is_ones(x, b.uniform) and same(y):
@@ -186,6 +190,9 @@ def _rewrite(b, prim, invars, params, outvars):
                 return b.emit(prim, [w, lit], params, [out_aval])
     elif name in ('add', 'sub'):
         x, y = invars
+        fused = _fuse_log_softmax(b, x, y, out_aval) if name == 'sub' else None
+        if fused is not None:
+            return fused
         if _is_zeros(y, b.uniform) and same(x):
             return [x]
         if name == 'add' and _is_zeros(x, b.uniform) and same(y):
@@ -282,3 +289,227 @@ def _sum_of_broadcast(b, x, params, out_aval):
         lit = Literal(complex(n) if y.aval.dtype.kind == 'c' else float(n))
         out = b.emit(mul_p, [out, lit], {})[0]
     return [out]
+
+
+# --- log-softmax: the composite spellings as the fused primitive ---------------------------------
+#
+# `x - logsumexp(x)` and `x - m - log(sum(exp(x - m)))` (m the maximum along the axis, behind a
+# stop_gradient or not, the library's isfinite guard or not, kept dims or squeezed and expanded
+# again) stage some eight equations forward and, under `grad`, a dozen backward (with the
+# maximum's own VJP when the gradient reaches it). Three rules of the forward sweep turn them into
+# the `log_softmax` primitive and its VJP, `g - softmax * sum(g)`:
+#
+# 1. the subtraction that makes the log-probabilities becomes `log_softmax(x, axis)`;
+# 2. the backward's `(c / s) * e` (e = exp(x - m), s = sum(e)) becomes `c * exp(log_softmax(x))`
+#    (softmax = e / s), so e, s and the maximum are no longer needed;
+# 3. the cotangent that reaches the maximum is zero in exact arithmetic (log-softmax does not
+#    change when every x moves by the same amount): its VJP `ct_m * mask / count` is dropped.
+#    Rule 3 decides "zero" by collecting the cotangent as a signed sum of row vectors, in which
+#    `sum(c * softmax)` counts as `c` (softmax sums to one along the axis), and only fires when
+#    a softmax term took part in the cancellation.
+#
+# Each rule checks its whole pattern: the same input x, one axis for every reduction and
+# broadcast, and a maximum that is the maximum of x along that axis.
+
+def _base(b, v):
+    """`v` with reshapes (and indexing that only adds or drops size-1 axes) stripped: they keep
+    the order of the elements, so a row vector reads the same through them."""
+    while isinstance(v, Var):
+        e = b.by_out.get(v.id)
+        if e is None:
+            break
+        if e.prim.name == 'reshape' or e.prim.name == 'getitem' and all(
+                i is None or isinstance(i, slice) and i == slice(None)
+                for i in _index_tuple(e.params['idx'])):
+            v = e.invars[0]
+            continue
+        break
+    return v
+
+
+def _index_tuple(idx):
+    return idx if isinstance(idx, tuple) else (idx,)
+
+
+def _eqn(b, v, name):
+    """The emitted equation named `name` that defines `v`, or None."""
+    e = _producer(b, v)
+    return e if e is not None and e.prim.name == name else None
+
+
+def _kept(shape, axis):
+    return tuple(1 if i == axis else d for i, d in enumerate(shape))
+
+
+def _row_axis(b, v, shape):
+    """(row, axis) when `v` is `broadcast_to(r, shape)` of a row vector r that has size 1 along
+    exactly one axis of `shape` (where shape is not 1), else None. `row` is r's `_base`."""
+    e = _eqn(b, v, 'broadcast_to')
+    if e is None or not isinstance(e.invars[0], Var):
+        return None
+    src = e.invars[0].aval.shape
+    src = (1,) * (len(shape) - len(src)) + tuple(src)
+    axes = [i for i, (s, d) in enumerate(zip(src, shape)) if s != d]
+    if len(axes) != 1 or src != _kept(shape, axes[0]):
+        return None
+    return _base(b, e.invars[0]), axes[0]
+
+
+def _is_max_of(b, m, x, axis):
+    """`m` (a row, `_base`d) is the maximum of `x` along `axis`, possibly behind
+    `stop_gradient` and the guard `where(isfinite(m), m, 0)` (which `logsumexp` uses)."""
+    for _ in range(4):
+        e = _producer(b, m)
+        if e is None:
+            return False
+        if e.prim.name == 'max':
+            return e.invars[0] is x and tuple(e.params['axis']) == (axis,)
+        if e.prim.name == 'stop_gradient':
+            m = _base(b, e.invars[0])
+        elif e.prim.name == 'where':
+            c, t, f = e.invars
+            fin = _eqn(b, c, 'isfinite')
+            if fin is None or _base(b, fin.invars[0]) is not _base(b, t) or \
+                    not _is_zeros(f, b.uniform):
+                return False
+            m = _base(b, t)
+        else:
+            return False
+    return False
+
+
+def _log_sum_exp_shift(b, lg, axis):
+    """For `lg = log(sum(exp(v), axis))` (rows `_base`d), `v`; else None."""
+    e = _eqn(b, lg, 'log')
+    s = e and _eqn(b, _base(b, e.invars[0]), 'sum')
+    if s is None or tuple(s.params['axis']) != (axis,):
+        return None
+    ex = _eqn(b, s.invars[0], 'exp')
+    return ex.invars[0] if ex is not None and isinstance(ex.invars[0], Var) else None
+
+
+def _fuse_log_softmax(b, a, y, out_aval):
+    """Rule 1: `a - y` that is a composite log-softmax of some x: `[log_softmax(x, axis)]`."""
+    if out_aval.dtype.kind != 'f' or not isinstance(a, Var):
+        return None
+    ra = _row_axis(b, y, out_aval.shape)
+    if ra is None:
+        return None
+    terms, axis = [ra[0]], ra[1]
+    # walk down a chain of row subtractions: (x - r1) - r2
+    x = a
+    src = _eqn(b, x, 'sub')
+    if src is not None:
+        inner = _row_axis(b, src.invars[1], out_aval.shape)
+        if inner is not None and inner[1] == axis and isinstance(src.invars[0], Var):
+            terms.append(inner[0])
+            x = src.invars[0]
+    # a row term that is a sum of two rows: x - (m + log s)
+    if len(terms) == 1:
+        add = _eqn(b, terms[0], 'add')
+        if add is None or not all(isinstance(v, Var) for v in add.invars):
+            return None
+        terms = [_base(b, v) for v in add.invars]
+    if len(terms) != 2 or x.aval != out_aval:
+        return None
+    for m, lg in (terms, terms[::-1]):
+        v = _log_sum_exp_shift(b, lg, axis)
+        sub = v is not None and _eqn(b, v, 'sub')
+        if not sub or sub.invars[0] is not x:
+            continue
+        rm = _row_axis(b, sub.invars[1], out_aval.shape)
+        if rm is not None and rm == (m, axis) and _is_max_of(b, m, x, axis):
+            from chainrule.ops.nn import log_softmax_p
+            out = b.emit(log_softmax_p, [x], {'axis': axis}, [out_aval])
+            b.log_softmax[(x.id, axis)] = out[0]
+            return out
+    return None
+
+
+def _softmax_times_row(b, u, w, out_aval):
+    """Rule 2: `broadcast(c / s) * e` with e = exp(x - m) and s = sum(e) the pieces of a
+    log-softmax of x already fused: `[broadcast(c) * exp(log_softmax(x))]`."""
+    for p, e in ((u, w), (w, u)):
+        ra = _row_axis(b, p, out_aval.shape)
+        ex = _eqn(b, e, 'exp')
+        if ra is None or ex is None or not isinstance(ex.invars[0], Var):
+            continue
+        div, axis = _eqn(b, ra[0], 'div'), ra[1]
+        sub = _eqn(b, ex.invars[0], 'sub')
+        if div is None or sub is None or not isinstance(div.invars[0], Var):
+            continue
+        s = _eqn(b, _base(b, div.invars[1]), 'sum')
+        logp = b.log_softmax.get((sub.invars[0].id, axis)) if isinstance(
+            sub.invars[0], Var) else None
+        if logp is None or s is None or s.invars[0] is not e or \
+                tuple(s.params['axis']) != (axis,) or \
+                _row_axis(b, sub.invars[1], out_aval.shape) is None:
+            continue
+        c = div.invars[0]
+        if c.aval.shape != div.outvars[0].aval.shape:
+            continue
+        from chainrule.ops.elementwise import exp_p, mul_p
+        from chainrule.ops.structural import broadcast_to_p, reshape_p
+        kept = _kept(out_aval.shape, axis)
+        if c.aval.shape != kept:       # a squeezed row (the spelling with expand_dims)
+            c = b.emit(reshape_p, [c], {'shape': kept})[0]
+        sm = b.emit(exp_p, [logp], {}, [logp.aval])[0]
+        cb = b.emit(broadcast_to_p, [c], {'shape': out_aval.shape}, [out_aval])[0]
+        return b.emit(mul_p, [cb, sm] if p is u else [sm, cb], {}, [out_aval])
+    return None
+
+
+def _is_softmax(b, v, axis):
+    e = _eqn(b, v, 'exp')
+    ls = e and _eqn(b, e.invars[0], 'log_softmax')
+    return ls is not None and ls.params['axis'] == axis
+
+
+def _cancels(b, row, axis, shape):
+    """Rule 3's test: the row vector `row` is zero in exact arithmetic, as a signed sum of rows
+    where `sum(broadcast(c) * softmax, axis)` counts as c, with at least one such term."""
+    coef = {}
+    used_softmax = False
+    stack = [(row, 1, False)]           # (var, sign, summed along axis from a full array)
+    steps = 0
+    while stack:
+        steps += 1
+        if steps > 64:
+            return False
+        v, k, full = stack.pop()
+        if not isinstance(v, Var):
+            return False
+        if not full:
+            v = _base(b, v)
+        e = _producer(b, v)
+        name = e.prim.name if e is not None else None
+        if name == 'neg':
+            stack.append((e.invars[0], -k, full))
+        elif name in ('add', 'sub') and all(isinstance(u, Var) and u.aval.shape == v.aval.shape
+                                            for u in e.invars):
+            stack.append((e.invars[0], k, full))
+            stack.append((e.invars[1], k if name == 'add' else -k, full))
+        elif not full and name == 'sum' and tuple(e.params['axis']) == (axis,) and \
+                e.invars[0].aval.shape == shape:
+            stack.append((e.invars[0], k, True))
+        elif full and name == 'mul' and any(
+                _is_softmax(b, sm, axis) and _row_axis(b, r, shape) is not None and
+                _row_axis(b, r, shape)[1] == axis for r, sm in (e.invars, e.invars[::-1])):
+            r = e.invars[0] if _is_softmax(b, e.invars[1], axis) else e.invars[1]
+            stack.append((_eqn(b, r, 'broadcast_to').invars[0], k, False))
+            used_softmax = True
+        else:
+            key = ('sum' if full else 'row', v.id)
+            coef[key] = coef.get(key, 0) + k
+    return used_softmax and not any(coef.values())
+
+
+def _zero_max_cotangent(b, u, w, out_aval):
+    """Rule 3: `broadcast(c) * weights` where c cancels (`_cancels`): a zero array."""
+    if out_aval.dtype.kind != 'f':
+        return None
+    for p in (u, w):
+        ra = _row_axis(b, p, out_aval.shape)
+        if ra is not None and _cancels(b, ra[0], ra[1], out_aval.shape):
+            return [b.new_const(np.broadcast_to(np.zeros((), out_aval.dtype), out_aval.shape))]
+    return None
