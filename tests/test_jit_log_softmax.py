@@ -304,3 +304,24 @@ def test_exported_training_step_with_the_fused_primitive_loads_and_runs(tmp_path
     gx = cr.grad(lambda x: loaded(params, x, y1h)[1])(x)
     gx0 = cr.grad(lambda x: step(params, x, y1h)[1])(x)
     np.testing.assert_allclose(gx, gx0, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize('spelling', [_lse_keepdims, _hand, _hand_expand_dims],
+                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize('transform', ['hessian', 'jacfwd', 'vmap_grad'])
+def test_other_transforms_through_the_fused_graph_match_the_unfused(spelling, transform):
+    x, w = _problem((3, 4))
+    loss = _loss(spelling, 1)
+    f = {'hessian': lambda: cr.hessian(loss),
+         'jacfwd': lambda: cr.jacfwd(lambda x, w: spelling(x, 1)),
+         'vmap_grad': lambda: cr.vmap(cr.grad(loss), in_axes=(0, None))}[transform]()
+    args = (np.stack([x, x[::-1]]), w) if transform == 'vmap_grad' else (x, w)
+    got = cr.jit(f)(*args)
+    want = cr.jit(f, optimize=False)(*args)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    if transform == 'hessian':      # d/dx of w - softmax * sum(w), by finite differences
+        eps = 1e-6
+        dx = np.zeros_like(x)
+        dx[1, 2] = eps
+        fd = (_ref_grad(x + dx, w, 1) - _ref_grad(x - dx, w, 1)) / (2 * eps)
+        np.testing.assert_allclose(got[..., 1, 2], fd, rtol=1e-5, atol=1e-8)

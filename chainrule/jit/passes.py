@@ -7,6 +7,9 @@ and `dce(graph)` drops what no output needs. `optimize` runs, in one forward swe
 - algebraic simplification of what backward passes produce: `x * 1`, `x + 0`, `x ** 1`,
   `x ** 2` as `x * x`, `neg(neg x)`, transposing or reshaping twice, broadcasting then summing
   back, multiplying or adding a constant-filled array (as a Python-number literal instead);
+- log-softmax fusion: the composite spellings (`x - logsumexp(x)`, `x - m - log(sum(exp(x -
+  m)))` with m the maximum, and their backward passes) become the `log_softmax` primitive and
+  its VJP (see the section at the end of this file);
 - common-subexpression elimination;
 
 then dead-code elimination.
