@@ -10,6 +10,7 @@ The process pins itself to one CPU core (JAX's CPU runtime otherwise uses a thre
    log-softmax of the loss is spelled two ways, each timed for `cr.jit` and `jax.jit`: with the
    library's `logsumexp` (`h - logsumexp(h, axis=1, keepdims=True)`) and by hand
    (`h - m - log(sum(exp(h - m)))`, `m` the row maximum), since the two stage different graphs.
+   The step's eight matrix products alone (NumPy, same layouts) show the floor under it.
 2. The gradient of a chain of 30 elementwise ops on a 1e6-element float64 vector: `cr.jit`
    (NumPy backend and numba backend) against chainrule eager, hand-written NumPy
    forward+backward, PyTorch eager and `jax.jit`.
@@ -169,6 +170,16 @@ def bench_mlp():
     runs['chainrule jit, log-softmax by hand'] = jit_runner(sgd_step_hand)
     if optional('numba') is not None:
         runs['chainrule jit (numba backend)'] = jit_runner(sgd_step, backend='numba')
+
+    # the floor under any NumPy-based step: its eight matrix products alone, in the layouts the
+    # jitted step uses (forward x @ W; backward G @ W.T and H.T @ G)
+    (w1, _), (w2, _), (w3, _) = params
+    h1, g3 = np.ones((64, 256), np.float32), np.ones((64, 10), np.float32)
+
+    def gemms_only():
+        return (np.dot(x, w1), np.dot(h1, w2), np.dot(h1, w3), np.dot(g3, w3.T), np.dot(h1.T, g3),
+                np.dot(h1, w2.T), np.dot(h1.T, h1), np.dot(x.T, h1))
+    runs['NumPy: the 8 matrix products alone'] = gemms_only
 
     state2 = {'p': params}
 
