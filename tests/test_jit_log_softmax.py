@@ -325,3 +325,19 @@ def test_other_transforms_through_the_fused_graph_match_the_unfused(spelling, tr
         dx[1, 2] = eps
         fd = (_ref_grad(x + dx, w, 1) - _ref_grad(x - dx, w, 1)) / (2 * eps)
         np.testing.assert_allclose(got[..., 1, 2], fd, rtol=1e-5, atol=1e-8)
+
+
+def test_input_that_is_itself_a_row_subtraction_is_still_fused():
+    # z = x - r (r broadcast along the same axis), then z - logsumexp(z): the subtraction chain
+    # (x - r) - lse is not the hand spelling, but z - lse is a log-softmax of z
+    x, w = _problem((5, 7))
+    r = np.linspace(-2, 2, 5)[:, None]
+
+    def f(x):
+        z = x - r
+        return z - cnp.logsumexp(z, axis=1, keepdims=True)
+
+    assert _prims(cr.jit(f).graph(x)).count('log_softmax') == 1
+    np.testing.assert_allclose(cr.jit(f)(x), _ref_log_softmax(x - r, 1), rtol=1e-12)
+    g = cr.jit(cr.grad(lambda x: cnp.sum(f(x) * w)))(x)
+    np.testing.assert_allclose(g, _ref_grad(x - r, w, 1), rtol=1e-10, atol=1e-12)

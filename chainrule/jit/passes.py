@@ -398,35 +398,37 @@ def _fuse_log_softmax(b, a, y, out_aval):
     ra = _row_axis(b, y, out_aval.shape)
     if ra is None:
         return None
-    terms, axis = [ra[0]], ra[1]
-    # walk down a chain of row subtractions: (x - r1) - r2
-    x = a
-    src = _eqn(b, x, 'sub')
-    if src is not None:
-        inner = _row_axis(b, src.invars[1], out_aval.shape)
-        if inner is not None and inner[1] == axis and isinstance(src.invars[0], Var):
-            terms.append(inner[0])
-            x = src.invars[0]
-    # a row term that is a sum of two rows: x - (m + log s)
-    if len(terms) == 1:
-        add = _eqn(b, terms[0], 'add')
-        if add is None or not all(isinstance(v, Var) for v in add.invars):
-            return None
-        terms = [_base(b, v) for v in add.invars]
-    if len(terms) != 2 or x.aval != out_aval:
-        return None
-    for m, lg in (terms, terms[::-1]):
-        v = _log_sum_exp_shift(b, lg, axis)
-        sub = v is not None and _eqn(b, v, 'sub')
-        if not sub or sub.invars[0] is not x:
-            continue
-        rm = _row_axis(b, sub.invars[1], out_aval.shape)
-        if rm is not None and rm == (m, axis) and _is_max_of(b, m, x, axis):
+    axis = ra[1]
+    # x - (m + log s), or (x - m) - log s (a chain of two row subtractions, either order)
+    candidates = [(a, [ra[0]])]
+    src = _eqn(b, a, 'sub')
+    inner = src and _row_axis(b, src.invars[1], out_aval.shape)
+    if inner is not None and inner[1] == axis and isinstance(src.invars[0], Var):
+        candidates.append((src.invars[0], [ra[0], inner[0]]))
+    for x, terms in candidates:
+        if len(terms) == 1:
+            add = _eqn(b, terms[0], 'add')
+            if add is None or not all(isinstance(v, Var) for v in add.invars):
+                continue
+            terms = [_base(b, v) for v in add.invars]
+        if x.aval == out_aval and _is_log_softmax_of(b, x, terms, axis):
             from chainrule.ops.nn import log_softmax_p
             out = b.emit(log_softmax_p, [x], {'axis': axis}, [out_aval])
             b.log_softmax[(x.id, axis)] = out[0]
             return out
     return None
+
+
+def _is_log_softmax_of(b, x, terms, axis):
+    """The two row terms are m, the maximum of x along axis, and log(sum(exp(x - m)))."""
+    for m, lg in (terms, terms[::-1]):
+        v = _log_sum_exp_shift(b, lg, axis)
+        sub = v is not None and _eqn(b, v, 'sub')
+        if sub and sub.invars[0] is x and \
+                _row_axis(b, sub.invars[1], x.aval.shape) == (m, axis) and \
+                _is_max_of(b, m, x, axis):
+            return True
+    return False
 
 
 def _softmax_times_row(b, u, w, out_aval):
