@@ -416,16 +416,22 @@ def _check_input_dtypes(module, args):
     """Raise DTypeError when one of the first `n` positional arguments of `module` (or an
     entry of a tuple there: an LSTM's `(h0, c0)`) has another dtype than its parameter `name`
     (`module._dtype_check == (name, n)`). Arrays, Tensors and traced values all carry a dtype;
-    Python numbers and lists do not and are left to the layer."""
+    Python numbers and lists do not and are left to the layer. Written for speed: it runs on
+    every call of a layer (NumPy's dtypes are singletons, so `is` is the common answer)."""
     name, n = module._dtype_check
     p = module.__dict__.get(name)
     if p is None:                               # affine=False, bias-only, ...
         return
     want = p.dtype
-    for a in args[:n]:
-        for x in (a if type(a) is tuple else (a,)):
-            got = getattr(x, 'dtype', None)
-            if got is not None and got != want:
+    for a in (args if len(args) <= n else args[:n]):
+        if type(a) is tuple:
+            for x in a:
+                got = getattr(x, 'dtype', want)
+                if got is not want and got != want:
+                    _raise_dtype(module, name, got, want)
+        else:
+            got = getattr(a, 'dtype', want)
+            if got is not want and got != want:
                 _raise_dtype(module, name, got, want)
 
 

@@ -57,22 +57,24 @@ def _elman_step(act):
     return step
 
 
+def _gates(x, k):
+    """The `k`-wide gates stacked along the last axis of `x`, as a list (one node)."""
+    return ops.split(x, range(k, shape_of(x)[-1], k), -1)
+
+
 def _lstm_step(gx, state, w_hh, b_hh):
     h, c = state
-    n = shape_of(h)[-1]
-    g = gx + F.linear(h, w_hh, b_hh)
-    i, f = F.sigmoid(g[..., :n]), F.sigmoid(g[..., n:2 * n])
-    c = f * c + i * ops.tanh(g[..., 2 * n:3 * n])
-    h = F.sigmoid(g[..., 3 * n:]) * ops.tanh(c)
+    i, f, g, o = _gates(gx + F.linear(h, w_hh, b_hh), shape_of(h)[-1])
+    c = F.sigmoid(f) * c + F.sigmoid(i) * ops.tanh(g)
+    h = F.sigmoid(o) * ops.tanh(c)
     return h, (h, c)
 
 
 def _gru_step(gx, h, w_hh, b_hh):
     k = shape_of(h)[-1]
-    gh = F.linear(h, w_hh, b_hh)
-    r = F.sigmoid(gx[..., :k] + gh[..., :k])
-    z = F.sigmoid(gx[..., k:2 * k] + gh[..., k:2 * k])
-    n = ops.tanh(gx[..., 2 * k:] + r * gh[..., 2 * k:])
+    (rx, zx, nx), (rh, zh, nh) = _gates(gx, k), _gates(F.linear(h, w_hh, b_hh), k)
+    r, z = F.sigmoid(rx + rh), F.sigmoid(zx + zh)
+    n = ops.tanh(nx + r * nh)
     h = n + z * (h - n)                         # (1 - z) * n + z * h
     return h, h
 
@@ -178,6 +180,10 @@ class _RNNBase(Module):
                                  ('batch, ' if batched else '') + 'hidden_size)')
         return states if batched else [cnp.expand_dims(s, 1) for s in states]
 
+    # The loop keeps a leading axis of length 1 on every per-step value, so the time steps and
+    # the layers' initial states come out of one split each and go back with one concatenate:
+    # slicing step by step would make the backward pass quadratic in the sequence length.
+
     def forward(self, input, hx=None):
         """Run the sequence.
 
@@ -206,28 +212,30 @@ class _RNNBase(Module):
         steps, batch = shape_of(x)[:2]
         if steps == 0:
             raise ShapeError(f'{op}: the input sequence {si} is empty (length 0)')
-        states = self._initial_state(hx, batch, batched)
+        dirs = 2 if self.bidirectional else 1
+        states = [ops.split(s, range(1, self.num_layers * dirs), 0)
+                  for s in self._initial_state(hx, batch, batched)]
         step = _MODES[self.mode][1]
         lstm = _is_lstm(self.mode)
-        dirs = 2 if self.bidirectional else 1
         finals = [[] for _ in states]
         for layer in range(self.num_layers):
             outs = []
             for d in range(dirs):
                 w_ih, w_hh, b_ih, b_hh = self._weights(layer, d)
                 gx = F.linear(x, w_ih, b_ih)        # every step's input term, one product
+                gx = ops.split(gx, range(1, steps), 0) if steps > 1 else [gx]
                 k = layer * dirs + d
                 state = (states[0][k], states[1][k]) if lstm else states[0][k]
                 ys = [None] * steps
                 for t in (range(steps - 1, -1, -1) if d else range(steps)):
                     ys[t], state = step(gx[t], state, w_hh, b_hh)
-                outs.append(cnp.stack(ys, axis=0))
+                outs.append(cnp.concatenate(ys, axis=0) if steps > 1 else ys[0])
                 for f, s in zip(finals, state if lstm else (state,)):
                     f.append(s)
             x = outs[0] if dirs == 1 else cnp.concatenate(outs, axis=-1)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, True)
-        finals = [cnp.stack(f, axis=0) for f in finals]
+        finals = [f[0] if len(f) == 1 else cnp.concatenate(f, axis=0) for f in finals]
         if batched:
             out = cnp.swapaxes(x, 0, 1) if self.batch_first else x
         else:
