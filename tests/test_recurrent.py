@@ -358,3 +358,11 @@ def test_modules_without_parameters_of_a_dtype_accept_any_input():
     assert nn.GroupNorm(1, 3, affine=False)(x).dtype == np.float64
     assert nn.ReLU()(x).dtype == np.float64
     assert nn.Embedding(5, 2)(np.array([1, 2])).dtype == np.float32
+
+
+def test_dropout_with_one_layer_warns_as_torch_does():
+    torch = _torch()
+    with pytest.warns(UserWarning, match='num_layers=1'):
+        torch.nn.LSTM(IN, H, dropout=0.3)
+    with pytest.warns(UserWarning, match='num_layers=1 it does nothing'):
+        nn.LSTM(IN, H, dropout=0.3)

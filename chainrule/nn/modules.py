@@ -30,7 +30,10 @@ to NumPy arrays loads with `load_state_dict`.
 Modules are pytrees: their leaves are the parameters' arrays in `named_parameters` order, and
 rebuilding gives a shallow copy with those leaves in place of the parameters. So the functional
 style works too: `cr.grad(loss_fn)(model, x, y)` returns a copy of `model` whose parameters are
-the gradients. Layers default to float32; pass `dtype=np.float64` for double precision.
+the gradients. Layers default to float32; pass `dtype=np.float64` for double precision. A layer
+fed an input of another dtype than its parameters raises `DTypeError`, as PyTorch does, rather
+than silently computing in the wider dtype: convert the input (`x.float()`) or the model
+(`model.to(cr.float64)`). A layer class opts in with one line, `_dtype_check = ('weight', 1)`.
 """
 
 import copy

@@ -35,6 +35,7 @@ Not supported: `PackedSequence` (variable lengths), LSTM's `proj_size`.
 """
 
 import math
+import warnings
 
 import numpy as np
 
@@ -43,7 +44,7 @@ from chainrule import ops
 from chainrule.core import ShapeError, shape_of
 from chainrule.nn import functional as F
 from chainrule.nn import init
-from chainrule.nn.modules import Module, Parameter
+from chainrule.nn.modules import Module, _uniform_param
 
 __all__ = ['RNN', 'LSTM', 'GRU', 'RNNCell', 'LSTMCell', 'GRUCell']
 
@@ -100,10 +101,6 @@ def _check_sizes(op, input_size, hidden_size):
             raise ValueError(f'{op}: {name} must be a positive int, got {v!r}')
 
 
-def _uniform_param(shape, bound, rng, dtype):
-    return Parameter(init.uniform(shape, -bound, bound, rng, dtype))
-
-
 def _is_lstm(mode):
     return mode == 'LSTM'
 
@@ -124,6 +121,10 @@ class _RNNBase(Module):
             raise ValueError(f'{op}: num_layers must be a positive int, got {num_layers!r}')
         if not 0 <= dropout < 1:
             raise ValueError(f'{op}: dropout must be in [0, 1), got {dropout}')
+        if dropout and num_layers == 1:
+            warnings.warn(f'{op}: dropout={dropout} acts between stacked layers only, so with '
+                          'num_layers=1 it does nothing (as in PyTorch)', UserWarning,
+                          stacklevel=3)
         rng = init.get_rng(rng)
         self.mode = mode
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
