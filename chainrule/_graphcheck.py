@@ -144,6 +144,7 @@ SCHEMAS = {
     'scatter_along_axis': {'axis': 'int', 'n': 'nonneg'},
     'searchsorted': {'side': 'side'},
     'solve_banded': {'l': 'nonneg', 'u': 'nonneg'},
+    'split': {'cuts': 'ints', 'axis': 'nonneg'},
     'sum': {'axis': 'ints', 'keepdims': 'bool'},
     'svd': {'full_matrices': 'bool'},
     'take_along_axis': {'axis': 'int'},

@@ -111,6 +111,21 @@ def _concatenate_rule(*xs, axis):
     return [(tuple(shape), np.result_type(*[x.dtype for x in xs]))]
 
 
+def _split_rule(x, *, cuts, axis):
+    # numpy.split: the pieces between 0, the cuts and the end, each cut read as a slice bound
+    ax = axis_index(axis, x.ndim) if x.ndim else None
+    if ax is None:
+        raise FormatProblem('split needs an array with at least one axis')
+    n = x.shape[ax]
+    bounds = [0] + list(cuts) + [n]
+    shape = list(x.shape)
+    out = []
+    for lo, hi in zip(bounds, bounds[1:]):
+        shape[ax] = len(range(n)[lo:hi])
+        out.append((tuple(shape), x.dtype))
+    return out
+
+
 def _index_shape(shape, idx):
     """The shape of `x[idx]` for `x` of `shape`, by NumPy's indexing rules, without `x`."""
     consumed = sum(x.ndim if isinstance(x, np.ndarray) and x.dtype == bool else
@@ -487,7 +502,7 @@ RULES = {
     'reshape': _reshape_rule, 'broadcast_to': _broadcast_rule, 'transpose': _transpose_rule,
     'astype': lambda x, *, dtype: [(x.shape, dtype)],
     'cumsum': _cum_rule(np.cumsum), 'cumprod': _cum_rule(np.cumprod),
-    'concatenate': _concatenate_rule,
+    'concatenate': _concatenate_rule, 'split': _split_rule,
     'getitem': _getitem_rule, 'at_set': _at_rule, 'at_add': _at_rule,
     'scatter_add': _scatter_add_rule,
     'matmul': _matmul_rule, 'linear': _linear_rule, 'einsum': _einsum_rule,

@@ -641,7 +641,10 @@ def test_a_trace_made_under_no_grad_is_not_reused_when_gradients_are_wanted():
     assert out.requires_grad
     out.backward()
     np.testing.assert_allclose(m.weight.grad.numpy(), np.full((2, 3), 4.0), rtol=1e-6)
-    # a captured Tensor whose data changes shape is traced again, not run with stale avals
+    # a captured Tensor whose data changes dtype is traced again, not run with stale avals
+    # (through the functional linear, which promotes: the module refuses mixed dtypes)
+    g = cr.jit(lambda x: nn.functional.linear(x, m.weight, m.bias).sum())
     with cr.no_grad():
+        assert g(x).dtype == np.float32
         m.weight.data = np.ones((2, 3), np.float64)
-        assert f(x).dtype == np.float64
+        assert g(x).dtype == np.float64

@@ -256,7 +256,52 @@ def transformer_classifier(T, lib):
             'eval_logits': test_logits}
 
 
-PROGRAMS = [gradient_penalty, custom_function, checkpoint_resume, transformer_classifier]
+def lstm_language_model(T, lib):
+    """A token-level language model: Embedding -> two-layer LSTM -> Linear over the vocabulary,
+    next-token cross-entropy, the state carried (detached) from batch to batch as in truncated
+    backpropagation through time; Adam steps, then SGD with momentum, gradients clipped with
+    `nn.utils.clip_grad_norm_`; finally evaluation under `no_grad`."""
+    vocab, emb, hidden, steps, batch = 11, 6, 8, 7, 4
+
+    class LanguageModel(T.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = T.nn.Embedding(vocab, emb)
+            self.rnn = T.nn.LSTM(emb, hidden, num_layers=2, batch_first=True)
+            self.head = T.nn.Linear(hidden, vocab)
+
+        def forward(self, tokens, state=None):
+            h, state = self.rnn(self.embed(tokens), state)
+            return self.head(h), state
+
+    model = lib.same_weights('lm', LanguageModel())
+    adam = T.optim.Adam(model.parameters(), lr=1e-2)
+    sgd = T.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    losses, norms, state = [], [], None
+    for i in range(6):
+        tokens = lib.tensor(lib.rng.integers(0, vocab, (batch, steps + 1)), dtype='int64')
+        logits, state = model(tokens[:, :-1], state)
+        state = tuple(s.detach() for s in state)
+        loss = T.nn.functional.cross_entropy(logits.reshape(-1, vocab),
+                                             tokens[:, 1:].reshape(-1))
+        opt = adam if i < 4 else sgd
+        opt.zero_grad()
+        loss.backward()
+        norms.append(T.nn.utils.clip_grad_norm_(model.parameters(), 0.5))
+        grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+        opt.step()
+        losses.append(loss)
+    model.eval()
+    with T.no_grad():
+        test = lib.tensor(lib.rng.integers(0, vocab, (2, steps)), dtype='int64')
+        logits, (h, c) = model(test)
+    return {'loss': losses, 'grad_norm': norms, 'last_grads': grads, 'state': state,
+            'eval_logits': logits, 'eval_state': [h, c],
+            'weights': {n: p.detach() for n, p in model.named_parameters()}}
+
+
+PROGRAMS = [gradient_penalty, custom_function, checkpoint_resume, transformer_classifier,
+            lstm_language_model]
 
 
 @pytest.mark.parametrize('program', PROGRAMS, ids=lambda p: p.__name__)

@@ -225,6 +225,7 @@ FUNCTIONAL = {
     'max_pool2d': S((1, 2, 4, 4), kernel_size=2),
     'dropout': S((2, 3), p=0.0),
     'layer_norm': S((2, 3), (3,), (3,), call=lambda f, x, w, b: f(x, (3,), w, b)),
+    'group_norm': S((2, 4, 3), (4,), (4,), call=lambda f, x, w, b: f(x, 2, w, b)),
     'batch_norm': S((4, 3), (3,), (3,), (3,), (3,), training=True),
     'embedding': S((4,), (3, 2), domain=['label', POS]),
     'one_hot': S((4,), domain=['label'], num_classes=3),

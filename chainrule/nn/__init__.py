@@ -1,7 +1,8 @@
 """`chainrule.nn`: neural networks on `Tensor`s, PyTorch's `torch.nn` on chainrule's engine.
 
 What this package lets you do: build a network from layers (`Linear`, `Conv2d`, `MaxPool2d`,
-`Flatten`, `Embedding`, `LayerNorm`, `BatchNorm1d`, `Dropout`, `Sequential`, activations), train
+`Flatten`, `Embedding`, `LayerNorm`, `BatchNorm1d`, `GroupNorm`, `Dropout`, `Sequential`,
+`RNN`/`LSTM`/`GRU`, activations), train
 it eagerly with `loss.backward()` and a `chainrule.optim` optimizer, or functionally with
 `cr.grad(loss_fn)(model, x, y)` (modules are pytrees), and save it with `cr.save`.
 
@@ -34,11 +35,14 @@ from chainrule.nn.activations import *  # noqa: F401,F403 (PyTorch's module name
 from chainrule.nn.losses import *  # noqa: F401,F403 (PyTorch's module names)
 from chainrule.nn.attention import MultiheadAttention
 from chainrule.nn.transformer import TransformerEncoder, TransformerEncoderLayer
+from chainrule.nn.norm import GroupNorm
+from chainrule.nn.recurrent import GRU, GRUCell, LSTM, LSTMCell, RNN, RNNCell
 
 __all__ = ['functional', 'init', 'Module', 'Parameter', 'StateDictError', 'Linear', 'Conv2d',
            'MaxPool2d', 'Flatten', 'Embedding', 'LayerNorm', 'BatchNorm1d', 'Dropout',
            'Sequential', 'Identity', 'ReLU', 'GELU', 'Tanh', 'Sigmoid', 'Softmax', 'LogSoftmax',
-           'ModuleList', 'ModuleDict', 'ParameterList',
+           'ModuleList', 'ModuleDict', 'ParameterList', 'GroupNorm',
+           'RNN', 'LSTM', 'GRU', 'RNNCell', 'LSTMCell', 'GRUCell',
            # chainrule.nn.attention, chainrule.nn.transformer, chainrule.nn.utils
            'utils', 'MultiheadAttention', 'TransformerEncoderLayer', 'TransformerEncoder',
            ] + activations.__all__ + losses.__all__

@@ -101,6 +101,8 @@ class PairwiseDistance(Module):
 class PReLU(Module):
     """`x` where positive, else `weight * x`, with a learned slope (one, or one per channel)."""
 
+    _dtype_check = ('weight', 1)         # an input of another dtype raises (Module)
+
     def __init__(self, num_parameters=1, init=0.25, dtype=None):
         super().__init__()
         self.num_parameters = num_parameters
@@ -114,6 +116,8 @@ class PReLU(Module):
 class RMSNorm(Module):
     """Root-mean-square normalisation over the trailing `normalized_shape` axes, with a learned
     scale (`elementwise_affine`); `eps=None` is the machine epsilon of the input's dtype."""
+
+    _dtype_check = ('weight', 1)         # an input of another dtype raises (Module)
 
     def __init__(self, normalized_shape, eps=None, elementwise_affine=True, dtype=None):
         super().__init__()

@@ -31,7 +31,8 @@ from chainrule.nn._loss_functions import _reduce  # noqa: F401 (the modules' red
 __all__ = [
     'linear', 'relu', 'gelu', 'tanh', 'sigmoid', 'softmax', 'log_softmax', 'erf',
     'cross_entropy', 'nll_loss', 'mse_loss', 'binary_cross_entropy_with_logits',
-    'conv2d', 'max_pool2d', 'dropout', 'layer_norm', 'batch_norm', 'embedding', 'one_hot',
+    'conv2d', 'max_pool2d', 'dropout', 'layer_norm', 'group_norm', 'batch_norm',
+    'embedding', 'one_hot',
 ] + _activation_functions.__all__ + [n for n in _loss_functions.__all__
                                      if n not in ('cross_entropy', 'nll_loss', 'mse_loss',
                                                   'binary_cross_entropy_with_logits')]
@@ -167,6 +168,42 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         out = out + bias
     return out
 
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Group normalisation (PyTorch's `F.group_norm`): the `C` channels of `(N, C, *)` are split
+    into `num_groups` groups of consecutive channels, and each sample's group is normalised to
+    mean 0 and variance 1 (biased) over its channels and spatial positions, then scaled by
+    `weight` `(C,)` and shifted by `bias` `(C,)` per channel. The same in training and
+    evaluation (no running statistics).
+
+    Args:
+        input: `(N, C)` or `(N, C, *)`.
+        num_groups: a divisor of `C`.
+        weight, bias: optional per-channel affine parameters `(C,)`.
+        eps: added to the variance.
+    """
+    si = tuple(shape_of(input))
+    if len(si) < 2:
+        raise ShapeError(f'group_norm: input must be (N, C, *), got shape {si}')
+    c = si[1]
+    if num_groups < 1 or c % num_groups:
+        raise ShapeError(f'group_norm: the {c} channels of input {si} do not split into '
+                         f'num_groups={num_groups} groups (it must divide the channel count)')
+    for name, p in (('weight', weight), ('bias', bias)):
+        if p is not None and tuple(shape_of(p)) != (c,):
+            raise ShapeError(f'group_norm: {name} {tuple(shape_of(p))} must be ({c},), one '
+                             f'value per channel of input {si}')
+    g = ops.reshape(input, (si[0], num_groups, -1))
+    mu = cnp.mean(g, axis=2, keepdims=True)
+    d = g - mu
+    var = cnp.mean(d * d, axis=2, keepdims=True)
+    out = ops.reshape(d / ops.sqrt(var + eps), si)
+    shape = (1, c) + (1,) * (len(si) - 2)
+    if weight is not None:
+        out = out * ops.reshape(weight, shape)
+    if bias is not None:
+        out = out + ops.reshape(bias, shape)
+    return out
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5):

@@ -30,7 +30,10 @@ to NumPy arrays loads with `load_state_dict`.
 Modules are pytrees: their leaves are the parameters' arrays in `named_parameters` order, and
 rebuilding gives a shallow copy with those leaves in place of the parameters. So the functional
 style works too: `cr.grad(loss_fn)(model, x, y)` returns a copy of `model` whose parameters are
-the gradients. Layers default to float32; pass `dtype=np.float64` for double precision.
+the gradients. Layers default to float32; pass `dtype=np.float64` for double precision. A layer
+fed an input of another dtype than its parameters raises `DTypeError`, as PyTorch does, rather
+than silently computing in the wider dtype: convert the input (`x.float()`) or the model
+(`model.to(cr.float64)`). A layer class opts in with one line, `_dtype_check = ('weight', 1)`.
 """
 
 import copy
@@ -39,7 +42,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from chainrule.core import ChainruleError
+from chainrule.core import ChainruleError, DTypeError
 from chainrule.nn import functional as F
 from chainrule.nn import init
 from chainrule.tensor import Tensor
@@ -94,6 +97,11 @@ class Module:
     """
 
     training = True
+    # a layer with parameters names one here, with how many leading positional arguments must
+    # share its dtype: `('weight', 1)`. Calling it then checks the inputs' dtypes (one class
+    # attribute read for every other module), as PyTorch refuses a float64 batch for float32
+    # weights instead of silently computing in float64.
+    _dtype_check = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -102,11 +110,15 @@ class Module:
     def __call__(self, *args, **kwargs):
         hooks = self.__dict__.get('_hooks')
         if hooks is None:                       # the common case: one dict lookup
+            if self._dtype_check is not None:
+                _check_input_dtypes(self, args)
             return self.forward(*args, **kwargs)
         for h in list(hooks['pre'].values()):
             r = h(self, args)
             if r is not None:
                 args = r if isinstance(r, tuple) else (r,)
+        if self._dtype_check is not None:
+            _check_input_dtypes(self, args)
         out = self.forward(*args, **kwargs)
         for h in list(hooks['post'].values()):
             r = h(self, args, out)
@@ -403,6 +415,41 @@ class Module:
         return '\n'.join(lines) + '\n)'
 
 
+def _check_input_dtypes(module, args):
+    """Raise DTypeError when one of the first `n` positional arguments of `module` (or an
+    entry of a tuple there: an LSTM's `(h0, c0)`) has another dtype than its parameter `name`
+    (`module._dtype_check == (name, n)`). Arrays, Tensors and traced values all carry a dtype;
+    Python numbers and lists do not and are left to the layer. Written for speed: it runs on
+    every call of a layer (NumPy's dtypes are singletons, so `is` is the common answer)."""
+    name, n = module._dtype_check
+    p = module.__dict__.get(name)
+    if p is None:                               # affine=False, bias-only, ...
+        return
+    want = p.dtype
+    for a in (args if len(args) <= n else args[:n]):
+        if type(a) is tuple:
+            for x in a:
+                got = getattr(x, 'dtype', want)
+                if got is not want and got != want:
+                    _raise_dtype(module, name, got, want)
+        else:
+            got = getattr(a, 'dtype', want)
+            if got is not want and got != want:
+                _raise_dtype(module, name, got, want)
+
+
+def _raise_dtype(module, name, got, want):
+    got, want = np.dtype(got), np.dtype(want)
+    cast = {'float32': 'x.float()', 'float64': 'x.double()'}.get(want.name, f'x.to(cr.{want})')
+    fix = f'convert the input with {cast} (x.astype(np.{want}) for a NumPy array)'
+    if got.kind in 'fc':
+        fix = f'convert the model with model.to(cr.{got}) if you meant {got}, or ' + fix
+    raise DTypeError(
+        f'{type(module).__name__}: input of dtype {got} does not match the dtype {want} of its '
+        f'parameter {name!r} (PyTorch raises here too: "mat1 and mat2 must have the same '
+        f'dtype"; chainrule will not silently compute in another dtype): {fix}.')
+
+
 class _RemovableHandle:
     def __init__(self, hooks, key):
         self._hooks, self._key = hooks, key
@@ -476,6 +523,8 @@ class Linear(Module):
             U(-1/sqrt(in), 1/sqrt(in)) for both weight and bias).
     """
 
+    _dtype_check = ('weight', 1)
+
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
         rng = init.get_rng(rng)
         self.in_features, self.out_features = in_features, out_features
@@ -501,6 +550,8 @@ class Conv2d(Module):
         bias: whether to learn a bias per output channel.
         dtype, rng: as for `Linear` (bound 1/sqrt(C_in * kh * kw)).
     """
+
+    _dtype_check = ('weight', 1)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  dtype=np.float32, rng=None):
@@ -565,6 +616,8 @@ class LayerNorm(Module):
     """Normalise over the trailing `normalized_shape` axes, then scale and shift (weight 1,
     bias 0 initially)."""
 
+    _dtype_check = ('weight', 1)
+
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
                  dtype=np.float32):
         if isinstance(normalized_shape, int):
@@ -590,6 +643,8 @@ class BatchNorm1d(Module):
     module in training mode works eagerly and under `grad`, but not under `jit` or `vmap`
     (a `ConcretizationError` says so); in evaluation mode it works everywhere.
     """
+
+    _dtype_check = ('weight', 1)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, dtype=np.float32):

@@ -28,7 +28,8 @@ from chainrule.ops.elementwise import (  # noqa: E402,F401
     sinh, sqrt, stop_gradient, sub, tan, tanh, trunc, where)
 from chainrule.ops.structural import (  # noqa: E402,F401
     astype, at_add, at_set, broadcast_to, concatenate, cumprod, cumsum, getitem, matmul, max,
-    normalize_axis, normalize_index, reshape, scatter_add, sum, sum_to_shape, transpose)
+    normalize_axis, normalize_index, reshape, scatter_add, split, sum, sum_to_shape,
+    transpose)
 
 from chainrule.ops import fft, linalg, sorting  # noqa: E402,F401  (matrix, Fourier, sorting)
 from chainrule.ops import methods as _methods  # noqa: E402

@@ -392,6 +392,30 @@ def concatenate(xs, axis=0):
     return bind(concatenate_p, *xs, axis=axis)
 
 
+
+# --- split: the transpose of concatenate -------------------------------------------------------
+# One node for all the pieces, so the backward pass concatenates their cotangents once; slicing
+# piece by piece would scatter each cotangent into a zero array of the whole input and add them
+# up (quadratic in the number of pieces: the time steps of a recurrent layer).
+
+def _split_vjp(g, ans, x, *, cuts, axis):
+    return concatenate(list(g), axis)             # pieces without a cotangent come as zeros
+
+
+split_p = Primitive('split', lambda x, *, cuts, axis: tuple(np.split(x, cuts, axis)),
+                    multiple_results=True, linear=True, vjp=[_split_vjp],
+                    batch=lambda args, dims, *, cuts, axis:
+                        (bind(split_p, args[0], cuts=cuts, axis=axis + 1), 0))
+
+
+def split(x, cuts, axis=0):
+    """`numpy.split(x, cuts, axis)` at the indices `cuts`, as one primitive: a list of pieces
+    (views for an array, as NumPy's)."""
+    nd = len(ops.shape_of(x))
+    if not -nd <= axis < nd:
+        raise ShapeError(f'split: axis {axis} is out of bounds for shape {ops.shape_of(x)}')
+    return list(bind(split_p, x, cuts=tuple(int(c) for c in cuts), axis=axis % nd))
+
 # --- reductions -------------------------------------------------------------------------------
 
 def _kept_shape(shape, axis):
