@@ -36,7 +36,7 @@ import numpy as np
 from chainrule import ops
 from chainrule.core import (ConcretizationError, DTypeError, GradientError, ShapeError, Trace,
                             Tracer, _innermost, bind, capturing_trace)
-from chainrule.interpreters.reverse import Node, _projection_node, backprop
+from chainrule.interpreters.reverse import Node, _projection_node, backprop, new_node
 
 __all__ = ['Tensor', 'tensor', 'no_grad', 'enable_grad', 'set_grad_enabled', 'is_grad_enabled']
 
@@ -125,8 +125,10 @@ class EagerTrace(Trace):
             return self._finish(prim, (a,), (va,), out, params)
         if not a.requires_grad or prim.vjp is None or not _grad_enabled.get():
             return _wrap_in(self, out, None)         # nothing to record
-        v = a._version
-        return _wrap_in(self, out, Node(prim, params, (a._node,), (va,), out, ((v, v[0]),)))
+        pa = a._node
+        v = a._vbox
+        return _wrap_in(self, out, new_node(prim, params, pa, None, 1, (va,), out, _FROM_PARENT1
+                                            if v is None else (_saved_version(a, pa),)))
 
     def _process2(self, prim, a, b, params):
         ta = isinstance(a, Tensor) and a._trace is self
@@ -145,17 +147,10 @@ class EagerTrace(Trace):
         pb = b._node if tb and b.requires_grad else None
         if pa is None and pb is None:
             return _wrap_in(self, out, None)
-        if ta:
-            v = a._version
-            sa = (v, v[0])
-        else:
-            sa = None
-        if tb:
-            v = b._version
-            sb = (v, v[0])
-        else:
-            sb = None
-        return _wrap_in(self, out, Node(prim, params, (pa, pb), (va, vb), out, (sa, sb)))
+        sa = _saved_version(a, pa) if ta else None
+        sb = _saved_version(b, pb) if tb else None
+        versions = _FROM_PARENTS2 if sa == 0 and sb == 0 else (sa, sb)
+        return _wrap_in(self, out, new_node(prim, params, pa, pb, 2, (va, vb), out, versions))
 
     def _finish(self, prim, args, vals, out, params):
         node = None
@@ -165,8 +160,8 @@ class EagerTrace(Trace):
                              for a, o in zip(args, own)])
             for p in parents:
                 if p is not None:
-                    versions = tuple([(a._version, a._version[0]) if o else None
-                                      for a, o in zip(args, own)])
+                    versions = tuple([_saved_version(a, q) if o else None
+                                      for a, o, q in zip(args, own, parents)])
                     node = Node(prim, params, parents, tuple(vals), out, versions)
                     break
         if prim.multiple_results:
@@ -175,6 +170,28 @@ class EagerTrace(Trace):
             return tuple(_wrap_in(self, o, _projection_node(node, i, len(out)))
                          for i, o in enumerate(out))
         return _wrap_in(self, out, node)
+
+
+# What a node keeps of an argument's version counter (`Node.versions`, checked by backward):
+# `(counter, version)`, or, when the counter is the parent node's `out_version` (the argument
+# is that node's output, or a leaf), the version alone, an int -- and 0 when the argument has
+# no counter yet: its counter, if it is ever made, is that node's and starts at 0. A recorded
+# operation so keeps no container the cyclic collector tracks besides its node (a tuple holding
+# the list would stay tracked; a tuple of ints is untracked at its first collection, and the
+# common cases share one constant).
+_FROM_PARENT1 = (0,)
+_FROM_PARENTS2 = (0, 0)
+
+
+def _saved_version(t, parent):
+    v = t._vbox
+    if parent is not None:
+        if v is None:
+            return 0
+        if v is parent.out_version:
+            return v[0]
+    v = t._version
+    return (v, v[0])
 
 
 _EAGER = EagerTrace(1)      # top level: below every transform (their levels are 2, 4, ...)
@@ -202,6 +219,7 @@ def eager_trace():
 def _leaf_node(t):
     node = Node(None, None, (), None, None)
     node.leaf = weakref.ref(t)
+    node.out_version = t._version
     return node
 
 
@@ -236,7 +254,8 @@ class Tensor(Tracer):
 
     # `_view` (a view's base and path) and `_views` (a base's live views) stay unset on Tensors
     # that are neither, so the eager path does not pay for them (see chainrule._views)
-    __slots__ = ('data', 'grad', 'requires_grad', '_node', '_version', '_trace', '_view',
+    # `_vbox` holds the version counter once it exists; see the `_version` property
+    __slots__ = ('data', 'grad', 'requires_grad', '_node', '_vbox', '_trace', '_view',
                  '_views', '__weakref__')
     _is_tensor = True
 
@@ -257,7 +276,7 @@ class Tensor(Tracer):
         self.grad = None
         self.requires_grad = False
         self._node = None
-        self._version = version     # shared with the Tensor whose array this one shares
+        self._vbox = version        # shared with the Tensor whose array this one shares
         self._trace = eager_trace()
         if requires_grad:
             self.requires_grad_(True)
@@ -267,6 +286,33 @@ class Tensor(Tracer):
         """A Tensor holding `data`, made by `node` (None: no history), of the eager `trace`
         (by default the one of the current context, see `eager_trace`)."""
         return _wrap_in(eager_trace() if trace is None else trace, data, node, cls)
+
+    @property
+    def _version(self):
+        """The version counter: a one-element list, shared by every Tensor viewing the same
+        memory, that each in-place write bumps (see `chainrule._views`).
+
+        A result of a recorded operation gets its counter only when something asks for it (an
+        in-place write, a view, `detach()`): until then it is at version 0, and it belongs to
+        the node that made the result (`out_version`), where the nodes that saved the result
+        find it. So recording an operation allocates no counter, and a tape of a thousand
+        operations holds a thousand nodes and nothing else the cyclic garbage collector tracks
+        (see `chainrule.interpreters.reverse`)."""
+        v = self._vbox
+        if v is None:
+            node = self._node
+            if node is None:
+                v = [0]
+            else:
+                v = node.out_version
+                if v is None:
+                    v = node.out_version = [0]
+            self._vbox = v
+        return v
+
+    @_version.setter
+    def _version(self, box):
+        self._vbox = box
 
     # --- basic properties ---------------------------------------------------------------------
     @property
@@ -469,9 +515,10 @@ class Tensor(Tracer):
         node = self._node
         if node.hooks is None:
             node.hooks = []
+        trace = self._trace     # (not `self`: the node would hold its Tensor, a cycle)
 
         def wrapped(g):
-            out = hook(g if isinstance(g, Tensor) else Tensor._wrap(g, None, self._trace))
+            out = hook(g if isinstance(g, Tensor) else Tensor._wrap(g, None, trace))
             if out is None:
                 return None
             return out if isinstance(g, Tensor) else (out.data if isinstance(out, Tensor) else out)
@@ -762,9 +809,7 @@ def _wrap_in(trace, data, node, cls=Tensor):
     t.grad = None
     t.requires_grad = node is not None
     t._node = node
-    v = t._version = [0]
-    if node is not None and node.out_version is None:
-        node.out_version = v    # so modifying this output in place is detected (see reverse)
+    t._vbox = None      # the version counter, made when first needed (see Tensor._version)
     return t
 
 
