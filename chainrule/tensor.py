@@ -36,7 +36,8 @@ import numpy as np
 from chainrule import ops
 from chainrule.core import (ConcretizationError, DTypeError, GradientError, ShapeError, Trace,
                             Tracer, _innermost, bind, capturing_trace)
-from chainrule.interpreters.reverse import Node, _projection_node, backprop, new_node
+from chainrule.interpreters.reverse import (SAVED_AT_0_BY_PARENTS, Node, _projection_node,
+                                             backprop, new_node)
 
 __all__ = ['Tensor', 'tensor', 'no_grad', 'enable_grad', 'set_grad_enabled', 'is_grad_enabled']
 
@@ -149,7 +150,7 @@ class EagerTrace(Trace):
             return _wrap_in(self, out, None)
         sa = _saved_version(a, pa) if ta else None
         sb = _saved_version(b, pb) if tb else None
-        versions = _FROM_PARENTS2 if sa == 0 and sb == 0 else (sa, sb)
+        versions = SAVED_AT_0_BY_PARENTS if sa == 0 and sb == 0 else (sa, sb)
         return _wrap_in(self, out, new_node(prim, params, pa, pb, 2, (va, vb), out, versions))
 
     def _finish(self, prim, args, vals, out, params):
@@ -180,7 +181,6 @@ class EagerTrace(Trace):
 # the list would stay tracked; a tuple of ints is untracked at its first collection, and the
 # common cases share one constant).
 _FROM_PARENT1 = (0,)
-_FROM_PARENTS2 = (0, 0)
 
 
 def _saved_version(t, parent):

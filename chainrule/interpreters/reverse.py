@@ -174,8 +174,15 @@ def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
                 'were freed after the first backward. Pass retain_graph=True to the first '
                 'backward() if you need to call it again, or recompute the forward pass '
                 '(which builds a new graph) before the second backward().')
-        if node.versions is not None:
-            _check_versions(node)
+        versions = node.versions
+        if versions is not None:
+            if versions is SAVED_AT_0_BY_PARENTS:     # the common case, without a call
+                b0, b1, bo = node._p0.out_version, node._p1.out_version, node.out_version
+                if (b0 is not None and b0[0]) or (b1 is not None and b1[0]) or \
+                        (bo is not None and bo[0]):
+                    _check_versions(node)
+            else:
+                _check_versions(node)
         out = node.out
         joint = False
         if isinstance(g, TupleCotangent):
@@ -206,11 +213,14 @@ def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
             else:
                 gi = check(node, i, rule, g, out, args, params)
             k = id(parent)
-            if k in ct:
-                ct[k] = add_cotangents(ct[k], gi)
-            else:
+            old = ct.get(k)
+            if old is None:
                 ct[k] = gi
                 heappush(heap, (-parent.seq, parent))
+            elif type(old) is TupleCotangent:
+                ct[k] = add_cotangents(old, gi)
+            else:                   # (add_cotangents, inlined: fan-in is common)
+                ct[k] = old + gi
         if not retain_graph:
             node.free()
     return leaves
@@ -226,6 +236,11 @@ def computed_rules(rules, needed, g, out, args, params):
 # `chainrule.debug` sets this to `hook(node, i, rule, g, out, args, params) -> cotangent` while
 # a diagnostic mode that checks every cotangent (`debug_nans`) is on; None otherwise.
 _backward_hook = None
+
+
+# `Node.versions` of a node of two arguments that are both their parents' outputs (or leaves)
+# saved at version 0: the eager `Tensor` shares this one tuple (see chainrule.tensor)
+SAVED_AT_0_BY_PARENTS = (0, 0)
 
 
 def _check_versions(node):
