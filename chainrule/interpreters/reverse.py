@@ -209,7 +209,7 @@ def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
             if rule is None:
                 continue
             if check is None:
-                gi = rule(g, out, *args, **params)
+                gi = rule(g, out, *args, **params) if params else rule(g, out, *args)
             else:
                 gi = check(node, i, rule, g, out, args, params)
             k = id(parent)
