@@ -127,9 +127,9 @@ class EagerTrace(Trace):
         if not a.requires_grad or prim.vjp is None or not _grad_enabled.get():
             return _wrap_in(self, out, None)         # nothing to record
         pa = a._node
-        v = a._vbox
         return _wrap_in(self, out, new_node(prim, params, pa, None, 1, (va,), out, _FROM_PARENT1
-                                            if v is None else (_saved_version(a, pa),)))
+                                            if a._vbox is None and pa.out_version is None
+                                            else (_saved_version(a, pa),)))
 
     def _process2(self, prim, a, b, params):
         ta = isinstance(a, Tensor) and a._trace is self
@@ -175,8 +175,9 @@ class EagerTrace(Trace):
 
 # What a node keeps of an argument's version counter (`Node.versions`, checked by backward):
 # `(counter, version)`, or, when the counter is the parent node's `out_version` (the argument
-# is that node's output, or a leaf), the version alone, an int -- and 0 when the argument has
-# no counter yet: its counter, if it is ever made, is that node's and starts at 0. A recorded
+# is that node's output, a Tensor wrapping it, or a leaf), the version alone, an int: an
+# argument without a counter of its own uses the node's, which starts at 0 when it is made. A
+# recorded
 # operation so keeps no container the cyclic collector tracks besides its node (a tuple holding
 # the list would stay tracked; a tuple of ints is untracked at its first collection, and the
 # common cases share one constant).
@@ -186,9 +187,10 @@ _FROM_PARENT1 = (0,)
 def _saved_version(t, parent):
     v = t._vbox
     if parent is not None:
-        if v is None:
-            return 0
-        if v is parent.out_version:
+        ov = parent.out_version
+        if v is None:         # t's counter is its node's, the parent (see Tensor._version)
+            return 0 if ov is None else ov[0]
+        if v is ov:
             return v[0]
     v = t._version
     return (v, v[0])

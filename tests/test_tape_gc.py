@@ -226,3 +226,21 @@ def test_results_of_a_multiple_result_op_are_checked():
         w.mul_(2.0)
     with pytest.raises(GradientError):
         z.sum().backward()
+
+
+def test_create_graph_through_a_leaf_updated_before():
+    # the rules' own operations save the leaf through the nodes' values: saved at the leaf's
+    # current version (2 here), not at 0
+    x = cr.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    w = cr.tensor(np.array([0.5, -1.5]), requires_grad=True)
+    with cr.no_grad():
+        w += 0.25
+        w *= 2.0                                   # w = [1.5, -2.5], version 2
+    s = (x * w).sum()
+    (g,) = cr.autograd.grad(s * s, [x], create_graph=True)     # 2 s w
+    penalty = g.sum()                              # 2 s sum(w)
+    penalty.backward()
+    wv, xv = np.array([1.5, -2.5]), np.array([1.0, 2.0])
+    sv = xv @ wv
+    np.testing.assert_allclose(w.grad.data, 2 * xv * wv.sum() + 2 * sv)
+    np.testing.assert_allclose(x.grad.data, 2 * wv * wv.sum())
