@@ -177,10 +177,9 @@ class EagerTrace(Trace):
 # `(counter, version)`, or, when the counter is the parent node's `out_version` (the argument
 # is that node's output, a Tensor wrapping it, or a leaf), the version alone, an int: an
 # argument without a counter of its own uses the node's, which starts at 0 when it is made. A
-# recorded
-# operation so keeps no container the cyclic collector tracks besides its node (a tuple holding
-# the list would stay tracked; a tuple of ints is untracked at its first collection, and the
-# common cases share one constant).
+# recorded operation so keeps no container the cyclic collector tracks besides its node (a
+# tuple holding the list would stay tracked; a tuple of ints is untracked at its first
+# collection, and the common cases share one constant).
 _FROM_PARENT1 = (0,)
 
 
