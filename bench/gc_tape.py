@@ -13,8 +13,9 @@ the rest is allocated as small containers, so the collector has the same heap to
 
 Prints, per mode, microseconds per recorded op (forward + backward), the ratios the issue
 sets targets for (chainrule gc-on / PyTorch <= 0.5, chainrule gc-on / gc-off <= 1.1), the
-collections per call by generation (counted with `gc.callbacks`), and the objects the collector
-tracks that one recorded op leaves alive until backward.
+collections per call by generation (counted with `gc.callbacks`), and the objects of collector
+types (counted toward the next generation-0 collection) that one recorded op leaves alive until
+backward.
 
 Timing: each mode runs blocks of `--calls` calls (so a block includes the full collections
 that come every few calls, amortised as a program sees them), the modes take turns block by
@@ -143,8 +144,8 @@ def main():
           f'{heap:,} with filler')
 
     per_op = tracked_alive_per_op(cr)
-    print(f'chainrule: {per_op:.2f} tracked objects alive per recorded op at the end of the '
-          'forward pass')
+    print(f'chainrule: {per_op:.2f} objects of collector types (counted toward a generation-0 '
+          'collection) alive per recorded op at the end of the forward pass')
 
     fns = {'chainrule, gc on': (w5_chainrule(cr), True),
            'chainrule, gc off': (w5_chainrule(cr), False),
