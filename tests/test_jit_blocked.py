@@ -36,10 +36,10 @@ def _same_bits(a, b):
         np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes()
 
 
-def _run(f, args, t, tiles):
+def _run(f, args, t, tiles, backend='numpy'):
     """f jitted with tiles of `t` elements (0: unblocked): (results, source)."""
     tiles(t)
-    j = cr.jit(f)
+    j = cr.jit(f, backend=backend)
     with np.errstate(all='ignore'):
         out = j(*args)
     return out, j.source(*args)
@@ -65,6 +65,8 @@ def _program(ops, n_out):
                 v = BINARY[k](a, lit) if ix[1] % 2 else BINARY[k](lit, a)
             elif kind == 'mask':        # a boolean promoted in arithmetic (a cast)
                 v = cnp.greater(a, b) * a
+            elif kind == 'trig':        # sin and cos of one value, then arithmetic
+                v = cnp.sin(a) * lit - cnp.cos(a) * b / 3.0
             elif kind == 'where':       # not blockable: cuts a run in two
                 v = cnp.where(cnp.greater(a, b), a, b)
             else:                       # a reduction, and its broadcast consumer
@@ -74,8 +76,8 @@ def _program(ops, n_out):
     return f
 
 
-_op = st.tuples(st.sampled_from(['unary'] * 3 + ['binary'] * 3 + ['literal', 'mask', 'where',
-                                                                   'reduce']),
+_op = st.tuples(st.sampled_from(['unary'] * 3 + ['binary'] * 3 + ['literal', 'mask', 'trig',
+                                                                   'where', 'reduce']),
                 st.integers(0, 5), st.tuples(st.integers(0, 50), st.integers(0, 50)),
                 st.sampled_from([0.5, 2, -1.5, 3.0]))
 
@@ -104,13 +106,11 @@ def _inputs(data, shape):
     return args
 
 
-@settings(max_examples=120, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.data(),
-       shape=st.sampled_from([(0,), (1,), (3,), (4,), (8,), (9,), (13,), (5, 3), (4, 4),
-                              (7, 2), (0, 3), (3, 0), (2, 5)]),
-       t=st.sampled_from([1, 2, 4, 5]))
-def test_blocked_code_is_bitwise_the_unblocked_code(data, shape, t, tiles):
+_SHAPES = st.sampled_from([(0,), (1,), (3,), (4,), (8,), (9,), (13,), (5, 3), (4, 4), (7, 2),
+                           (0, 3), (3, 0), (2, 5)])
+
+
+def _check_random_program(data, shape, t, tiles, backend):
     ops = data.draw(st.lists(_op, min_size=2, max_size=12), label='ops')
     n_out = data.draw(st.integers(1, 3), label='n_out')
     args = _inputs(data, shape)
@@ -119,12 +119,28 @@ def test_blocked_code_is_bitwise_the_unblocked_code(data, shape, t, tiles):
         want, _ = _run(f, args, 0, tiles)
     except Exception as e:      # a program NumPy refuses (e.g. an int32 max over an empty axis)
         with pytest.raises(type(e)):
-            _run(f, args, t, tiles)
+            _run(f, args, t, tiles, backend)
         return
-    got, src = _run(f, args, t, tiles)
+    got, src = _run(f, args, t, tiles, backend)
     assert len(got) == len(want)
     for g, w in zip(got, want):
         assert _same_bits(g, w), src
+
+
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), shape=_SHAPES, t=st.sampled_from([1, 2, 4, 5]))
+def test_blocked_code_is_bitwise_the_unblocked_code(data, shape, t, tiles):
+    _check_random_program(data, shape, t, tiles, 'numpy')
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), shape=_SHAPES, t=st.sampled_from([2, 5]))
+def test_numba_backend_blocked_code_is_bitwise_numpys(data, shape, t, tiles):
+    """With numba: sin/cos pairs and runs of arithmetic as compiled loops, same bits."""
+    pytest.importorskip('numba')
+    _check_random_program(data, shape, t, tiles, 'numba')
 
 
 def _chain(x, r):
@@ -293,7 +309,7 @@ def test_numba_backend_computes_sin_and_cos_together_bitwise(tiles):
     tiles(64)
     jn = cr.jit(f, backend='numba')
     src = jn.source(x)
-    assert '_sincos(' in src
+    assert '_sincos(' in src and '@numba.njit' in src       # a pair, a run of arithmetic
     got = jn(x)
     tiles(0)
     want = cr.jit(f)(x)

@@ -302,7 +302,7 @@ def codegen(graph, name='jitted', fuse=False):
         mark_outputs(e, reuse, isinstance(impl, np.ufunc) or prim.name in _FRESH_PRIMS)
     lines.append(_return_line(graph, names, by_out, made, roots, srcs, readonly, glob))
     src = '\n'.join(lines) + '\n'
-    if kernels:
+    if glob.get('_kernel_sources'):
         src = '\n'.join(glob.pop('_kernel_sources')) + '\n\n' + src
     return src, glob
 
