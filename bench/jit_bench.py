@@ -295,6 +295,16 @@ def bench_chain():
         assert np.allclose(jn(x), want, rtol=1e-12)
         runs['chainrule jit (numba backend)'] = lambda: jn(x)
     runs['chainrule eager'] = lambda: cr.grad(chain)(x)
+
+    def tensor_backward():      # the same program on the eager Tensor tape
+        t = cr.Tensor(x, requires_grad=True)
+        y = t
+        for _ in range(N_ITER):
+            y = y.sin() * 0.9 + (-(y * y)).exp()
+        y.sum().backward()
+        return t.grad
+    assert np.allclose(np.asarray(tensor_backward()), want, rtol=1e-12)
+    runs['chainrule eager (Tensor.backward)'] = tensor_backward
     assert np.allclose(numpy_fwd_bwd(x), want, rtol=1e-12)
     runs['hand-written NumPy fwd+bwd'] = lambda: numpy_fwd_bwd(x)
 
@@ -331,6 +341,10 @@ def bench_chain():
         'chainrule jit (NumPy backend)'
     report(f'2. gradient of 30 elementwise ops on {n:.0e} float64 (time per gradient)',
            times, ref)
+    hand = times['hand-written NumPy fwd+bwd']
+    print('  as a fraction of the hand-written NumPy time (issue 16: jit <= 0.5):')
+    print('    ' + ', '.join(f'{name} {t / hand:.2f}' for name, t in times.items()
+                             if not name.startswith('hand')))
     return times
 
 

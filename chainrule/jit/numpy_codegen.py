@@ -23,8 +23,12 @@ and copies what would otherwise alias an argument, a constant of the program or 
 (`_return_line`), so writing into a result never changes a later call; decided at compile time,
 so the usual program (every result computed) pays nothing.
 
-With `fuse=True` (the numba backend, `chainrule.jit.numba_backend`) runs of elementwise
-equations become calls of fused kernels instead.
+Runs of elementwise equations over one large shape (`chainrule.jit.blocked`) are generated as
+a loop over cache-sized tiles, each equation one ufunc call per tile into reused tile buffers.
+
+With `fuse=True` (the numba backend, `chainrule.jit.numba_backend`) a program with such runs
+keeps the tiles and lets numba compute sin/cos pairs and runs of arithmetic in them; otherwise
+runs of elementwise equations become calls of fused kernels.
 """
 
 import keyword
