@@ -39,9 +39,11 @@ only what NumPy has no fast loop for, and every value stays bitwise NumPy's:
   run instead of one ufunc call (and one pass over the tile) per equation; the same IEEE
   operations, with no contraction into fused multiply-adds (numba's default, no fastmath).
 NumPy keeps `exp`, `log`, `tanh`, ... (its SIMD loops beat libm's scalar calls numba would make)
-and `maximum`/`minimum`. Measured on W4 (bench/jit_bench.py, 10^6 float64): NumPy backend
-0.85x -> 0.70x the hand-written NumPy time (the float64 sin/cos calls alone take 0.63x);
-numba backend 0.54x -> about 0.5x.
+and `maximum`/`minimum`. Measured on W4 (bench/jit_bench.py, 10^6 float64; interleaved in one
+process on a shared, loaded machine, so read the ratios): NumPy backend 0.83x -> 0.62x the
+hand-written NumPy time, numba backend 0.58x -> 0.50x. The floor of the NumPy backend is its
+ten float64 sin/cos calls per element (libm's, ~9 ns each): 0.63x of hand-written NumPy's time
+measured on a quiet machine, where blocked code reached 0.70x.
 """
 
 import numpy as np
