@@ -15,8 +15,8 @@ The process pins itself to one CPU core (JAX's CPU runtime otherwise uses a thre
    (NumPy backend and numba backend) against chainrule eager, hand-written NumPy
    forward+backward, PyTorch eager and `jax.jit`.
 
-Prints the best-of-rounds time per call (60 rounds of 10 steps for the MLP, `REPEAT` rounds
-for the chain) and each contender's time divided by jit's (> 1: jit is faster). PyTorch, JAX and numba are optional (`pip install torch jax numba`);
+Prints the best-of-rounds time per call (60 rounds of 10 steps for the MLP, 20 rounds of 2
+gradients for the chain) and each contender's time divided by jit's (> 1: jit is faster). PyTorch, JAX and numba are optional (`pip install torch jax numba`);
 missing ones are reported and skipped. `--mlp` runs only the MLP step. Every contender's result is checked against chainrule
 eager before it is timed.
 """
@@ -283,7 +283,9 @@ def numpy_fwd_bwd(x):
 def bench_chain():
     n = 10**5 if QUICK else 10**6
     x = np.random.default_rng(0).uniform(-1, 1, n)
-    number = 3 if QUICK else 10
+    # many short rounds (see best_times): a round of 10 calls of each contender takes ~10 s,
+    # long enough on the shared machine that no round is undisturbed
+    number, rounds = (3, REPEAT) if QUICK else (2, 20)
     runs = {}
     want = cr.grad(chain)(x)
 
@@ -295,6 +297,16 @@ def bench_chain():
         assert np.allclose(jn(x), want, rtol=1e-12)
         runs['chainrule jit (numba backend)'] = lambda: jn(x)
     runs['chainrule eager'] = lambda: cr.grad(chain)(x)
+
+    def tensor_backward():      # the same program on the eager Tensor tape
+        t = cr.Tensor(x, requires_grad=True)
+        y = t
+        for _ in range(N_ITER):
+            y = y.sin() * 0.9 + (-(y * y)).exp()
+        y.sum().backward()
+        return t.grad
+    assert np.allclose(np.asarray(tensor_backward()), want, rtol=1e-12)
+    runs['chainrule eager (Tensor.backward)'] = tensor_backward
     assert np.allclose(numpy_fwd_bwd(x), want, rtol=1e-12)
     runs['hand-written NumPy fwd+bwd'] = lambda: numpy_fwd_bwd(x)
 
@@ -326,11 +338,15 @@ def bench_chain():
         assert np.allclose(np.asarray(jgrad(jx)), want, rtol=1e-12)
         runs['jax.jit'] = lambda: jgrad(jx).block_until_ready()
 
-    times = best_times(runs, number)
+    times = best_times(runs, number, rounds)
     ref = 'chainrule jit (numba backend)' if 'chainrule jit (numba backend)' in times else \
         'chainrule jit (NumPy backend)'
     report(f'2. gradient of 30 elementwise ops on {n:.0e} float64 (time per gradient)',
            times, ref)
+    hand = times['hand-written NumPy fwd+bwd']
+    print('  as a fraction of the hand-written NumPy time (issue 16: jit <= 0.5):')
+    print('    ' + ', '.join(f'{name} {t / hand:.2f}' for name, t in times.items()
+                             if not name.startswith('hand')))
     return times
 
 

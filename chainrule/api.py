@@ -206,7 +206,9 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
         value = outs[0]
         _check_scalar(value, holomorphic)
         one = np.ones((), dtype=_dtype(value))
-        gs = pullback([one] + [None] * (len(outs) - 1))
+        # the one pullback of this graph: saved values are freed as it goes (lower peak
+        # memory, and the allocator reuses the freed buffers for the cotangents)
+        gs = pullback([one] + [None] * (len(outs) - 1), retain_graph=False)
         grads = _unflatten_per_arg(defs, owned(
             [_restore(g, r, a) for g, r, a in zip(gs, raw, arrs)], arrs))
         grads = _per_request(grads, where)

@@ -447,7 +447,9 @@ def vjp_flat(f, primals):
 
     Returns:
         (outputs, pullback): `outputs` the values `f` returned (a flat list), and
-        `pullback(cotangents) -> list of input cotangents` (None where an input got none).
+        `pullback(cotangents, retain_graph=True) -> list of input cotangents` (None where an
+        input got none); `retain_graph=False` (for a single pullback, as `grad` makes) frees
+        each saved value as soon as the backward pass is past it, as `Tensor.backward` does.
     """
     from chainrule.core import new_level
     with new_level(ReverseTrace) as trace:
@@ -463,13 +465,13 @@ def vjp_flat(f, primals):
                 out_vals.append(o)
                 out_nodes.append(None)
 
-    def pullback(cts):
+    def pullback(cts, retain_graph=True):
         roots, gs = [], []
         for n, g in zip(out_nodes, cts):
             if n is not None and g is not None:
                 roots.append(n)
                 gs.append(g)
-        leaves = backprop(roots, gs) if roots else {}
+        leaves = backprop(roots, gs, retain_graph=retain_graph) if roots else {}
         return [leaves.get(id(t.node)) for t in ins]
 
     return out_vals, pullback

@@ -23,8 +23,12 @@ and copies what would otherwise alias an argument, a constant of the program or 
 (`_return_line`), so writing into a result never changes a later call; decided at compile time,
 so the usual program (every result computed) pays nothing.
 
-With `fuse=True` (the numba backend, `chainrule.jit.numba_backend`) runs of elementwise
-equations become calls of fused kernels instead.
+Runs of elementwise equations over one large shape (`chainrule.jit.blocked`) are generated as
+a loop over cache-sized tiles, each equation one ufunc call per tile into reused tile buffers.
+
+With `fuse=True` (the numba backend, `chainrule.jit.numba_backend`) a program with such runs
+keeps the tiles and lets numba compute sin/cos pairs and runs of arithmetic in them; otherwise
+runs of elementwise equations become calls of fused kernels.
 """
 
 import keyword
@@ -33,6 +37,7 @@ import numpy as np
 
 from chainrule.interpreters.staging import (
     Literal, ShapedArray, Var, _literal_str, _params_str, dtype_short)
+from chainrule.jit import blocked
 from chainrule.jit.numba_backend import (
     _Cluster, _emit_cluster, _fusion_schedule, _get_numba, _kernel_input)
 
@@ -126,12 +131,25 @@ def codegen(graph, name='jitted', fuse=False):
     for v, c in zip(graph.constvars, graph.consts):
         glob[names[v.id]] = c
 
-    items = _fusion_schedule(graph) if fuse else _select_muls(graph, list(graph.eqns))
     by_out = {o.id: e for e in graph.eqns for o in e.outvars}
-    elided = _implicit_broadcasts(graph, items, by_out)
-    casts = _implicit_casts(graph, items)
-    elided |= casts
+
+    def schedule(fuse):
+        items = _fusion_schedule(graph) if fuse else _select_muls(graph, list(graph.eqns))
+        casts = _implicit_casts(graph, items)
+        elided = _implicit_broadcasts(graph, items, by_out) | casts
+        groups = [] if fuse else blocked.plan(graph, items, elided, by_out)
+        return items, elided, casts, groups
+
+    # large arrays run in cache-sized tiles of NumPy's (SIMD) loops, with numba's kernels only
+    # for sin/cos pairs (`chainrule.jit.blocked`); small ones, fused into numba loops
+    items, elided, casts, groups = schedule(False)
+    sincos = fuse and bool(groups)
+    if fuse and not groups:
+        items, elided, casts, groups = schedule(True)
     kernels = []
+    group_no = {g.start: i for i, g in enumerate(groups)}
+    groups = {g.start: g for g in groups}
+    skip = {k for g in groups.values() for k in range(g.start + 1, g.stop)}
     # buffer reuse: when a var is last used, and no live var aliases its buffer, an
     # elementwise op may write its result there
     last = {}
@@ -199,8 +217,32 @@ def codegen(graph, name='jitted', fuse=False):
             for r in rs:
                 live_until[r] = max(live_until.get(r, -1), last.get(o.id, -1))
 
+    def alias_elided(e):
+        """NumPy's ufuncs broadcast (and cast) by themselves: the users read the source."""
+        src_var = e.invars[0]
+        names[e.outvars[0].id] = names[src_var.id]
+        roots[e.outvars[0].id] = roots.get(src_var.id, frozenset())
+        for r in roots[e.outvars[0].id]:
+            live_until[r] = max(live_until.get(r, -1), last.get(e.outvars[0].id, -1))
+
     lines = [f'def {name}({", ".join(names[v.id] for v in graph.invars)}):']
+    consts = {v.id: c for v, c in zip(graph.constvars, graph.consts)}
     for k, e in enumerate(items):
+        if k in skip:
+            continue
+        if k in groups:
+            g = groups[k]
+            lines.extend(blocked.emit(
+                g, group_no[k], names, ir_line, lambda v, e: _typed_literal(v, e, glob), glob,
+                elided, casts, by_out, _dtype_expr, consts, sincos=sincos))
+            for o in g.outvars:
+                roots[o.id] = frozenset([o.id])
+                owns.add(o.id)
+                made.add(o.id)
+                live_until[o.id] = last.get(o.id, -1)
+            for t in g.transparent:
+                alias_elided(t)
+            continue
         if isinstance(e, _Cluster):
             lines.extend(_emit_cluster(e, len(kernels), names, ir_line, glob, by_out))
             kernels.append(e)
@@ -218,12 +260,7 @@ def codegen(graph, name='jitted', fuse=False):
             continue
         prim = e.prim
         if e.outvars[0].id in elided:
-            # NumPy's ufuncs broadcast by themselves: the users read the source directly
-            src_var = e.invars[0]
-            names[e.outvars[0].id] = names[src_var.id]
-            roots[e.outvars[0].id] = roots.get(src_var.id, frozenset())
-            for r in roots[e.outvars[0].id]:
-                live_until[r] = max(live_until.get(r, -1), last.get(e.outvars[0].id, -1))
+            alias_elided(e)
             why = 'cast' if e.outvars[0].id in casts else 'broadcast'
             lines.append(f'    # {ir_line(e)}   (implicit: the ufuncs below {why})')
             continue
@@ -269,7 +306,7 @@ def codegen(graph, name='jitted', fuse=False):
         mark_outputs(e, reuse, isinstance(impl, np.ufunc) or prim.name in _FRESH_PRIMS)
     lines.append(_return_line(graph, names, by_out, made, roots, srcs, readonly, glob))
     src = '\n'.join(lines) + '\n'
-    if kernels:
+    if glob.get('_kernel_sources'):
         src = '\n'.join(glob.pop('_kernel_sources')) + '\n\n' + src
     return src, glob
 
