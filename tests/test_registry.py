@@ -20,6 +20,7 @@ COVERED_ELSEWHERE = {
     'chainrule.ops.linalg': 'test_linalg.py',
     'chainrule.ops.fft': 'test_fft.py',
     'chainrule.ops.nn': 'test_nn.py',
+    'chainrule.ops.conv': 'test_conv.py',
     'chainrule.custom': 'test_custom.py',
     'chainrule.checkpoint': 'test_checkpoint.py',
     'chainrule.jit.call': 'test_jit.py',

@@ -1,7 +1,8 @@
 """`chainrule.nn`: neural networks on `Tensor`s, PyTorch's `torch.nn` on chainrule's engine.
 
-What this package lets you do: build a network from layers (`Linear`, `Conv2d`, `MaxPool2d`,
-`Flatten`, `Embedding`, `LayerNorm`, `BatchNorm1d`, `GroupNorm`, `Dropout`, `Sequential`,
+What this package lets you do: build a network from layers (`Linear`, `Conv1d`, `Conv2d`,
+`ConvTranspose2d`, `MaxPool2d`, `AvgPool2d`, `AdaptiveAvgPool2d`, `Upsample`, `Flatten`,
+`Embedding`, `LayerNorm`, `BatchNorm1d`, `BatchNorm2d`, `GroupNorm`, `Dropout`, `Sequential`,
 `RNN`/`LSTM`/`GRU`, activations), train
 it eagerly with `loss.backward()` and a `chainrule.optim` optimizer, or functionally with
 `cr.grad(loss_fn)(model, x, y)` (modules are pytrees), and save it with `cr.save`.
@@ -25,10 +26,12 @@ initialisers, each with an explicit seed.
 """
 
 from chainrule.nn import functional, init, utils
-from chainrule.nn.modules import (BatchNorm1d, Conv2d, Dropout, Embedding, Flatten, GELU,
-                                  Identity, LayerNorm, Linear, LogSoftmax, MaxPool2d, Module,
-                                  Parameter, ReLU, Sequential, Sigmoid, Softmax, StateDictError,
-                                  Tanh)
+from chainrule.nn.modules import (Dropout, Embedding, Flatten, GELU, Identity, Linear,
+                                  LogSoftmax, Module, Parameter, ReLU, Sequential, Sigmoid,
+                                  Softmax, StateDictError, Tanh)
+from chainrule.nn.conv import (AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, ConvTranspose2d,
+                               MaxPool2d, Upsample)
+from chainrule.nn.norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from chainrule.nn.containers import ModuleDict, ModuleList, ParameterList
 from chainrule.nn import activations, losses
 from chainrule.nn.activations import *  # noqa: F401,F403 (PyTorch's module names)
@@ -45,4 +48,7 @@ __all__ = ['functional', 'init', 'Module', 'Parameter', 'StateDictError', 'Linea
            'RNN', 'LSTM', 'GRU', 'RNNCell', 'LSTMCell', 'GRUCell',
            # chainrule.nn.attention, chainrule.nn.transformer, chainrule.nn.utils
            'utils', 'MultiheadAttention', 'TransformerEncoderLayer', 'TransformerEncoder',
+           # chainrule.nn.conv, chainrule.nn.norm
+           'Conv1d', 'ConvTranspose2d', 'AvgPool2d', 'AdaptiveAvgPool2d', 'Upsample',
+           'BatchNorm2d',
            ] + activations.__all__ + losses.__all__

@@ -21,6 +21,7 @@ import numpy as np
 import chainrule.numpy as cnp
 from chainrule import ops
 from chainrule.core import ShapeError, Tracer, dtype_of, shape_of
+from chainrule.ops import conv as convops
 from chainrule.ops import nn as nnops
 from chainrule.ops.nn import erf, linear, relu, sigmoid
 from chainrule.nn import _activation_functions, _loss_functions
@@ -31,8 +32,8 @@ from chainrule.nn._loss_functions import _reduce  # noqa: F401 (the modules' red
 __all__ = [
     'linear', 'relu', 'gelu', 'tanh', 'sigmoid', 'softmax', 'log_softmax', 'erf',
     'cross_entropy', 'nll_loss', 'mse_loss', 'binary_cross_entropy_with_logits',
-    'conv2d', 'max_pool2d', 'dropout', 'layer_norm', 'group_norm', 'batch_norm',
-    'embedding', 'one_hot',
+    'conv1d', 'conv2d', 'conv_transpose2d', 'max_pool2d', 'avg_pool2d', 'adaptive_avg_pool2d',
+    'interpolate', 'dropout', 'layer_norm', 'group_norm', 'batch_norm', 'embedding', 'one_hot',
 ] + _activation_functions.__all__ + [n for n in _loss_functions.__all__
                                      if n not in ('cross_entropy', 'nll_loss', 'mse_loss',
                                                   'binary_cross_entropy_with_logits')]
@@ -73,42 +74,127 @@ def softmax(x, dim=-1):
 
 
 # --- convolution and pooling ---------------------------------------------------------------
+# PyTorch's names and arguments; the work is in chainrule.ops.conv (primitives `conv2d`,
+# `unfold`/`fold`, `max_pool2d`, and composites of them).
 
-def conv2d(input, weight, bias=None, stride=1, padding=0):
+_PAD_MODES = {'zeros': None, 'reflect': 'reflect', 'replicate': 'edge', 'circular': 'wrap'}
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation, as PyTorch's `F.conv2d`).
 
     Computed as im2col: the input unfolded into patch rows, then one matrix product with the
-    flattened weight, as a single primitive (one tape node).
+    flattened weight, as a single primitive (one tape node); with `groups`, one per group.
 
     Args:
         input: `(N, C_in, H, W)`.
-        weight: `(C_out, C_in, kh, kw)`.
+        weight: `(C_out, C_in // groups, kh, kw)`.
         bias: optional `(C_out,)`.
-        stride, padding: ints or pairs (zero padding); `padding` may also be PyTorch's
-            `'valid'` (none) or `'same'` (output as large as the input, stride 1 only; an even
-            kernel gets the extra row/column of padding after, as in PyTorch).
+        stride, padding, dilation: ints or pairs (zero padding); `padding` may also be
+            PyTorch's `'valid'` (none) or `'same'` (output as large as the input, stride 1
+            only; an odd total padding puts the extra row/column after, as in PyTorch).
+        groups: split the channels into this many groups, each convolved with its own slice
+            of the output channels (`groups=C_in` is a depthwise convolution).
 
     Returns:
         `(N, C_out, OH, OW)`.
     """
     if isinstance(padding, str):
-        input, padding = _string_padding(input, weight, stride, padding)
-    return nnops.conv2d(input, weight, bias, stride, padding)
+        input, padding = _string_padding(input, weight, stride, padding, dilation, 'conv2d')
+    return convops.conv2d(input, weight, bias, stride, padding, dilation, groups)
 
 
-def _string_padding(input, weight, stride, padding):
-    if padding == 'valid':
-        return input, 0
-    if padding != 'same':
-        raise ValueError(f"conv2d: padding must be an int, a pair, 'valid' or 'same', got "
-                         f'{padding!r}')
-    if stride not in (1, (1, 1), [1, 1]):
-        raise ValueError(f"conv2d: padding='same' needs stride 1 (as in PyTorch), got {stride}")
-    # total padding k - 1 per axis: (k - 1) // 2 before, the rest after
-    (t, b), (l, r) = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in shape_of(weight)[2:]]
-    if (t, l) == (b, r):
-        return input, (t, l)
-    return cnp.pad(input, ((0, 0), (0, 0), (t, b), (l, r))), 0
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D convolution (PyTorch's `F.conv1d`): `input` `(N, C_in, L)`, `weight`
+    `(C_out, C_in // groups, k)`, `bias` `(C_out,)` -> `(N, C_out, L_out)`; a 2-D convolution
+    over a height of one. `padding` may be an int, `'valid'` or `'same'`."""
+    si, sw = shape_of(input), shape_of(weight)
+    if len(si) != 3 or len(sw) != 3:
+        raise ShapeError(f'conv1d: input {si} and weight {sw} do not fit: input must be '
+                         '(N, C_in, L) and weight (C_out, C_in // groups, k)')
+    one = lambda v, name: (1, _single(v, name, 'conv1d'))   # noqa: E731
+    x4 = ops.reshape(input, (si[0], si[1], 1, si[2]))
+    w4 = ops.reshape(weight, (sw[0], sw[1], 1, sw[2]))
+    if isinstance(padding, str):
+        x4, padding = _string_padding(x4, w4, one(stride, 'stride'), padding,
+                                      one(dilation, 'dilation'), 'conv1d')
+        padding = padding if isinstance(padding, tuple) else (0, padding)
+    else:
+        padding = (0, _single(padding, 'padding', 'conv1d'))
+    out = convops.conv2d(x4, w4, bias, one(stride, 'stride'), padding,
+                         one(dilation, 'dilation'), groups)
+    so = shape_of(out)
+    return ops.reshape(out, (so[0], so[1], so[3]))
+
+
+def _single(v, name, op):
+    if isinstance(v, (tuple, list)):
+        if len(v) != 1:
+            raise ValueError(f'{op}: {name} must be an int or a 1-tuple, got {v!r}')
+        v = v[0]
+    return int(v)
+
+
+def _string_padding(input, weight, stride, padding, dilation, op):
+    """`'valid'`/`'same'` padding: `(input, padding)`, the input padded here when 'same' needs
+    more after than before (an odd total)."""
+    widths = conv_padding_widths(shape_of(weight)[2:], stride, padding, dilation, op)
+    if all(a == b for a, b in widths):
+        return input, tuple(a for a, _ in widths)
+    return cnp.pad(input, ((0, 0), (0, 0)) + tuple(widths)), 0
+
+
+def conv_padding_widths(kernel, stride, padding, dilation, op):
+    """The `(before, after)` padding per spatial axis for `padding` (an int, a tuple, `'valid'`
+    or `'same'`: total `d * (k - 1)` per axis, half before and the rest after, stride 1 only,
+    as in PyTorch)."""
+    n = len(kernel)
+    if isinstance(padding, str):
+        if padding == 'valid':
+            return [(0, 0)] * n
+        if padding != 'same':
+            raise ValueError(f"{op}: padding must be an int, a tuple, 'valid' or 'same', got "
+                             f'{padding!r}')
+        st = (stride,) * n if isinstance(stride, (int, np.integer)) else tuple(stride)
+        if any(s != 1 for s in st):
+            raise ValueError(f"{op}: padding='same' needs stride 1 (as in PyTorch), got "
+                             f'{stride}')
+        dil = (dilation,) * n if isinstance(dilation, (int, np.integer)) else tuple(dilation)
+        return [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel, dil)]
+    pads = (padding,) * n if isinstance(padding, (int, np.integer)) else tuple(padding)
+    return [(int(p), int(p)) for p in pads]
+
+
+def pad_for_conv(input, widths, padding_mode, op):
+    """`input` `(N, C, ...)` padded by `widths` (`(before, after)` per spatial axis) in
+    `padding_mode` ('reflect', 'replicate' or 'circular', PyTorch's modules' names), for a
+    convolution then run without padding."""
+    if padding_mode not in _PAD_MODES or padding_mode == 'zeros':
+        raise ValueError(f"{op}: padding_mode must be 'zeros', 'reflect', 'replicate' or "
+                         f"'circular', got {padding_mode!r}")
+    return cnp.pad(input, ((0, 0), (0, 0)) + tuple(widths), mode=_PAD_MODES[padding_mode])
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+    """Transposed 2-D convolution (PyTorch's `F.conv_transpose2d`, the gradient of `conv2d`
+    with respect to its input).
+
+    Args:
+        input: `(N, C_in, H, W)`.
+        weight: `(C_in, C_out // groups, kh, kw)` (PyTorch's layout).
+        bias: optional `(C_out,)`.
+        stride, padding, output_padding, dilation: ints or pairs; `output_padding` adds rows
+            and columns at the end of the output (it must be smaller than the stride or the
+            dilation).
+        groups: as for `conv2d`.
+
+    Returns:
+        `(N, C_out, OH, OW)`, `OH = (H - 1) * stride - 2 * padding + dilation * (kh - 1) +
+        output_padding + 1`.
+    """
+    return convops.conv_transpose2d(input, weight, bias, stride, padding, output_padding,
+                                    groups, dilation)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0):
@@ -124,11 +210,142 @@ def max_pool2d(input, kernel_size, stride=None, padding=0):
     Returns:
         `(N, C, OH, OW)`.
     """
-    k, s, p = nnops._window_args(shape_of(input), kernel_size,
-                                 kernel_size if stride is None else stride, padding, 'max_pool2d')
+    k, s, p = _pool_args(input, kernel_size, stride, padding, 'max_pool2d')
+    return convops.max_pool2d(input, kernel=k, stride=s, padding=p)
+
+
+def _pool_args(input, kernel_size, stride, padding, op):
+    k, s, p, _ = convops._window_args(shape_of(input), kernel_size,
+                                      kernel_size if stride is None else stride, padding, op)
     if p[0] * 2 > k[0] or p[1] * 2 > k[1]:
-        raise ValueError(f'max_pool2d: padding {p} must be at most half the kernel {k}')
-    return nnops.max_pool2d(input, kernel=k, stride=s, padding=p)
+        raise ValueError(f'{op}: padding {p} must be at most half the kernel {k}')
+    return k, s, p
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """2-D average pooling (PyTorch's `F.avg_pool2d`).
+
+    Args:
+        input: `(N, C, H, W)`.
+        kernel_size: int or pair.
+        stride: int or pair; defaults to `kernel_size`.
+        padding: int or pair (zeros), at most half the kernel.
+        ceil_mode: round the output size up (a last, partial window), as PyTorch.
+        count_include_pad: divide by the window size including padding (True, the default)
+            or by the number of input entries in the window.
+        divisor_override: divide every window's sum by this instead.
+
+    Returns:
+        `(N, C, OH, OW)`.
+    """
+    k, s, p = _pool_args(input, kernel_size, stride, padding, 'avg_pool2d')
+    if divisor_override is not None and divisor_override <= 0:
+        raise ValueError(f'avg_pool2d: divisor_override must be > 0, got {divisor_override}')
+    return convops.avg_pool2d(input, k, s, p, bool(ceil_mode), bool(count_include_pad),
+                              divisor_override)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Average pooling to a given output size (PyTorch's `F.adaptive_avg_pool2d`): output
+    entry `(i, j)` averages rows `floor(i*H/OH)` to `ceil((i+1)*H/OH)` and the same for columns.
+
+    Args:
+        input: `(N, C, H, W)` (or `(C, H, W)`).
+        output_size: an int or a pair; `None` in the pair keeps that input size.
+    """
+    si = shape_of(input)
+    if len(si) not in (3, 4):
+        raise ShapeError(f'adaptive_avg_pool2d: input must be (N, C, H, W) or (C, H, W), got '
+                         f'shape {si}')
+    if len(si) == 3:
+        return ops.reshape(adaptive_avg_pool2d(ops.reshape(input, (1,) + tuple(si)),
+                                               output_size), _out3(si, output_size))
+    size = (output_size, output_size) if isinstance(output_size, (int, np.integer)) \
+        else tuple(output_size)
+    size = tuple(si[2 + i] if o is None else int(o) for i, o in enumerate(size))
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f'adaptive_avg_pool2d: output_size must be a positive int or pair, '
+                         f'got {output_size!r}')
+    return convops.adaptive_avg_pool2d(input, size)
+
+
+def _out3(si, output_size):
+    size = (output_size, output_size) if isinstance(output_size, (int, np.integer)) \
+        else tuple(output_size)
+    return (si[0],) + tuple(si[1 + i] if o is None else int(o) for i, o in enumerate(size))
+
+
+def interpolate(input, size=None, scale_factor=None, mode='nearest', align_corners=None,
+                recompute_scale_factor=None):
+    """Resize the spatial axes of `input` `(N, C, ...)` (PyTorch's `F.interpolate`), with
+    `mode='nearest'`: output index `i` reads input index `floor(i * scale)`, where `scale` is
+    `in / out` for `size`, or `1 / scale_factor` (PyTorch's rule, unless
+    `recompute_scale_factor=True`, which uses `in / out`).
+
+    Args:
+        input: `(N, C, L)`, `(N, C, H, W)` or `(N, C, D, H, W)`.
+        size: the output's spatial size (an int or one per axis), or
+        scale_factor: a multiplier (a float or one per axis).
+        mode: 'nearest' ('nearest-exact' too: index `floor((i + 0.5) * scale)`).
+
+    Raises:
+        NotImplementedError: another mode ('bilinear', ...).
+    """
+    if mode not in ('nearest', 'nearest-exact'):
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported; chainrule has "
+                                  "mode='nearest' and 'nearest-exact'")
+    if align_corners:
+        raise ValueError("interpolate: align_corners only applies to the linear modes, not "
+                         f"mode={mode!r}")
+    si = shape_of(input)
+    nsp = len(si) - 2
+    if nsp < 1:
+        raise ShapeError(f'interpolate: input must be (N, C, ...) with spatial axes, got {si}')
+    if (size is None) == (scale_factor is None):
+        raise ValueError('interpolate: give exactly one of size and scale_factor')
+    ins = si[2:]
+
+    def per_axis(v, name):
+        v = tuple(v) if isinstance(v, (tuple, list)) else (v,) * nsp
+        if len(v) != nsp:
+            raise ValueError(f'interpolate: {name} {v} must have one entry per spatial axis '
+                             f'({nsp}) of input {si}')
+        return v
+    if size is not None:
+        outs = tuple(int(o) for o in per_axis(size, 'size'))
+        scales = tuple(i / o for i, o in zip(ins, outs))
+    else:
+        sf = tuple(float(f) for f in per_axis(scale_factor, 'scale_factor'))
+        outs = tuple(int(math.floor(i * f)) for i, f in zip(ins, sf))
+        scales = tuple(i / o for i, o in zip(ins, outs)) if recompute_scale_factor \
+            else tuple(1.0 / f for f in sf)
+    if min(outs) < 1:
+        raise ValueError(f'interpolate: the output size {outs} must be positive')
+    out = input
+    for ax, (n_in, n_out, sc) in enumerate(zip(ins, outs, scales)):
+        if n_in == n_out:
+            continue
+        off = 0.5 if mode == 'nearest-exact' else 0.0
+        # float32 arithmetic, as PyTorch computes the source index
+        src = np.floor((np.arange(n_out, dtype=np.float32) + np.float32(off))
+                       * np.float32(sc)).astype(np.int64)
+        src = np.minimum(src, n_in - 1)
+        out = _take_axis(out, src, 2 + ax)
+    return out
+
+
+def _take_axis(x, idx, axis):
+    """`x` indexed by the integer array `idx` along `axis`: a repeat of every entry when `idx`
+    is [0,..,0, 1,..,1, ...] with equal runs (an integer upscale), else a gather."""
+    n = shape_of(x)[axis]
+    r = len(idx) // n
+    if r * n == len(idx) and np.array_equal(idx, np.repeat(np.arange(n), r)):
+        s = tuple(shape_of(x))
+        y = ops.broadcast_to(ops.reshape(x, s[:axis + 1] + (1,) + s[axis + 1:]),
+                             s[:axis + 1] + (r,) + s[axis + 1:])
+        return ops.reshape(y, s[:axis] + (n * r,) + s[axis + 1:])
+    return cnp.take(x, idx, axis=axis)
 
 
 # --- regularisation and normalisation ------------------------------------------------------
@@ -205,41 +422,74 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
         out = out + ops.reshape(bias, shape)
     return out
 
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5):
-    """Batch normalisation over axis 0 (and any trailing axes after the channels, for
-    `(N, C, L)` inputs), PyTorch's `F.batch_norm`.
+    """Batch normalisation of `input` `(N, C, ...)` per channel, over the batch and every axis
+    after the channels (PyTorch's `F.batch_norm`; `(N, C)`, `(N, C, L)`, `(N, C, H, W)`, ...).
 
-    In training, the batch statistics normalise and `running_mean`/`running_var` (NumPy
-    arrays, updated in place) move towards them by `momentum` (with the unbiased variance, as
-    PyTorch); in evaluation the running statistics normalise.
+    In training, the batch statistics normalise (biased variance) and `running_mean` and
+    `running_var` (NumPy arrays, updated in place, if given) move towards them by `momentum`,
+    with the unbiased variance, as PyTorch; in evaluation the running statistics normalise.
+    The training form is one primitive whose derivative is one fused formula.
+
+    Args:
+        input: `(N, C, ...)`.
+        running_mean, running_var: `(C,)` NumPy arrays or None (training only).
+        weight, bias: optional `(C,)` scale and shift.
+        training: use (and record) the batch statistics.
+        momentum: the weight of the new batch in the running averages.
+        eps: added to the variance.
     """
     si = shape_of(input)
-    if len(si) not in (2, 3):
-        raise ShapeError(f'batch_norm: input must be (N, C) or (N, C, L), got shape {si}')
-    axes = (0,) if len(si) == 2 else (0, 2)
-    shape = (1, si[1]) + (1,) * (len(si) - 2)
+    if len(si) < 2:
+        raise ShapeError(f'batch_norm: input must be (N, C, ...), got shape {si}')
+    c = si[1]
+    for name, v in (('running_mean', running_mean), ('running_var', running_var),
+                    ('weight', weight), ('bias', bias)):
+        if v is not None and tuple(shape_of(v)) != (c,):
+            raise ShapeError(f'batch_norm: {name} {tuple(shape_of(v))} does not fit input {si}: '
+                             f'it must be ({c},), one entry per channel')
     if training:
-        mu = cnp.mean(input, axis=axes, keepdims=True)
-        d = input - mu
-        var = cnp.mean(d * d, axis=axes, keepdims=True)
-        if running_mean is not None:
-            n = int(np.prod([si[a] for a in axes]))
-            m = np.asarray(ops.concrete(mu)).reshape(-1)
-            v = np.asarray(ops.concrete(var)).reshape(-1) * (n / max(n - 1, 1))
-            running_mean *= 1 - momentum
-            running_mean += momentum * m.astype(running_mean.dtype)
-            running_var *= 1 - momentum
-            running_var += momentum * v.astype(running_var.dtype)
-        out = d / ops.sqrt(var + eps)
-    else:
-        out = (input - ops.reshape(running_mean, shape)) / ops.sqrt(
-            ops.reshape(running_var, shape) + eps)
+        count = math.prod(si) // c
+        if count <= 1:
+            raise ValueError(f'batch_norm: expected more than 1 value per channel when '
+                             f'training, got input of shape {si}')
+        if running_mean is not None or running_var is not None:
+            _update_running_stats(input, running_mean, running_var, momentum, count)
+        if (weight is None) != (bias is None):
+            w = weight if weight is not None else np.ones(c, dtype_of(input))
+            b = bias if bias is not None else np.zeros(c, dtype_of(input))
+            return nnops.batch_norm(input, w, b, eps)
+        return nnops.batch_norm(input, weight, bias, eps)
+    if running_mean is None or running_var is None:
+        raise ValueError('batch_norm: evaluation (training=False) needs running_mean and '
+                         'running_var')
+    # (x - mean) / sqrt(var + eps) * w + b as one scale and one shift per channel, in
+    # chainrule ops: the running statistics may be buffers a jitted evaluation reads each call
+    shape = (1, c) + (1,) * (len(si) - 2)
+    scale = 1.0 / ops.sqrt(ops.add(running_var, eps))
     if weight is not None:
-        out = out * ops.reshape(weight, shape)
+        scale = ops.mul(weight, scale)
+    shift = ops.neg(ops.mul(running_mean, scale))
     if bias is not None:
-        out = out + ops.reshape(bias, shape)
-    return out
+        shift = ops.add(shift, bias)
+    return ops.add(ops.mul(input, ops.reshape(scale, shape)), ops.reshape(shift, shape))
+
+
+def _update_running_stats(input, running_mean, running_var, momentum, count):
+    """Move the running statistics towards this batch's (unbiased variance), in place."""
+    x = np.asarray(ops.concrete(input))
+    axes = (0,) + tuple(range(2, x.ndim))
+    m = x.mean(axis=axes)
+    if running_mean is not None:
+        running_mean *= 1 - momentum
+        running_mean += (momentum * m).astype(running_mean.dtype)
+    if running_var is not None:
+        d = x - m.reshape((1, -1) + (1,) * (x.ndim - 2))
+        v = np.square(d).sum(axis=axes) / (count - 1)
+        running_var *= 1 - momentum
+        running_var += (momentum * v).astype(running_var.dtype)
 
 
 def embedding(input, weight):

@@ -47,9 +47,20 @@ from chainrule.nn import functional as F
 from chainrule.nn import init
 from chainrule.tensor import Tensor
 
-__all__ = ['Parameter', 'Module', 'StateDictError', 'Linear', 'Conv2d', 'MaxPool2d', 'Flatten',
-           'Embedding', 'LayerNorm', 'BatchNorm1d', 'Dropout', 'Sequential', 'Identity', 'ReLU',
-           'GELU', 'Tanh', 'Sigmoid', 'Softmax', 'LogSoftmax']
+__all__ = ['Parameter', 'Module', 'StateDictError', 'Linear', 'Flatten', 'Embedding',
+           'Dropout', 'Sequential', 'Identity', 'ReLU', 'GELU', 'Tanh', 'Sigmoid', 'Softmax',
+           'LogSoftmax']
+
+# layers that moved to topic modules (chainrule.nn.conv, chainrule.nn.norm); these names keep
+# working from here
+_MOVED = {'Conv2d': 'conv', 'MaxPool2d': 'conv', 'LayerNorm': 'norm', 'BatchNorm1d': 'norm'}
+
+
+def __getattr__(name):
+    if name in _MOVED:
+        import importlib
+        return getattr(importlib.import_module('chainrule.nn.' + _MOVED[name]), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 class StateDictError(ChainruleError, RuntimeError):
@@ -540,50 +551,6 @@ class Linear(Module):
                 f'bias={self.bias is not None}')
 
 
-class Conv2d(Module):
-    """2-D convolution: `(N, C_in, H, W)` -> `(N, C_out, OH, OW)`, weight
-    `(C_out, C_in, kh, kw)`.
-
-    Args:
-        in_channels, out_channels: channel counts.
-        kernel_size, stride, padding: ints or pairs (zero padding).
-        bias: whether to learn a bias per output channel.
-        dtype, rng: as for `Linear` (bound 1/sqrt(C_in * kh * kw)).
-    """
-
-    _dtype_check = ('weight', 1)
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-                 dtype=np.float32, rng=None):
-        rng = init.get_rng(rng)
-        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
-        bound = 1 / math.sqrt(in_channels * kh * kw)
-        self.weight = _uniform_param((out_channels, in_channels, kh, kw), bound, rng, dtype)
-        self.bias = _uniform_param((out_channels,), bound, rng, dtype) if bias else None
-
-    def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
-
-    def extra_repr(self):
-        return (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, '
-                f'stride={self.stride}, padding={self.padding}')
-
-
-class MaxPool2d(Module):
-    """Max pooling over `kernel_size` windows (stride defaults to the kernel)."""
-
-    def __init__(self, kernel_size, stride=None, padding=0):
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-
-    def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
-
-    def extra_repr(self):
-        return f'kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}'
-
-
 class Flatten(Module):
     """Merge axes `start_dim` .. `end_dim` into one (by default all but the batch axis)."""
 
@@ -610,71 +577,6 @@ class Embedding(Module):
 
     def extra_repr(self):
         return f'{self.num_embeddings}, {self.embedding_dim}'
-
-
-class LayerNorm(Module):
-    """Normalise over the trailing `normalized_shape` axes, then scale and shift (weight 1,
-    bias 0 initially)."""
-
-    _dtype_check = ('weight', 1)
-
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
-                 dtype=np.float32):
-        if isinstance(normalized_shape, int):
-            normalized_shape = (normalized_shape,)
-        self.normalized_shape, self.eps = tuple(normalized_shape), eps
-        self.weight = Parameter(np.ones(self.normalized_shape, dtype)) \
-            if elementwise_affine else None
-        self.bias = Parameter(np.zeros(self.normalized_shape, dtype)) \
-            if elementwise_affine and bias else None
-
-    def forward(self, x):
-        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-
-    def extra_repr(self):
-        return f'{self.normalized_shape}, eps={self.eps}'
-
-
-class BatchNorm1d(Module):
-    """Batch normalisation of `(N, C)` or `(N, C, L)` inputs over the batch: batch statistics
-    in training (updating `running_mean`/`running_var`), running statistics in evaluation.
-
-    Known limitation: the running statistics are updated in place from concrete values, so a
-    module in training mode works eagerly and under `grad`, but not under `jit` or `vmap`
-    (a `ConcretizationError` says so); in evaluation mode it works everywhere.
-    """
-
-    _dtype_check = ('weight', 1)
-
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, dtype=np.float32):
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.weight = Parameter(np.ones(num_features, dtype)) if affine else None
-        self.bias = Parameter(np.zeros(num_features, dtype)) if affine else None
-        if track_running_stats:
-            self.running_mean = Tensor(np.zeros(num_features, dtype))
-            self.running_var = Tensor(np.ones(num_features, dtype))
-            self.num_batches_tracked = Tensor(np.array(0, np.int64))
-        else:
-            self.running_mean = self.running_var = self.num_batches_tracked = None
-
-    def forward(self, x):
-        track = self.running_mean is not None
-        if self.training and track:
-            self.num_batches_tracked.data = self.num_batches_tracked.data + 1
-            for t in (self.running_mean, self.running_var, self.num_batches_tracked):
-                t._version[0] += 1
-        if track and not self.training:
-            # the buffers themselves (not their arrays): a jitted evaluation then reads the
-            # running statistics on every call instead of those of the time it was traced
-            return F.batch_norm(x, self.running_mean, self.running_var, self.weight,
-                                self.bias, training=False, eps=self.eps)
-        return F.batch_norm(x, self.running_mean.data if track else None,
-                            self.running_var.data if track else None, self.weight, self.bias,
-                            training=True, momentum=self.momentum, eps=self.eps)
-
-    def extra_repr(self):
-        return f'{self.num_features}, eps={self.eps}, momentum={self.momentum}'
 
 
 class Dropout(Module):

@@ -1,24 +1,137 @@
-"""Normalisation layers that are not in `modules.py`: `GroupNorm`.
+"""Normalisation layers: `LayerNorm`, `BatchNorm1d`, `BatchNorm2d`, `GroupNorm` (PyTorch's).
 
-What this module lets you do: normalise activations per sample, in groups of channels, with
-PyTorch's `nn.GroupNorm` names, defaults and parameters (`weight` ones and `bias` zeros of shape
-`(num_channels,)`), so a PyTorch state dict loads:
+What this module lets you do: normalise activations as PyTorch does, with PyTorch's parameter
+and buffer names, so a PyTorch state dict (converted to NumPy) loads:
 
     >>> import numpy as np
     >>> from chainrule import nn
-    >>> gn = nn.GroupNorm(2, 4)
-    >>> y = gn(np.arange(16, dtype=np.float32).reshape(2, 4, 2))
-    >>> np.round(y.numpy()[0, :2, :], 3)      # channels 0 and 1 of sample 0: one group
-    array([[-1.342, -0.447],
-           [ 0.447,  1.342]], dtype=float32)
+    >>> bn = nn.BatchNorm2d(3)
+    >>> sorted(bn.state_dict())
+    ['bias', 'num_batches_tracked', 'running_mean', 'running_var', 'weight']
+    >>> y = bn(np.random.default_rng(0).standard_normal((4, 3, 5, 5)).astype(np.float32))
+    >>> int(bn.num_batches_tracked.numpy()), bn.eval().training
+    (1, False)
+
+Batch normalisation in training normalises with the batch statistics (one primitive whose
+derivative is one fused formula) and moves the running statistics (buffers) towards them; in
+evaluation it normalises with the running statistics.
 """
 
 import numpy as np
 
+from chainrule.core import ShapeError
 from chainrule.nn import functional as F
 from chainrule.nn.modules import Module, Parameter
+from chainrule.tensor import Tensor
 
-__all__ = ['GroupNorm']
+__all__ = ['LayerNorm', 'BatchNorm1d', 'BatchNorm2d', 'GroupNorm']
+
+
+class LayerNorm(Module):
+    """Normalise over the trailing `normalized_shape` axes, then scale and shift (weight 1,
+    bias 0 initially)."""
+
+    _dtype_check = ('weight', 1)
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
+                 dtype=np.float32):
+        if isinstance(normalized_shape, int):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape, self.eps = tuple(normalized_shape), eps
+        self.weight = Parameter(np.ones(self.normalized_shape, dtype)) \
+            if elementwise_affine else None
+        self.bias = Parameter(np.zeros(self.normalized_shape, dtype)) \
+            if elementwise_affine and bias else None
+
+    def forward(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f'{self.normalized_shape}, eps={self.eps}'
+
+
+class _BatchNorm(Module):
+    """Batch normalisation over the batch (and the axes after the channels), PyTorch's.
+
+    Args:
+        num_features: the number of channels C (axis 1 of the input).
+        eps: added to the variance.
+        momentum: the weight of each new batch in the running averages; None for the
+            cumulative average (1 / num_batches_tracked), as PyTorch.
+        affine: learn `weight` (initially 1) and `bias` (initially 0).
+        track_running_stats: keep `running_mean`, `running_var` and `num_batches_tracked` as
+            buffers (in `state_dict`) and normalise with them in evaluation; without them the
+            batch statistics normalise in evaluation too.
+        dtype: of the parameters and running statistics (float32 by default).
+
+    Known limitation: the running statistics are updated in place from concrete values, so a
+    module in training mode that tracks them works eagerly and under `grad`, but not under
+    `jit` or `vmap` (a `ConcretizationError` says so); in evaluation mode, or with
+    `track_running_stats=False`, it works everywhere.
+    """
+
+    _dims = ()
+    _dtype_check = ('weight', 1)
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, dtype=np.float32):
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight = Parameter(np.ones(num_features, dtype)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, dtype)) if affine else None
+        if track_running_stats:
+            self.running_mean = Tensor(np.zeros(num_features, dtype))
+            self.running_var = Tensor(np.ones(num_features, dtype))
+            self.num_batches_tracked = Tensor(np.array(0, np.int64))
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+
+    def forward(self, x):
+        nd = len(x.shape)
+        if nd not in self._dims:
+            want = ' or '.join(f'{d}D' for d in self._dims)
+            raise ShapeError(f'{type(self).__name__}: expected {want} input (got {nd}D input '
+                             f'of shape {tuple(x.shape)})')
+        track = self.running_mean is not None
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and track:
+            self.num_batches_tracked.data = self.num_batches_tracked.data + 1
+            if self.momentum is None:
+                factor = 1.0 / float(self.num_batches_tracked.data)
+            for t in (self.running_mean, self.running_var, self.num_batches_tracked):
+                t._version[0] += 1
+        if track and not self.training:
+            # the buffers themselves (not their arrays): a jitted evaluation then reads the
+            # running statistics on every call instead of those of the time it was traced
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight,
+                                self.bias, training=False, eps=self.eps)
+        return F.batch_norm(x, self.running_mean.data if track else None,
+                            self.running_var.data if track else None, self.weight, self.bias,
+                            training=True, momentum=factor, eps=self.eps)
+
+    def extra_repr(self):
+        return (f'{self.num_features}, eps={self.eps}, momentum={self.momentum}, '
+                f'affine={self.affine}, track_running_stats={self.track_running_stats}')
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of `(N, C)` or `(N, C, L)` inputs (PyTorch's `nn.BatchNorm1d`);
+    arguments as `BatchNorm2d`."""
+
+    _dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of `(N, C, H, W)` inputs per channel (PyTorch's `nn.BatchNorm2d`).
+
+    Args:
+        num_features: the number of channels C.
+        eps, momentum, affine, track_running_stats, dtype: as PyTorch (`momentum=None` is the
+            cumulative average); the running statistics are buffers in `state_dict`, with
+            `num_batches_tracked`.
+    """
+
+    _dims = (4,)
 
 
 class GroupNorm(Module):

@@ -13,9 +13,9 @@ derivatives work.
 | `erf(x)` | the error function (exact GELU) | NumPy has none |
 | `log_softmax(x, axis)` | `x - logsumexp(x)` | stable, VJP `g - softmax * sum(g)` |
 | `cross_entropy(z, t)` | `-mean(log_softmax(z)[i, t_i])` | one node, VJP `(softmax - onehot) / N` |
-| `conv2d(x, w, b)` | im2col, one matmul, bias | one node; its rules use `unfold`/`fold` |
-| `unfold(x)` / `fold(c)` | im2col / col2im | each other's transpose (the conv's traced rules) |
-| `max_pool2d(x)` | max over windows | VJP/JVP select by the winners' mask (`pool_scatter`) |
+| `batch_norm(x, w, b)` | `(x - mean) / sqrt(var + eps) * w + b`, batch statistics | one node; one fused derivative formula |
+
+Convolution and pooling (`unfold`, `fold`, `conv2d`, `max_pool2d`) live in `chainrule.ops.conv`.
 
 Each primitive also has a `vmap` rule (at the end of the file), so per-example gradients of a
 network vectorise.
@@ -34,7 +34,18 @@ from chainrule.core import (
     IndexOutOfRangeError, Primitive, ShapeError, Tracer, bind, dtype_of, shape_of)
 
 __all__ = ['linear', 'relu', 'sigmoid', 'erf', 'log_softmax', 'cross_entropy', 'class_labels',
-           'unfold', 'fold', 'conv2d', 'max_pool2d', 'conv_output_size']
+           'batch_norm']
+
+# the convolution family moved to chainrule.ops.conv; these names keep working from here
+_MOVED_TO_CONV = ('unfold', 'fold', 'conv2d', 'max_pool2d', 'conv_output_size', '_window_args',
+                  '_pad_hw', '_pair')
+
+
+def __getattr__(name):
+    if name in _MOVED_TO_CONV:
+        from chainrule.ops import conv
+        return getattr(conv, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- linear: x @ w.T + b ------------------------------------------------------------------------
@@ -362,322 +373,120 @@ def cross_entropy(z, t, reduction='mean', ignore_index=-100):
     return bind(cross_entropy_p, z, t, reduction=reduction, ignore_index=int(ignore_index))
 
 
-# --- im2col: unfold and fold --------------------------------------------------------------------
+# --- batch normalisation: one node, and one fused formula for its derivative ----------------------
+# y = xhat * w + b with xhat = (x - mean) * invstd, the mean and the (biased) variance taken over
+# every axis but the channels (axis 1), invstd = 1 / sqrt(var + eps). The Jacobian of xhat in x
+# is invstd * (I - 1/M - xhat xhat^T / M) (M entries per channel): symmetric, so the JVP and the
+# VJP are one formula, dx = invstd * (v - mean(v) - xhat * mean(v * xhat)) with v = g * w (VJP)
+# or v = t (JVP, then times w). As a composite (mean, subtract, square, mean, sqrt, divide) the
+# backward pass would take a dozen nodes and as many full-size temporaries.
 
-def conv_output_size(size, kernel, stride, padding):
-    """Output length of a convolution or pooling along one axis."""
-    return (size + 2 * padding - kernel) // stride + 1
-
-
-# Layout. Patches are ordered (kh, kw, c) within a row, channels fastest, and images are
-# handled channels-last inside: the copies then move runs of C contiguous numbers. The results
-# are NCHW *views* of channels-last memory, which NumPy's elementwise ops keep (order 'K'), so a
-# conv -> relu -> pool -> conv chain never transposes data between layers.
-
-def _unfold_impl(x, *, kernel, stride, padding):
-    # (N, C, H, W) -> (N, OH, OW, kh*kw*C): row (n, i, j) holds the patch under output pixel
-    # (i, j)
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    x = _pad_hw(x, padding, 0).transpose(0, 2, 3, 1)              # NHWC view
-    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
-    n, oh, ow, c = win.shape[:4]                                  # (n, oh, ow, c, kh, kw)
-    return win.transpose(0, 1, 2, 4, 5, 3).reshape(n, oh, ow, kh * kw * c)
+def _bn_axes(nd):
+    return (0,) + tuple(range(2, nd))
 
 
-def _fold_impl(cols, *, kernel, stride, padding, shape):
-    # the transpose of unfold: every patch entry is added back where it came from
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    n, c, h, w = shape
-    oh, ow = cols.shape[1:3]
-    cols = cols.reshape(n, oh, ow, kh, kw, c)
-    out = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=cols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            out[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] += cols[:, :, :, i, j]
-    return out[:, ph:ph + h, pw:pw + w].transpose(0, 3, 1, 2)
+def _bn_channel(v, nd):
+    """A per-channel `(C,)` array shaped to broadcast against `(N, C, ...)`."""
+    shape = (1, -1) + (1,) * (nd - 2)
+    return v.reshape(shape) if _plain(v) else ops.reshape(v, shape)
 
 
-unfold_p = Primitive(
-    'unfold', _unfold_impl, linear=True,
-    vjp=[lambda g, ans, x, *, kernel, stride, padding:
-         fold(g, shape_of(x), kernel=kernel, stride=stride, padding=padding)])
-fold_p = Primitive(
-    'fold', _fold_impl, linear=True,
-    vjp=[lambda g, ans, c, *, kernel, stride, padding, shape:
-         unfold(g, kernel=kernel, stride=stride, padding=padding)])
+def _bn_normalized(x, eps):
+    """`(xhat, invstd)` of a NumPy array, invstd keeping the reduced axes."""
+    axes = _bn_axes(x.ndim)
+    xc = x - x.mean(axis=axes, keepdims=True)
+    sq = np.square(xc)
+    invstd = sq.mean(axis=axes, keepdims=True)
+    invstd += eps
+    np.sqrt(invstd, out=invstd)
+    np.reciprocal(invstd, out=invstd)
+    xc *= invstd
+    return xc, invstd
 
 
-def _pair(v, name, op):
-    if isinstance(v, (int, np.integer)):
-        return (int(v), int(v))
-    v = tuple(int(a) for a in v)
-    if len(v) != 2:
-        raise ValueError(f'{op}: {name} must be an int or a pair, got {v!r}')
-    return v
+def _bn_normalized_traced(x, eps):
+    axes = _bn_axes(len(shape_of(x)))
+    xc = x - ops.sum(x, axis=axes, keepdims=True) * (1.0 / _bn_count(x))
+    var = ops.sum(xc * xc, axis=axes, keepdims=True) * (1.0 / _bn_count(x))
+    invstd = 1.0 / ops.sqrt(var + eps)
+    return xc * invstd, invstd
 
 
-def unfold(x, kernel, stride=1, padding=0):
-    """Patches of `x` `(N, C, H, W)` as rows: `(N, OH, OW, kh*kw*C)` (im2col).
-
-    Args:
-        x: a batch of images `(N, C, H, W)`.
-        kernel, stride, padding: ints or pairs (padding is with zeros).
-
-    Returns:
-        The patches, ordered `(kh, kw, c)` within a row (channels fastest; a PyTorch conv
-        weight `w` matches `w.transpose(0, 2, 3, 1)`).
-    """
-    kernel, stride, padding = _window_args(shape_of(x), kernel, stride, padding, 'unfold')
-    return bind(unfold_p, x, kernel=kernel, stride=stride, padding=padding)
+def _bn_count(x):
+    s = shape_of(x)
+    return math.prod(s) // s[1]
 
 
-def _window_args(s, kernel, stride, padding, op):
-    """Kernel, stride and padding as checked pairs for an `(N, C, H, W)` input of shape `s`."""
-    kernel, stride = _pair(kernel, 'kernel', op), _pair(stride, 'stride', op)
-    padding = _pair(padding, 'padding', op)
-    if len(s) != 4:
-        raise ShapeError(f'{op}: input must be (N, C, H, W), got shape {s}')
-    if min(stride) < 1 or min(padding) < 0:
-        raise ValueError(f'{op}: stride {stride} must be >= 1 and padding {padding} >= 0')
-    for d, k, st, p in zip(s[2:], kernel, stride, padding):
-        if conv_output_size(d, k, st, p) < 1:
-            raise ShapeError(f'{op}: kernel {kernel} is larger than the input {s[2:]} with '
-                             f'padding {padding}')
-    return kernel, stride, padding
+def _bn_impl(x, *wb, eps):
+    y, _ = _bn_normalized(x, eps)
+    if wb:
+        y *= _bn_channel(wb[0], x.ndim)
+        y += _bn_channel(wb[1], x.ndim)
+    return y
 
 
-def fold(cols, shape, kernel, stride=1, padding=0):
-    """The transpose of `unfold`: patch rows `(N, OH, OW, kh*kw*C)` summed back into an image
-    of `shape` `(N, C, H, W)` (col2im); overlapping entries add up."""
-    kernel, stride = _pair(kernel, 'kernel', 'fold'), _pair(stride, 'stride', 'fold')
-    padding = _pair(padding, 'padding', 'fold')
-    return bind(fold_p, cols, kernel=kernel, stride=stride, padding=padding,
-                shape=tuple(int(d) for d in shape))
+def _bn_dx(v, x, eps):
+    """`invstd * (v - mean(v) - xhat * mean(v * xhat))`, the derivative of xhat along `v`."""
+    axes, m = _bn_axes(len(shape_of(x))), 1.0 / _bn_count(x)
+    if _plain(v, x):
+        xhat, invstd = _bn_normalized(x, eps)
+        c = (v * xhat).sum(axis=axes, keepdims=True)
+        c *= m
+        xhat *= c
+        out = v - xhat
+        out -= v.sum(axis=axes, keepdims=True) * m
+        out *= invstd
+        return out
+    xhat, invstd = _bn_normalized_traced(x, eps)
+    return invstd * (v - ops.sum(v, axis=axes, keepdims=True) * m
+                     - xhat * (ops.sum(v * xhat, axis=axes, keepdims=True) * m))
 
 
-# --- conv2d: unfold, one matrix product, bias; one tape node -------------------------------
-
-def _flat_weight(w):
-    """`(O, C, kh, kw)` -> `(O, kh*kw*C)`, the row order of `unfold`."""
-    return w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+def _bn_vjp_x(g, ans, x, *wb, eps):
+    return _bn_dx(g * _bn_channel(wb[0], len(shape_of(x))) if wb else g, x, eps)
 
 
-def _conv_impl(x, w, *b, stride, padding):
-    kernel = w.shape[2:]
-    cols = _unfold_impl(x, kernel=kernel, stride=stride, padding=padding)
-    n, oh, ow, k = cols.shape
-    out = np.matmul(cols.reshape(-1, k), _flat_weight(w).T)
-    if b:
-        out += b[0]
-    return out.reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)     # NCHW view, channels last
-
-
-def _conv_vjp_x(g, ans, x, w, *b, stride, padding):
-    # x enters through unfold(x) @ W^T: pull g back through the product, then fold
-    kernel = shape_of(w)[2:]
-    if _plain(g, w):
-        gcols = _matmul2d(g.transpose(0, 2, 3, 1), _flat_weight(w))
-        return _fold_impl(gcols, kernel=kernel, stride=stride, padding=padding,
-                          shape=x.shape)
-    gt = ops.transpose(g, (0, 2, 3, 1))
-    w2 = ops.reshape(ops.transpose(w, (0, 2, 3, 1)), (shape_of(w)[0], -1))
-    return fold(ops.matmul(gt, w2), shape_of(x), kernel, stride, padding)
-
-
-def _conv_vjp_w(g, ans, x, w, *b, stride, padding):
-    # dL/dW = sum over pixels of g (outer) patch, back in (O, C, kh, kw) order
-    o, c, kh, kw = shape_of(w)
+def _bn_vjp_w(g, ans, x, w, b, *, eps):
+    axes = _bn_axes(len(shape_of(x)))
     if _plain(g, x):
-        cols = _unfold_impl(x, kernel=(kh, kw), stride=stride, padding=padding)
-        gw = np.matmul(g.transpose(0, 2, 3, 1).reshape(-1, o).T,
-                       cols.reshape(-1, cols.shape[-1]))
-        return np.ascontiguousarray(gw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
-    cols = unfold(x, (kh, kw), stride, padding)
-    gt = ops.reshape(ops.transpose(g, (1, 0, 2, 3)), (o, -1))
-    gw = ops.matmul(gt, ops.reshape(cols, (-1, kh * kw * c)))
-    return ops.transpose(ops.reshape(gw, (o, kh, kw, c)), (0, 3, 1, 2))
+        return (g * _bn_normalized(x, eps)[0]).sum(axis=axes)
+    return ops.sum(g * _bn_normalized_traced(x, eps)[0], axis=axes)
 
 
-def _conv_vjp_b(g, ans, x, w, *b, stride, padding):
-    return g.sum(axis=(0, 2, 3)) if _plain(g) else ops.sum(g, axis=(0, 2, 3))
+def _bn_vjp_b(g, ans, x, w, b, *, eps):
+    axes = _bn_axes(len(shape_of(x)))
+    return g.sum(axis=axes) if _plain(g) else ops.sum(g, axis=axes)
 
 
-conv2d_p = Primitive(
-    'conv2d', _conv_impl,
-    vjp=[_conv_vjp_x, _conv_vjp_w, _conv_vjp_b],
-    jvp=[lambda t, ans, x, w, *b, stride, padding: conv2d(t, w, None, stride, padding),
-         lambda t, ans, x, w, *b, stride, padding: conv2d(x, t, None, stride, padding),
-         lambda t, ans, x, w, *b, stride, padding:
-         ops.broadcast_to(ops.reshape(t, (1, -1, 1, 1)), shape_of(ans))])
+def _bn_jvp_x(t, ans, x, *wb, eps):
+    d = _bn_dx(t, x, eps)
+    return d * _bn_channel(wb[0], len(shape_of(x))) if wb else d
 
 
-def conv2d(x, w, b=None, stride=1, padding=0):
-    """2-D convolution (cross-correlation) of `x` `(N, C, H, W)` with `w` `(O, C, kh, kw)`,
-    plus `b` `(O,)`: `(N, O, OH, OW)`. One primitive: im2col, one matrix product, the bias."""
-    sx, sw = shape_of(x), shape_of(w)
-    if len(sx) != 4 or len(sw) != 4 or sx[1] != sw[1] or (
-            b is not None and shape_of(b) != sw[:1]):
-        raise ShapeError(f'conv2d: input {sx} and weight {sw}' +
-                         (f' and bias {shape_of(b)}' if b is not None else '') +
-                         ' do not fit: input must be (N, C_in, H, W), weight '
-                         '(C_out, C_in, kh, kw) and bias (C_out,)')
-    _, stride, padding = _window_args(sx, sw[2:], stride, padding, 'conv2d')
-    args = _same_dtype((x, w) if b is None else (x, w, b))
-    return bind(conv2d_p, *args, stride=stride, padding=padding)
+batch_norm_p = Primitive(
+    'batch_norm', _bn_impl,
+    vjp=[_bn_vjp_x, _bn_vjp_w, _bn_vjp_b],
+    jvp=[_bn_jvp_x,
+         lambda t, ans, x, w, b, *, eps:
+         _bn_normalized_traced(x, eps)[0] * _bn_channel(t, len(shape_of(x))),
+         lambda t, ans, x, w, b, *, eps:
+         ops.broadcast_to(_bn_channel(t, len(shape_of(x))), shape_of(ans))],
+    doc='Batch normalisation with the batch statistics: (x - mean) / sqrt(var + eps) * w + b, '
+        'over every axis but axis 1.')
 
 
-# --- max pooling ------------------------------------------------------------------------------
-# max_pool2d picks, in each window, the first largest entry (PyTorch's choice at ties). Its
-# derivative is a selection by a mask that depends on x only through which entry wins, so the
-# VJP scatters g to the winners (`pool_scatter`) and the JVP gathers the tangent at the winners
-# (`pool_gather`); the two are linear in their first argument and each other's transpose, which
-# is all higher derivatives need (the mask is locally constant).
-
-def _offsets(kernel, stride, out_hw):
-    """For each window offset (i, j): the slice of the padded input that offset visits."""
-    (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
-    for i in range(kh):
-        for j in range(kw):
-            yield (slice(None), slice(None), slice(i, i + sh * (oh - 1) + 1, sh),
-                   slice(j, j + sw * (ow - 1) + 1, sw))
-
-
-def _pad_hw(x, padding, value):
-    """`x` `(N, C, H, W)` padded with `value` on both sides of H and W, in x's memory layout
-    (np.pad is slower and always returns C order)."""
-    ph, pw = padding
-    if not (ph or pw):
-        return x
-    n, c, h, w = x.shape
-    out = np.empty_like(x, shape=(n, c, h + 2 * ph, w + 2 * pw))
-    out.fill(value)
-    out[:, :, ph:ph + h, pw:pw + w] = x
-    return out
-
-
-def _tiles(x, kernel, out_hw):
-    """Non-overlapping windows (stride = kernel, no padding) as a contiguous
-    `(kh*kw, N, OH, OW, C)` array: each window offset becomes one contiguous slab, so the
-    per-offset comparisons below run over long runs of memory instead of strided fours."""
-    (kh, kw), (oh, ow) = kernel, out_hw
-    n, c = x.shape[:2]
-    xh = x[:, :, :oh * kh, :ow * kw].transpose(0, 2, 3, 1).reshape(n, oh, kh, ow, kw, c)
-    return np.ascontiguousarray(xh.transpose(2, 4, 0, 1, 3, 5)).reshape(kh * kw, n, oh, ow, c)
-
-
-def _untile(tiles, kernel, shape):
-    """The transpose of `_tiles`: `(kh*kw, N, OH, OW, C)` back to an `(N, C, H, W)` image
-    (channels-last memory), zeros where no window reaches."""
-    (kh, kw), (n, c, h, w) = kernel, shape
-    _, _, oh, ow, _ = tiles.shape
-    img = tiles.reshape(kh, kw, n, oh, ow, c).transpose(2, 3, 0, 4, 1, 5)
-    img = img.reshape(n, oh * kh, ow * kw, c)
-    if (oh * kh, ow * kw) != (h, w):
-        full = np.zeros((n, h, w, c), tiles.dtype)
-        full[:, :oh * kh, :ow * kw] = img
-        img = full
-    return img.transpose(0, 3, 1, 2)
-
-
-def _is_tiling(kernel, stride, padding):
-    return kernel == stride and padding == (0, 0)
-
-
-def _tile_masks(x, ans, kernel):
-    """Per window offset k: where offset k holds its window's first maximum, `(N, OH, OW, C)`."""
-    tiles = _tiles(x, kernel, ans.shape[2:])
-    a = ans.transpose(0, 2, 3, 1)
-    taken = np.zeros(a.shape, bool)
-    for k in range(len(tiles)):
-        m = tiles[k] == a
-        m &= ~taken
-        taken |= m
-        yield k, m
-
-
-def _pool_impl(x, *, kernel, stride, padding):
-    if _is_tiling(kernel, stride, padding):
-        return _tiles(x, kernel, _pool_out_hw(x.shape, kernel, stride, padding)).max(
-            axis=0).transpose(0, 3, 1, 2)
-    xp = _pad_hw(x, padding, -np.inf)
-    out = None
-    for sl in _offsets(kernel, stride, _pool_out_hw(x.shape, kernel, stride, padding)):
-        out = xp[sl].copy(order='K') if out is None else np.maximum(out, xp[sl], out=out)
-    return out
-
-
-def _pool_masks(x, ans, kernel, stride, padding):
-    """`(slice, mask)` per window offset: where that offset holds its window's first maximum."""
-    xp = _pad_hw(x, padding, -np.inf)
-    taken = np.zeros(ans.shape, bool)
-    for sl in _offsets(kernel, stride, ans.shape[2:]):
-        m = (xp[sl] == ans) & ~taken
-        taken |= m
-        yield sl, m
-
-
-def _pool_out_hw(shape, kernel, stride, padding):
-    return tuple(conv_output_size(d, k, s, p)
-                 for d, k, s, p in zip(shape[2:], kernel, stride, padding))
-
-
-def _pool_scatter_impl(g, x, ans, *, kernel, stride, padding):
-    if _is_tiling(kernel, stride, padding):
-        gh = np.ascontiguousarray(g.transpose(0, 2, 3, 1))
-        out = np.empty((kernel[0] * kernel[1],) + gh.shape, g.dtype)
-        for k, m in _tile_masks(x, ans, kernel):
-            np.multiply(gh, m, out=out[k])        # (copyto with where= is far slower)
-        return _untile(out, kernel, x.shape)
-    (ph, pw), (n, c, h, w) = padding, x.shape
-    # the layout of x (channels-last memory after a conv), so the relu before sees one layout
-    out = _pad_hw(np.zeros_like(x, dtype=g.dtype), padding, 0)
-    for sl, m in _pool_masks(x, ans, kernel, stride, padding):
-        out[sl] += np.where(m, g, 0)
-    return out[:, :, ph:ph + h, pw:pw + w]
-
-
-def _pool_gather_impl(t, x, ans, *, kernel, stride, padding):
-    if _is_tiling(kernel, stride, padding):
-        tiles = _tiles(t, kernel, ans.shape[2:])
-        out = np.zeros(tiles.shape[1:], t.dtype)
-        for k, m in _tile_masks(x, ans, kernel):
-            out += tiles[k] * m                   # the masks are disjoint
-        return out.transpose(0, 3, 1, 2)
-    tp = _pad_hw(t, padding, 0)
-    out = np.zeros(ans.shape, dtype=t.dtype)
-    for sl, m in _pool_masks(x, ans, kernel, stride, padding):
-        out += np.where(m, tp[sl], 0)
-    return out
-
-
-max_pool2d_p = Primitive(
-    'max_pool2d', _pool_impl,
-    vjp=[lambda g, ans, x, **p: pool_scatter(g, x, ans, **p)],
-    jvp=[lambda t, ans, x, **p: pool_gather(t, x, ans, **p)])
-pool_scatter_p = Primitive(
-    'pool_scatter', _pool_scatter_impl,
-    vjp=[lambda g, out, u, x, ans, **p: pool_gather(g, x, ans, **p), None, None],
-    jvp=[lambda t, out, u, x, ans, **p: pool_scatter(t, x, ans, **p), None, None])
-pool_gather_p = Primitive(
-    'pool_gather', _pool_gather_impl,
-    vjp=[lambda g, out, t, x, ans, **p: pool_scatter(g, x, ans, **p), None, None],
-    jvp=[lambda t, out, u, x, ans, **p: pool_gather(t, x, ans, **p), None, None])
-
-
-def max_pool2d(x, kernel, stride, padding):
-    """Max over `kernel` windows of `x` `(N, C, H, W)` (padding with -inf); arguments as pairs,
-    checked by `chainrule.nn.functional.max_pool2d`."""
-    return bind(max_pool2d_p, x, kernel=kernel, stride=stride, padding=padding)
-
-
-def pool_scatter(g, x, ans, **p):
-    """The VJP of `max_pool2d`: `g` `(N, C, OH, OW)` added at each window's maximum of `x`."""
-    return bind(pool_scatter_p, g, ops.stop_gradient(x), ops.stop_gradient(ans), **p)
-
-
-def pool_gather(t, x, ans, **p):
-    """The JVP of `max_pool2d`: `t` (shaped like `x`) read at each window's maximum."""
-    return bind(pool_gather_p, t, ops.stop_gradient(x), ops.stop_gradient(ans), **p)
+def batch_norm(x, w=None, b=None, eps=1e-5):
+    """Normalise `x` `(N, C, ...)` with its own batch statistics (per channel, over every other
+    axis; biased variance), then scale by `w` `(C,)` and shift by `b` `(C,)` (both or neither).
+    """
+    s = shape_of(x)
+    if len(s) < 2 or (w is not None and (shape_of(w) != s[1:2] or shape_of(b) != s[1:2])):
+        raise ShapeError(f'batch_norm: input {s} with weight '
+                         f'{None if w is None else shape_of(w)} and bias '
+                         f'{None if b is None else shape_of(b)} do not fit: input must be '
+                         '(N, C, ...) and weight and bias (C,)')
+    args = _same_dtype((x,) if w is None else (x, w, b))
+    return bind(batch_norm_p, *args, eps=float(eps))
 
 
 # --- batching rules (vmap) ----------------------------------------------------------------------
@@ -725,27 +534,6 @@ def _linear_batch(args, dims):
     return ops.reshape(out, tuple(sx[:-1]) + (shape_of(out)[-1],)), 0
 
 
-def _conv_batch(args, dims, *, stride, padding):
-    x, w, *b = args
-    if dims[1] is None and (not b or dims[2] is None):       # shared weights: B merges into N
-        sx = shape_of(x)
-        out = bind(conv2d_p, ops.reshape(x, (sx[0] * sx[1],) + tuple(sx[2:])), w, *b,
-                   stride=stride, padding=padding)
-        return ops.reshape(out, tuple(sx[:2]) + tuple(shape_of(out)[1:])), 0
-    # per-example weights: unfold every image, then one batched product with the weights
-    size = _batch_size(args, dims)
-    xs, ws = _stacked(x, dims[0], size), _stacked(w, dims[1], size)
-    _, n, c, h, wd = shape_of(xs)
-    _, o, _, kh, kw = shape_of(ws)
-    cols = unfold(ops.reshape(xs, (size * n, c, h, wd)), (kh, kw), stride, padding)
-    _, oh, ow, k = shape_of(cols)
-    w2 = ops.reshape(ops.transpose(ws, (0, 1, 3, 4, 2)), (size, o, k))
-    out = ops.matmul(ops.reshape(cols, (size, n * oh * ow, k)), ops.transpose(w2, (0, 2, 1)))
-    if b:
-        out = out + ops.reshape(_stacked(b[0], dims[2], size), (size, 1, o))
-    return ops.transpose(ops.reshape(out, (size, n, oh, ow, o)), (0, 1, 4, 2, 3)), 0
-
-
 def _ce_batch(args, dims, *, reduction, ignore_index=-100):
     # every (example, row) pair is one row of a single unreduced cross-entropy
     size = _batch_size(args, dims)
@@ -765,10 +553,23 @@ def _ce_batch(args, dims, *, reduction, ignore_index=-100):
     return mean_over_kept(s, count), 0
 
 
+def _bn_batch(args, dims, *, eps):
+    # each vmapped example has its own statistics: its channels join the channel axis,
+    # (B, N, C, ...) -> (N, B*C, ...)
+    size = _batch_size(args, dims)
+    x = _stacked(args[0], dims[0], size)
+    s = shape_of(x)
+    xm = ops.reshape(ops.transpose(x, (1, 0) + tuple(range(2, len(s)))),
+                     (s[1], size * s[2]) + tuple(s[3:]))
+    wb = [ops.reshape(_stacked(a, d, size), (-1,)) for a, d in zip(args[1:], dims[1:])]
+    out = bind(batch_norm_p, xm, *wb, eps=eps)
+    out = ops.reshape(out, (s[1], size) + tuple(s[2:]))
+    return ops.transpose(out, (1, 0) + tuple(range(2, len(s)))), 0
+
+
 linear_p.batch = _linear_batch
-conv2d_p.batch = _conv_batch
 cross_entropy_p.batch = _ce_batch
+batch_norm_p.batch = _bn_batch
 log_softmax_p.batch = lambda args, dims, *, axis: (bind(log_softmax_p, args[0], axis=axis + 1),
                                                    0)
-for _p in (unfold_p, fold_p, max_pool2d_p, pool_scatter_p, pool_gather_p):
-    _p.batch = _merged_batch(_p)
+
