@@ -58,8 +58,32 @@ def torch_cnn(torch):
                           tnn.Flatten(), tnn.Linear(128, 64), tnn.ReLU(), tnn.Linear(64, 10))
 
 
-def run_chainrule(model, data):
-    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+def cnn_bn():
+    """Conv-BN-ReLU-MaxPool twice, then Linear (no conv bias before a BatchNorm)."""
+    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1, bias=False, rng=1), nn.BatchNorm2d(16),
+                         nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(16, 32, 3, padding=1, bias=False, rng=2), nn.BatchNorm2d(32),
+                         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128, 10, rng=3))
+
+
+def torch_cnn_bn(torch):
+    tnn = torch.nn
+    return tnn.Sequential(tnn.Conv2d(1, 16, 3, padding=1, bias=False), tnn.BatchNorm2d(16),
+                          tnn.ReLU(), tnn.MaxPool2d(2),
+                          tnn.Conv2d(16, 32, 3, padding=1, bias=False), tnn.BatchNorm2d(32),
+                          tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(), tnn.Linear(128, 10))
+
+
+def _sgd(lib, params):
+    return lib.SGD(params, lr=0.01, momentum=0.9)
+
+
+def _adam(lib, params):
+    return lib.Adam(params, lr=1e-3)
+
+
+def run_chainrule(model, data, make_opt=_sgd):
+    opt = make_opt(optim, model.parameters())
     F = nn.functional
 
     def run():
@@ -72,8 +96,8 @@ def run_chainrule(model, data):
     return run
 
 
-def run_torch(torch, model, data):
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+def run_torch(torch, model, data, make_opt=_sgd):
+    opt = make_opt(torch.optim, model.parameters())
     tdata = [(torch.from_numpy(xb), torch.from_numpy(yb)) for xb, yb in data]
     ce = torch.nn.functional.cross_entropy
 
@@ -112,24 +136,28 @@ def main():
         torch.set_num_threads(1)
     except ImportError:
         torch = None
-    for name, make, make_t, shape in [('MLP 64-256-256-10', mlp, torch_mlp, (-1, 64)),
-                                      ('small CNN', lambda: SmallCNN(rng=0), torch_cnn,
-                                       (-1, 1, 8, 8))]:
+    only = sys.argv[1:]
+    for name, make, make_t, shape, make_opt in [
+            ('MLP 64-256-256-10', mlp, torch_mlp, (-1, 64), _sgd),
+            ('small CNN', lambda: SmallCNN(rng=0), torch_cnn, (-1, 1, 8, 8), _sgd),
+            ('CNN+BatchNorm, Adam', cnn_bn, torch_cnn_bn, (-1, 1, 8, 8), _adam)]:
+        if only and not any(o.lower() in name.lower() for o in only):
+            continue
         data = [(xb.reshape(shape), yb) for xb, yb in batches(x, y, STEPS)]
         model = make()
-        runners = [run_chainrule(model, data)]
+        runners = [run_chainrule(model, data, make_opt)]
         if torch is not None:
             tm = make_t(torch)
             # the same initial weights in both
             tm.load_state_dict({k: torch.from_numpy(v.copy())
                                 for k, v in model.state_dict().items()})
-            runners.append(run_torch(torch, tm, data))
+            runners.append(run_torch(torch, tm, data, make_opt))
         t_cr, t_t = (best(*runners) + [None])[:2]
         rows.append((name, t_cr, t_t))
-    print(f'one training step, batch {BATCH}, float32, SGD momentum, 1 thread '
-          '(best of %d runs of %d steps)' % (REPEAT, STEPS))
+    print(f'one training step, batch {BATCH}, float32, 1 thread (SGD momentum; Adam where '
+          'named), best of %d runs of %d steps' % (REPEAT, STEPS))
     for name, t_cr, t_t in rows:
-        line = f'  {name:20s} chainrule {t_cr:8.1f} us'
+        line = f'  {name:22s} chainrule {t_cr:8.1f} us'
         if t_t is not None:
             line += f'   torch {t_t:8.1f} us   torch/chainrule = {t_t / t_cr:.2f}'
         print(line)

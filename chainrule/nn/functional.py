@@ -456,7 +456,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             raise ValueError(f'batch_norm: expected more than 1 value per channel when '
                              f'training, got input of shape {si}')
         if running_mean is not None or running_var is not None:
-            _update_running_stats(input, running_mean, running_var, momentum, count)
+            _update_running_stats(input, running_mean, running_var, momentum)
         if (weight is None) != (bias is None):
             w = weight if weight is not None else np.ones(c, dtype_of(input))
             b = bias if bias is not None else np.zeros(c, dtype_of(input))
@@ -477,19 +477,13 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return ops.add(ops.mul(input, ops.reshape(scale, shape)), ops.reshape(shift, shape))
 
 
-def _update_running_stats(input, running_mean, running_var, momentum, count):
+def _update_running_stats(input, running_mean, running_var, momentum):
     """Move the running statistics towards this batch's (unbiased variance), in place."""
-    x = np.asarray(ops.concrete(input))
-    axes = (0,) + tuple(range(2, x.ndim))
-    m = x.mean(axis=axes)
-    if running_mean is not None:
-        running_mean *= 1 - momentum
-        running_mean += (momentum * m).astype(running_mean.dtype)
-    if running_var is not None:
-        d = x - m.reshape((1, -1) + (1,) * (x.ndim - 2))
-        v = np.square(d).sum(axis=axes) / (count - 1)
-        running_var *= 1 - momentum
-        running_var += (momentum * v).astype(running_var.dtype)
+    m, v = nnops.batch_moments(np.asarray(ops.concrete(input)))
+    for r, new in ((running_mean, m), (running_var, v)):
+        if r is not None:
+            r *= 1 - momentum
+            r += (momentum * new).astype(r.dtype, copy=False)
 
 
 def embedding(input, weight):

@@ -89,6 +89,15 @@ def _unfold_impl(x, *, kernel, stride, padding, dilation=(1, 1)):
     xp = _pad_hw(x, padding, 0).transpose(0, 2, 3, 1)              # NHWC view
     n, hp, wp, c = xp.shape
     oh, ow = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+    if c < 4:
+        # few channels (an image's first layer): one strided copy per kernel tap moves runs of
+        # OW entries, where the windows' copy below would move runs of C
+        out = np.empty((n, oh, ow, kh, kw, c), x.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                out[:, :, :, i, j] = xp[:, i * dh:i * dh + sh * (oh - 1) + 1:sh,
+                                        j * dw:j * dw + sw * (ow - 1) + 1:sw]
+        return out.reshape(n, oh, ow, kh * kw * c)
     sn, sy, sx, sc = xp.strides
     # the windows as a strided view (no copy): (n, oh, ow, kh, kw, c)
     win = np.lib.stride_tricks.as_strided(
@@ -180,6 +189,17 @@ def _conv_vjp_x(g, ans, x, w, *b, stride, padding, dilation=(1, 1)):
     # x enters through unfold(x) @ W^T: pull g back through the product, then fold
     kernel = shape_of(w)[2:]
     if _plain(g, w):
+        full = [d * (k - 1) - p for k, p, d in zip(kernel, padding, dilation)]
+        if stride == (1, 1) and min(full) >= 0 and w.shape[1] >= 8:
+            # stride 1: the correlation of g, zero-padded to full size, with the flipped and
+            # transposed kernel -- an im2col of g and one product, cheaper than col2im's
+            # strided adds (unless C_in is so small that the product is nearly a vector's)
+            gcols = _unfold_impl(g, kernel=kernel, stride=stride, padding=tuple(full),
+                                 dilation=dilation)
+            wf = w[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(-1, w.shape[1])
+            n, h, wd, k = gcols.shape
+            return np.matmul(gcols.reshape(-1, k), wf).reshape(n, h, wd, -1).transpose(
+                0, 3, 1, 2)
         gcols = _matmul2d(g.transpose(0, 2, 3, 1), _flat_weight(w))
         return _fold_impl(gcols, kernel=kernel, stride=stride, padding=padding,
                           shape=x.shape, dilation=dilation)
