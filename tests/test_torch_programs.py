@@ -300,8 +300,59 @@ def lstm_language_model(T, lib):
             'weights': {n: p.detach() for n, p in model.named_parameters()}}
 
 
+def _same_dropout_masks(T, lib, model):
+    """Dropout draws its masks from each library's own generator, so the two runs could never
+    agree; this forward hook on every `Dropout` (in training) replaces its output by the input
+    times a mask drawn from `lib.rng` (the same on both sides), scaled by 1/(1-p) as Dropout
+    does. What Dropout's own masks look like is checked in test_nn."""
+    def hook(module, args, out):
+        if not module.training:
+            return None
+        (x,) = args
+        keep = lib.rng.uniform(size=tuple(x.shape)) >= module.p
+        return x * lib.tensor(keep / (1 - module.p))
+    for m in model.modules():
+        if isinstance(m, T.nn.Dropout):
+            m.register_forward_hook(hook)
+
+
+def cnn_batchnorm_dropout(T, lib):
+    """A CNN with BatchNorm and Dropout trained with Adam and a StepLR schedule; then the
+    running statistics normalise in evaluation and Dropout steps aside."""
+    tnn = T.nn
+    model = lib.same_weights('cnn', tnn.Sequential(
+        tnn.Conv2d(1, 8, 3, padding=1, bias=False), tnn.BatchNorm2d(8), tnn.ReLU(),
+        tnn.MaxPool2d(2),
+        tnn.Conv2d(8, 16, 3, padding=1, bias=False), tnn.BatchNorm2d(16, momentum=0.2),
+        tnn.ReLU(), tnn.MaxPool2d(2),
+        tnn.Flatten(), tnn.Dropout(0.25), tnn.Linear(64, 10)))
+    # (no conv bias before a BatchNorm: its gradient is zero up to rounding, which Adam's
+    # normalised steps would turn into differences of size lr)
+    _same_dropout_masks(T, lib, model)
+    opt = T.optim.Adam(model.parameters(), lr=1e-2)
+    sched = T.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    losses, lrs = [], []
+    for _ in range(5):
+        x = lib.tensor(lib.rng.standard_normal((16, 1, 8, 8)))
+        y = lib.tensor(lib.rng.integers(0, 10, 16), dtype='int64')
+        model.train()
+        loss = tnn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss)
+        lrs.append(opt.param_groups[0]['lr'])
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.eval()
+    with T.no_grad():
+        out = model(lib.tensor(lib.rng.standard_normal((4, 1, 8, 8))))
+    return {'loss': losses, 'lr': lrs, 'last_grads': grads, 'eval_out': out,
+            'state': dict(model.state_dict())}
+
+
 PROGRAMS = [gradient_penalty, custom_function, checkpoint_resume, transformer_classifier,
-            lstm_language_model]
+            lstm_language_model, cnn_batchnorm_dropout]
 
 
 @pytest.mark.parametrize('program', PROGRAMS, ids=lambda p: p.__name__)
