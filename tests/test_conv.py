@@ -462,3 +462,15 @@ def test_cnn_with_batchnorm_module_matches_torch_after_training_steps():
     x = rng.standard_normal((4, 1, 8, 8)).astype(np.float32)
     np.testing.assert_allclose(ours(x).numpy(), theirs(torch.from_numpy(x)).detach().numpy(),
                                rtol=2e-4, atol=2e-5)
+
+
+def test_vmap_over_batchnorm_weights_only():
+    # x unbatched (its statistics known eagerly), the weights batched: one normalisation per
+    # weight vector
+    x = np.random.default_rng(3).standard_normal((4, 2, 3, 3))
+    ws = np.random.default_rng(4).standard_normal((3, 2))
+    out = cr.vmap(lambda w: F.batch_norm(x, None, None, w, np.zeros(2), True))(ws)
+    for k in range(3):
+        np.testing.assert_allclose(np.asarray(out)[k],
+                                   F.batch_norm(x, None, None, ws[k], np.zeros(2), True),
+                                   rtol=1e-12, atol=1e-12)

@@ -20,7 +20,7 @@ import numpy as np
 
 import chainrule.numpy as cnp
 from chainrule import ops
-from chainrule.core import ShapeError, Tracer, dtype_of, shape_of
+from chainrule.core import ConcretizationError, ShapeError, Tracer, dtype_of, shape_of
 from chainrule.ops import conv as convops
 from chainrule.ops import nn as nnops
 from chainrule.ops.nn import erf, linear, relu, sigmoid
@@ -455,13 +455,21 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if count <= 1:
             raise ValueError(f'batch_norm: expected more than 1 value per channel when '
                              f'training, got input of shape {si}')
+        try:
+            xv = ops.concrete(input)
+        except ConcretizationError:             # inside jit or vmap: the statistics are traced
+            xv = None
+        stats = None
+        if isinstance(xv, np.ndarray):
+            stats = nnops.batch_moments(xv)
         if running_mean is not None or running_var is not None:
-            _update_running_stats(input, running_mean, running_var, momentum)
-        if (weight is None) != (bias is None):
-            w = weight if weight is not None else np.ones(c, dtype_of(input))
-            b = bias if bias is not None else np.zeros(c, dtype_of(input))
-            return nnops.batch_norm(input, w, b, eps)
-        return nnops.batch_norm(input, weight, bias, eps)
+            if stats is None:
+                raise ConcretizationError(
+                    'batch_norm: updating running_mean/running_var needs concrete values; '
+                    'inside jit or vmap, evaluate in eval mode or without running statistics '
+                    '(track_running_stats=False)')
+            _update_running_stats(running_mean, running_var, stats, momentum, count)
+        return nnops.batch_norm(input, weight, bias, eps, stats)
     if running_mean is None or running_var is None:
         raise ValueError('batch_norm: evaluation (training=False) needs running_mean and '
                          'running_var')
@@ -477,10 +485,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return ops.add(ops.mul(input, ops.reshape(scale, shape)), ops.reshape(shift, shape))
 
 
-def _update_running_stats(input, running_mean, running_var, momentum):
-    """Move the running statistics towards this batch's (unbiased variance), in place."""
-    m, v = nnops.batch_moments(np.asarray(ops.concrete(input)))
-    for r, new in ((running_mean, m), (running_var, v)):
+def _update_running_stats(running_mean, running_var, stats, momentum, count):
+    """Move the running statistics towards this batch's `stats` (mean, biased variance; the
+    running variance takes the unbiased one, as PyTorch), in place."""
+    mean, var = stats
+    for r, new in ((running_mean, mean), (running_var, var * (count / (count - 1)))):
         if r is not None:
             r *= 1 - momentum
             r += (momentum * new).astype(r.dtype, copy=False)

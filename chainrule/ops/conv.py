@@ -21,7 +21,7 @@ import numpy as np
 from chainrule import ops
 from chainrule.core import Primitive, ShapeError, Tracer, bind, shape_of
 from chainrule.ops.nn import _matmul2d, _merged_batch, _plain, _same_dtype, _batch_size, \
-    _stacked, linear
+    _stacked, _workspace, linear
 
 __all__ = ['unfold', 'fold', 'conv2d', 'conv_transpose2d', 'max_pool2d', 'avg_pool2d',
            'adaptive_avg_pool2d', 'conv_output_size']
@@ -63,14 +63,18 @@ def _window_args(s, kernel, stride, padding, op, dilation=1):
     return kernel, stride, padding, dil
 
 
-def _pad_hw(x, padding, value):
+def _pad_hw(x, padding, value, scratch=False):
     """`x` `(N, C, H, W)` padded with `value` on both sides of H and W, in x's memory layout
-    (np.pad is slower and always returns C order)."""
+    (np.pad is slower and always returns C order); in this thread's workspace if `scratch`."""
     ph, pw = padding
     if not (ph or pw):
         return x
     n, c, h, w = x.shape
-    out = np.empty_like(x, shape=(n, c, h + 2 * ph, w + 2 * pw))
+    shape = (n, c, h + 2 * ph, w + 2 * pw)
+    if scratch and x.transpose(0, 2, 3, 1).flags.c_contiguous:
+        out = _workspace('pad', (n, h + 2 * ph, w + 2 * pw, c), x.dtype).transpose(0, 3, 1, 2)
+    else:
+        out = np.empty_like(x, shape=shape)
     out.fill(value)
     out[:, :, ph:ph + h, pw:pw + w] = x
     return out
@@ -82,17 +86,19 @@ def _pad_hw(x, padding, value):
 # are NCHW *views* of channels-last memory, which NumPy's elementwise ops keep (order 'K'), so a
 # conv -> relu -> pool -> conv chain never transposes data between layers.
 
-def _unfold_impl(x, *, kernel, stride, padding, dilation=(1, 1)):
+def _unfold_impl(x, *, kernel, stride, padding, dilation=(1, 1), scratch=False):
     # (N, C, H, W) -> (N, OH, OW, kh*kw*C): row (n, i, j) holds the patch under output pixel
-    # (i, j); kernel tap (a, b) reads x[i*sh + a*dh - ph, j*sw + b*dw - pw]
+    # (i, j); kernel tap (a, b) reads x[i*sh + a*dh - ph, j*sw + b*dw - pw]. With `scratch`,
+    # in this thread's workspace (for the conv rules, which consume it at once)
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    xp = _pad_hw(x, padding, 0).transpose(0, 2, 3, 1)              # NHWC view
+    xp = _pad_hw(x, padding, 0, scratch).transpose(0, 2, 3, 1)     # NHWC view
     n, hp, wp, c = xp.shape
     oh, ow = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+    shape = (n, oh, ow, kh, kw, c)
+    out = _workspace('cols', shape, x.dtype) if scratch else np.empty(shape, x.dtype)
     if c < 4:
         # few channels (an image's first layer): one strided copy per kernel tap moves runs of
         # OW entries, where the windows' copy below would move runs of C
-        out = np.empty((n, oh, ow, kh, kw, c), x.dtype)
         for i in range(kh):
             for j in range(kw):
                 out[:, :, :, i, j] = xp[:, i * dh:i * dh + sh * (oh - 1) + 1:sh,
@@ -101,8 +107,9 @@ def _unfold_impl(x, *, kernel, stride, padding, dilation=(1, 1)):
     sn, sy, sx, sc = xp.strides
     # the windows as a strided view (no copy): (n, oh, ow, kh, kw, c)
     win = np.lib.stride_tricks.as_strided(
-        xp, (n, oh, ow, kh, kw, c), (sn, sy * sh, sx * sw, sy * dh, sx * dw, sc), writeable=False)
-    return win.reshape(n, oh, ow, kh * kw * c)                    # the one copy
+        xp, shape, (sn, sy * sh, sx * sw, sy * dh, sx * dw, sc), writeable=False)
+    np.copyto(out, win)                                           # the one copy
+    return out.reshape(n, oh, ow, kh * kw * c)
 
 
 def _fold_impl(cols, *, kernel, stride, padding, shape, dilation=(1, 1)):
@@ -177,7 +184,7 @@ def _flat_weight(w):
 
 def _conv_impl(x, w, *b, stride, padding, dilation=(1, 1)):
     cols = _unfold_impl(x, kernel=w.shape[2:], stride=stride, padding=padding,
-                        dilation=dilation)
+                        dilation=dilation, scratch=True)
     n, oh, ow, k = cols.shape
     out = np.matmul(cols.reshape(-1, k), _flat_weight(w).T)
     if b:
@@ -195,7 +202,7 @@ def _conv_vjp_x(g, ans, x, w, *b, stride, padding, dilation=(1, 1)):
             # transposed kernel -- an im2col of g and one product, cheaper than col2im's
             # strided adds (unless C_in is so small that the product is nearly a vector's)
             gcols = _unfold_impl(g, kernel=kernel, stride=stride, padding=tuple(full),
-                                 dilation=dilation)
+                                 dilation=dilation, scratch=True)
             wf = w[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(-1, w.shape[1])
             n, h, wd, k = gcols.shape
             return np.matmul(gcols.reshape(-1, k), wf).reshape(n, h, wd, -1).transpose(
@@ -213,7 +220,7 @@ def _conv_vjp_w(g, ans, x, w, *b, stride, padding, dilation=(1, 1)):
     o, c, kh, kw = shape_of(w)
     if _plain(g, x):
         cols = _unfold_impl(x, kernel=(kh, kw), stride=stride, padding=padding,
-                            dilation=dilation)
+                            dilation=dilation, scratch=True)
         gw = np.matmul(g.transpose(0, 2, 3, 1).reshape(-1, o).T,
                        cols.reshape(-1, cols.shape[-1]))
         return np.ascontiguousarray(gw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
@@ -426,28 +433,19 @@ def _offsets(kernel, stride, out_hw):
                    slice(j, j + sw * (ow - 1) + 1, sw))
 
 
-def _tiles(x, kernel, out_hw):
+def _tiles(x, kernel, out_hw, scratch=False):
     """Non-overlapping windows (stride = kernel, no padding) as a contiguous
     `(kh*kw, N, OH, OW, C)` array: each window offset becomes one contiguous slab, so the
-    per-offset comparisons below run over long runs of memory instead of strided fours."""
+    per-offset comparisons below run over long runs of memory instead of strided fours (in
+    this thread's workspace with `scratch`, for a caller that is done with it before the next
+    call)."""
     (kh, kw), (oh, ow) = kernel, out_hw
     n, c = x.shape[:2]
     xh = x[:, :, :oh * kh, :ow * kw].transpose(0, 2, 3, 1).reshape(n, oh, kh, ow, kw, c)
-    return np.ascontiguousarray(xh.transpose(2, 4, 0, 1, 3, 5)).reshape(kh * kw, n, oh, ow, c)
-
-
-def _untile(tiles, kernel, shape):
-    """The transpose of `_tiles`: `(kh*kw, N, OH, OW, C)` back to an `(N, C, H, W)` image
-    (channels-last memory), zeros where no window reaches."""
-    (kh, kw), (n, c, h, w) = kernel, shape
-    _, _, oh, ow, _ = tiles.shape
-    img = tiles.reshape(kh, kw, n, oh, ow, c).transpose(2, 3, 0, 4, 1, 5)
-    img = img.reshape(n, oh * kh, ow * kw, c)
-    if (oh * kh, ow * kw) != (h, w):
-        full = np.zeros((n, h, w, c), tiles.dtype)
-        full[:, :oh * kh, :ow * kw] = img
-        img = full
-    return img.transpose(0, 3, 1, 2)
+    shape = (kh, kw, n, oh, ow, c)
+    out = _workspace('tiles', shape, x.dtype) if scratch else np.empty(shape, x.dtype)
+    np.copyto(out, xh.transpose(2, 4, 0, 1, 3, 5))
+    return out.reshape(kh * kw, n, oh, ow, c)
 
 
 def _is_tiling(kernel, stride, padding):
@@ -455,21 +453,23 @@ def _is_tiling(kernel, stride, padding):
 
 
 def _tile_masks(x, ans, kernel):
-    """Per window offset k: where offset k holds its window's first maximum, `(N, OH, OW, C)`."""
-    tiles = _tiles(x, kernel, ans.shape[2:])
-    a = ans.transpose(0, 2, 3, 1)
-    taken = np.zeros(a.shape, bool)
-    for k in range(len(tiles)):
-        m = tiles[k] == a
-        m &= ~taken
-        taken |= m
-        yield k, m
+    """Per window offset (i, j): where it holds its window's first maximum, `(N, OH, OW, C)`."""
+    kh, kw = kernel
+    tiles = _tiles(x, kernel, ans.shape[2:], scratch=True)
+    a = np.ascontiguousarray(ans.transpose(0, 2, 3, 1))
+    free = np.ones(a.shape, bool)
+    for k in range(kh * kw):
+        m = np.equal(tiles[k], a)
+        m &= free
+        if k + 1 < kh * kw:
+            np.greater(free, m, out=free)         # free and not m
+        yield divmod(k, kw), m
 
 
 def _pool_impl(x, *, kernel, stride, padding):
     if _is_tiling(kernel, stride, padding):
-        return _tiles(x, kernel, _pool_out_hw(x.shape, kernel, stride, padding)).max(
-            axis=0).transpose(0, 3, 1, 2)
+        out_hw = _pool_out_hw(x.shape, kernel, stride, padding)
+        return _tiles(x, kernel, out_hw, scratch=True).max(axis=0).transpose(0, 3, 1, 2)
     xp = _pad_hw(x, padding, -np.inf)
     out = None
     for sl in _offsets(kernel, stride, _pool_out_hw(x.shape, kernel, stride, padding)):
@@ -494,11 +494,15 @@ def _pool_out_hw(shape, kernel, stride, padding):
 
 def _pool_scatter_impl(g, x, ans, *, kernel, stride, padding):
     if _is_tiling(kernel, stride, padding):
+        (kh, kw), (n, c, h, w), (oh, ow) = kernel, x.shape, ans.shape[2:]
         gh = np.ascontiguousarray(g.transpose(0, 2, 3, 1))
-        out = np.empty((kernel[0] * kernel[1],) + gh.shape, g.dtype)
-        for k, m in _tile_masks(x, ans, kernel):
-            np.multiply(gh, m, out=out[k])        # (copyto with where= is far slower)
-        return _untile(out, kernel, x.shape)
+        # straight into the image, channels-last (zeros only where no window reaches)
+        exact = (oh * kh, ow * kw) == (h, w)
+        img = (np.empty if exact else np.zeros)((n, h, w, c), g.dtype)
+        iv = img[:, :oh * kh, :ow * kw].reshape(n, oh, kh, ow, kw, c)
+        for (i, j), m in _tile_masks(x, ans, kernel):
+            np.multiply(gh, m, out=iv[:, :, i, :, j])   # (copyto with where= is far slower)
+        return img.transpose(0, 3, 1, 2)
     (ph, pw), (n, c, h, w) = padding, x.shape
     # the layout of x (channels-last memory after a conv), so the relu before sees one layout
     out = _pad_hw(np.zeros_like(x, dtype=g.dtype), padding, 0)
@@ -511,8 +515,8 @@ def _pool_gather_impl(t, x, ans, *, kernel, stride, padding):
     if _is_tiling(kernel, stride, padding):
         tiles = _tiles(t, kernel, ans.shape[2:])
         out = np.zeros(tiles.shape[1:], t.dtype)
-        for k, m in _tile_masks(x, ans, kernel):
-            out += tiles[k] * m                   # the masks are disjoint
+        for (i, j), m in _tile_masks(x, ans, kernel):
+            out += tiles[i * kernel[1] + j] * m  # the masks are disjoint
         return out.transpose(0, 3, 1, 2)
     tp = _pad_hw(t, padding, 0)
     out = np.zeros(ans.shape, dtype=t.dtype)

@@ -26,6 +26,7 @@ case (higher derivatives, `jit`, `vmap`), so the fast path never changes what is
 """
 
 import math
+import threading
 
 import numpy as np
 
@@ -46,6 +47,28 @@ def __getattr__(name):
         from chainrule.ops import conv
         return getattr(conv, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# Workspace. The im2col matrices (chainrule.ops.conv) and batch normalisation's centred
+# inputs are the largest arrays of a small CNN's step and live only until the operation that
+# consumes them; allocating them afresh each time costs more than filling them (each is new
+# memory from the operating system: a page fault per 4 KiB). So the rules fill per-thread
+# scratch arrays instead, reused from call to call; nothing in them is ever returned to a
+# caller.
+_scratch = threading.local()
+
+
+def _workspace(name, shape, dtype):
+    """A scratch array of `shape` and `dtype` for this thread, reused by the next call with the
+    same `name` (its contents are overwritten by then)."""
+    spaces = getattr(_scratch, 'spaces', None)
+    if spaces is None:
+        spaces = _scratch.spaces = {}
+    size = math.prod(shape)
+    buf = spaces.get((name, np.dtype(dtype)))
+    if buf is None or buf.size < size:
+        buf = spaces[(name, np.dtype(dtype))] = np.empty(size, dtype)
+    return buf[:size].reshape(shape)
 
 
 # --- linear: x @ w.T + b ------------------------------------------------------------------------
@@ -454,12 +477,9 @@ def _row_reps(m, c, target=256):
 
 
 def batch_moments(x):
-    """The per-channel mean and unbiased variance of a NumPy `(N, C, ...)` array (for the
-    running statistics of batch normalisation)."""
-    cl = _ChannelsLast(x)
-    mean, _, var = cl.moments()
-    count = cl.m.shape[0]
-    return mean, var * (count / max(count - 1, 1))
+    """The per-channel mean and biased variance of a NumPy `(N, C, ...)` array."""
+    mean, _, var = _ChannelsLast(x).moments()
+    return mean, var
 
 
 def _bn_normalized_traced(x, eps):
@@ -475,84 +495,107 @@ def _bn_count(x):
     return math.prod(s) // s[1]
 
 
-def _bn_impl(x, *wb, eps):
-    cl = _ChannelsLast(x)
+def _bn_centred(cl, stats, scratch=False):
+    """`(x - mean as a wide array, biased variance)`, from `stats` = `(mean, var)` of x's
+    values when the caller has them (the eager path computes them once, for the running
+    statistics too), else computed here; in this thread's workspace if `scratch`."""
+    if stats:
+        mean, var = stats
+        out = _workspace('bn', cl.wide.shape, cl.wide.dtype) if scratch else None
+        return np.subtract(cl.wide, cl.row(mean), out=out), var
     _, xc, var = cl.moments()
-    invstd = 1 / np.sqrt(var + eps)
-    scale = invstd * wb[0] if wb else invstd
+    return xc, var
+
+
+def _bn_impl(x, w, b, *stats, eps):
+    cl = _ChannelsLast(x)
+    xc, var = _bn_centred(cl, stats)
+    scale = w / np.sqrt(var + eps)
     xc *= cl.row(scale.astype(x.dtype, copy=False))
-    if wb:
-        xc += cl.row(wb[1])
+    xc += cl.row(b)
     return cl.back(xc)
 
 
-def _bn_dx(v, x, eps, w=None):
+def _bn_dx(v, x, w, stats, eps):
     """`w * invstd * (v - mean(v) - xhat * mean(v * xhat))`: the derivative of
     `xhat * w` along `v` (VJP and JVP alike, the Jacobian being symmetric)."""
     if _plain(v, x, w):
         cl = _ChannelsLast(x)
-        _, xc, var = cl.moments()
+        xc, var = _bn_centred(cl, stats, scratch=True)
         invstd = 1 / np.sqrt(var + eps)
         vw = cl.like(v)
         count = cl.m.shape[0]
-        a = invstd if w is None else invstd * w
+        a = invstd * w
         # = vw * a + xc * (-a invstd^2 sum(v xc) / M) + (-a sum(v) / M), per channel
-        e = a * invstd * invstd * cl.total(vw * xc) * (-1.0 / count)
+        out = np.multiply(vw, xc, out=np.empty_like(xc))
+        e = a * invstd * invstd * cl.total(out) * (-1.0 / count)
         f = a * cl.total(vw) * (-1.0 / count)
-        out = vw * cl.row(a.astype(x.dtype, copy=False))
+        np.multiply(vw, cl.row(a.astype(x.dtype, copy=False)), out=out)
         xc *= cl.row(e.astype(x.dtype, copy=False))
         out += xc
         out += cl.row(f.astype(x.dtype, copy=False))
         return cl.back(out)
+    # traced: computed from x alone (the statistics handed to the eager path are constants,
+    # and a derivative of this rule must see them depend on x)
     axes, m = _bn_axes(len(shape_of(x))), 1.0 / _bn_count(x)
     xhat, invstd = _bn_normalized_traced(x, eps)
     d = invstd * (v - ops.sum(v, axis=axes, keepdims=True) * m
                   - xhat * (ops.sum(v * xhat, axis=axes, keepdims=True) * m))
-    return d if w is None else d * _bn_channel(w, len(shape_of(x)))
+    return d * _bn_channel(w, len(shape_of(x)))
 
 
-def _bn_vjp_x(g, ans, x, *wb, eps):
-    return _bn_dx(g, x, eps, wb[0] if wb else None)
-
-
-def _bn_vjp_w(g, ans, x, w, b, *, eps):
+def _bn_vjp_w(g, ans, x, w, b, *stats, eps):
     if _plain(g, x):
         cl = _ChannelsLast(x)
-        _, xc, var = cl.moments()
-        return (cl.total(cl.like(g) * xc) / np.sqrt(var + eps)).astype(w.dtype, copy=False)
+        xc, var = _bn_centred(cl, stats, scratch=True)
+        xc *= cl.like(g)
+        return (cl.total(xc) / np.sqrt(var + eps)).astype(w.dtype, copy=False)
     return ops.sum(g * _bn_normalized_traced(x, eps)[0], axis=_bn_axes(len(shape_of(x))))
 
 
-def _bn_vjp_b(g, ans, x, w, b, *, eps):
+def _bn_vjp_b(g, ans, x, w, b, *stats, eps):
     if _plain(g):
         cl = _ChannelsLast(g)
         return cl.ones @ cl.m
     return ops.sum(g, axis=_bn_axes(len(shape_of(x))))
 
 
+# Arguments: x, w, b and, from the eager path only, x's (mean, biased variance) as constants
+# equal to what the rules would compute from x (they are not differentiated; traced rules
+# recompute them from x so higher derivatives see their dependence on x).
 batch_norm_p = Primitive(
     'batch_norm', _bn_impl,
-    vjp=[_bn_vjp_x, _bn_vjp_w, _bn_vjp_b],
-    jvp=[lambda t, ans, x, *wb, eps: _bn_dx(t, x, eps, wb[0] if wb else None),
-         lambda t, ans, x, w, b, *, eps:
+    vjp=[lambda g, ans, x, w, b, *stats, eps: _bn_dx(g, x, w, stats, eps),
+         _bn_vjp_w, _bn_vjp_b, None, None],
+    jvp=[lambda t, ans, x, w, b, *stats, eps: _bn_dx(t, x, w, stats, eps),
+         lambda t, ans, x, w, b, *stats, eps:
          _bn_normalized_traced(x, eps)[0] * _bn_channel(t, len(shape_of(x))),
-         lambda t, ans, x, w, b, *, eps:
-         ops.broadcast_to(_bn_channel(t, len(shape_of(x))), shape_of(ans))],
+         lambda t, ans, x, w, b, *stats, eps:
+         ops.broadcast_to(_bn_channel(t, len(shape_of(x))), shape_of(ans)), None, None],
     doc='Batch normalisation with the batch statistics: (x - mean) / sqrt(var + eps) * w + b, '
         'over every axis but axis 1.')
 
 
-def batch_norm(x, w=None, b=None, eps=1e-5):
+def batch_norm(x, w=None, b=None, eps=1e-5, stats=None):
     """Normalise `x` `(N, C, ...)` with its own batch statistics (per channel, over every other
-    axis; biased variance), then scale by `w` `(C,)` and shift by `b` `(C,)` (both or neither).
+    axis; biased variance), then scale by `w` `(C,)` and shift by `b` `(C,)`.
+
+    `stats`: optionally `(mean, var)`, x's per-channel mean and biased variance as NumPy
+    arrays, when the caller has computed them from x's values (they are not recomputed).
     """
     s = shape_of(x)
-    if len(s) < 2 or (w is not None and (shape_of(w) != s[1:2] or shape_of(b) != s[1:2])):
+    c = s[1] if len(s) >= 2 else None
+    if len(s) < 2 or any(v is not None and shape_of(v) != (c,) for v in (w, b)):
         raise ShapeError(f'batch_norm: input {s} with weight '
                          f'{None if w is None else shape_of(w)} and bias '
                          f'{None if b is None else shape_of(b)} do not fit: input must be '
                          '(N, C, ...) and weight and bias (C,)')
-    args = _same_dtype((x,) if w is None else (x, w, b))
+    dt = dtype_of(x)
+    w = np.ones(c, dt) if w is None else w
+    b = np.zeros(c, dt) if b is None else b
+    args = _same_dtype((x, w, b))
+    if stats is not None:
+        args += tuple(np.asarray(v, dtype_of(args[0])) for v in stats)
     return bind(batch_norm_p, *args, eps=float(eps))
 
 
@@ -628,7 +671,8 @@ def _bn_batch(args, dims, *, eps):
     s = shape_of(x)
     xm = ops.reshape(ops.transpose(x, (1, 0) + tuple(range(2, len(s)))),
                      (s[1], size * s[2]) + tuple(s[3:]))
-    wb = [ops.reshape(_stacked(a, d, size), (-1,)) for a, d in zip(args[1:], dims[1:])]
+    # (x's statistics, if passed, are dropped: the rule recomputes them per example)
+    wb = [ops.reshape(_stacked(a, d, size), (-1,)) for a, d in zip(args[1:3], dims[1:3])]
     out = bind(batch_norm_p, xm, *wb, eps=eps)
     out = ops.reshape(out, (s[1], size) + tuple(s[2:]))
     return ops.transpose(out, (1, 0) + tuple(range(2, len(s)))), 0
