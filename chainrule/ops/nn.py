@@ -441,7 +441,9 @@ class _ChannelsLast:
 
     def row(self, v):
         """A per-channel vector as one row of the wide view."""
-        return np.tile(v, self.reps)
+        out = np.empty(self.reps * v.shape[0], v.dtype)
+        out.reshape(self.reps, -1)[...] = v
+        return out
 
     def total(self, wide):
         """Per-channel sums of a wide array."""
@@ -454,14 +456,17 @@ class _ChannelsLast:
             np.argsort(self.perm))
 
     def moments(self):
-        """`(mean, centred wide array, biased variance)` per channel."""
+        """`(mean, biased variance)` per channel (two passes: the variance of the centred
+        values, which loses nothing to cancellation), with one scratch array."""
         count = self.m.shape[0]
         mean = self.ones @ self.m
         mean /= count
-        xc = self.wide - self.row(mean)
-        var = self.total(xc * xc)
+        xc = np.subtract(self.wide, self.row(mean),
+                         out=_workspace('moments', self.wide.shape, self.wide.dtype))
+        xc *= xc
+        var = self.total(xc)
         var /= count
-        return mean, xc, var
+        return mean, var
 
 
 def _row_reps(m, c, target=256):
@@ -478,8 +483,7 @@ def _row_reps(m, c, target=256):
 
 def batch_moments(x):
     """The per-channel mean and biased variance of a NumPy `(N, C, ...)` array."""
-    mean, _, var = _ChannelsLast(x).moments()
-    return mean, var
+    return _ChannelsLast(x).moments()
 
 
 def _bn_normalized_traced(x, eps):
@@ -499,12 +503,9 @@ def _bn_centred(cl, stats, scratch=False):
     """`(x - mean as a wide array, biased variance)`, from `stats` = `(mean, var)` of x's
     values when the caller has them (the eager path computes them once, for the running
     statistics too), else computed here; in this thread's workspace if `scratch`."""
-    if stats:
-        mean, var = stats
-        out = _workspace('bn', cl.wide.shape, cl.wide.dtype) if scratch else None
-        return np.subtract(cl.wide, cl.row(mean), out=out), var
-    _, xc, var = cl.moments()
-    return xc, var
+    mean, var = stats if stats else cl.moments()
+    out = _workspace('bn', cl.wide.shape, cl.wide.dtype) if scratch else None
+    return np.subtract(cl.wide, cl.row(mean), out=out), var
 
 
 def _bn_impl(x, w, b, *stats, eps):
