@@ -1,16 +1,20 @@
-"""One training step (forward, loss, backward, optimizer update) of an MLP 64-256-256-10 and of
-the demo's small CNN on scikit-learn's digits, batch 64: chainrule's eager `Tensor` + `nn` +
-`optim` against PyTorch eager, in one process, one BLAS thread.
+"""One training step (forward, loss, backward, optimizer update) of an MLP 64-256-256-10, of
+the demo's small CNN, and of a CNN with BatchNorm (Conv-BN-ReLU-MaxPool twice, then Linear;
+Adam) on scikit-learn's digits, batch 64: chainrule's eager `Tensor` + `nn` + `optim` against
+PyTorch eager, in one process, one BLAS thread.
 
-    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 python bench/train_step.py
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 python bench/train_step.py [names]
 
 Prints the best-of-several CPU time per step for each and the ratio torch / chainrule (> 1 means
-chainrule is faster). Both use float32, SGD with momentum 0.9, the same initial weights and the
-same batches.
+chainrule is faster). All use float32, the same initial weights and the same batches; SGD with
+momentum 0.9 unless the name says Adam. Optional arguments pick workloads by a part of their
+name (`python bench/train_step.py BatchNorm`).
 
-Measured on the development machine (2 shared cores, NumPy with OpenBLAS, torch 2.13.0+cpu),
-three runs: MLP 746-843 us vs torch 908-1013 us (torch/chainrule 1.20-1.22); small CNN
-2252-2666 us vs 2428-2847 us (1.07-1.12).
+Measured on the development machine (2 shared cores under a load of ~10, NumPy with OpenBLAS,
+torch 2.13.0+cpu), one run each: MLP 746-843 us vs torch 908-1013 us (torch/chainrule
+1.20-1.22); small CNN 0.98 on main before the conv work, 1.32 after; CNN+BatchNorm with Adam
+0.70 with the first BatchNorm2d, 1.15-1.28 after (best of 7 runs of 200 steps each; the load
+moves single runs by +-10%).
 """
 
 import os

@@ -452,8 +452,9 @@ class _ChannelsLast:
     def back(self, wide):
         """A wide result as an `(N, C, ...)` view (channels-last memory)."""
         n, c = self.shape[:2]
+        nd = len(self.shape)
         return wide.reshape((n,) + self.shape[2:] + (c,)).transpose(
-            np.argsort(self.perm))
+            (0, nd - 1) + tuple(range(1, nd - 1)))
 
     def moments(self):
         """`(mean, biased variance)` per channel (two passes: the variance of the centred
