@@ -98,6 +98,7 @@ KINDS = {
     'str': lambda v: isinstance(v, str) and len(v) < 1000,
     'kth': lambda v: _int(v) or (_ints(v) and len(v) > 0),
     'conv method': _choice('auto', 'direct', 'fft'),
+    'positive float': lambda v: isinstance(v, float) and v > 0 and np.isfinite(v),
 }
 
 _WINDOW = {'kernel': 'pair', 'stride': 'pair', 'padding': 'pair'}
@@ -117,7 +118,8 @@ SCHEMAS = {
     'concatenate': {'axis': 'int'},
     'convolve': {'nbatch': 'nonneg', 'method': 'conv method'},
     'cond': {'branches': 'two graphs'},
-    'conv2d': {'stride': 'pair', 'padding': 'pair'},
+    'conv2d': {'stride': 'pair', 'padding': 'pair', 'dilation': 'pair?'},
+    'batch_norm': {'eps': 'positive float'},
     'class_labels': {'num_classes': 'nonneg', 'ignore_index': 'int or None', 'op': 'str'},
     'cross_entropy': {'reduction': 'reduction', 'ignore_index': 'int'},
     'cumprod': {'axis': 'int'},
@@ -125,13 +127,14 @@ SCHEMAS = {
     'eigh': {'UPLO': 'UPLO'},
     'einsum': {'spec': 'str'},
     'fftn': {'axes': 'ints', 'norm': 'norm', 'inverse': 'bool'},
-    'fold': dict(_WINDOW, shape='shape'),
+    'fold': dict(_WINDOW, shape='shape', dilation='pair?'),
     'getitem': {'idx': 'index'},
     'irfftn': {'axes': 'ints', 'n': 'nonneg', 'norm': 'norm'},
     'jit_call': {'graph': 'graph'},
     'log_softmax': {'axis': 'int'},
     'max': {'axis': 'ints', 'keepdims': 'bool'},
     'max_pool2d': _WINDOW,
+    'unfold': dict(_WINDOW, dilation='pair?'),
     'pool_gather': _WINDOW,
     'pool_scatter': _WINDOW,
     'qr': {'full_matrices': 'bool'},
@@ -151,7 +154,6 @@ SCHEMAS = {
     'threefry2x32': {'shape': 'shape'},
     'transpose': {'axes': 'ints'},
     'triangular_solve': {'lower': 'bool'},
-    'unfold': _WINDOW,
     'while': {'cond': 'graph', 'body': 'graph', 'num_cond_consts': 'nonneg',
               'num_body_consts': 'nonneg'},
 }
@@ -190,15 +192,18 @@ def not_loadable(name):
 
 
 def _check_params(prim, params):
+    # a kind ending in '?' marks a parameter that may be left out (a default not written into
+    # graphs, so graphs saved before it existed still load: conv2d's dilation)
     schema = SCHEMAS.get(prim.name, {})
-    if set(params) != set(schema):
-        missing, extra = sorted(set(schema) - set(params)), sorted(set(params) - set(schema))
+    required = {k for k, kind in schema.items() if not kind.endswith('?')}
+    if not required <= set(params) <= set(schema):
+        missing, extra = sorted(required - set(params)), sorted(set(params) - set(schema))
         raise FormatProblem(
             f'parameters {sorted(params)} do not match what {prim.name} takes ({sorted(schema)})'
             + (f'; missing {missing}' if missing else '') + (f'; unexpected {extra}' if extra
                                                             else ''))
     for k, kind in schema.items():
-        if not KINDS[kind](params[k]):
+        if k in params and not KINDS[kind.rstrip('?')](params[k]):
             raise FormatProblem(f'parameter {k}={params[k]!r:.60} is not a valid {kind}')
 
 

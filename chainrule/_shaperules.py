@@ -312,36 +312,46 @@ def _irfftn_rule(x, *, axes, n, norm):
     return [(tuple(shape), _dtype_of(lambda a: np.fft.irfft(a, n=2), x.dtype))]
 
 
-def _window_out(shape, kernel, stride, padding):
-    if len(shape) != 4 or 0 in kernel or 0 in stride:
-        raise FormatProblem(f'a window op needs (N, C, H, W) arrays and positive kernel/stride; '
-                            f'got shape {shape}, kernel {kernel}, stride {stride}')
-    out = tuple((d + 2 * p - k) // s + 1 for d, k, s, p in zip(shape[2:], kernel, stride,
-                                                                padding))
-    if min(out) < 1 or any(p > k for p, k in zip(padding, kernel)):
+def _window_out(shape, kernel, stride, padding, dilation=(1, 1)):
+    if len(shape) != 4 or 0 in kernel or 0 in stride or 0 in dilation:
+        raise FormatProblem(f'a window op needs (N, C, H, W) arrays and positive kernel/stride/'
+                            f'dilation; got shape {shape}, kernel {kernel}, stride {stride}, '
+                            f'dilation {dilation}')
+    out = tuple((d + 2 * p - dl * (k - 1) - 1) // s + 1
+                for d, k, s, p, dl in zip(shape[2:], kernel, stride, padding, dilation))
+    if min(out) < 1 or any(p > dl * (k - 1) + 1 for p, k, dl in zip(padding, kernel, dilation)):
         raise FormatProblem(f'window {kernel} (padding {padding}) does not fit shape {shape}')
     return out
 
 
-def _unfold_rule(x, *, kernel, stride, padding):
-    oh, ow = _window_out(x.shape, kernel, stride, padding)
+def _unfold_rule(x, *, kernel, stride, padding, dilation=(1, 1)):
+    oh, ow = _window_out(x.shape, kernel, stride, padding, dilation)
     return [((x.shape[0], oh, ow, kernel[0] * kernel[1] * x.shape[1]), x.dtype)]
 
 
-def _fold_rule(cols, *, kernel, stride, padding, shape):
-    oh, ow = _window_out(shape, kernel, stride, padding)
-    if cols.shape != (shape[0], oh, ow, kernel[0] * kernel[1] * shape[1]):
+def _fold_rule(cols, *, kernel, stride, padding, shape, dilation=(1, 1)):
+    oh, ow = _window_out(shape, kernel, stride, padding, dilation)
+    # (a transposed convolution's output_padding can leave room for more windows than cols has)
+    if len(cols.shape) != 4 or cols.shape[0] != shape[0] or cols.shape[1] > oh or \
+            cols.shape[2] > ow or cols.shape[3] != kernel[0] * kernel[1] * shape[1]:
         raise FormatProblem(f'fold of {cols} into shape {shape}')
     return [(shape, cols.dtype)]
 
 
-def _conv_rule(x, w, *b, stride, padding):
+def _conv_rule(x, w, *b, stride, padding, dilation=(1, 1)):
     if w.ndim != 4 or x.ndim != 4 or w.shape[1] != x.shape[1] or \
             (b and b[0].shape != (w.shape[0],)):
         raise FormatProblem(f'conv2d of {x} with weights {w}')
-    oh, ow = _window_out(x.shape, w.shape[2:], stride, padding)
+    oh, ow = _window_out(x.shape, w.shape[2:], stride, padding, dilation)
     dt = _dtype_of(np.matmul, x.dtype, w.dtype, shape=(1, 1))
     return [((x.shape[0], w.shape[0], oh, ow), np.result_type(dt, *[t.dtype for t in b]))]
+
+
+def _batch_norm_rule(x, w, b, *stats, eps):
+    if x.ndim < 2 or w.shape != x.shape[1:2] or b.shape != x.shape[1:2] or \
+            any(s.shape != x.shape[1:2] for s in stats):
+        raise FormatProblem(f'batch_norm of {x} with weight {w} and bias {b}')
+    return [(x.shape, np.result_type(x.dtype, w.dtype, b.dtype))]
 
 
 def _pool_rule(x, *, kernel, stride, padding):
@@ -519,6 +529,7 @@ RULES = {
     'qr': _linalg('qr', lambda a, full_matrices: np.linalg.qr(a), _qr_shapes),
     'fftn': _fftn_rule, 'rfftn': _rfftn_rule, 'irfftn': _irfftn_rule,
     'unfold': _unfold_rule, 'fold': _fold_rule, 'conv2d': _conv_rule,
+    'batch_norm': _batch_norm_rule,
     'max_pool2d': _pool_rule, 'pool_scatter': _pool_back_rule('scatter'),
     'pool_gather': _pool_back_rule('gather'),
     'log_softmax': _log_softmax_rule, 'cross_entropy': _cross_entropy_rule,

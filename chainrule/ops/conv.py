@@ -136,8 +136,12 @@ def _fold_vjp(g, ans, c, *, kernel, stride, padding, shape, dilation=(1, 1)):
     return u
 
 
+def _unfold_prim_impl(x, *, kernel, stride, padding, dilation=(1, 1)):
+    return _unfold_impl(x, kernel=kernel, stride=stride, padding=padding, dilation=dilation)
+
+
 unfold_p = Primitive(
-    'unfold', _unfold_impl, linear=True,
+    'unfold', _unfold_prim_impl, linear=True,
     vjp=[lambda g, ans, x, *, kernel, stride, padding, dilation=(1, 1):
          fold(g, shape_of(x), kernel, stride, padding, dilation)])
 fold_p = Primitive('fold', _fold_impl, linear=True, vjp=[_fold_vjp])
