@@ -15,6 +15,7 @@ from chainrule import nn
 from chainrule.core import DTypeError, ShapeError
 from chainrule.nn import functional as F
 from chainrule.testing import check_grads
+from torch_ref import load_from_torch, torch_dtype, torch_or_skip
 
 # PyTorch's own warnings about its nested-tensor fast path and mixed mask types
 pytestmark = [pytest.mark.filterwarnings('ignore:The PyTorch API of nested tensors'),
@@ -25,19 +26,12 @@ TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-9, atol=
 
 
 def _torch():
-    torch = pytest.importorskip('torch', reason='the reference for attention is PyTorch '
+    return torch_or_skip('the reference for attention is PyTorch '
                                                 '(pip install torch==2.13.0)')
-    torch.set_num_threads(1)
-    return torch
 
 
-def _tdtype(torch, dtype):
-    return torch.float64 if dtype == np.float64 else torch.float32
-
-
-def _load_from_torch(ours, theirs):
-    """Our module gets PyTorch's parameters: its state dict, converted to NumPy."""
-    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+_tdtype = torch_dtype
+_load_from_torch = load_from_torch
 
 
 def _close(a, b, dtype, what):

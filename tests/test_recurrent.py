@@ -13,6 +13,7 @@ import pytest
 import chainrule as cr
 from chainrule import nn
 from chainrule.core import DTypeError, ShapeError
+from torch_ref import load_from_torch, torch_dtype, torch_or_skip
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-9, atol=1e-11)}
@@ -20,18 +21,11 @@ T, N, IN, H = 4, 3, 3, 5
 
 
 def _torch():
-    torch = pytest.importorskip('torch', reason='PyTorch is the reference for these layers')
-    torch.set_num_threads(1)
-    return torch
+    return torch_or_skip('PyTorch is the reference for these layers')
 
 
-def _tdtype(torch, dtype):
-    return torch.float64 if dtype == np.float64 else torch.float32
-
-
-def _load_from_torch(ours, theirs):
-    """Our module takes torch's weights (its state dict converted to NumPy)."""
-    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+_tdtype = torch_dtype
+_load_from_torch = load_from_torch
 
 
 def _pairs(torch, arrays):
