@@ -75,6 +75,9 @@ MODULES = [
     ('Softmin', (1,)), ('GLU', (1,)), ('Unflatten', (1, (2, 3))), ('ZeroPad1d', (2,)),
     ('ConstantPad1d', ((1, 3), 2.5)), ('ReflectionPad1d', ((2, 1),)),
     ('ReplicationPad1d', (2,)), ('CircularPad1d', ((1, 2),)),
+    # the basic ones as PyTorch code spells them (`ReLU(inplace=True)` is the usual idiom)
+    ('ReLU', ()), ('Tanh', ()), ('Sigmoid', ()), ('GELU', ('tanh',)),
+    ('GELU', ()), ('Softmax', (0,)), ('LogSoftmax', (1,)), ('Identity', (54,)),
 ]
 
 
@@ -251,7 +254,11 @@ def test_loss_module(name, kw, make):
 
 
 def test_positional_constructor_arguments_follow_pytorch():
-    """Loss constructors take positional arguments in PyTorch's order."""
+    """Loss and activation constructors take positional arguments in PyTorch's order."""
+    assert nn.ReLU(inplace=True).training and nn.GELU(approximate='tanh').approximate == 'tanh'
+    assert nn.Softmax(dim=0).dim == 0 and isinstance(nn.Identity(3, bias=False), nn.Module)
+    with pytest.raises(TypeError, match='ReLU'):
+        nn.ReLU(True, 2)
     assert nn.TripletMarginLoss(0.5, 1.0).p == 1.0
     assert nn.SmoothL1Loss(None, None, 'sum', 0.3).beta == 0.3
     assert nn.NLLLoss(None, None, 4).ignore_index == 4

@@ -6,7 +6,7 @@ counterpart (`chainrule/nn/_activation_functions.py`). `PReLU` and `RMSNorm` hol
 import numpy as np
 
 from chainrule.nn import functional as F
-from chainrule.nn.modules import Module, Parameter
+from chainrule.nn.modules import Module, Parameter, _module
 
 __all__ = ['SiLU', 'LeakyReLU', 'ELU', 'Softplus', 'SELU', 'CELU', 'ReLU6', 'Hardtanh',
            'Hardsigmoid', 'Hardswish', 'Mish', 'Softsign', 'Softshrink', 'Hardshrink',
@@ -14,32 +14,6 @@ __all__ = ['SiLU', 'LeakyReLU', 'ELU', 'Softplus', 'SELU', 'CELU', 'ReLU6', 'Har
            'RMSNorm', 'CosineSimilarity', 'PairwiseDistance', 'Unflatten', 'ZeroPad1d',
            'ZeroPad2d', 'ConstantPad1d', 'ConstantPad2d', 'ReflectionPad1d', 'ReflectionPad2d',
            'ReplicationPad1d', 'ReplicationPad2d', 'CircularPad1d', 'CircularPad2d']
-
-
-def _module(name, fn, doc, **options):
-    """A module `forward(x) = fn(x, **options)` whose constructor takes `options` in order
-    (PyTorch's `inplace=` is accepted and ignored: results are new arrays)."""
-    names = [k for k in options if k != 'inplace']
-
-    def __init__(self, *args, **kwargs):
-        Module.__init__(self)
-        if len(args) > len(options):
-            raise TypeError(f'{name}() takes at most {len(options)} arguments '
-                            f'({", ".join(options)}), got {len(args)}')
-        values = dict(options)
-        values.update(zip(options, args))
-        unknown = set(kwargs) - set(options)
-        if unknown:
-            raise TypeError(f'{name}: unexpected argument(s) {sorted(unknown)}')
-        values.update(kwargs)
-        for k in names:
-            setattr(self, k, values[k])
-
-    def forward(self, x):
-        return fn(x, **{k: getattr(self, k) for k in names})
-
-    return type(name, (Module,), {'__init__': __init__, 'forward': forward, '__doc__': doc,
-                                  '__module__': __name__})
 
 
 SiLU = _module('SiLU', F.silu, '`x * sigmoid(x)` (swish).', inplace=False)

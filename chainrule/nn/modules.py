@@ -637,47 +637,46 @@ class Sequential(Module):
         return iter(self._layers)
 
 
-def _activation(name, fn, doc):
-    cls = type(name, (Module,), {
-        'forward': lambda self, x: fn(x),
-        '__doc__': doc,
-        '__module__': __name__,
-    })
-    return cls
+def _module(name, fn, doc, **options):
+    """A module `forward(x) = fn(x, **options)` whose constructor takes `options` in order, as
+    PyTorch's does (PyTorch's `inplace=` is accepted and ignored: results are new arrays)."""
+    names = [k for k in options if k != 'inplace']
 
-
-Identity = _activation('Identity', lambda x: x, 'Returns its input.')
-ReLU = _activation('ReLU', F.relu, '`max(x, 0)`.')
-Tanh = _activation('Tanh', F.tanh, 'Hyperbolic tangent.')
-Sigmoid = _activation('Sigmoid', F.sigmoid, 'The logistic function.')
-
-
-class GELU(Module):
-    """Gaussian error linear unit (exact, or `approximate='tanh'`)."""
-
-    def __init__(self, approximate='none'):
-        self.approximate = approximate
+    def __init__(self, *args, **kwargs):
+        Module.__init__(self)
+        if len(args) > len(options):
+            raise TypeError(f'{name}() takes at most {len(options)} arguments '
+                            f'({", ".join(options)}), got {len(args)}')
+        values = dict(options)
+        values.update(zip(options, args))
+        unknown = set(kwargs) - set(options)
+        if unknown:
+            raise TypeError(f'{name}: unexpected argument(s) {sorted(unknown)}')
+        values.update(kwargs)
+        for k in names:
+            setattr(self, k, values[k])
 
     def forward(self, x):
-        return F.gelu(x, self.approximate)
+        return fn(x, **{k: getattr(self, k) for k in names})
+
+    return type(name, (Module,), {'__init__': __init__, 'forward': forward, '__doc__': doc,
+                                  '__module__': __name__})
 
 
-class Softmax(Module):
-    """Probabilities along `dim`."""
+class Identity(Module):
+    """Returns its input (any constructor arguments are ignored, as in PyTorch)."""
 
-    def __init__(self, dim=-1):
-        self.dim = dim
-
-    def forward(self, x):
-        return F.softmax(x, self.dim)
-
-
-class LogSoftmax(Module):
-    """Log-probabilities along `dim`."""
-
-    def __init__(self, dim=-1):
-        self.dim = dim
+    def __init__(self, *args, **kwargs):
+        Module.__init__(self)
 
     def forward(self, x):
-        return F.log_softmax(x, self.dim)
+        return x
 
+
+ReLU = _module('ReLU', F.relu, '`max(x, 0)`.', inplace=False)
+Tanh = _module('Tanh', F.tanh, 'Hyperbolic tangent.')
+Sigmoid = _module('Sigmoid', F.sigmoid, 'The logistic function.')
+GELU = _module('GELU', F.gelu, "Gaussian error linear unit (exact, or `approximate='tanh'`).",
+               approximate='none')
+Softmax = _module('Softmax', F.softmax, 'Probabilities along `dim`.', dim=-1)
+LogSoftmax = _module('LogSoftmax', F.log_softmax, 'Log-probabilities along `dim`.', dim=-1)
