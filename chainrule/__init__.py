@@ -35,6 +35,11 @@ from . import factories
 from . import autograd
 from . import func
 from .factories import *  # noqa: F401,F403
+# PyTorch's top-level functions (cr.exp(t), cr.sum(t, dim=1), cr.where, cr.topk, cr.einsum, ...),
+# its linear algebra namespace and `torch.utils.data`'s spelling
+from . import _torch_functions
+from ._torch_functions import *  # noqa: F401,F403
+from . import linalg, utils
 
 __version__ = "0.1.0"
 
@@ -48,6 +53,8 @@ __all__ = [
     'autograd', 'func',
     # PyTorch's factories, randomness and dtype names (chainrule.factories)
     *factories.__all__,
+    # PyTorch's top-level functions (chainrule._torch_functions) and namespaces
+    *_torch_functions.__all__, 'linalg', 'utils',
     # diagnostics
     'coverage', 'debug_nans', 'config', 'explain_grad', 'explain', 'memory_report',
     # errors

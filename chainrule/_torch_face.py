@@ -587,7 +587,13 @@ def to(self, *args, dtype=None, copy=False, **kwargs):
     for a in args:
         if isinstance(a, Tensor):
             target = a.dtype
-        elif isinstance(a, str) and a.split(':')[0] == 'cpu':
+        elif isinstance(a, str) and a.split(':')[0] in ('cpu', 'cuda', 'mps', 'xpu', 'meta'):
+            from chainrule._torch_methods import check_device
+            check_device(a, 'to()')
+            continue
+        elif type(a).__name__ == 'device':        # chainrule's or PyTorch's device object
+            from chainrule._torch_methods import check_device
+            check_device(str(a), 'to()')
             continue
         elif a is not None:
             try:

@@ -16,6 +16,7 @@ The dtype names PyTorch users write are here too: `cr.float32`, `cr.float64`, `c
 """
 
 import builtins
+import contextvars
 
 import numpy as np
 
@@ -27,7 +28,8 @@ __all__ = ['zeros', 'ones', 'full', 'empty', 'arange', 'linspace', 'eye', 'zeros
            'normal', 'cat', 'concat', 'stack', 'manual_seed', 'Generator', 'initial_seed',
            'float32', 'float64', 'float16', 'float', 'double', 'half', 'int64', 'int32', 'int16',
            'int8', 'uint8', 'long', 'int', 'short', 'bool', 'complex64', 'complex128', 'cfloat',
-           'cdouble']
+           'cdouble', 'get_default_dtype', 'set_default_dtype', 'rand_like', 'randn_like',
+           'randint_like', 'logspace']
 
 float32, float64, float16 = np.float32, np.float64, np.float16
 int64, int32, int16, int8, uint8 = np.int64, np.int32, np.int16, np.int8, np.uint8
@@ -36,7 +38,45 @@ float, double, half = np.float32, np.float64, np.float16          # PyTorch's al
 long, int, short, bool = np.int64, np.int32, np.int16, np.bool_
 cfloat, cdouble = np.complex64, np.complex128
 
-_DEFAULT_FLOAT = np.float64
+# PyTorch's default floating dtype (`get_default_dtype`/`set_default_dtype`): what the factories
+# make when no dtype is given. A context variable, so a thread or task setting it does not
+# change another's; chainrule's default is float64 (PyTorch's is float32).
+_default_dtype = contextvars.ContextVar('chainrule_default_dtype', default=np.dtype(np.float64))
+
+
+def get_default_dtype():
+    """The floating dtype the factories (`zeros`, `rand`, `arange` with float arguments, ...)
+    and `cr.tensor` of Python floats make when no `dtype=` is given: float64 unless
+    `set_default_dtype` changed it."""
+    return _default_dtype.get().type
+
+
+def set_default_dtype(d):
+    """Set the default floating dtype (float16, float32 or float64) for the current context
+    (thread or asyncio task); `cr.set_default_dtype(cr.float32)` gives PyTorch's default."""
+    try:
+        dt = np.dtype(d)
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind != 'f':
+        raise TypeError(f'set_default_dtype(): only floating dtypes (float16, float32, float64) '
+                        f'are supported, got {d!r}')
+    _default_dtype.set(dt)
+
+
+def _default_for(data):
+    """The dtype to give `data` (Python numbers or nested lists) as PyTorch infers it: floats
+    take the default floating dtype, complex numbers the matching complex one (None: NumPy's
+    choice, and always while the default is float64, so `cr.tensor` pays nothing for it)."""
+    d = _default_dtype.get()
+    if d == np.float64:
+        return None
+    kind = np.asarray(data).dtype.kind
+    if kind == 'f':
+        return d
+    if kind == 'c':
+        return np.complex128 if d == np.float64 else np.complex64
+    return None
 
 
 def _size(size, op):
@@ -52,17 +92,22 @@ def _make(array, requires_grad):
     return Tensor(array, requires_grad=requires_grad)
 
 
+def _device(device, op):
+    from chainrule._torch_methods import check_device
+    check_device(device, op + '()')
+
+
 def zeros(*size, dtype=None, requires_grad=False):
-    return _make(np.zeros(_size(size, 'zeros'), dtype or _DEFAULT_FLOAT), requires_grad)
+    return _make(np.zeros(_size(size, 'zeros'), dtype or get_default_dtype()), requires_grad)
 
 
 def ones(*size, dtype=None, requires_grad=False):
-    return _make(np.ones(_size(size, 'ones'), dtype or _DEFAULT_FLOAT), requires_grad)
+    return _make(np.ones(_size(size, 'ones'), dtype or get_default_dtype()), requires_grad)
 
 
 def empty(*size, dtype=None, requires_grad=False):
     """Uninitialised in PyTorch; zeros here (as cheap, and never garbage)."""
-    return _make(np.zeros(_size(size, 'empty'), dtype or _DEFAULT_FLOAT), requires_grad)
+    return _make(np.zeros(_size(size, 'empty'), dtype or get_default_dtype()), requires_grad)
 
 
 def full(size, fill_value, dtype=None, requires_grad=False):
@@ -71,7 +116,7 @@ def full(size, fill_value, dtype=None, requires_grad=False):
     if dtype is None:
         dtype = np.result_type(fill_value)
         if dtype.kind == 'f':
-            dtype = _DEFAULT_FLOAT
+            dtype = get_default_dtype()
     return _make(np.full(_size((size,), 'full'), fill_value, dtype), requires_grad)
 
 
@@ -88,22 +133,34 @@ zeros_like, ones_like, empty_like = _like(zeros), _like(ones), _like(empty)
 full_like = _like(full)
 
 
+def _random_like(fn):
+    def like(input, *args, dtype=None, requires_grad=False, generator=None, device=None):
+        _device(device, fn.__name__ + '_like')
+        dt = input.dtype if dtype is None else dtype
+        return fn(*args, tuple(input.shape), dtype=dt, requires_grad=requires_grad,
+                  generator=generator) if fn is randint else fn(
+            tuple(input.shape), dtype=dt, requires_grad=requires_grad, generator=generator)
+    like.__name__ = fn.__name__ + '_like'
+    like.__doc__ = f'`{fn.__name__}` with the shape (and, by default, the dtype) of `input`.'
+    return like
+
+
 def arange(start, end=None, step=1, *, dtype=None, requires_grad=False):
     """PyTorch's `arange`: int64 for integer arguments, else the default float dtype."""
     if end is None:
         start, end = 0, start
     if dtype is None:
         ints = builtins.all(isinstance(v, (builtins.int, np.integer)) for v in (start, end, step))
-        dtype = np.int64 if ints else _DEFAULT_FLOAT
+        dtype = np.int64 if ints else get_default_dtype()
     return _make(np.arange(start, end, step, dtype=dtype), requires_grad)
 
 
 def linspace(start, end, steps, *, dtype=None, requires_grad=False):
-    return _make(np.linspace(start, end, steps, dtype=dtype or _DEFAULT_FLOAT), requires_grad)
+    return _make(np.linspace(start, end, steps, dtype=dtype or get_default_dtype()), requires_grad)
 
 
 def eye(n, m=None, *, dtype=None, requires_grad=False):
-    return _make(np.eye(n, m, dtype=dtype or _DEFAULT_FLOAT), requires_grad)
+    return _make(np.eye(n, m, dtype=dtype or get_default_dtype()), requires_grad)
 
 
 def cat(tensors, dim=0, *, axis=None):
@@ -185,13 +242,13 @@ def _gen(generator):
 def rand(*size, generator=None, dtype=None, requires_grad=False):
     """Uniform on [0, 1)."""
     a = _gen(generator).random(_size(size, 'rand'))
-    return _make(_cast(a, dtype or _DEFAULT_FLOAT), requires_grad)
+    return _make(_cast(a, dtype or get_default_dtype()), requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, requires_grad=False):
     """Standard normal."""
     a = _gen(generator).standard_normal(_size(size, 'randn'))
-    return _make(_cast(a, dtype or _DEFAULT_FLOAT), requires_grad)
+    return _make(_cast(a, dtype or get_default_dtype()), requires_grad)
 
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, requires_grad=False):
@@ -208,6 +265,15 @@ def randperm(n, *, generator=None, dtype=None, requires_grad=False):
     return _make(_cast(_gen(generator).permutation(n), dtype or np.int64), requires_grad)
 
 
+rand_like, randn_like, randint_like = (_random_like(rand), _random_like(randn),
+                                       _random_like(randint))
+
+
+def logspace(start, end, steps, base=10.0, *, dtype=None, requires_grad=False):
+    return _make(np.logspace(start, end, steps, base=base, dtype=dtype or get_default_dtype()),
+                 requires_grad)
+
+
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, requires_grad=False):
     """Normal samples: with tensors `mean`/`std` their broadcast shape, else `size`."""
     m = np.asarray(mean.data if isinstance(mean, Tensor) else mean)
@@ -216,6 +282,6 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, requires
                                                                                   s.shape)
     a = m + s * _gen(generator).standard_normal(shape)
     if dtype is None:
-        dtype = np.result_type(m, s) if m.ndim or s.ndim else _DEFAULT_FLOAT
-        dtype = dtype if np.dtype(dtype).kind in 'fc' else _DEFAULT_FLOAT
+        dtype = np.result_type(m, s) if m.ndim or s.ndim else get_default_dtype()
+        dtype = dtype if np.dtype(dtype).kind in 'fc' else get_default_dtype()
     return _make(_cast(a, dtype), requires_grad)

@@ -477,7 +477,7 @@ class Tensor(Tracer):
 
     def clone(self):
         """A copy of the data, still connected to the graph (its gradient flows back here)."""
-        if self.requires_grad or captured_by_jit(self):
+        if self.requires_grad or captured_by_jit(self) or isinstance(self.data, Tracer):
             return self + 0
         return Tensor._wrap(np.array(self.data), None, self._trace)
 
@@ -798,6 +798,9 @@ def tensor(data, requires_grad=False, dtype=None):
     if isinstance(data, Tensor):
         data = np.array(data.data)
     elif not isinstance(data, Tracer):
+        if dtype is None and not isinstance(data, (np.ndarray, np.generic)):
+            from chainrule.factories import _default_for     # Python floats: the default dtype
+            dtype = _default_for(data)
         data = np.array(data, dtype=dtype)
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 

@@ -21,7 +21,8 @@ import numpy as np
 
 __all__ = ['manual_seed', 'get_rng', 'uniform', 'normal', 'zeros', 'ones', 'xavier_uniform',
            'xavier_normal', 'kaiming_uniform', 'kaiming_normal', 'calculate_gain',
-           'uniform_', 'normal_', 'zeros_', 'ones_', 'xavier_uniform_', 'kaiming_uniform_']
+           'uniform_', 'normal_', 'zeros_', 'ones_', 'xavier_uniform_', 'kaiming_uniform_',
+           'xavier_normal_', 'kaiming_normal_', 'constant_', 'trunc_normal_', 'eye_']
 
 _default = contextvars.ContextVar('chainrule_init_rng', default=None)
 
@@ -175,3 +176,39 @@ def xavier_uniform_(tensor, gain=1.0, rng=None):
 
 def kaiming_uniform_(tensor, a=math.sqrt(5), nonlinearity='leaky_relu', rng=None):
     return _fill(tensor, kaiming_uniform(tensor.shape, a, nonlinearity, rng, tensor.dtype))
+
+
+def xavier_normal_(tensor, gain=1.0, rng=None):
+    return _fill(tensor, xavier_normal(tensor.shape, gain, rng, tensor.dtype))
+
+
+def kaiming_normal_(tensor, a=0.0, mode='fan_in', nonlinearity='leaky_relu', rng=None):
+    """PyTorch's `kaiming_normal_` (its defaults: `a=0`, `mode='fan_in'`, leaky_relu's gain with
+    slope 0, which is relu's): N(0, s^2) with s = gain / sqrt(fan)."""
+    fan_in, fan_out = _fans(tensor.shape)
+    if mode not in ('fan_in', 'fan_out'):
+        raise ValueError(f"kaiming_normal_: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    fan = fan_in if mode == 'fan_in' else fan_out
+    return _fill(tensor, normal(tensor.shape, 0.0, calculate_gain(nonlinearity, a) /
+                                math.sqrt(fan), rng, tensor.dtype))
+
+
+def constant_(tensor, val):
+    return _fill(tensor, val)
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, rng=None):
+    """N(mean, std^2) restricted to [a, b] (redrawing the samples that fall outside)."""
+    g = get_rng(rng)
+    out = np.empty(tensor.shape)
+    todo = np.ones(tensor.shape, bool)
+    while todo.any():
+        out[todo] = mean + std * g.standard_normal(int(todo.sum()))
+        todo = (out < a) | (out > b)
+    return _fill(tensor, out.astype(tensor.dtype))
+
+
+def eye_(tensor):
+    if len(tensor.shape) != 2:
+        raise ValueError(f'eye_: the tensor must be 2-D, got shape {tuple(tensor.shape)}')
+    return _fill(tensor, np.eye(*tensor.shape, dtype=tensor.dtype))

@@ -281,8 +281,25 @@ class Module:
             p.requires_grad_(requires_grad)
         return self
 
-    def to(self, dtype):
-        """Convert every floating parameter and buffer to `dtype`, in place. Returns self."""
+    def to(self, *args, dtype=None, device=None, non_blocking=False):
+        """PyTorch's `to(dtype)`, `to(device)`, `to(device, dtype)`, `to(tensor)`: convert
+        every floating parameter and buffer to `dtype`, in place (the device must be the CPU,
+        the only one chainrule has). Returns self."""
+        from chainrule._torch_methods import check_device
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype = a.dtype
+            elif isinstance(a, str) or type(a).__name__ == 'device':
+                if isinstance(a, str) and a.split(':')[0] not in ('cpu', 'cuda', 'mps', 'xpu',
+                                                                 'meta'):
+                    dtype = a       # a dtype's name ('float32')
+                else:
+                    check_device(a, 'Module.to()')
+            elif a is not None:
+                dtype = a
+        check_device(device, 'Module.to()')
+        if dtype is None:
+            return self
         dtype = np.dtype(dtype)
         for _, t in self._walk():
             if isinstance(t, Tensor) and t.dtype.kind == 'f' and t.dtype != dtype:
@@ -293,6 +310,14 @@ class Module:
 
     def double(self):
         return self.to(np.float64)
+
+    def cpu(self):
+        """The CPU is chainrule's only device: returns self."""
+        return self
+
+    def cuda(self, device=None):
+        from chainrule._torch_methods import check_device
+        check_device('cuda', 'Module.cuda()')
 
     def float(self):
         return self.to(np.float32)
@@ -519,6 +544,11 @@ _register_pytree(Module)
 
 # --- layers ------------------------------------------------------------------------------------
 
+def _check_device(device, layer):
+    from chainrule._torch_methods import check_device
+    check_device(device, layer + '()')
+
+
 def _uniform_param(shape, bound, rng, dtype):
     return Parameter(init.uniform(shape, -bound, bound, rng, dtype))
 
@@ -536,7 +566,10 @@ class Linear(Module):
 
     _dtype_check = ('weight', 1)
 
-    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=np.float32,
+                 rng=None):
+        _check_device(device, 'Linear')
+        dtype = np.float32 if dtype is None else dtype
         rng = init.get_rng(rng)
         self.in_features, self.out_features = in_features, out_features
         bound = 1 / math.sqrt(in_features) if in_features else 0.0
@@ -565,18 +598,42 @@ class Flatten(Module):
 
 class Embedding(Module):
     """A lookup table: integer indices -> rows of `weight` `(num_embeddings, embedding_dim)`,
-    initialised N(0, 1) as PyTorch does."""
+    initialised N(0, 1) as PyTorch does.
 
-    def __init__(self, num_embeddings, embedding_dim, dtype=np.float32, rng=None):
+    `padding_idx` (as PyTorch's): that row starts at zero and gets no gradient, so it stays
+    what it is (a padding token's embedding); negative values count from the end.
+    """
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, *, device=None,
+                 dtype=np.float32, rng=None):
+        _check_device(device, 'Embedding')
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.weight = Parameter(init.normal((num_embeddings, embedding_dim), rng=rng,
-                                            dtype=dtype))
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f'Embedding: padding_idx {padding_idx} is out of range for '
+                                 f'{num_embeddings} embeddings')
+            padding_idx %= num_embeddings
+        self.padding_idx = padding_idx
+        w = init.normal((num_embeddings, embedding_dim), rng=rng,
+                        dtype=np.float32 if dtype is None else dtype)
+        if padding_idx is not None:
+            w[padding_idx] = 0
+        self.weight = Parameter(w)
 
     def forward(self, idx):
-        return F.embedding(idx, self.weight)
+        out = F.embedding(idx, self.weight)
+        if self.padding_idx is None:
+            return out
+        # the padding row's value, with no gradient: where(idx == padding_idx, stop_gradient)
+        from chainrule import ops
+        import chainrule.numpy as cnp
+        pad = cnp.expand_dims(cnp.equal(idx.data if isinstance(idx, Tensor) else idx,
+                                        self.padding_idx), -1)
+        return cnp.where(pad, ops.stop_gradient(out), out)
 
     def extra_repr(self):
-        return f'{self.num_embeddings}, {self.embedding_dim}'
+        s = f'{self.num_embeddings}, {self.embedding_dim}'
+        return s if self.padding_idx is None else s + f', padding_idx={self.padding_idx}'
 
 
 class Dropout(Module):
@@ -588,7 +645,8 @@ class Dropout(Module):
     key input that `jit` fills from the generator at every call (`chainrule.random`).
     """
 
-    def __init__(self, p=0.5, rng=None):
+    def __init__(self, p=0.5, inplace=False, rng=None):
+        # (inplace=True is accepted: the result is the same, computed out of place)
         if not 0 <= p < 1:
             raise ValueError(f'Dropout: p must be in [0, 1), got {p}')
         self.p = p

@@ -45,12 +45,17 @@ from chainrule.optim.clip import clip_grad_norm_, clip_grad_value_
 from chainrule.optim.first_order import (SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, NAdam,
                                          RMSprop)
 from chainrule.optim.lbfgs import LBFGS
-from chainrule.optim.lr_scheduler import (CosineAnnealingLR, ExponentialLR, LambdaLR, LinearLR,
-                                          LRScheduler, MultiStepLR, OneCycleLR,
-                                          ReduceLROnPlateau, StepLR, WarmupCosineLR)
+from chainrule.optim.lr_scheduler import (ChainedScheduler, ConstantLR, CosineAnnealingLR,
+                                          CosineAnnealingWarmRestarts, CyclicLR, ExponentialLR,
+                                          LambdaLR, LinearLR, LRScheduler, MultiplicativeLR,
+                                          MultiStepLR, OneCycleLR, PolynomialLR,
+                                          ReduceLROnPlateau, SequentialLR, StepLR,
+                                          WarmupCosineLR)
 from chainrule.optim.optimizer import Optimizer
 
 __all__ = ['Optimizer', 'SGD', 'Adam', 'AdamW', 'NAdam', 'Adamax', 'RMSprop', 'Adagrad',
            'Adadelta', 'LBFGS', 'lr_scheduler', 'LRScheduler', 'StepLR', 'MultiStepLR',
            'ExponentialLR', 'CosineAnnealingLR', 'LinearLR', 'LambdaLR', 'WarmupCosineLR',
-           'OneCycleLR', 'ReduceLROnPlateau', 'clip_grad_norm_', 'clip_grad_value_']
+           'OneCycleLR', 'ReduceLROnPlateau', 'ConstantLR', 'PolynomialLR', 'MultiplicativeLR',
+           'CosineAnnealingWarmRestarts', 'CyclicLR', 'SequentialLR', 'ChainedScheduler',
+           'clip_grad_norm_', 'clip_grad_value_']

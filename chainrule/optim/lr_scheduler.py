@@ -1,7 +1,9 @@
 """Learning-rate schedules, PyTorch's `torch.optim.lr_scheduler`: `StepLR`, `MultiStepLR`,
 `ExponentialLR`, `CosineAnnealingLR`, `LinearLR`, `LambdaLR`, `OneCycleLR` (which also cycles
 SGD's momentum or Adam's `beta1`), `ReduceLROnPlateau` (driven by a metric), and
-`WarmupCosineLR` (linear warm-up, then cosine decay).
+`WarmupCosineLR` (linear warm-up, then cosine decay); and, from `_lr_composed.py`,
+`ConstantLR`, `PolynomialLR`, `MultiplicativeLR`, `CosineAnnealingWarmRestarts`, `CyclicLR`,
+`SequentialLR` and `ChainedScheduler`.
 
 As in PyTorch, constructing a scheduler applies step 0, and you call `step()` after
 `optimizer.step()` (per epoch or per batch: the unit is yours; `ReduceLROnPlateau.step(metric)`
@@ -31,7 +33,9 @@ import numpy as np
 from chainrule.optim.optimizer import Optimizer
 
 __all__ = ['LRScheduler', 'StepLR', 'MultiStepLR', 'ExponentialLR', 'CosineAnnealingLR',
-           'LinearLR', 'LambdaLR', 'WarmupCosineLR', 'OneCycleLR', 'ReduceLROnPlateau']
+           'LinearLR', 'LambdaLR', 'WarmupCosineLR', 'OneCycleLR', 'ReduceLROnPlateau',
+           'ConstantLR', 'PolynomialLR', 'MultiplicativeLR', 'CosineAnnealingWarmRestarts',
+           'CyclicLR', 'SequentialLR', 'ChainedScheduler']
 
 
 def _plain(v):
@@ -86,10 +90,11 @@ class LRScheduler:
             g['lr'] = lr
         self._last_lr = [g['lr'] for g in self.optimizer.param_groups]
 
-    def step(self):
-        """Advance one step (call it after `optimizer.step()`)."""
+    def step(self, epoch=None):
+        """Advance one step (call it after `optimizer.step()`); `step(epoch)` jumps to `epoch`
+        (PyTorch's deprecated form, which `SequentialLR` uses to restart a scheduler)."""
         self._step_count += 1
-        self.last_epoch += 1
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
         self._apply()
 
     def get_last_lr(self):
@@ -444,3 +449,8 @@ class ReduceLROnPlateau(LRScheduler):
 
     def _reapply(self):
         pass                                      # the groups' lr come with the optimizer's state
+
+
+from chainrule.optim._lr_composed import (ChainedScheduler, ConstantLR,  # noqa: E402,F401
+                                          CosineAnnealingWarmRestarts, CyclicLR,
+                                          MultiplicativeLR, PolynomialLR, SequentialLR)
