@@ -15,7 +15,7 @@ multiplies the recursive updates, which is the same product).
 import bisect
 import math
 
-from chainrule.optim.lr_scheduler import LRScheduler, _per_group
+from chainrule.optim.lr_scheduler import LRScheduler, _per_group, _uses_beta1
 
 __all__ = ['ConstantLR', 'PolynomialLR', 'MultiplicativeLR', 'CosineAnnealingWarmRestarts',
            'CyclicLR', 'SequentialLR', 'ChainedScheduler']
@@ -160,11 +160,7 @@ class CyclicLR(LRScheduler):
             'iterations' if mode == 'exp_range' else 'cycle')
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            if 'momentum' not in optimizer.defaults and 'betas' not in optimizer.defaults:
-                raise ValueError(f'CyclicLR: cycle_momentum=True needs an optimizer with '
-                                 f'momentum or betas; {type(optimizer).__name__} has neither '
-                                 '(pass cycle_momentum=False)')
-            self.use_beta1 = 'betas' in optimizer.defaults
+            self.use_beta1 = _uses_beta1('CyclicLR', optimizer)
             self.base_momentums = _per_group('CyclicLR: base_momentum', optimizer,
                                              base_momentum)
             self.max_momentums = _per_group('CyclicLR: max_momentum', optimizer, max_momentum)

@@ -229,6 +229,16 @@ class WarmupCosineLR(LRScheduler):
         return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * t / T)) / 2
 
 
+def _uses_beta1(name, optimizer):
+    """Whether cycling the momentum sets Adam's `betas[0]` (True) or `momentum` (False); an
+    optimizer with neither is refused."""
+    if 'momentum' not in optimizer.defaults and 'betas' not in optimizer.defaults:
+        raise ValueError(f'{name}: cycle_momentum=True needs an optimizer with momentum or '
+                         f'betas; {type(optimizer).__name__} has neither (pass '
+                         'cycle_momentum=False)')
+    return 'betas' in optimizer.defaults
+
+
 def _per_group(name, optimizer, value):
     n = len(optimizer.param_groups)
     if isinstance(value, (list, tuple)):
@@ -310,11 +320,7 @@ class OneCycleLR(LRScheduler):
                 g['min_lr'] = g['initial_lr'] / final_div_factor
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            if 'momentum' not in optimizer.defaults and 'betas' not in optimizer.defaults:
-                raise ValueError(f'OneCycleLR: cycle_momentum=True needs an optimizer with '
-                                 f'momentum or betas; {type(optimizer).__name__} has neither '
-                                 '(pass cycle_momentum=False)')
-            self.use_beta1 = 'betas' in optimizer.defaults
+            self.use_beta1 = _uses_beta1('OneCycleLR', optimizer)
             if last_epoch == -1:
                 for g, hi, lo in zip(optimizer.param_groups,
                                      _per_group('max_momentum', optimizer, max_momentum),
