@@ -60,7 +60,9 @@ METHOD_FUNCTIONS = (
     'std sub subtract sum svd swapaxes swapdims t take take_along_dim tan tan_ tanh tanh_ '
     'tensor_split tile topk trace transpose triangular_solve tril triu true_divide trunc '
     'trunc_ unbind unflatten unique unique_consecutive unsqueeze var vdot vsplit xlogy xlogy_ '
-    'zero_').split()
+    'zero_ angle erf_ negative_ round_ narrow_copy unsafe_chunk unsafe_split '
+    'unsafe_split_with_sizes select_scatter slice_scatter diagonal_scatter prelu histogram '
+    'get_device nonzero_static').split()
 
 # attributes, not methods, on Tensor (torch.real(t) is t.real)
 _PROPERTIES = {'real', 'imag'}
@@ -106,8 +108,12 @@ def _method_function(name):
             r = getattr(t, name)(*args, **kwargs)
         return _unwrap(r) if traced else r
     fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = (f'PyTorch\'s `torch.{name}(input, ...)`: `input.{name}(...)` (see '
-                  '`chainrule.Tensor`); works on traced values too.')
+    meth = getattr(Tensor, name, None)
+    doc = (getattr(meth, '__doc__', None) or '').strip().split('\n\n')[0]
+    if not doc or doc.startswith(('Built-in', 'Return ', 'str(')) or isinstance(meth, property):
+        doc = ''
+    call = f'input.{name}' if name in _PROPERTIES else f'input.{name}(...)'
+    fn.__doc__ = f'`{call}`' + (f': {" ".join(doc.split())}' if doc else '.')
     return fn
 
 

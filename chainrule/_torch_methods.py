@@ -32,10 +32,12 @@ from chainrule._torch_face import _cnp, _inplace, _norm_dim, _same_dtype, _tenso
 from chainrule._torch_common import (_as_float, _concrete, _data, _float_of, _la, _scalar_like,
                                      _sp)
 from chainrule._torch_shape import (_np_split, adjoint, broadcast_to, diag, diag_embed,
-                                    diagflat, fliplr, flipud, index_add, index_copy, index_fill,
-                                    index_put, masked_scatter, movedim, msort, rot90,
-                                    scatter_reduce, select, split_with_sizes, swapdims,
-                                    take_along_dim, tensor_split, tril, triu)
+                                    diagflat, diagonal_scatter, fliplr, flipud, index_add,
+                                    index_copy, index_fill, index_put, masked_scatter, movedim,
+                                    msort, narrow_copy, nonzero_static, put, rot90,
+                                    scatter_reduce, select, select_scatter, slice_scatter,
+                                    split_with_sizes, swapdims, take_along_dim, tensor_split,
+                                    tril, triu)
 from chainrule._torch_stats import (_cum_extremum, _nan_reduction, aminmax, allclose, argwhere,
                                     bernoulli, bincount, corrcoef, count_nonzero, cov, diff,
                                     equal, frexp, histc, isclose, kthvalue, logcumsumexp,
@@ -81,6 +83,8 @@ ELEMENTWISE = {
     'erfc': lambda x: _sp().erfc(x), 'erfinv': lambda x: _sp().erfinv(x),
     'i0': lambda x: _sp().i0(x),
     'logit': _logit, 'nan_to_num': _nan_to_num, 'hardshrink': _hardshrink,
+    'angle': lambda x: _cnp().angle(x) if np.dtype(x.dtype).kind == 'c' else _same_dtype(
+        _cnp().where(ops.less(x, 0), np.pi, 0.0) + 0 * x, _as_float(x)),
     'conj_physical': ops.conj, 'resolve_conj': lambda x: x, 'resolve_neg': lambda x: x,
     # predicates: boolean results, no gradient
     'isnan': ops.isnan, 'isfinite': ops.isfinite, 'isinf': ops.isinf,
@@ -403,6 +407,21 @@ def triangular_solve(self, A, upper=True, transpose=False, unitriangular=False):
 
 # --- predicates on the Tensor itself --------------------------------------------------------------
 
+def _F():
+    from chainrule.nn import functional
+    return functional
+
+
+def histogram(self, bins=100, *, range=None, weight=None, density=False):
+    """`(hist, bin_edges)`, NumPy's `histogram` of the values (no gradient)."""
+    a = _concrete(self, 'histogram')
+    w = None if weight is None else _concrete(weight, 'histogram')
+    b = _concrete(bins, 'histogram') if isinstance(bins, Tensor) else bins
+    h, e = np.histogram(a, bins=b, range=range, weights=w, density=density)
+    out = collections.namedtuple('histogram', ['hist', 'bin_edges'])
+    return out(_tensor(h.astype(a.dtype), self), _tensor(e.astype(a.dtype), self))
+
+
 def _kind_pred(name, kinds):
     def method(self):
         return np.dtype(self.dtype).kind in kinds
@@ -472,7 +491,14 @@ METHODS = {
     'flipud': flipud, 'tensor_split': tensor_split, 'hsplit': _np_split('hsplit', 1, 1),
     'vsplit': _np_split('vsplit', 0, 2), 'dsplit': _np_split('dsplit', 2, 3),
     'split_with_sizes': split_with_sizes, 'take_along_dim': take_along_dim, 'select': select,
-    'msort': msort,
+    'msort': msort, 'select_scatter': select_scatter, 'slice_scatter': slice_scatter,
+    'diagonal_scatter': diagonal_scatter, 'put': put, 'narrow_copy': narrow_copy,
+    'nonzero_static': nonzero_static,
+    'unsafe_chunk': lambda self, *a, **k: self.chunk(*a, **k),
+    'unsafe_split': lambda self, *a, **k: self.split(*a, **k),
+    'unsafe_split_with_sizes': split_with_sizes,
+    'prelu': lambda self, weight: _F().prelu(self, weight),
+    'histogram': histogram,
     'index_add': index_add, 'index_copy': index_copy, 'index_fill': index_fill,
     'index_put': index_put, 'masked_scatter': masked_scatter, 'scatter_reduce': scatter_reduce,
     'median': median, 'nanmedian': nanmedian, 'kthvalue': kthvalue, 'topk': topk, 'mode': mode,
@@ -498,6 +524,7 @@ METHODS = {
     'is_same_size': lambda self, other: tuple(self.shape) == tuple(other.shape),
     'is_inference': lambda self: False, 'is_conj': lambda self: False,
     'is_neg': lambda self: False, 'get_device': lambda self: -1, 'cpu': cpu,
+    'is_distributed': lambda self: False,
 }
 
 INPLACE = {name + '_': fn for name, fn in ELEMENTWISE.items()
@@ -506,7 +533,10 @@ INPLACE.update({name + '_': fn for name, fn in BINARY.items() if name not in _BI
 INPLACE.update({name + '_': METHODS[name] for name in (
     'lerp', 'addcmul', 'addcdiv', 'addmm', 'addmv', 'addr', 'baddbmm', 'addbmm', 'clamp_min',
     'clamp_max', 'tril', 'triu', 'index_add', 'index_copy', 'index_fill', 'index_put',
-    'masked_scatter', 'renorm', 'polygamma', 'mvlgamma', 'scatter_reduce')})
+    'masked_scatter', 'renorm', 'polygamma', 'mvlgamma', 'scatter_reduce', 'put')})
+# the in-place forms of `_torch_face`'s methods it does not install itself
+INPLACE.update({'erf_': lambda x: _F().erf(x), 'negative_': ops.neg,
+                'round_': lambda x, decimals=0: _cnp().round(x, decimals)})
 # in-place forms that chainrule's Tensor defines itself already (with its own alpha handling)
 for _n in ('add_', 'sub_', 'mul_', 'div_'):
     INPLACE.pop(_n, None)

@@ -251,3 +251,74 @@ def scatter_reduce(self, dim, index, src, reduce, *, include_self=True):
         count = count + (1 if include_self else 0)
         out = out / np.maximum(count, 1).astype(self.dtype)
     return out
+
+
+# --- scatter into a slice / a diagonal / flat positions ------------------------------------------
+
+def _scatter_into(op, self, src, idx, want):
+    if tuple(src.shape) != tuple(want):
+        raise ShapeError(f'{op}(): src of shape {tuple(src.shape)} must have shape '
+                         f'{tuple(want)} for the input of shape {tuple(self.shape)}')
+    return ops.at_set(self, _same_dtype(src, self), idx)
+
+
+def select_scatter(self, src, dim, index):
+    """A copy of the input with `src` written at `index` along `dim`."""
+    d = _norm_dim('select_scatter', dim, tuple(self.shape))
+    idx = (slice(None),) * d + (int(index),)
+    return _scatter_into('select_scatter', self, src, idx, np.empty(self.shape)[idx].shape)
+
+
+def slice_scatter(self, src, dim=0, start=None, end=None, step=1):
+    d = _norm_dim('slice_scatter', dim, tuple(self.shape))
+    idx = (slice(None),) * d + (slice(start, end, step),)
+    return _scatter_into('slice_scatter', self, src, idx, np.empty(self.shape)[idx].shape)
+
+
+def diagonal_scatter(self, src, offset=0, dim1=0, dim2=1):
+    """A copy of the input with `src` written on its `offset` diagonal (of dims dim1, dim2)."""
+    shape = tuple(self.shape)
+    a, b = _norm_dim('diagonal_scatter', dim1, shape), _norm_dim('diagonal_scatter', dim2, shape)
+    rows, cols = shape[a], shape[b]
+    i = np.arange(builtins.max(0, builtins.min(rows + builtins.min(offset, 0),
+                                               cols - builtins.max(offset, 0))))
+    r, c = i - builtins.min(offset, 0), i + builtins.max(offset, 0)
+    # index the two dims with (r, c), the rest with open slices; `diagonal()` puts the diagonal
+    # last, NumPy's indexing where the two dims were (adjacent) or first (apart)
+    grids = [slice(None)] * len(shape)
+    grids[a], grids[b] = r, c
+    probe = np.empty(shape)
+    want = np.diagonal(probe, offset, a, b).shape
+    if tuple(src.shape) != want:
+        raise ShapeError(f'diagonal_scatter(): src of shape {tuple(src.shape)} must have '
+                         f'shape {want} (the diagonal of the input of shape {shape})')
+    moved = _cnp().moveaxis(src, -1, builtins.min(a, b) if builtins.abs(a - b) == 1 else 0)
+    if tuple(probe[tuple(grids)].shape) != tuple(moved.shape):    # pragma: no cover
+        raise ShapeError(f'diagonal_scatter(): src of shape {tuple(src.shape)} must have '
+                         f'shape {want} (the diagonal of the input of shape {shape})')
+    return ops.at_set(self, _same_dtype(moved, self), tuple(grids))
+
+
+def put(self, index, source, accumulate=False):
+    """The input with `source` written (added, with `accumulate`) at the flat positions
+    `index`."""
+    from chainrule._torch_face import _idx_data
+    idx = _idx_data(index, 'put').reshape(-1)
+    n = int(np.prod(self.shape))
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f'put(): index out of range for a Tensor of {n} elements')
+    flat = ops.reshape(self, (-1,))
+    src = _same_dtype(ops.reshape(source, (-1,)), self)
+    out = (ops.at_add if accumulate else ops.at_set)(flat, src, (idx % builtins.max(n, 1),))
+    return ops.reshape(out, tuple(self.shape))
+
+
+def narrow_copy(self, dim, start, length):
+    return self.narrow(dim, start, length).clone()
+
+
+def nonzero_static(self, *, size, fill_value=-1):
+    nz = _concrete(self.nonzero(), 'nonzero_static')
+    out = np.full((size, nz.shape[1]), fill_value, np.int64)
+    out[:builtins.min(size, len(nz))] = nz[:size]
+    return Tensor(out)

@@ -22,6 +22,8 @@ MODULES = [
                                  'promotion as in NumPy.'),
     ('chainrule.numpy.linalg', 'linalg', 'Differentiable `numpy.linalg`.'),
     ('chainrule.numpy.fft', 'fft', 'Differentiable `numpy.fft`.'),
+    ('chainrule.linalg', 'torch_linalg', "`torch.linalg`'s names and results on chainrule "
+                                         '(`cr.linalg.norm`, `cr.linalg.solve`, ...).'),
     ('chainrule.nn', 'nn', 'Modules, layers and losses, named as in PyTorch.'),
     ('chainrule.nn.functional', 'functional', 'Functional forms of the layers and losses.'),
     ('chainrule.nn.init', 'init', 'Parameter initialisation, as `torch.nn.init`.'),
@@ -86,12 +88,15 @@ def table_page(module, title, blurb):
 def _kind(module, name):
     """How `module.name` is documented: 'member' (mkdocstrings, under the module), 'direct'
     (a function shadowed by a submodule of the same name, `chainrule.jit`: documented at its
-    definition) or 'external' (NumPy's own, re-exported: listed in a table)."""
+    definition), 'external' (NumPy's own, re-exported: listed in a table) or 'torch' (PyTorch's
+    top-level functions, `chainrule._torch_functions`: listed in a table)."""
     import importlib.util
     obj = getattr(importlib.import_module(module), name)
     if isinstance(obj, type(importlib)):
         return 'member'
     home = getattr(obj, '__module__', '') or ''
+    if home == 'chainrule._torch_functions':
+        return 'torch'
     if not home.startswith('chainrule'):
         return 'external'
     try:
@@ -113,6 +118,15 @@ def block_page(module, title, blurb):
             obj = getattr(m, n)
             lines += ['', f'::: {obj.__module__}.{obj.__name__}', '    options:',
                       '      show_root_heading: true', '      heading_level: 2']
+    torch_names = sorted(n for n in names if kinds[n] == 'torch')
+    if torch_names:
+        lines += ['', "## PyTorch's top-level functions", '',
+                  '`cr.NAME(input, ...)` is `input.NAME(...)` for the names PyTorch has both as a '
+                  'function and as a Tensor method; they also take the traced values inside '
+                  '`grad`/`vmap`/`jit`. See [Coming from PyTorch](../coming-from/pytorch.md).',
+                  '', '| name | summary |', '|---|---|']
+        for n in torch_names:
+            lines.append(f'| `{n}` | {_first_line(getattr(m, n)) or f"As `torch.{n}`."} |')
     ext = [n for n in names if kinds[n] == 'external']
     if ext:
         lines += ['', '## Re-exported from NumPy', '', '| name | summary |', '|---|---|']

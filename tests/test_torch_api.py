@@ -225,6 +225,14 @@ def test_inplace_functions(name):
     _close(o[0], t[0], 1e-7, f'cr.{name}')
 
 
+def test_nonzero_static():
+    x = np.array([[0.0, 1.0], [2.0, 0.0]])
+    for size in (1, 2, 4):
+        a = cr.nonzero_static(cr.tensor(x), size=size, fill_value=-7)
+        b = torch.nonzero_static(torch.tensor(x), size=size, fill_value=-7)
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_fill_and_zero_functions():
     t = cr.ones(3)
     assert cr.fill_(t, 2.5) is t and t.tolist() == [2.5] * 3
