@@ -229,13 +229,15 @@ class AdaptiveAvgPool2d(Module):
 
 class Upsample(Module):
     """Resize the spatial axes by `scale_factor` or to `size` (PyTorch's `nn.Upsample`);
-    `mode='nearest'` (and 'nearest-exact')."""
+    `mode='nearest'`, 'nearest-exact', or the linear modes of `F.interpolate`."""
 
     def __init__(self, size=None, scale_factor=None, mode='nearest', align_corners=None,
                  recompute_scale_factor=None):
-        if mode not in ('nearest', 'nearest-exact'):
+        from chainrule.nn._interpolate import MODES
+        if mode not in ('nearest', 'nearest-exact') and mode not in MODES:
             raise NotImplementedError(f"Upsample: mode {mode!r} is not supported; chainrule "
-                                      "has mode='nearest' and 'nearest-exact'")
+                                      "has 'nearest', 'nearest-exact', 'linear', 'bilinear', "
+                                      "'trilinear' and 'bicubic'")
         self.size, self.scale_factor, self.mode = size, scale_factor, mode
         self.align_corners, self.recompute_scale_factor = align_corners, recompute_scale_factor
 

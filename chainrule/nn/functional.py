@@ -277,7 +277,7 @@ def _out3(si, output_size):
 
 
 def interpolate(input, size=None, scale_factor=None, mode='nearest', align_corners=None,
-                recompute_scale_factor=None):
+                recompute_scale_factor=None, antialias=False):
     """Resize the spatial axes of `input` `(N, C, ...)` (PyTorch's `F.interpolate`), with
     `mode='nearest'`: output index `i` reads input index `floor(i * scale)`, where `scale` is
     `in / out` for `size`, or `1 / scale_factor` (PyTorch's rule, unless
@@ -287,21 +287,31 @@ def interpolate(input, size=None, scale_factor=None, mode='nearest', align_corne
         input: `(N, C, L)`, `(N, C, H, W)` or `(N, C, D, H, W)`.
         size: the output's spatial size (an int or one per axis), or
         scale_factor: a multiplier (a float or one per axis).
-        mode: 'nearest' ('nearest-exact' too: index `floor((i + 0.5) * scale)`).
+        mode: 'nearest' ('nearest-exact' too: index `floor((i + 0.5) * scale)`), or the
+            linear modes 'linear' (3-D input), 'bilinear', 'bicubic' (4-D), 'trilinear' (5-D),
+            as PyTorch computes them (`chainrule.nn._interpolate`).
+        align_corners: for the linear modes, PyTorch's meaning (default False).
 
     Raises:
-        NotImplementedError: another mode ('bilinear', ...).
+        NotImplementedError: another mode ('area'), or `antialias=True`.
     """
-    if mode not in ('nearest', 'nearest-exact'):
+    from chainrule.nn._interpolate import MODES, interpolate_linear
+    if mode not in ('nearest', 'nearest-exact') and mode not in MODES:
         raise NotImplementedError(f"interpolate: mode {mode!r} is not supported; chainrule has "
-                                  "mode='nearest' and 'nearest-exact'")
-    if align_corners:
+                                  "'nearest', 'nearest-exact', 'linear', 'bilinear', "
+                                  "'trilinear' and 'bicubic'")
+    if align_corners and mode not in MODES:
         raise ValueError("interpolate: align_corners only applies to the linear modes, not "
                          f"mode={mode!r}")
+    if antialias:
+        raise NotImplementedError('interpolate: antialias=True is not supported')
     si = shape_of(input)
     nsp = len(si) - 2
     if nsp < 1:
         raise ShapeError(f'interpolate: input must be (N, C, ...) with spatial axes, got {si}')
+    if mode in MODES and MODES[mode] != nsp:
+        raise ShapeError(f'interpolate: mode={mode!r} needs a {MODES[mode] + 2}-D input '
+                         f'(N, C, {MODES[mode]} spatial axes), got shape {si}')
     if (size is None) == (scale_factor is None):
         raise ValueError('interpolate: give exactly one of size and scale_factor')
     ins = si[2:]
@@ -322,6 +332,8 @@ def interpolate(input, size=None, scale_factor=None, mode='nearest', align_corne
             else tuple(1.0 / f for f in sf)
     if min(outs) < 1:
         raise ValueError(f'interpolate: the output size {outs} must be positive')
+    if mode in MODES:
+        return interpolate_linear(input, mode, outs, scales, bool(align_corners))
     out = input
     for ax, (n_in, n_out, sc) in enumerate(zip(ins, outs, scales)):
         if n_in == n_out:
