@@ -19,6 +19,11 @@ the `Tensor` class only):
   bool() half() to(dtype) type(dtype) type_as(other)`), indexing helpers (`gather scatter
   scatter_add index_select masked_fill masked_select where nonzero`), `new_*`.
 
+The rest of PyTorch's everyday methods (`add(other, alpha=)`, `eq`, `maximum`, `lerp`, `addmm`,
+`tril`, `topk`, `median`, `index_add`, `inverse`, ... and their in-place forms) are in
+`chainrule/_torch_methods.py` (with `_torch_shape.py` and `_torch_stats.py`), and the top-level
+spellings `cr.NAME(input, ...)` in `chainrule/_torch_functions.py`.
+
 NumPy-only names that PyTorch does not define (`astype`, `ravel`, `swapaxes`, `clip`, `dot`, ...)
 keep working. Dtype promotion stays NumPy 2's (a float32 Tensor times a Python float stays
 float32, as in PyTorch; times a 0-d float64 Tensor it is float64, where PyTorch keeps float32).
