@@ -1,6 +1,6 @@
 """`jit` benchmarks (issue 6), one BLAS thread, every contender in this process.
 
-    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python bench/jit_bench.py [--quick] [--mlp] [--cpu-time]
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python bench/jit_bench.py [--quick] [--mlp|--chain] [--cpu-time]
 
 The process pins itself to one CPU core (JAX's CPU runtime otherwise uses a thread pool).
 
@@ -17,7 +17,7 @@ The process pins itself to one CPU core (JAX's CPU runtime otherwise uses a thre
 
 Prints the best-of-rounds time per call (60 rounds of 10 steps for the MLP, 20 rounds of 2
 gradients for the chain) and each contender's time divided by jit's (> 1: jit is faster). PyTorch, JAX and numba are optional (`pip install torch jax numba`);
-missing ones are reported and skipped. `--mlp` runs only the MLP step. Every contender's result is checked against chainrule
+missing ones are reported and skipped. `--mlp` runs only the MLP step, `--chain` only the chain. Every contender's result is checked against chainrule
 eager before it is timed.
 """
 
@@ -355,6 +355,7 @@ if __name__ == '__main__':
     print(f'numpy {np.__version__}, one BLAS thread, pinned to {cores} core; best round of '
           f'{REPEAT} (MLP: 60 rounds of 10 steps); '
           f'{"CPU" if CLOCK is time.process_time else "wall"} time')
-    bench_mlp()
+    if '--chain' not in sys.argv:
+        bench_mlp()
     if '--mlp' not in sys.argv:
         bench_chain()

@@ -191,82 +191,18 @@ def _make_buffers(specs):
     return make
 
 
-_SINCOS_SOURCE = '''
-def sincos(x, s, c):
-    for i in range(x.shape[0]):
-        v = x[i]
-        s[i] = math.sin(v)
-        c[i] = math.cos(v)
-'''
-_sincos = None       # the compiled kernel; False where numba is missing or not bitwise NumPy's
+# what numba's loops compute per tile: arithmetic exactly as NumPy does (IEEE operations, no
+# contraction into fused multiply-adds without fastmath), and sine, cosine and exp by
+# `chainrule.jit.vecmath` (within one ulp of NumPy's); LLVM vectorises the whole loop.
+# maximum/minimum are left to NumPy (signed zeros), other transcendental functions too (numba
+# would call libm's scalar ones, slower than NumPy's SIMD loops)
+_KERNEL_PRIMS = {'add', 'sub', 'mul', 'div', 'neg', 'abs', 'sin', 'cos', 'exp'}
 
 
-def sincos_kernel():
-    """numba's loop computing `sin` and `cos` of each float64 element (one libm `sincos` call),
-    compiled once per process, or False when numba is not installed or its results are not
-    bitwise `np.sin`'s and `np.cos`'s on sample values (then the pair runs as two ufuncs)."""
-    global _sincos
-    if _sincos is None:
-        from chainrule.jit.numba_backend import _get_numba
-        numba = _get_numba()
-        _sincos = False
-        if numba:
-            import math
-            ns = {'math': math}
-            exec(_SINCOS_SOURCE, ns)       # noqa: S102 (our own constant source)
-            k = numba.njit(error_model='numpy', cache=False)(ns['sincos'])
-            rng = np.random.default_rng(0)
-            x = np.concatenate([
-                rng.uniform(-4, 4, 4096), rng.uniform(-1e6, 1e6, 1024),
-                rng.standard_normal(1024) * 1e300, np.ldexp(rng.uniform(-1, 1, 256), -1060),
-                [0.0, -0.0, np.inf, -np.inf, np.nan, np.pi, 1e22, 5e-324, 2.0 ** 1023]])
-            sv, cv = np.empty_like(x), np.empty_like(x)
-            with np.errstate(all='ignore'):
-                k(x, sv, cv)
-                ok = _same_bits(sv, np.sin(x)) and _same_bits(cv, np.cos(x))
-            _sincos = k if ok else False
-    return _sincos
-
-
-def _same_bits(a, b):
-    return a.shape == b.shape and bool((a.view(np.uint64) == b.view(np.uint64)).all())
-
-
-def _sincos_pairs(g, elided, by_out, flat):
-    """{index of a member: (sin member, cos member)} for each `sin(x)`, `cos(x)` of one full-size
-    float64 value `x` in a flat group, at the index of the earlier one; and the set of the
-    later ones' indices."""
-    if not flat:
-        return {}, set()
-    first, pairs, later = {}, {}, set()
-    for j, e in enumerate(g.members):
-        name = e.prim.name
-        if name not in ('sin', 'cos') or e.outvars[0].aval.dtype != np.float64:
-            continue
-        x = resolve(e.invars[0], elided, by_out)
-        if not isinstance(x, Var) or x.aval.shape != g.shape or x.aval.dtype != np.float64:
-            continue
-        other = 'cos' if name == 'sin' else 'sin'
-        k = first.get((other, x.id))
-        if k is not None and k not in pairs and k not in later:
-            pairs[k] = (g.members[k], e) if other == 'sin' else (e, g.members[k])
-            later.add(j)
-            del first[(other, x.id)]
-        elif (name, x.id) not in first:
-            first[(name, x.id)] = j
-    return pairs, later
-
-
-# arithmetic numba's loops compute exactly as NumPy does (IEEE operations, no contraction
-# into fused multiply-adds without fastmath) and LLVM vectorises; maximum/minimum are left to
-# NumPy (signed zeros), transcendental functions too (NumPy's SIMD loops are faster)
-_KERNEL_PRIMS = {'add', 'sub', 'mul', 'div', 'neg', 'abs'}
-
-
-def _kernel_runs(g, flat, skip, elided, by_out, casts):
+def _kernel_runs(g, flat, elided, by_out, casts):
     """{first index: member indices} of the runs of two or more consecutive members that one
-    numba loop computes: float arithmetic on full-size or one-element values of one dtype
-    (`skip`: members computed earlier, with their pair, which a run may step over)."""
+    numba loop computes: float arithmetic, sine, cosine and exp on full-size or one-element
+    values of one dtype."""
     def fits(e):
         dt = e.outvars[0].aval.dtype
         if e.prim.name not in _KERNEL_PRIMS or dt not in (np.float32, np.float64):
@@ -286,55 +222,59 @@ def _kernel_runs(g, flat, skip, elided, by_out, casts):
     if not flat:
         return runs
     for j, e in enumerate(g.members + [None]):
-        if e is not None and j in skip and cur:
-            cur.append(j)
-            continue
-        if e is not None and j not in skip and fits(e) and (
+        if e is not None and fits(e) and (
                 not cur or e.outvars[0].aval.dtype == g.members[cur[0]].outvars[0].aval.dtype):
             cur.append(j)
             continue
-        while cur and cur[-1] in skip:
-            cur.pop()
-        if sum(1 for k in cur if k not in skip) >= 2:
+        if len(cur) >= 2:
             runs[cur[0]] = list(cur)
-        cur = [j] if e is not None and j not in skip and fits(e) else []
+        cur = [j] if e is not None and fits(e) else []
     return runs
 
 
-def _kernel_source(kname, members, ins, outs, names, elided, by_out, scalar_expr):
-    """The numba source of a loop computing `members` on tiles: `ins` (vars, with whether
-    they are one element), `outs` the vars it writes."""
+def _kernel_source(kname, members, ins, outs, names, elided, by_out):
+    """The numba source of a loop computing `members` on tiles (`ins`: the vars it reads,
+    with whether they are one element; `outs`: the vars it writes), and, where it calls
+    vectorised sines or cosines, the source of its twin with libm's (`{kname}_libm`); the
+    first returns whether an argument of theirs was beyond `vecmath.TRIG_LIMIT`."""
+    from chainrule.jit.numba_backend import _scalar_expr, _trig_guards
     dt = members[0].outvars[0].aval.dtype
     params = [f'in_{names[r.id]}' for r, _ in ins] + [f'out_{names[o.id]}' for o in outs]
-    lines = ['@numba.njit(error_model="numpy", cache=False)',
-             f'def {kname}({", ".join(params)}):']
-    local, consts, body = {}, {}, []
-    for r, one in ins:
+    local, consts = {}, {}
+    for r, _ in ins:
         local[r.id] = f'x_{names[r.id]}'
-        (lines if one else body).append(
-            f'{"    " if one else "        "}x_{names[r.id]} = in_{names[r.id]}'
-            f'{"[()]" if one else "[i]"}')
+    args_of = {}
     for e in members:
         args = []
         for v in e.invars:
             if isinstance(v, Literal):
                 key = repr(v.value)
-                if key not in consts:
-                    consts[key] = f'k{len(consts)}'
-                    lines.append(f'    {consts[key]} = np.{dt.name}({key})')
+                consts.setdefault(key, f'k{len(consts)}')
                 args.append(consts[key])
             else:
                 args.append(local[resolve(v, elided, by_out).id])
-        o = e.outvars[0]
-        local[o.id] = f't_{names[o.id]}'
-        body.append(f'        t_{names[o.id]} = {scalar_expr(e, args)}')
-    body += [f'        out_{names[o.id]}[i] = t_{names[o.id]}' for o in outs]
-    lines.append(f'    for i in range(out_{names[outs[0].id]}.shape[0]):')
-    return '\n'.join(lines + body)
+        args_of[id(e)] = args
+        local[e.outvars[0].id] = f't_{names[e.outvars[0].id]}'
+    guards = _trig_guards(members, lambda e: args_of[id(e)][0], ' ' * 8)
+
+    def source(name, libm):
+        check = guards and not libm
+        lines = ['@numba.njit(error_model="numpy", cache=False)',
+                 f'def {name}({", ".join(params)}):']
+        lines += [f'    {k} = np.{dt.name}({key})' for key, k in consts.items()]
+        lines += [f'    x_{names[r.id]} = in_{names[r.id]}[()]' for r, one in ins if one]
+        lines += ['    bad = False'] if check else []
+        lines.append(f'    for i in range(out_{names[outs[0].id]}.shape[0]):')
+        lines += [f'        x_{names[r.id]} = in_{names[r.id]}[i]' for r, one in ins if not one]
+        lines += [f'        t_{names[e.outvars[0].id]} = {_scalar_expr(e, args_of[id(e)], libm)}'
+                  for e in members]
+        lines += [f'        out_{names[o.id]}[i] = t_{names[o.id]}' for o in outs]
+        return '\n'.join(lines + (guards + ['    return bad'] if check else []))
+    return [source(kname, False)] + ([source(f'{kname}_libm', True)] if guards else [])
 
 
 def emit(g, gi, names, ir_line, literal, glob, elided, casts, by_out, dtype_expr,
-         const_values, sincos=False):
+         const_values, fuse=False):
     """The source lines of group `g` (the `gi`-th of its program).
 
     Args:
@@ -347,9 +287,8 @@ def emit(g, gi, names, ir_line, literal, glob, elided, casts, by_out, dtype_expr
         by_out: {var id: the equation that makes it}.
         dtype_expr: `dtype_expr(dtype)`, the source of a dtype.
         const_values: {var id: value} of the program's constants.
-        sincos: use numba (the numba backend), where it is available: `sin(x)` and `cos(x)`
-            of one value computed together (`sincos_kernel`), and runs of float arithmetic
-            as one loop per tile (`_kernel_runs`).
+        fuse: the numba backend (numba is installed): runs of float arithmetic, sine,
+            cosine and exp as one compiled loop per tile (`_kernel_runs`).
     """
     shape = g.shape
     n = int(np.prod(shape))
@@ -420,8 +359,6 @@ def emit(g, gi, names, ir_line, literal, glob, elided, casts, by_out, dtype_expr
             if isinstance(r, Var):
                 last[r.id] = j
     specs, free, buf_of = [], {}, {}
-    pairs, later = _sincos_pairs(g, elided, by_out, flat) if sincos and sincos_kernel() \
-        else ({}, set())
 
     def new_buffer(o, dead, j):
         """(target, in place?) for output `o` of member `j`: the buffer of a dead input
@@ -445,15 +382,15 @@ def emit(g, gi, names, ir_line, literal, glob, elided, casts, by_out, dtype_expr
 
     def emit_run(js):
         """The call of one numba loop computing members `js` (see `_kernel_runs`)."""
-        members = [g.members[k] for k in js if k not in later]
+        members = [g.members[k] for k in js]
         here = {e.outvars[0].id for e in members}
         end, ins, reads = js[-1], {}, {}
-        for k in js:
-            for v in g.members[k].invars:
+        for e in members:
+            for v in e.invars:
                 r = resolve(v, elided, by_out)
                 if isinstance(r, Var):
                     reads[r.id] = r
-                    if k not in later and r.id not in here:
+                    if r.id not in here:
                         ins[r.id] = r
         outs = [e.outvars[0] for e in members
                 if e.outvars[0].id in whole or last.get(e.outvars[0].id, -1) > end]
@@ -463,8 +400,9 @@ def emit(g, gi, names, ir_line, literal, glob, elided, casts, by_out, dtype_expr
             if r.id in buf_of and last.get(r.id, -1) <= end:
                 free.setdefault(specs[buf_of[r.id]][1], []).append(buf_of[r.id])
         kname = f'{p}k{len(kernels)}'
-        kernels.append(_kernel_source(kname, members, [(r, r.id in zero_d) for r in ins.values()],
-                                      outs, names, elided, by_out, scalar_expr))
+        srcs = _kernel_source(kname, members, [(r, r.id in zero_d) for r in ins.values()],
+                              outs, names, elided, by_out)
+        kernels.extend(srcs)
         args = []
         for r in ins.values():
             if r.id in zero_d:      # one element: a 0-d array for the loop to read
@@ -472,17 +410,26 @@ def emit(g, gi, names, ir_line, literal, glob, elided, casts, by_out, dtype_expr
                 args.append(f'{p}_{names[r.id]}_0')
             else:
                 args.append(ref[r.id])
-        body.extend(f'        # {ir_line(g.members[k])}' + (
-            '   (with its sine, above)' if k in later else '') for k in js)
-        body.append(f'        #   (as one numba loop, {kname}: the same IEEE arithmetic)')
-        body.append(f'        {kname}({", ".join(args + targets)})')
+        body.extend(f'        # {ir_line(e)}' for e in members)
+        call = f'{kname}({", ".join(args + targets)})'
+        if len(srcs) == 1:
+            body.append(f'        #   (as one numba loop, {kname}: the same IEEE arithmetic'
+                        + (', vecmath\'s exp' if any(e.prim.name == 'exp' for e in members)
+                           else '') + ')')
+            body.append(f'        {call}')
+        else:
+            body.append(f'        #   (as one numba loop, {kname}: the same IEEE arithmetic, '
+                        f'vecmath\'s sin/cos/exp;')
+            body.append('        #   again with libm\'s sin/cos where an argument is beyond '
+                        'their range)')
+            body.append(f'        if {call}:')
+            body.append(f'            {kname}_libm({", ".join(args + targets)})')
         body.extend(f'        {ref[o.id]} = {t}' for o, t in zip(outs, targets)
                     if ref[o.id] != t)
 
     runs, kernels = {}, []
-    if sincos and sincos_kernel():
-        from chainrule.jit.numba_backend import _scalar_expr as scalar_expr
-        runs = _kernel_runs(g, flat, later, elided, by_out, casts)
+    if fuse:
+        runs = _kernel_runs(g, flat, elided, by_out, casts)
     in_run = {j for js in runs.values() for j in js}
     for j, e in enumerate(g.members):
         if j in runs:
@@ -494,25 +441,10 @@ def emit(g, gi, names, ir_line, literal, glob, elided, casts, by_out, dtype_expr
         ins = [resolve(v, elided, by_out) for v in e.invars]
         dead = list({r.id: r for r in ins if isinstance(r, Var) and r.id in buf_of and
                      last.get(r.id) == j}.values())
-        inplace = False
-        if j in later:
-            body.append(f'        # {ir_line(e)}   (with its sine, above)')
-        elif j in pairs:
-            se, ce = pairs[j]
-            targets = [new_buffer(pe.outvars[0], dead, j)[0] for pe in (se, ce)]
-            x = ref[resolve(se.invars[0], elided, by_out).id]
-            body += [f'        # {ir_line(se)}', f'        # {ir_line(ce)}',
-                     f'        #   (both by one libm sincos per element: bitwise the same)',
-                     f'        _sincos({x}, {targets[0]}, {targets[1]})']
-            body += [f'        {ref[pe.outvars[0].id]} = {t}' for pe, t in zip((se, ce), targets)
-                     if ref[pe.outvars[0].id] != t]
-        else:
-            out, inplace = new_buffer(o, dead, j)
+        out, inplace = new_buffer(o, dead, j)
         for r in dead:
             if r.id in buf_of:
                 free.setdefault(specs[buf_of[r.id]][1], []).append(buf_of[r.id])
-        if j in pairs or j in later:
-            continue
         args = []
         for v in e.invars:
             if isinstance(v, Literal):
@@ -527,13 +459,11 @@ def emit(g, gi, names, ir_line, literal, glob, elided, casts, by_out, dtype_expr
     glob[f'{p}_pool'] = []
     glob[f'{p}_make'] = _make_buffers(specs)
     glob['_take'] = _take
-    if pairs:
-        glob['_sincos'] = sincos_kernel()
     if kernels:
         import math
-        from chainrule.jit.numba_backend import _get_numba
+        from chainrule.jit.numba_backend import _get_numba, vector_globals
         glob.setdefault('_kernel_sources', []).extend(kernels)
-        glob.update(numba=_get_numba(), math=math)
+        glob.update(numba=_get_numba(), math=math, **vector_globals())
     bufs = [f'{p}b{b}' for b in range(len(specs))]
     lines = pre
     for e in g.transparent:

@@ -59,12 +59,48 @@ class _Cluster:
 _FUSE_DTYPES = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.bool_))
 
 
-def _scalar_expr(e, args):
-    """The scalar expression of fusible equation `e` on the argument expressions `args`."""
-    if e.prim.name == 'astype':
+# the functions `chainrule.jit.vecmath` computes in a form LLVM vectorises (within one ulp of
+# NumPy's); sine and cosine only for finite |x| <= vecmath.TRIG_LIMIT, so a loop that calls
+# them checks its arguments (`_trig_guards`) and is run again with libm's where one is beyond
+VECTOR_MATH = ('sin', 'cos', 'exp')
+
+
+def _scalar_expr(e, args, libm_trig=False):
+    """The scalar expression of fusible equation `e` on the argument expressions `args`
+    (float32/float64 `sin`, `cos`, `exp` by `chainrule.jit.vecmath`, unless `libm_trig`
+    asks for libm's sine and cosine)."""
+    name = e.prim.name
+    if name == 'astype':
         dt = e.params['dtype']
         return f'({args[0]} != 0)' if dt == np.bool_ else f'np.{dt.name}({args[0]})'
-    return _SCALAR[e.prim.name].format(*args)
+    dt = e.outvars[0].aval.dtype
+    if name in VECTOR_MATH and dt in (np.float32, np.float64) and not (
+            libm_trig and name != 'exp'):
+        return f'vm_{name}{dt.itemsize * 8}({args[0]})'
+    return _SCALAR[name].format(*args)
+
+
+def _trig_guards(eqns, arg_of, indent):
+    """The lines, at the end of a loop body, that set `bad` when an argument of a vectorised
+    sine or cosine in `eqns` is beyond `vecmath.TRIG_LIMIT`, inf or NaN (`arg_of(e)`: the
+    argument's expression); none when there is no such call."""
+    seen = []
+    for e in eqns:
+        if e.prim.name in ('sin', 'cos') and e.outvars[0].aval.dtype in (np.float32,
+                                                                        np.float64):
+            a = arg_of(e)
+            if a not in seen:
+                seen.append(a)
+    # an or-reduction LLVM vectorises (an `if` setting `bad` keeps the loop scalar)
+    return [f'{indent}bad |= not vm_trig_ok({a})' for a in seen]
+
+
+def vector_globals():
+    """The names the kernels' source uses for `chainrule.jit.vecmath`'s functions."""
+    from chainrule.jit import vecmath
+    return {'vm_sin64': vecmath.sin64, 'vm_cos64': vecmath.cos64, 'vm_exp64': vecmath.exp64,
+            'vm_sin32': vecmath.sin32, 'vm_cos32': vecmath.cos32, 'vm_exp32': vecmath.exp32,
+            'vm_trig_ok': vecmath.trig_ok}
 
 
 def _fusible(e, by_out):
@@ -205,7 +241,10 @@ def _emit_cluster(cl, k, names, ir_line, glob, by_out):
     The kernel loops over the output's elements as rows of its last axis (1-D views of
     contiguous arrays, the loops numba vectorises best); broadcast rows and columns are read
     from their sources (`_kernel_input`), 0-d inputs once per element. Python-number literals
-    become constants of the cluster's float dtype, so float32 stays float32 in the loop."""
+    become constants of the cluster's float dtype, so float32 stays float32 in the loop.
+    A kernel with vectorised sines or cosines returns whether an argument was beyond their
+    range; the call then runs its twin with libm's (`_kernel{k}_libm`, compiled when first
+    needed)."""
     from chainrule.jit.numpy_codegen import _dtype_expr
     shape = cl.outvars[0].aval.shape
     inner = int(shape[-1])
@@ -214,17 +253,10 @@ def _emit_cluster(cl, k, names, ir_line, glob, by_out):
     params = [f'in_{names[src.id]}' for src, _ in ins] + \
              [f'out_{names[o.id]}' for o in cl.outvars]
     first = f'out_{names[cl.outvars[0].id]}'
-    body = ['@numba.njit(error_model="numpy", cache=False)',
-            f'def {kname}({", ".join(params)}):']
     consts = {}
-    head = len(body)
-    body += [f'    for r in range({first}.shape[0] // {inner}):',
-             f'        for c in range({inner}):',
-             f'            i = r * {inner} + c']
-    local = {}
-    for v, (src, idx) in zip(cl.invars, ins):
-        local[v.id] = f'x_{names[v.id]}'
-        body.append(f'            x_{names[v.id]} = in_{names[src.id]}{idx}')
+    local = {v.id: f'x_{names[v.id]}' for v in cl.invars}
+    for e in cl.eqns:
+        local[e.outvars[0].id] = f't_{names[e.outvars[0].id]}'
 
     def ref(v, e):
         if not isinstance(v, Literal):
@@ -235,22 +267,35 @@ def _emit_cluster(cl, k, names, ir_line, glob, by_out):
             return _literal_str(v.value)
         key = (dt.name, repr(v.value))
         if key not in consts:
-            consts[key] = f'k{len(consts)}'
-            body.insert(head + len(consts) - 1,
-                        f'    {consts[key]} = np.{dt.name}({_literal_str(v.value)})')
-        return consts[key]
+            consts[key] = (f'k{len(consts)}', f'np.{dt.name}({_literal_str(v.value)})')
+        return consts[key][0]
 
-    for e in cl.eqns:
-        o = e.outvars[0]
-        local[o.id] = f't_{names[o.id]}'
-        body.append(f'            t_{names[o.id]} = ' +
-                    _scalar_expr(e, [ref(v, e) for v in e.invars]) + f'   # {ir_line(e)}')
-    for o in cl.outvars:
-        body.append(f'            out_{names[o.id]}[i] = t_{names[o.id]}')
-    glob.setdefault('_kernel_sources', []).append('\n'.join(body))
+    guards = _trig_guards(cl.eqns, lambda e: ref(e.invars[0], e), ' ' * 12)
+
+    def source(name, libm):
+        loop = [f'            x_{names[v.id]} = in_{names[src.id]}{idx}'
+                for v, (src, idx) in zip(cl.invars, ins)]
+        for e in cl.eqns:
+            loop.append(f'            {local[e.outvars[0].id]} = ' +
+                        _scalar_expr(e, [ref(v, e) for v in e.invars], libm) +
+                        f'   # {ir_line(e)}')
+        loop += [f'            out_{names[o.id]}[i] = t_{names[o.id]}' for o in cl.outvars]
+        check = guards and not libm
+        return '\n'.join(
+            ['@numba.njit(error_model="numpy", cache=False)',
+             f'def {name}({", ".join(params)}):'] +
+            [f'    {c} = {val}' for c, val in consts.values()] +
+            (['    bad = False'] if check else []) +
+            [f'    for r in range({first}.shape[0] // {inner}):',
+             f'        for c in range({inner}):',
+             f'            i = r * {inner} + c'] + loop +
+            (guards + ['    return bad'] if check else []))
+
+    sources = [source(kname, False)] + ([source(f'{kname}_libm', True)] if guards else [])
+    glob.setdefault('_kernel_sources', []).extend(sources)
     import math
     import textwrap
-    glob.update(numba=_get_numba(), math=math)
+    glob.update(numba=_get_numba(), math=math, **vector_globals())
     lines = textwrap.wrap(f'fused into {kname}: {", ".join(e.prim.name for e in cl.eqns)}',
                           92, initial_indent='    # ', subsequent_indent='    #   ')
     for o in cl.outvars:
@@ -258,5 +303,9 @@ def _emit_cluster(cl, k, names, ir_line, glob, by_out):
     args = [f'np.asarray({names[src.id]})' if idx == '[()]' else
             f'np.ascontiguousarray({names[src.id]}).reshape(-1)' for src, idx in ins]
     args += [f'{names[o.id]}.reshape(-1)' for o in cl.outvars]
-    lines.append(f'    {kname}({", ".join(args)})')
+    if guards:
+        lines.append(f'    if {kname}({", ".join(args)}):   # sin/cos beyond vecmath: libm')
+        lines.append(f'        {kname}_libm({", ".join(args)})')
+    else:
+        lines.append(f'    {kname}({", ".join(args)})')
     return lines

@@ -234,7 +234,7 @@ def codegen(graph, name='jitted', fuse=False):
             g = groups[k]
             lines.extend(blocked.emit(
                 g, group_no[k], names, ir_line, lambda v, e: _typed_literal(v, e, glob), glob,
-                elided, casts, by_out, _dtype_expr, consts, sincos=sincos))
+                elided, casts, by_out, _dtype_expr, consts, fuse=sincos))
             for o in g.outvars:
                 roots[o.id] = frozenset([o.id])
                 owns.add(o.id)
