@@ -23,10 +23,10 @@ How:
   fdlibm's minimax polynomials on [-pi/4, pi/4] (degree 13 sine, degree 14 cosine, with the
   tail correction and the cosine's `1 - z/2` split that keep them below one ulp); the quadrant
   `q mod 4` selects and negates.
-- exp: `n = round(x / ln 2)`, `r = x - n*ln2` (head by one exact fused multiply-add, then the
-  low part), `exp(r) = 1 + r + r^2 * P(r)` with P the Taylor series to r^13 (truncation
-  < 2^-57 on |r| <= ln2/2), scaled by 2^n as two exact powers of two (one rounding, also into
-  the subnormal range).
+- exp: `n = round(x / ln 2)`, `r = x - n*ln2 = hi - lo` (hi by one exact fused multiply-add),
+  `exp(r) = 1 + r + r^2 * P(r)` with P the Taylor series to r^13 (truncation < 2^-57 on
+  |r| <= ln2/2), the sum ordered so its only large rounding is the last one, then scaled by 2^n
+  as two exact powers of two (one rounding, also into the subnormal range).
 
 The fused multiply-add and the bit casts are LLVM intrinsics (`numba.extending.intrinsic`);
 without `fastmath` LLVM neither contracts nor reassociates the rest, so each value is the same
@@ -172,8 +172,9 @@ def exp64(x):
     t = xc * _INV_LN2 + _SHIFTER
     q = t - _SHIFTER
     n = f64_bits(t) - _SHIFTER_BITS
-    r = fma(-q, _LN2_HI, xc)                  # exact
-    r = fma(-q, _LN2_LO, r)
+    hi = fma(-q, _LN2_HI, xc)                 # exact
+    lo = q * _LN2_LO
+    r = hi - lo
     p = fma(r, _E13, _E12)
     p = fma(r, p, _E11)
     p = fma(r, p, _E10)
@@ -185,7 +186,11 @@ def exp64(x):
     p = fma(r, p, _E4)
     p = fma(r, p, _E3)
     p = fma(r, p, _E2)
-    e = 1.0 + fma(r * r, p, r)
+    # 1 + r + r^2 P(r) with 1 + hi exactly as s + t (hi is exact, |hi| < 1): one rounding of
+    # size one half ulp in the final sum, the others far below it
+    s = 1.0 + hi
+    t = (1.0 - s) + hi
+    e = s + fma(r * r, p, t - lo)
     n1 = n >> 1
     e = e * bits_f64((n1 + 1023) << 52) * bits_f64((n - n1 + 1023) << 52)
     if x != x:
