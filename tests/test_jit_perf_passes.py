@@ -194,3 +194,31 @@ def test_mlp_step_in_float32_has_no_float64_anywhere():
     text = str(g)
     assert 'f64' not in text and 'float64' not in cr.jit(_sgd_step).source(params, x, y1h)
     assert all(c.dtype == np.float32 for c in g.consts)
+
+
+def _scaled_chain(x):
+    return cnp.sum(cnp.sin(x) * 0.9 + cnp.exp(-(x * x)))
+
+
+@pytest.mark.parametrize('n', [1000, 200000])        # below and far above 1 << 16 elements
+def test_the_backward_seed_leaves_no_full_size_constant(n):
+    """The seed of `grad` broadcast to the input's shape and scaled during tracing is a large
+    constant array of one value; the passes replace it by a scalar (no full-array operand)."""
+    x = np.random.default_rng(1).uniform(-1, 1, n)
+    j = cr.jit(cr.grad(_scaled_chain))
+    graph = j.graph(x)
+    assert all(np.size(c) == 1 for c in graph.consts), [np.shape(c) for c in graph.consts]
+    want = np.cos(x) * 0.9 - 2.0 * x * np.exp(-(x * x))
+    np.testing.assert_allclose(j(x), want, rtol=1e-14, atol=1e-15)
+
+
+def test_uniform_value_is_cheap_and_exact():
+    from chainrule.jit.passes import _uniform_value
+    big = np.full(10**6, 0.9)
+    assert _uniform_value(big) == 0.9
+    assert _uniform_value(np.broadcast_to(np.float32(2.0), (10**7,))) == 2.0   # strides 0
+    almost = big.copy()
+    almost[123457] = 1.0          # not among the sampled elements: found by the full pass
+    assert _uniform_value(almost) is None
+    assert _uniform_value(np.arange(10.0)) is None
+    assert _uniform_value(np.array([], np.float64)) is None
