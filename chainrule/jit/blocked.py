@@ -29,21 +29,18 @@ never an argument, a constant or a result. An equation writes into the tile buff
 that is dead after it (the in-place rule of the unblocked code, per tile); a value read later in
 the tile keeps its own buffer.
 
-With the numba backend (`jit(f, backend='numba')`, numba installed), numba computes per tile
-only what NumPy has no fast loop for, and every value stays bitwise NumPy's:
-- `sin(x)` and `cos(x)` of one float64 value: one compiled loop that LLVM turns into libm's
-  `sincos` (NumPy has no SIMD loop for float64 sine and cosine: a libm call per element, and
-  `sincos` costs little more than one of them). Checked once per process on sample values
-  against `np.sin`/`np.cos`; the pair runs as two ufunc calls otherwise.
-- runs of float arithmetic (`+ - * /`, negation, `abs`) on one dtype: one vectorised loop per
-  run instead of one ufunc call (and one pass over the tile) per equation; the same IEEE
-  operations, with no contraction into fused multiply-adds (numba's default, no fastmath).
-NumPy keeps `exp`, `log`, `tanh`, ... (its SIMD loops beat libm's scalar calls numba would make)
-and `maximum`/`minimum`. Measured on W4 (bench/jit_bench.py, 10^6 float64; interleaved in one
-process on a shared, loaded machine, so read the ratios): NumPy backend 0.83x -> 0.62x the
-hand-written NumPy time, numba backend 0.58x -> 0.50x. The floor of the NumPy backend is its
-ten float64 sin/cos calls per element (libm's, ~9 ns each): 0.63x of hand-written NumPy's time
-measured on a quiet machine, where blocked code reached 0.70x.
+With the numba backend (`jit(f, backend='numba')`, numba installed), each run of float
+arithmetic (`+ - * /`, negation, `abs`), `sin`, `cos` and `exp` on one dtype is one compiled loop
+per tile, which LLVM vectorises whole: the arithmetic is the same IEEE operations as NumPy's
+(bitwise, no contraction into fused multiply-adds without fastmath), and `sin`/`cos`/`exp` are
+`chainrule.jit.vecmath`'s (within one ulp of NumPy's; a loop whose sine or cosine meets an
+argument beyond their range runs again on that tile with libm's). NumPy keeps `log`, `tanh`,
+... (its SIMD loops beat libm's scalar calls numba would make) and `maximum`/`minimum`.
+Measured on W4 (bench/jit_bench.py --chain, 10^6 float64; interleaved in one process on a
+shared, loaded machine, so read the ratios): the NumPy backend 0.83x -> 0.62-0.84x the
+hand-written NumPy time, the numba backend 0.58x -> 0.50x (libm sincos pairs, NumPy's exp)
+-> 0.13-0.21x (one vectorised loop). The floor of the NumPy backend is its nine float64 sin/cos
+calls per element (libm's, ~9 ns each): 0.56x of the hand-written time.
 """
 
 import numpy as np

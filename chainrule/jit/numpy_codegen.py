@@ -27,8 +27,8 @@ Runs of elementwise equations over one large shape (`chainrule.jit.blocked`) are
 a loop over cache-sized tiles, each equation one ufunc call per tile into reused tile buffers.
 
 With `fuse=True` (the numba backend, `chainrule.jit.numba_backend`) a program with such runs
-keeps the tiles and lets numba compute sin/cos pairs and runs of arithmetic in them; otherwise
-runs of elementwise equations become calls of fused kernels.
+keeps the tiles and lets numba compute runs of arithmetic, sin, cos and exp in them as vectorised
+loops; otherwise runs of elementwise equations become calls of fused kernels.
 """
 
 import keyword
@@ -140,10 +140,11 @@ def codegen(graph, name='jitted', fuse=False):
         groups = [] if fuse else blocked.plan(graph, items, elided, by_out)
         return items, elided, casts, groups
 
-    # large arrays run in cache-sized tiles of NumPy's (SIMD) loops, with numba's kernels only
-    # for sin/cos pairs (`chainrule.jit.blocked`); small ones, fused into numba loops
+    # large arrays run in cache-sized tiles, numba's vectorised loops computing the runs of
+    # arithmetic, sin, cos and exp in them (`chainrule.jit.blocked`); small ones, fused into
+    # numba loops
     items, elided, casts, groups = schedule(False)
-    sincos = fuse and bool(groups)
+    tiled_kernels = fuse and bool(groups)
     if fuse and not groups:
         items, elided, casts, groups = schedule(True)
     kernels = []
@@ -234,7 +235,7 @@ def codegen(graph, name='jitted', fuse=False):
             g = groups[k]
             lines.extend(blocked.emit(
                 g, group_no[k], names, ir_line, lambda v, e: _typed_literal(v, e, glob), glob,
-                elided, casts, by_out, _dtype_expr, consts, fuse=sincos))
+                elided, casts, by_out, _dtype_expr, consts, fuse=tiled_kernels))
             for o in g.outvars:
                 roots[o.id] = frozenset([o.id])
                 owns.add(o.id)
