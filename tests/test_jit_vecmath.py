@@ -1,9 +1,10 @@
-"""Tests of the numba backend's vectorisable sine, cosine and exp (`chainrule.jit.vecmath`).
+"""Tests of the numba backend's vectorisable sin, cos, exp and log (`chainrule.jit.vecmath`).
 
 The documented bound: float64 `sin`/`cos` within 1 ulp of NumPy's for |x| <= TRIG_LIMIT (the
 loops hand other arguments, inf and NaN to libm, so they are NumPy's bit for bit), float64 `exp`
-within 1 ulp of NumPy's everywhere (NaN, infinities, overflow, subnormal results included),
-float32 versions within 1 ulp of NumPy's float32 loops. Checked on dense sweeps (several
+and `log` within 1 ulp of NumPy's everywhere (NaN, infinities, zeros, overflow, subnormals
+included), all below 1 ulp of the exact value; float32 versions within 2 ulps (4 for log) of
+NumPy's float32 loops, which are themselves up to 1.9 (3.1) ulps off. Checked on dense sweeps (several
 magnitudes, near multiples of pi/2 including the hardest ones per binade from continued
 fractions, tiny and subnormal arguments, the edges of exp's range), random floats
 (hypothesis), and against mpmath (the exact values, below one ulp). Then: jitted programs and
@@ -34,10 +35,9 @@ def _loop(fn):
     return run
 
 
-_F64 = {'sin': (_loop(vecmath.sin64), np.sin), 'cos': (_loop(vecmath.cos64), np.cos),
-        'exp': (_loop(vecmath.exp64), np.exp)}
-_F32 = {'sin': (_loop(vecmath.sin32), np.sin), 'cos': (_loop(vecmath.cos32), np.cos),
-        'exp': (_loop(vecmath.exp32), np.exp)}
+_NAMES = ['sin', 'cos', 'exp', 'log']
+_F64 = {f: (_loop(getattr(vecmath, f + '64')), getattr(np, f)) for f in _NAMES}
+_F32 = {f: (_loop(getattr(vecmath, f + '32')), getattr(np, f)) for f in _NAMES}
 
 
 def _ours(name, x):
@@ -183,6 +183,23 @@ def test_trig_ok_says_where_the_vectorised_sin_cos_apply():
     assert out.tolist() == [True, True, True, False, False, False, False, False]
 
 
+def test_log_within_one_ulp_of_numpy_over_the_whole_range():
+    rng = np.random.default_rng(12)
+    edges = np.array([0.0, -0.0, -1.0, -np.inf, np.inf, np.nan, 1.0, 5e-324, 1e-310,
+                      2.2250738585072014e-308, 1.7976931348623157e308, np.sqrt(0.5), np.sqrt(2),
+                      0.5, 2.0, 1 + 2**-52, 1 - 2**-53])
+    with np.errstate(over='ignore'):
+        near = [np.nextafter(edges, np.inf), np.nextafter(edges, -np.inf)]
+    x = np.concatenate([rng.uniform(0, 2, 200000), rng.uniform(0.9, 1.1, 100000),
+                        np.exp(rng.uniform(-745, 709.7, 200000)),
+                        np.ldexp(rng.uniform(0.5, 1, 2000), rng.integers(-1074, -1022, 2000)),
+                        edges] + near)
+    assert _max_ulps('log', x) <= 1
+    got, want = _ours('log', edges[:6]), _numpy('log', edges[:6])
+    assert got[0] == got[1] == -np.inf and np.isnan(got[[2, 3, 5]]).all() and got[4] == np.inf
+    assert ulp_distance(got, want).max() == 0
+
+
 def test_exp_within_one_ulp_of_numpy_over_the_whole_range():
     rng = np.random.default_rng(4)
     edges = np.array([709.782712893384, 709.7827128933841, 709.78, 709.79, 710.0,
@@ -198,12 +215,13 @@ def test_exp_within_one_ulp_of_numpy_over_the_whole_range():
     assert np.isnan(got[-1]) and got[-3] == np.inf and got[-2] == 0.0
 
 
-@pytest.mark.parametrize('name', ['sin', 'cos', 'exp'])
+@pytest.mark.parametrize('name', _NAMES)
 def test_float32_within_two_ulps_of_numpys_float32_loops(name):
-    """NumPy's own float32 SIMD loops are up to ~1.8 ulps off the exact value (exp, measured
-    here), ours below one: two ulps between them."""
+    """NumPy's own float32 SIMD loops are up to 1.9 ulps off the exact value for exp and 3.1
+    for log (measured here), ours below one: two (four) ulps between them."""
     x = _sweep32(name)
-    assert int(ulp_distance(_ours(name, x), _numpy(name, x)).max()) <= 2
+    bound = 4 if name == 'log' else 2
+    assert int(ulp_distance(_ours(name, x), _numpy(name, x)).max()) <= bound
 
 
 def _sweep32(name):
@@ -212,19 +230,26 @@ def _sweep32(name):
         x = np.concatenate([rng.uniform(-104, 89, 200000), [0, -0.0, 88.72, 88.73, -103.9,
                                                             np.inf, -np.inf, np.nan]])
         return x.astype(np.float32)
+    if name == 'log':
+        x = np.concatenate([rng.uniform(0, 2, 100000), np.exp(rng.uniform(-103, 88, 100000)),
+                            [0, -0.0, -1, 1e-45, 1e-40, 3.4e38, np.inf, -np.inf, np.nan]])
+        return x.astype(np.float32)
     x = _sweep(np.float32)
     return x[np.abs(x) <= vecmath.TRIG_LIMIT]
 
 
 @pytest.mark.parametrize('dtype', [np.float64, np.float32])
-@pytest.mark.parametrize('name', ['sin', 'cos', 'exp'])
+@pytest.mark.parametrize('name', _NAMES)
 def test_below_one_ulp_of_the_exact_values(name, dtype):
     """Against mpmath: |ours - exact| < 1 ulp(exact), so a 1-ulp distance to NumPy is never
     our error on top of one of NumPy's."""
     rng = np.random.default_rng(6)
     if dtype == np.float32:
         x = _sweep32(name)[::200]
-        x = x[np.isfinite(x)]
+        x = x[np.isfinite(x) & ((x > 0) | (name != 'log'))]
+    elif name == 'log':
+        x = np.concatenate([rng.uniform(0, 2, 1000), np.exp(rng.uniform(-745, 709, 800)),
+                            np.ldexp(rng.uniform(0.5, 1, 200), rng.integers(-1074, -1022, 200))])
     elif name == 'exp':
         x = np.concatenate([rng.uniform(-745, 709.7, 1500), rng.uniform(-1, 1, 500)])
     else:
@@ -236,7 +261,7 @@ def test_below_one_ulp_of_the_exact_values(name, dtype):
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=64),
-       st.sampled_from(['sin', 'cos', 'exp']))
+       st.sampled_from(_NAMES))
 def test_random_floats_within_one_ulp_of_numpy(xs, name):
     x = np.array(xs, np.float64)
     if name != 'exp':
@@ -283,6 +308,17 @@ def test_huge_arguments_inf_and_nan_are_numpys_bitwise(n):
         want = np.sin(x) * 2.0, np.cos(x) + 1.0
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g[:16], w[:16])
+
+
+def test_log_in_a_jitted_gradient():
+    x = np.random.default_rng(11).uniform(0.1, 3, 70000)
+
+    def f(x):
+        return cnp.sum(cnp.log(x * x + 1.0) * cnp.exp(-x))
+    g = cr.jit(cr.grad(f), backend='numba')(x)
+    assert 'vm_log64(' in cr.jit(cr.grad(f), backend='numba').source(x)
+    want = 2 * x / (x * x + 1) * np.exp(-x) - np.log(x * x + 1) * np.exp(-x)
+    np.testing.assert_allclose(g, want, rtol=1e-13, atol=1e-15)
 
 
 def test_float32_programs_stay_float32():

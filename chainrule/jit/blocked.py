@@ -30,11 +30,11 @@ that is dead after it (the in-place rule of the unblocked code, per tile); a val
 the tile keeps its own buffer.
 
 With the numba backend (`jit(f, backend='numba')`, numba installed), each run of float
-arithmetic (`+ - * /`, negation, `abs`), `sin`, `cos` and `exp` on one dtype is one compiled loop
-per tile, which LLVM vectorises whole: the arithmetic is the same IEEE operations as NumPy's
-(bitwise, no contraction into fused multiply-adds without fastmath), and `sin`/`cos`/`exp` are
-`chainrule.jit.vecmath`'s (within one ulp of NumPy's; a loop whose sine or cosine meets an
-argument beyond their range runs again on that tile with libm's). NumPy keeps `log`, `tanh`,
+arithmetic (`+ - * /`, negation, `abs`), `sin`, `cos`, `exp` and `log` on one dtype is one
+compiled loop per tile, which LLVM vectorises whole: the arithmetic is the same IEEE operations
+as NumPy's (bitwise, no contraction into fused multiply-adds without fastmath), and the
+functions are `chainrule.jit.vecmath`'s (within one ulp of NumPy's; a loop whose sine or cosine meets an
+argument beyond their range runs again on that tile with libm's). NumPy keeps `tanh`, `expm1`,
 ... (its SIMD loops beat libm's scalar calls numba would make) and `maximum`/`minimum`.
 Measured on W4 (bench/jit_bench.py --chain, 10^6 float64; interleaved in one process on a
 shared, loaded machine, so read the ratios): the NumPy backend 0.83x -> 0.62-0.84x the
@@ -189,16 +189,16 @@ def _make_buffers(specs):
 
 
 # what numba's loops compute per tile: arithmetic exactly as NumPy does (IEEE operations, no
-# contraction into fused multiply-adds without fastmath), and sine, cosine and exp by
+# contraction into fused multiply-adds without fastmath), and sine, cosine, exp and log by
 # `chainrule.jit.vecmath` (within one ulp of NumPy's); LLVM vectorises the whole loop.
 # maximum/minimum are left to NumPy (signed zeros), other transcendental functions too (numba
 # would call libm's scalar ones, slower than NumPy's SIMD loops)
-_KERNEL_PRIMS = {'add', 'sub', 'mul', 'div', 'neg', 'abs', 'sin', 'cos', 'exp'}
+_KERNEL_PRIMS = {'add', 'sub', 'mul', 'div', 'neg', 'abs', 'sin', 'cos', 'exp', 'log'}
 
 
 def _kernel_runs(g, flat, elided, by_out, casts):
     """{first index: member indices} of the runs of two or more consecutive members that one
-    numba loop computes: float arithmetic, sine, cosine and exp on full-size or one-element
+    numba loop computes: float arithmetic, sine, cosine, exp and log on full-size or one-element
     values of one dtype."""
     def fits(e):
         dt = e.outvars[0].aval.dtype
@@ -285,7 +285,7 @@ def emit(g, gi, names, ir_line, literal, glob, elided, casts, by_out, dtype_expr
         dtype_expr: `dtype_expr(dtype)`, the source of a dtype.
         const_values: {var id: value} of the program's constants.
         fuse: the numba backend (numba is installed): runs of float arithmetic, sine,
-            cosine and exp as one compiled loop per tile (`_kernel_runs`).
+            cosine, exp and log as one compiled loop per tile (`_kernel_runs`).
     """
     shape = g.shape
     n = int(np.prod(shape))

@@ -62,20 +62,20 @@ _FUSE_DTYPES = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.bool_))
 # the functions `chainrule.jit.vecmath` computes in a form LLVM vectorises (within one ulp of
 # NumPy's); sine and cosine only for finite |x| <= vecmath.TRIG_LIMIT, so a loop that calls
 # them checks its arguments (`_trig_guards`) and is run again with libm's where one is beyond
-VECTOR_MATH = ('sin', 'cos', 'exp')
+VECTOR_MATH = ('sin', 'cos', 'exp', 'log')
 
 
 def _scalar_expr(e, args, libm_trig=False):
     """The scalar expression of fusible equation `e` on the argument expressions `args`
-    (float32/float64 `sin`, `cos`, `exp` by `chainrule.jit.vecmath`, unless `libm_trig`
-    asks for libm's sine and cosine)."""
+    (float32/float64 `sin`, `cos`, `exp`, `log` by `chainrule.jit.vecmath`, unless
+    `libm_trig` asks for libm's sine and cosine)."""
     name = e.prim.name
     if name == 'astype':
         dt = e.params['dtype']
         return f'({args[0]} != 0)' if dt == np.bool_ else f'np.{dt.name}({args[0]})'
     dt = e.outvars[0].aval.dtype
     if name in VECTOR_MATH and dt in (np.float32, np.float64) and not (
-            libm_trig and name != 'exp'):
+            libm_trig and name in ('sin', 'cos')):
         return f'vm_{name}{dt.itemsize * 8}({args[0]})'
     return _SCALAR[name].format(*args)
 
@@ -98,9 +98,8 @@ def _trig_guards(eqns, arg_of, indent):
 def vector_globals():
     """The names the kernels' source uses for `chainrule.jit.vecmath`'s functions."""
     from chainrule.jit import vecmath
-    return {'vm_sin64': vecmath.sin64, 'vm_cos64': vecmath.cos64, 'vm_exp64': vecmath.exp64,
-            'vm_sin32': vecmath.sin32, 'vm_cos32': vecmath.cos32, 'vm_exp32': vecmath.exp32,
-            'vm_trig_ok': vecmath.trig_ok}
+    names = {f'vm_{f}{b}': getattr(vecmath, f'{f}{b}') for f in VECTOR_MATH for b in (32, 64)}
+    return dict(names, vm_trig_ok=vecmath.trig_ok)
 
 
 def _fusible(e, by_out):
