@@ -299,3 +299,48 @@ def test_log_softmax_in_the_source_is_bitwise_its_impl(shape, data, dtype, seed)
         ref -= np.log(np.exp(ref).sum(axis, keepdims=True))
         np.testing.assert_allclose(got, ref, rtol=1e-5 if dtype == np.float32 else 1e-12,
                                    atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+# --- a @ b.T with few rows runs as (b @ a.T).T ------------------------------------------------------
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.sampled_from([1, 3, 64, 65]), k=st.sampled_from([127, 128, 160]),
+       n=st.sampled_from([1, 2, 127, 128, 130]), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2 ** 16))
+def test_products_with_a_transposed_operand_equal_numpy_in_either_layout(m, k, n, dtype, seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((n, k)).astype(dtype)
+    mask = rng.standard_normal((m, n)) > 0
+
+    def f(a, b, mask):
+        p = a @ b.T
+        return p, p * mask + 1.0        # the product itself, and an elementwise use of it
+    j = cr.jit(f)
+    swapped = m <= 64 and k >= 128 and n >= 2 * m
+    src = j.source(a, b, mask)
+    assert ('np.dot(b, a.T).T' in src) == swapped, src
+    p, q = j(a, b, mask)
+    tol = dict(rtol=1e-5, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(p, a @ b.T, **tol)
+    np.testing.assert_allclose(q, (a @ b.T) * mask + 1.0, **tol)
+    assert p.dtype == q.dtype == dtype and p.flags.writeable and q.flags.writeable
+    # the elementwise result has an array of its own, not the transposed product's
+    assert not np.shares_memory(p, q)
+    p[...] = 7.0                         # results are the caller's: nothing else changes
+    np.testing.assert_allclose(j(a, b, mask)[0], a @ b.T, **tol)
+
+
+def test_the_training_steps_second_layer_backward_product_is_computed_transposed():
+    rng = np.random.default_rng(0)
+    sizes = [16, 256, 256, 4]
+    params = [(rng.standard_normal((m, n)).astype(np.float32) * 0.1, np.zeros(n, np.float32))
+              for m, n in zip(sizes[:-1], sizes[1:])]
+    x = rng.standard_normal((8, 16)).astype(np.float32)
+    y1h = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 8)]
+    src = cr.jit(_sgd_step).source(params, x, y1h)
+    assert src.count(').T\n') == 1 and re.search(r'= np\.dot\((\w+), (\w+)\.T\)\.T', src)
+    want_p, want_l = _sgd_step(params, x, y1h)
+    got_p, got_l = cr.jit(_sgd_step)(params, x, y1h)
+    np.testing.assert_allclose(got_l, want_l, rtol=1e-5)
+    for g, w in zip(tree_flatten(got_p)[0], tree_flatten(want_p)[0]):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
