@@ -344,3 +344,40 @@ def test_the_training_steps_second_layer_backward_product_is_computed_transposed
     np.testing.assert_allclose(got_l, want_l, rtol=1e-5)
     for g, w in zip(tree_flatten(got_p)[0], tree_flatten(want_p)[0]):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+# --- a negation absorbed by its user ------------------------------------------------------------------
+
+_NEG_USERS = [lambda a, n: a + n, lambda a, n: n + a, lambda a, n: a - n, lambda a, n: n * 2.5,
+              lambda a, n: -0.0 * n, lambda a, n: n / 3.0, lambda a, n: n / -0.0,
+              lambda a, n: (n * 1j) if a.dtype.kind == 'c' else n * 0.5, lambda a, n: n - a]
+# (complex values are left alone: a complex product mixes the parts, so a zero's sign could flip)
+
+
+@settings(max_examples=60, deadline=None)
+@given(users=st.lists(st.integers(0, len(_NEG_USERS) - 1), min_size=1, max_size=4),
+       dtype=st.sampled_from([np.float32, np.float64, np.complex128]),
+       keep=st.booleans(), seed=st.integers(0, 2 ** 16))
+def test_negations_folded_into_their_users_are_bitwise_the_unoptimised_program(users, dtype,
+                                                                              keep, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((3, 4)).astype(dtype)
+    c = rng.standard_normal((3, 4)).astype(dtype)
+    c[0, :3] = [0.0, np.inf, np.nan]          # signed zeros, infinities and NaN flip exactly
+
+    def f(a, c):
+        n = -cnp.sin(c) if keep else -c
+        outs = [_NEG_USERS[u](a, n) for u in users]
+        return tuple(outs) + ((n,) if keep else ())
+    with np.errstate(all='ignore'):
+        got = cr.jit(f)(a, c)
+        plain = cr.jit(f, optimize=False)(a, c)
+        eager = f(a, c)
+    for g, p, e in zip(got, plain, eager):
+        assert g.dtype == p.dtype == e.dtype
+        np.testing.assert_array_equal(g, p)
+        np.testing.assert_array_equal(g, e)
+        assert (np.signbit(g.real) == np.signbit(p.real))[~np.isnan(p.real)].all()
+    g = cr.jit(f).graph(a, c)
+    if not keep and dtype != np.complex128 and 8 not in users:     # (`n - a` keeps it)
+        assert 'neg' not in [e.prim.name for e in g.eqns]     # every negation absorbed
