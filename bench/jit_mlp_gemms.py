@@ -16,38 +16,16 @@ too). Best of interleaved rounds, in microseconds; GFLOP/s of the generated call
 """
 
 import os
-import random
 import sys
-import time
 
-for _v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
-    os.environ.setdefault(_v, '1')
-if hasattr(os, 'sched_setaffinity'):
-    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-os.environ.setdefault('XLA_FLAGS', '--xla_cpu_multi_thread_eigen=false '
-                                   'intra_op_parallelism_threads=1')
+import numpy as np
 
-import numpy as np  # noqa: E402
+sys.path.insert(0, os.path.dirname(__file__))
+# the thread settings, the pinning to one core, `--cpu-time` and the interleaved best-of-rounds
+# timer are jit_bench's
+from jit_bench import CLOCK, best_times  # noqa: E402
 
-CLOCK = time.process_time if '--cpu-time' in sys.argv else time.perf_counter
 LR = 0.05
-
-
-def best_times(contenders, number=50, rounds=15):
-    """Best over interleaved rounds (a new order each round) of the mean of `number` calls."""
-    for fn in contenders.values():
-        fn()
-    best = {k: float('inf') for k in contenders}
-    items = list(contenders.items())
-    order = random.Random(0)
-    for _ in range(rounds):
-        order.shuffle(items)
-        for k, fn in items:
-            t0 = CLOCK()
-            for _ in range(number):
-                fn()
-            best[k] = min(best[k], (CLOCK() - t0) / number)
-    return {k: v * 1e6 for k, v in best.items()}
 
 
 def main():
@@ -96,7 +74,7 @@ def main():
                              overwrite_c=1).T
 
     print(f'numpy {np.__version__}; best of 15 interleaved rounds; '
-          f'{"CPU" if CLOCK is time.process_time else "wall"} time in us. np.dot(A,B): '
+          f'{"wall" if CLOCK.__name__ == "perf_counter" else "CPU"} time in us. np.dot(A,B): '
           'NumPy on the operands as the step has them; generated: what jit emits now; '
           '+update: the product then W - lr*dW; sgemm+upd: that update folded into sgemm; '
           'jax ovh: a jitted a[0, 0]')
@@ -131,7 +109,7 @@ def main():
             ja, jb = jnp.asarray(Ac), jnp.asarray(Bc)
             r['jax.jit'] = lambda: jdot(ja, jb).block_until_ready()
             r['jax ovh'] = lambda: jtriv(ja, jb).block_until_ready()
-        t = best_times(r)
+        t = {k: v * 1e6 for k, v in best_times(r, 50, 15).items()}
         rows.append((name, f'{m}x{k} @ {k}x{n}', f'{layout(A)},{layout(B)}', t,
                      2 * m * n * k / t['generated'] / 1e3))
     keys = list(dict.fromkeys(k for row in rows for k in row[3]))
