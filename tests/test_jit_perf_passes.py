@@ -314,20 +314,24 @@ def test_products_with_a_transposed_operand_equal_numpy_in_either_layout(m, k, n
 
     def f(a, b, mask):
         p = a @ b.T
-        return p, p * mask + 1.0        # the product itself, and an elementwise use of it
+        return p * mask + 1.0, p - 2.0    # elementwise uses of the product
     j = cr.jit(f)
     swapped = m <= 64 and k >= 128 and n >= 2 * m
     src = j.source(a, b, mask)
     assert ('np.dot(b, a.T).T' in src) == swapped, src
-    p, q = j(a, b, mask)
+    q, r = j(a, b, mask)
     tol = dict(rtol=1e-5, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(p, a @ b.T, **tol)
     np.testing.assert_allclose(q, (a @ b.T) * mask + 1.0, **tol)
-    assert p.dtype == q.dtype == dtype and p.flags.writeable and q.flags.writeable
-    # the elementwise result has an array of its own, not the transposed product's
-    assert not np.shares_memory(p, q)
-    p[...] = 7.0                         # results are the caller's: nothing else changes
-    np.testing.assert_allclose(j(a, b, mask)[0], a @ b.T, **tol)
+    np.testing.assert_allclose(r, (a @ b.T) - 2.0, **tol)
+    # each elementwise result is an array of its own (none written into the transposed
+    # product), C-ordered, writable; writing into one changes nothing else
+    assert q.dtype == r.dtype == dtype and q.flags.writeable and r.flags.writeable
+    assert q.flags.c_contiguous and r.flags.c_contiguous and not np.shares_memory(q, r)
+    q[...] = 7.0
+    np.testing.assert_allclose(j(a, b, mask)[0], (a @ b.T) * mask + 1.0, **tol)
+    # a product that is itself a result keeps NumPy's layout
+    j2 = cr.jit(lambda a, b: a @ b.T)
+    assert 'np.dot(b, a.T).T' not in j2.source(a, b) and j2(a, b).flags.c_contiguous
 
 
 def test_the_training_steps_second_layer_backward_product_is_computed_transposed():

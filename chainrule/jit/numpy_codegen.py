@@ -230,6 +230,12 @@ def codegen(graph, name='jitted', fuse=False):
             live_until[r] = max(live_until.get(r, -1), last.get(e.outvars[0].id, -1))
 
     transposed = set()   # products computed transposed (`_transposed_operand`)
+
+    def reads_transposed(e):
+        """Whether item `e` reads a product computed transposed: its ufunc result is then
+        made C-ordered (NumPy would follow the transposed operand's layout, and the
+        transposition would spread to later values and to the results)."""
+        return any(isinstance(v, Var) and v.id in transposed for v in e.invars)
     lines = [f'def {name}({", ".join(names[v.id] for v in graph.invars)}):']
     consts = {v.id: c for v, c in zip(graph.constvars, graph.consts)}
     for k, e in enumerate(items):
@@ -260,7 +266,10 @@ def codegen(graph, name='jitted', fuse=False):
         if isinstance(e, _SelectMul):
             o = e.outvars[0]
             reuse = find_reuse([e.invars[0]], o, k)
-            lines.extend(e.emit(names, ir_line, glob, reuse and names[reuse[0].id]))
+            out = reuse and names[reuse[0].id]
+            if not out and reads_transposed(e):
+                out = _C_ORDER
+            lines.extend(e.emit(names, ir_line, glob, out))
             mark_outputs(e, reuse, fresh=True)
             continue
         prim = e.prim
@@ -282,7 +291,8 @@ def codegen(graph, name='jitted', fuse=False):
             reuse = find_reuse(e.invars, o, k)
             cast = any(isinstance(v, Var) and v.id in casts for v in e.invars)
             call = f'np.{impl.__name__}({", ".join(args)}' + (
-                f', out={names[reuse[0].id]}' if reuse else '') + (
+                f', out={names[reuse[0].id]}' if reuse else
+                _C_ORDER if reads_transposed(e) else '') + (
                 f', dtype={_dtype_expr(o.aval.dtype)})' if cast else ')')
         elif prim.name in _VIEW_METHODS and isinstance(e.invars[0], Var) and \
                 e.invars[0].aval.ndim >= 1:
@@ -304,7 +314,9 @@ def codegen(graph, name='jitted', fuse=False):
             two_d = all(isinstance(v, Var) and v.aval.ndim == 2 and
                         v.aval.dtype in (np.float32, np.float64) for v in e.invars)
             call = f'np.{"dot" if two_d else "matmul"}({args[0]}, {args[1]})'
-            bt = _transposed_operand(e, by_out) if two_d else None
+            # (not for a result of the program: the caller gets NumPy's C order)
+            bt = _transposed_operand(e, by_out) if two_d and last.get(
+                e.outvars[0].id) != float('inf') else None
             if bt is not None:
                 call = f'np.dot({names[bt.id]}, {args[0]}.T).T'
                 transposed.add(e.outvars[0].id)
@@ -437,6 +449,9 @@ def _sum_as_dot(e, args, glob):
     return f'np.dot({name}, {args[0]})' if axis == 0 else f'np.dot({args[0]}, {name})'
 
 
+_C_ORDER = ", order='C'"    # a ufunc's keyword for a C-ordered result (see `reads_transposed`)
+
+
 class _SelectPrim:
     """What the helpers that inspect `item.prim` see of a `_SelectMul`: no ufunc."""
 
@@ -462,6 +477,7 @@ class _SelectMul:
         self.outvars = mul.outvars
 
     def emit(self, names, ir_line, glob, out):
+        """The lines; `out`: the name of a dead buffer to write into, `_C_ORDER`, or None."""
         def a(v, e):
             return _typed_literal(v, e, glob) if isinstance(v, Literal) else names[v.id]
         gt, eq, o = (names[self.gt.outvars[0].id], names[self.eq.outvars[0].id],
@@ -472,7 +488,7 @@ class _SelectMul:
         half = _typed_literal(Literal(0.5), _Fake(out_dtype), glob)
         x, y = (a(v, self.gt) for v in self.gt.invars)
         ex, ey = (a(v, self.eq) for v in self.eq.invars)
-        to = f', out={out}' if out else ''
+        to = out if out == _C_ORDER else f', out={out}' if out else ''
         lines = [f'    # {ir_line(e)}' for e in self.eqns]
         lines += ['    #   (as one multiply by the boolean mask when nothing ties; '
                   'bitwise the same)',
