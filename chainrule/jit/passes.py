@@ -274,7 +274,7 @@ def _fold_negation(b, prim, invars, params, out_aval):
         return b.emit(sub_p if name == 'add' else add_p, [x, src[1].invars[0]], {}, [out_aval])
     if name == 'add' and neg[0]:
         return b.emit(sub_p, [y, src[0].invars[0]], {}, [out_aval])
-    for i in ((0, 1) if name == 'mul' else (0,)):
+    for i in {'mul': (0, 1), 'div': (0,)}.get(name, ()):
         k = invars[1 - i]
         if neg[i] and isinstance(k, Literal) and not isinstance(k.value, bool) and \
                 isinstance(k.value, (int, float)):
