@@ -181,13 +181,14 @@ def bench_mlp():
         runs['chainrule jit (numba backend)'] = jit_runner(sgd_step, backend='numba')
 
     # the floor under any NumPy-based step: its eight matrix products alone, in the layouts the
-    # jitted step uses (forward x @ W; backward G @ W.T and H.T @ G)
+    # jitted step uses (forward x @ W; backward G @ W.T and H.T @ G, the 64x256 by (256x256).T
+    # one as (W @ G.T).T: see bench/jit_mlp_gemms.py for each product alone)
     (w1, _), (w2, _), (w3, _) = params
     h1, g3 = np.ones((64, 256), np.float32), np.ones((64, 10), np.float32)
 
     def gemms_only():
         return (np.dot(x, w1), np.dot(h1, w2), np.dot(h1, w3), np.dot(g3, w3.T), np.dot(h1.T, g3),
-                np.dot(h1, w2.T), np.dot(h1.T, h1), np.dot(x.T, h1))
+                np.dot(w2, h1.T).T, np.dot(h1.T, h1), np.dot(x.T, h1))
     runs['NumPy: the 8 matrix products alone'] = gemms_only
 
     state2 = {'p': params}

@@ -16,7 +16,11 @@ benchmark's MLP step (float32, 64x256): `maximum`/`minimum` by a scalar reads a 
 array instead (NumPy's SIMD loop needs two contiguous operands: 13 -> 4 us); `maximum`'s backward
 pass (`g * ((x > y) + (x == y) / 2)`, seven equations) is one multiply by the boolean mask unless
 something ties, checked per call (24 -> 12 us, bitwise the same); products of two float matrices
-are `np.dot` and transposes/reshapes ndarray methods (no Python dispatch).
+are `np.dot` and transposes/reshapes ndarray methods (no Python dispatch); a sum over one axis
+of a float matrix is a BLAS product with a ones vector (`_sum_as_dot`: 3-4 -> 1-1.5 us);
+`log_softmax` is written out as its impl's ufunc calls (`_log_softmax_lines`, bitwise the
+same); and `a @ b.T` of the shapes OpenBLAS is slow at runs as `(b @ a.T).T`
+(`_transposed_operand`: 111 -> 91 us on the step's 64x256 by (256x256).T product).
 
 Results are the caller's: the `return` line hands out an array made by the call as it is,
 and copies what would otherwise alias an argument, a constant of the program or another result
@@ -226,6 +230,13 @@ def codegen(graph, name='jitted', fuse=False):
         for r in roots[e.outvars[0].id]:
             live_until[r] = max(live_until.get(r, -1), last.get(e.outvars[0].id, -1))
 
+    transposed = set()   # products computed transposed (`_transposed_operand`)
+
+    def reads_transposed(e):
+        """Whether item `e` reads a product computed transposed: its ufunc result is then
+        made C-ordered (NumPy would follow the transposed operand's layout, and the
+        transposition would spread to later values and to the results)."""
+        return any(isinstance(v, Var) and v.id in transposed for v in e.invars)
     lines = [f'def {name}({", ".join(names[v.id] for v in graph.invars)}):']
     consts = {v.id: c for v, c in zip(graph.constvars, graph.consts)}
     for k, e in enumerate(items):
@@ -256,7 +267,10 @@ def codegen(graph, name='jitted', fuse=False):
         if isinstance(e, _SelectMul):
             o = e.outvars[0]
             reuse = find_reuse([e.invars[0]], o, k)
-            lines.extend(e.emit(names, ir_line, glob, reuse and names[reuse[0].id]))
+            out = reuse and names[reuse[0].id]
+            if not out and reads_transposed(e):
+                out = _C_ORDER
+            lines.extend(e.emit(names, ir_line, glob, out))
             mark_outputs(e, reuse, fresh=True)
             continue
         prim = e.prim
@@ -272,17 +286,23 @@ def codegen(graph, name='jitted', fuse=False):
         else:
             args = [arg(v) for v in e.invars]
         outs = [names[o.id] for o in e.outvars]
-        reuse = None
+        reuse, pre, fresh = None, [], isinstance(impl, np.ufunc) or prim.name in _FRESH_PRIMS
         if isinstance(impl, np.ufunc) and prim.elementwise and not e.params:
             o = e.outvars[0]
             reuse = find_reuse(e.invars, o, k)
             cast = any(isinstance(v, Var) and v.id in casts for v in e.invars)
             call = f'np.{impl.__name__}({", ".join(args)}' + (
-                f', out={names[reuse[0].id]}' if reuse else '') + (
+                f', out={names[reuse[0].id]}' if reuse else
+                _C_ORDER if reads_transposed(e) else '') + (
                 f', dtype={_dtype_expr(o.aval.dtype)})' if cast else ')')
         elif prim.name in _VIEW_METHODS and isinstance(e.invars[0], Var) and \
                 e.invars[0].aval.ndim >= 1:
             call = _VIEW_METHODS[prim.name](args, _code_params(prim, e.params, glob))
+        elif prim.name == 'log_softmax' and e.invars[0].aval.dtype.kind == 'f':
+            pre, call = _log_softmax_lines(args[0], outs[0], e.params['axis'])
+            fresh = True
+        elif prim.name == 'sum' and _sum_as_dot(e, args, glob):
+            call = _sum_as_dot(e, args, glob)
         elif prim.name in _TEMPLATES:
             ps = _code_params(prim, e.params, glob)
             if prim.name in ('sum', 'max') and isinstance(e.invars[0], Var) and \
@@ -295,6 +315,12 @@ def codegen(graph, name='jitted', fuse=False):
             two_d = all(isinstance(v, Var) and v.aval.ndim == 2 and
                         v.aval.dtype in (np.float32, np.float64) for v in e.invars)
             call = f'np.{"dot" if two_d else "matmul"}({args[0]}, {args[1]})'
+            # (not for a result of the program: the caller gets NumPy's C order)
+            bt = _transposed_operand(e, by_out) if two_d and last.get(
+                e.outvars[0].id) != float('inf') else None
+            if bt is not None:
+                call = f'np.dot({names[bt.id]}, {args[0]}.T).T'
+                transposed.add(e.outvars[0].id)
         else:
             fn = f'_{prim.name}_impl'
             glob[fn] = impl
@@ -303,8 +329,14 @@ def codegen(graph, name='jitted', fuse=False):
             call = f'{fn}({", ".join(args)}{kw})'
         target = ', '.join(outs) + (',' if prim.multiple_results and len(outs) == 1 else '')
         lines.append(f'    # {ir_line(e)}' + ('   (in place: its input is dead)' if reuse else ''))
+        lines.extend(pre)
         lines.append(f'    {target} = {call}')
-        mark_outputs(e, reuse, isinstance(impl, np.ufunc) or prim.name in _FRESH_PRIMS)
+        mark_outputs(e, reuse, fresh)
+        if e.outvars[0].id in transposed:
+            # a transposed view: an elementwise result written into it runs NumPy's strided
+            # loops (the MLP's ReLU mask on 64x256: 29 us in place, 15 us into a new array,
+            # 4 us when both are C-ordered), so the next result gets an array of its own
+            owns.discard(e.outvars[0].id)
     lines.append(_return_line(graph, names, by_out, made, roots, srcs, readonly, glob))
     src = '\n'.join(lines) + '\n'
     if glob.get('_kernel_sources'):
@@ -356,6 +388,71 @@ def _own(x, *sources):
     return x
 
 
+def _transposed_operand(e, by_out):
+    """For `a @ b.T` (float matrices, b.T a transpose in the graph) of the shapes where OpenBLAS
+    (SkylakeX kernels, as NumPy's wheels select on AVX-512 CPUs) is slow, `b`: the product is
+    then computed as `(b @ a.T).T`, the same sums of products in another layout. Measured
+    (float32, one thread, AMD EPYC): a 64x256 by 256x256 product 111 -> 91 us, 64x512 by
+    512x512 481 -> 352 us, 32x256 by 256x256 72 -> 48 us; with a few rows more (128x256 by
+    256x256), a short inner dimension (64x64 by 64x256) or a narrow result, NumPy's layout is as
+    fast or faster, counting the strided read of the transposed result by the next elementwise
+    operation (about +10 us on 64x256: see `codegen`). So: at most 64 rows, an inner dimension of at least 128,
+    and at least twice as many columns as rows. Else None."""
+    a, b = e.invars
+    src = by_out.get(b.id)
+    if src is None or src.prim.name != 'transpose' or tuple(src.params['axes']) != (1, 0) or \
+            not isinstance(src.invars[0], Var):
+        return None
+    m, k = a.aval.shape
+    n = b.aval.shape[1]
+    return src.invars[0] if m <= 64 and k >= 128 and n >= 2 * m else None
+
+
+def _log_softmax_lines(x, out, axis):
+    """`log_softmax(x, axis)` written out as the ufunc calls its impl makes (the same
+    operations in the same order, so bitwise the same), without the impl's Python call and
+    the `.max`/`.sum` method wrappers (float32 64x10: 15 -> 7 us in the MLP step): the
+    statements before the last, and the last call."""
+    m, s = f'_{out}_max', f'_{out}_lse'
+    return [f'    {m} = np.maximum.reduce({x}, axis={axis}, keepdims=True)',
+            f'    {out} = np.subtract({x}, {m})',
+            f'    {s} = np.add.reduce(np.exp({out}), axis={axis}, keepdims=True)'], \
+        f'np.subtract({out}, np.log({s}, out={s}), out={out})'
+
+
+# A sum over one axis of a real float matrix is a matrix-vector product with a ones vector: BLAS
+# runs it 1.5-5x faster than NumPy's add.reduce (float32 64x256: 2.8 -> 1.2 us over the rows,
+# 4.5 -> 1.3 us along them; 1000x1000: 100 -> 50 us). NumPy adds rows one after another and
+# BLAS does the same, so over axis 0 the rounding is of the same kind; along the contiguous axis
+# NumPy sums pairwise, so only short rows (`_DOT_SUM_ROW`) go to BLAS. A result of only -0.0s
+# becomes +0.0 (BLAS starts from +0.0); every other value agrees to rounding.
+_DOT_SUM_ROW = 128          # NumPy's pairwise sum is plain 8-way accumulation up to 128 elements
+_DOT_SUM_ONES = 1 << 16     # the longest ones vector held as a constant of the program
+
+
+def _sum_as_dot(e, args, glob):
+    """`np.dot(ones, x)` / `np.dot(x, ones)` for `sum(x, axis)` of a 2-D float32/float64 `x`
+    over one axis (see above), with the ones shaped for `keepdims`; else None."""
+    x = e.invars[0]
+    if not isinstance(x, Var) or x.aval.ndim != 2 or \
+            x.aval.dtype not in (np.float32, np.float64) or len(e.params['axis']) != 1:
+        return None
+    (axis,) = e.params['axis']
+    n = int(x.aval.shape[axis])
+    if n > _DOT_SUM_ONES or axis == 1 and n > _DOT_SUM_ROW:
+        return None
+    keep = e.params['keepdims']
+    shape = ((1, n) if axis == 0 else (n, 1)) if keep else (n,)
+    name = f'_ones_{dtype_short(x.aval.dtype)}_{"x".join(map(str, shape))}'
+    if name not in glob:
+        glob[name] = np.ones(shape, x.aval.dtype)
+        glob[name].flags.writeable = False
+    return f'np.dot({name}, {args[0]})' if axis == 0 else f'np.dot({args[0]}, {name})'
+
+
+_C_ORDER = ", order='C'"    # a ufunc's keyword for a C-ordered result (see `reads_transposed`)
+
+
 class _SelectPrim:
     """What the helpers that inspect `item.prim` see of a `_SelectMul`: no ufunc."""
 
@@ -381,6 +478,7 @@ class _SelectMul:
         self.outvars = mul.outvars
 
     def emit(self, names, ir_line, glob, out):
+        """The lines; `out`: the name of a dead buffer to write into, `_C_ORDER`, or None."""
         def a(v, e):
             return _typed_literal(v, e, glob) if isinstance(v, Literal) else names[v.id]
         gt, eq, o = (names[self.gt.outvars[0].id], names[self.eq.outvars[0].id],
@@ -391,7 +489,7 @@ class _SelectMul:
         half = _typed_literal(Literal(0.5), _Fake(out_dtype), glob)
         x, y = (a(v, self.gt) for v in self.gt.invars)
         ex, ey = (a(v, self.eq) for v in self.eq.invars)
-        to = f', out={out}' if out else ''
+        to = out if out == _C_ORDER else f', out={out}' if out else ''
         lines = [f'    # {ir_line(e)}' for e in self.eqns]
         lines += ['    #   (as one multiply by the boolean mask when nothing ties; '
                   'bitwise the same)',

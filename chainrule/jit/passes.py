@@ -5,7 +5,8 @@ and `dce(graph)` drops what no output needs. `optimize` runs, in one forward swe
 
 - constant folding (results up to `_FOLD_LIMIT` elements are computed at compile time);
 - algebraic simplification of what backward passes produce: `x * 1`, `x + 0`, `x ** 1`,
-  `x ** 2` as `x * x`, `neg(neg x)`, transposing or reshaping twice, broadcasting then summing
+  `x ** 2` as `x * x`, `neg(neg x)`, a negation absorbed by its user (`a + neg(c)` as
+  `a - c`, `neg(c) / k` as `c / -k`), transposing or reshaping twice, broadcasting then summing
   back, multiplying or adding a constant-filled array (as a Python-number literal instead);
 - log-softmax fusion: the composite spellings (`x - logsumexp(x)`, `x - m - log(sum(exp(x -
   m)))` with m the maximum, and their backward passes) become the `log_softmax` primitive and
@@ -255,6 +256,39 @@ def _rewrite(b, prim, invars, params, outvars):
             return [invars[0]]
     elif name == 'sum':
         return _sum_of_broadcast(b, invars[0], params, out_aval)
+    return _fold_negation(b, prim, invars, params, out_aval)
+
+
+def _fold_negation(b, prim, invars, params, out_aval):
+    """A negation absorbed by its user (backward passes make them: the cotangent of `-sum`):
+    `a + neg(c)` and `neg(c) + a` as `a - c`, `a - neg(c)` as `a + c`, `neg(c) * k` and
+    `neg(c) / k` (k a number) as `c * -k` and `c / -k`. Each is the same IEEE operation (a
+    subtraction is the addition of the negation; a sign flips exactly), so bitwise the same;
+    the negation is left to dead-code elimination when nothing else reads it. Real floats only:
+    a complex product mixes the parts, so the sign of a zero part could change."""
+    name = prim.name
+    if name not in ('add', 'sub', 'mul', 'div') or len(invars) != 2 or \
+            out_aval is None or out_aval.dtype.kind != 'f':
+        return None
+    src = [_producer(b, v) for v in invars]
+    neg = [e is not None and e.prim.name == 'neg' and
+           isinstance(e.invars[0], Var) and e.invars[0].aval == v.aval
+           for e, v in zip(src, invars)]
+    if not any(neg):
+        return None
+    from chainrule.ops.elementwise import add_p, sub_p
+    x, y = invars
+    if name in ('add', 'sub') and neg[1]:
+        return b.emit(sub_p if name == 'add' else add_p, [x, src[1].invars[0]], {}, [out_aval])
+    if name == 'add' and neg[0]:
+        return b.emit(sub_p, [y, src[0].invars[0]], {}, [out_aval])
+    for i in {'mul': (0, 1), 'div': (0,)}.get(name, ()):
+        k = invars[1 - i]
+        if neg[i] and isinstance(k, Literal) and not isinstance(k.value, bool) and \
+                isinstance(k.value, (int, float)):
+            lit = Literal(-k.value)
+            ins = [src[i].invars[0], lit] if i == 0 else [lit, src[i].invars[0]]
+            return b.emit(prim, ins, params, [out_aval])
     return None
 
 
