@@ -474,3 +474,49 @@ def test_vmap_over_batchnorm_weights_only():
         np.testing.assert_allclose(np.asarray(out)[k],
                                    F.batch_norm(x, None, None, ws[k], np.zeros(2), True),
                                    rtol=1e-12, atol=1e-12)
+
+
+# --- residuals the eager path keeps for backward -------------------------------------------------
+# conv2d keeps x's unfolded columns (its weight VJP reads them instead of unfolding x again)
+# whenever a weight gradient may be recorded on concrete values; nowhere else.
+
+def test_conv2d_keeps_its_columns_only_where_a_weight_gradient_is_recorded():
+    from chainrule.ops import conv
+    x, w = _rand((2, 3, 6, 5), np.float64, 0), _rand((4, 3, 3, 3), np.float64, 1)
+    out = F.conv2d(cr.tensor(x), cr.tensor(w, requires_grad=True), None, (2, 1), 1, (1, 2))
+    cols = out._node.args[-1]
+    np.testing.assert_array_equal(cols, conv.unfold(x, 3, (2, 1), 1, (1, 2)))
+    # a frozen weight: nothing kept (only the input's gradient is recorded)
+    out = F.conv2d(cr.tensor(x, requires_grad=True), cr.tensor(w), None, 1, 1)
+    assert len(out._node.args) == 2
+    # under jit the input is abstract, and a concrete one closed over is not baked in either
+    for graph in (cr.make_graph(lambda x, w: F.conv2d(x, w, None, 1, 1))(x, w),
+                  cr.make_graph(lambda w: F.conv2d(x, w, None, 1, 1))(w)):
+        (eqn,) = [e for e in graph.eqns if e.prim.name == 'conv2d']
+        assert len(eqn.invars) == 2
+
+
+@pytest.mark.parametrize('bias', [False, True])
+def test_conv2d_derivatives_in_input_weight_and_bias_to_second_order(bias):
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((2, 2, 5, 4)), rng.standard_normal((3, 2, 2, 3)), \
+        rng.standard_normal(3)
+    f = (lambda x, w, b: cr.numpy.sin(F.conv2d(x, w, b, (2, 1), 1, (1, 2)))) if bias else \
+        (lambda x, w: cr.numpy.sin(F.conv2d(x, w, None, 1, (0, 1))))
+    check_grads(f, (x, w, b) if bias else (x, w), order=2, modes=('fwd', 'rev'))
+
+
+def test_vmap_over_the_bias_alone_with_a_concrete_input_and_weight():
+    rng = np.random.default_rng(5)
+    x, w, bs = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((4, 3, 3, 3)), \
+        rng.standard_normal((3, 4))
+    out = cr.vmap(lambda b: F.conv2d(x, w, b, 1, 1))(bs)
+    for k in range(3):
+        np.testing.assert_allclose(np.asarray(out)[k], F.conv2d(x, w, bs[k], 1, 1), rtol=1e-12)
+    # and the gradient in the weight per bias, through vmap of grad
+    gw = cr.vmap(cr.grad(lambda w, b: cr.numpy.sum(F.conv2d(x, w, b, 1, 1) ** 2)),
+                 in_axes=(None, 0))(w, bs)
+    for k in range(3):
+        np.testing.assert_allclose(
+            np.asarray(gw)[k], cr.grad(lambda w: cr.numpy.sum(F.conv2d(x, w, bs[k], 1, 1) ** 2))(w),
+            rtol=1e-10)

@@ -19,7 +19,8 @@ divisor), adaptive average pooling (two small averaging matrices).
 import numpy as np
 
 from chainrule import ops
-from chainrule.core import Primitive, ShapeError, Tracer, bind, shape_of
+from chainrule.core import (ConcretizationError, Primitive, ShapeError, Tracer, bind,
+                            concrete, shape_of)
 from chainrule.ops.nn import _matmul2d, _merged_batch, _plain, _same_dtype, _batch_size, \
     _stacked, _workspace, linear
 
@@ -186,9 +187,11 @@ def _flat_weight(w):
     return w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
 
 
-def _conv_impl(x, w, *b, stride, padding, dilation=(1, 1)):
-    cols = _unfold_impl(x, kernel=w.shape[2:], stride=stride, padding=padding,
-                        dilation=dilation, scratch=True)
+def _conv_impl(x, w, *rest, stride, padding, dilation=(1, 1)):
+    b, cols = _bias_cols(rest)
+    if cols is None:
+        cols = _unfold_impl(x, kernel=w.shape[2:], stride=stride, padding=padding,
+                            dilation=dilation, scratch=True)
     n, oh, ow, k = cols.shape
     out = np.matmul(cols.reshape(-1, k), _flat_weight(w).T)
     if b:
@@ -196,7 +199,16 @@ def _conv_impl(x, w, *b, stride, padding, dilation=(1, 1)):
     return out.reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)     # NCHW view, channels last
 
 
-def _conv_vjp_x(g, ans, x, w, *b, stride, padding, dilation=(1, 1)):
+def _bias_cols(rest):
+    """The arguments of `conv2d_p` after x and w, as `(bias, cols)`: an optional bias `(O,)`
+    (a tuple of it, or empty), then, from the eager path only, x's unfolded columns
+    `(N, OH, OW, K)` or None (told apart by their number of axes)."""
+    if rest and len(shape_of(rest[-1])) == 4:
+        return rest[:-1], rest[-1]
+    return rest, None
+
+
+def _conv_vjp_x(g, ans, x, w, *rest, stride, padding, dilation=(1, 1)):
     # x enters through unfold(x) @ W^T: pull g back through the product, then fold
     kernel = shape_of(w)[2:]
     if _plain(g, w):
@@ -219,12 +231,14 @@ def _conv_vjp_x(g, ans, x, w, *b, stride, padding, dilation=(1, 1)):
     return fold(ops.matmul(gt, w2), shape_of(x), kernel, stride, padding, dilation)
 
 
-def _conv_vjp_w(g, ans, x, w, *b, stride, padding, dilation=(1, 1)):
+def _conv_vjp_w(g, ans, x, w, *rest, stride, padding, dilation=(1, 1)):
     # dL/dW = sum over pixels of g (outer) patch, back in (O, C, kh, kw) order
     o, c, kh, kw = shape_of(w)
     if _plain(g, x):
-        cols = _unfold_impl(x, kernel=(kh, kw), stride=stride, padding=padding,
-                            dilation=dilation, scratch=True)
+        cols = _bias_cols(rest)[1]          # the forward's columns, when it kept them
+        if cols is None:
+            cols = _unfold_impl(x, kernel=(kh, kw), stride=stride, padding=padding,
+                                dilation=dilation, scratch=True)
         gw = np.matmul(g.transpose(0, 2, 3, 1).reshape(-1, o).T,
                        cols.reshape(-1, cols.shape[-1]))
         return np.ascontiguousarray(gw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
@@ -234,7 +248,7 @@ def _conv_vjp_w(g, ans, x, w, *b, stride, padding, dilation=(1, 1)):
     return ops.transpose(ops.reshape(gw, (o, kh, kw, c)), (0, 3, 1, 2))
 
 
-def _conv_vjp_b(g, ans, x, w, *b, **p):
+def _conv_vjp_b(g, ans, x, w, *rest, **p):
     return g.sum(axis=(0, 2, 3)) if _plain(g) else ops.sum(g, axis=(0, 2, 3))
 
 
@@ -242,13 +256,35 @@ def _bind_conv(x, w, b, p):
     return bind(conv2d_p, x, w, **p) if b is None else bind(conv2d_p, x, w, b, **p)
 
 
+# Arguments: x, w, the bias if any and, from the eager path only, x's unfolded columns (see
+# `_saved_columns`): a constant equal to what the rules would compute from x, never
+# differentiated (its rule slot is never called: the columns have no parent in any trace, and
+# traced rules unfold x themselves, so higher derivatives see their dependence on x).
 conv2d_p = Primitive(
     'conv2d', _conv_impl,
-    vjp=[_conv_vjp_x, _conv_vjp_w, _conv_vjp_b],
-    jvp=[lambda t, ans, x, w, *b, **p: _bind_conv(t, w, None, p),
-         lambda t, ans, x, w, *b, **p: _bind_conv(x, t, None, p),
-         lambda t, ans, x, w, *b, **p:
-         ops.broadcast_to(ops.reshape(t, (1, -1, 1, 1)), shape_of(ans))])
+    vjp=[_conv_vjp_x, _conv_vjp_w, _conv_vjp_b, None],
+    jvp=[lambda t, ans, x, w, *rest, **p: _bind_conv(t, w, None, p),
+         lambda t, ans, x, w, *rest, **p: _bind_conv(x, t, None, p),
+         lambda t, ans, x, w, *rest, **p:
+         ops.broadcast_to(ops.reshape(t, (1, -1, 1, 1)), shape_of(ans)), None])
+
+
+def _saved_columns(x, w, kernel, stride, padding, dilation):
+    """x unfolded (a fresh array), for `conv2d_p` to compute with and keep as a residual: the
+    weight's VJP then reads it instead of unfolding x a second time, at the cost of keeping
+    `kh*kw` times x's size until backward (PyTorch's mkldnn keeps a workspace too). Only
+    where a weight gradient may be asked for on concrete values: an eager Tensor weight that
+    requires grad, or reverse (or forward) mode over concrete inputs. None for plain arrays
+    and under jit and vmap, whose values are abstract (nothing is baked into a graph)."""
+    if not isinstance(w, Tracer) or getattr(w, 'requires_grad', True) is False:
+        return None
+    try:
+        xv, wv = concrete(x), concrete(w)
+    except ConcretizationError:
+        return None
+    if not (isinstance(xv, np.ndarray) and isinstance(wv, np.ndarray)):
+        return None
+    return _unfold_impl(xv, kernel=kernel, stride=stride, padding=padding, dilation=dilation)
 
 
 def _channel_slice(a, axis, g, size):
@@ -278,7 +314,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     args = _same_dtype((x, w) if b is None else (x, w, b))
     p = dict(stride=stride, padding=padding, **_dil(dilation))
     if groups == 1:
-        return bind(conv2d_p, *args, **p)
+        cols = _saved_columns(args[0], args[1], tuple(sw[2:]), stride, padding, dilation)
+        return bind(conv2d_p, *args, **p) if cols is None else bind(conv2d_p, *args, cols, **p)
     x, w, *b = args
     ci, co = sw[1], sw[0] // groups
     outs = [_bind_conv(_channel_slice(x, 1, g, ci), _channel_slice(w, 0, g, co),
@@ -562,7 +599,10 @@ def pool_gather(t, x, ans, **p):
 # --- batching rules (vmap) ----------------------------------------------------------------------
 
 def _conv_batch(args, dims, **p):
-    x, w, *b = args
+    b, cols = _bias_cols(tuple(args[2:]))
+    if cols is not None:        # x unbatched and concrete: its columns are not needed here
+        args, dims = args[:-1], dims[:-1]
+    x, w = args[:2]
     if dims[1] is None and (not b or dims[2] is None):       # shared weights: B merges into N
         sx = shape_of(x)
         out = bind(conv2d_p, ops.reshape(x, (sx[0] * sx[1],) + tuple(sx[2:])), w, *b, **p)
