@@ -520,3 +520,33 @@ def test_vmap_over_the_bias_alone_with_a_concrete_input_and_weight():
         np.testing.assert_allclose(
             np.asarray(gw)[k], cr.grad(lambda w: cr.numpy.sum(F.conv2d(x, w, bs[k], 1, 1) ** 2))(w),
             rtol=1e-10)
+
+
+# batch_norm keeps x - mean (computed once, with the statistics), and its three rules share
+# the per-channel sums of g and g * (x - mean): the first rule to run leaves them for the
+# others of the same node, recognised by the cotangent and residual arrays themselves.
+
+def test_batch_norm_derivatives_in_input_weight_and_bias_together_to_second_order():
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((3, 2, 2, 3)), np.array([1.5, -0.5]), np.array([0.1, 0.2])
+    check_grads(lambda x, w, b: cr.numpy.sin(F.batch_norm(x, None, None, w, b, True)),
+                (x, w, b), order=2, modes=('fwd', 'rev'))
+
+
+def test_two_batch_norms_reached_by_one_cotangent_keep_their_own_sums():
+    # the sum hands the same cotangent array to both nodes; each has its own residual, so
+    # neither may read the other's sums
+    torch = _torch()
+    x = _rand((4, 3, 5, 5), np.float64) * 2 + 1
+    ws = [_rand((3,), np.float64, s) for s in (1, 2)]
+    bs = [_rand((3,), np.float64, s) for s in (3, 4)]
+    compare_fn(lambda x, w1, b1, w2, b2: F.batch_norm(x, None, None, w1, b1, True)
+               + F.batch_norm(x * x, None, None, w2, b2, True),
+               lambda x, w1, b1, w2, b2: torch.nn.functional.batch_norm(
+                   x, None, None, w1, b1, True) + torch.nn.functional.batch_norm(
+                   x * x, None, None, w2, b2, True),
+               [x, ws[0], bs[0], ws[1], bs[1]], np.float64)
+    out = F.batch_norm(cr.tensor(x, requires_grad=True), None, None, ws[0], bs[0], True)
+    np.testing.assert_allclose(out._node.args[-1], (x - x.mean(axis=(0, 2, 3), keepdims=True))
+                               .transpose(0, 2, 3, 1).reshape(out._node.args[-1].shape),
+                               rtol=1e-12, atol=1e-12)

@@ -473,14 +473,15 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             xv = None
         stats = None
         if isinstance(xv, np.ndarray):
-            stats = nnops.batch_moments(xv)
+            # (mean, variance, and x - mean: a residual the rules read instead of recomputing)
+            stats = nnops.batch_moments(xv, keep_centred=True)
         if running_mean is not None or running_var is not None:
             if stats is None:
                 raise ConcretizationError(
                     'batch_norm: updating running_mean/running_var needs concrete values; '
                     'inside jit or vmap, evaluate in eval mode or without running statistics '
                     '(track_running_stats=False)')
-            _update_running_stats(running_mean, running_var, stats, momentum, count)
+            _update_running_stats(running_mean, running_var, stats[:2], momentum, count)
         return nnops.batch_norm(input, weight, bias, eps, stats)
     if running_mean is None or running_var is None:
         raise ValueError('batch_norm: evaluation (training=False) needs running_mean and '

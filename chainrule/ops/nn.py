@@ -27,6 +27,7 @@ case (higher derivatives, `jit`, `vmap`), so the fast path never changes what is
 
 import math
 import threading
+import weakref
 
 import numpy as np
 
@@ -433,7 +434,7 @@ class _ChannelsLast:
         self.m = np.ascontiguousarray(x.transpose(self.perm)).reshape(-1, c)
         self.reps = _row_reps(self.m.shape[0], c)
         self.wide = self.m.reshape(-1, self.reps * c)
-        self.ones = np.ones(self.m.shape[0], x.dtype)
+        self.ones = _ones(self.m.shape[0], x.dtype)
 
     def like(self, a):
         """Another array of the same shape, in the same rows."""
@@ -456,18 +457,30 @@ class _ChannelsLast:
         return wide.reshape((n,) + self.shape[2:] + (c,)).transpose(
             (0, nd - 1) + tuple(range(1, nd - 1)))
 
-    def moments(self):
+    def moments(self, keep_centred=False):
         """`(mean, biased variance)` per channel (two passes: the variance of the centred
-        values, which loses nothing to cancellation), with one scratch array."""
+        values, which loses nothing to cancellation), with one scratch array; with
+        `keep_centred`, also the centred values `x - mean` as a (fresh) wide array."""
         count = self.m.shape[0]
         mean = self.ones @ self.m
         mean /= count
-        xc = np.subtract(self.wide, self.row(mean),
-                         out=_workspace('moments', self.wide.shape, self.wide.dtype))
-        xc *= xc
-        var = self.total(xc)
+        scratch = _workspace('moments', self.wide.shape, self.wide.dtype)
+        xc = np.subtract(self.wide, self.row(mean), out=None if keep_centred else scratch)
+        var = self.total(np.multiply(xc, xc, out=scratch))
         var /= count
-        return mean, var
+        return (mean, var, xc) if keep_centred else (mean, var)
+
+
+def _ones(m, dtype):
+    """A read-only vector of `m` ones (the sums' BLAS operand), shared by this thread."""
+    spaces = getattr(_scratch, 'ones', None)
+    if spaces is None:
+        spaces = _scratch.ones = {}
+    buf = spaces.get(np.dtype(dtype))
+    if buf is None or buf.size < m:
+        buf = spaces[np.dtype(dtype)] = np.ones(m, dtype)
+        buf.flags.writeable = False
+    return buf[:m]
 
 
 def _row_reps(m, c, target=256):
@@ -482,9 +495,10 @@ def _row_reps(m, c, target=256):
     return best
 
 
-def batch_moments(x):
-    """The per-channel mean and biased variance of a NumPy `(N, C, ...)` array."""
-    return _ChannelsLast(x).moments()
+def batch_moments(x, keep_centred=False):
+    """The per-channel mean and biased variance of a NumPy `(N, C, ...)` array; with
+    `keep_centred`, also `x - mean` (the residual `batch_norm` takes as a third statistic)."""
+    return _ChannelsLast(x).moments(keep_centred)
 
 
 def _bn_normalized_traced(x, eps):
@@ -501,21 +515,49 @@ def _bn_count(x):
 
 
 def _bn_centred(cl, stats, scratch=False):
-    """`(x - mean as a wide array, biased variance)`, from `stats` = `(mean, var)` of x's
-    values when the caller has them (the eager path computes them once, for the running
-    statistics too), else computed here; in this thread's workspace if `scratch`."""
+    """`(x - mean as a wide array, biased variance, kept)` from `stats`, x's `(mean, var)` or
+    `(mean, var, x - mean)` when the caller has them (the eager path computes them once, for
+    the running statistics too; `kept`: the centred array is that residual, to be read and
+    never written), else computed here; in this thread's workspace if `scratch`."""
+    if len(stats) == 3:
+        return stats[2], stats[1], True
     mean, var = stats if stats else cl.moments()
     out = _workspace('bn', cl.wide.shape, cl.wide.dtype) if scratch else None
-    return np.subtract(cl.wide, cl.row(mean), out=out), var
+    return np.subtract(cl.wide, cl.row(mean), out=out), var, False
 
 
 def _bn_impl(x, w, b, *stats, eps):
     cl = _ChannelsLast(x)
-    xc, var = _bn_centred(cl, stats)
+    xc, var, kept = _bn_centred(cl, stats)
     scale = w / np.sqrt(var + eps)
-    xc *= cl.row(scale.astype(x.dtype, copy=False))
-    xc += cl.row(b)
-    return cl.back(xc)
+    out = np.multiply(xc, cl.row(scale.astype(x.dtype, copy=False)), out=None if kept else xc)
+    out += cl.row(b)
+    return cl.back(out)
+
+
+# The rules of one node run one after another (x, then w, then b), and all three need the
+# per-channel sums of g and of g * (x - mean): the first rule to compute them leaves them
+# here, keyed by the very cotangent and residual arrays (weak references, so nothing is kept
+# alive and a new array can never pass for an old one), and the others read them.
+_bn_last_sums = threading.local()
+
+
+def _bn_remembered(g, stats):
+    """The sums a rule of the same node left for cotangent `g`, or None."""
+    last = getattr(_bn_last_sums, 'value', None)
+    if len(stats) == 3 and last is not None and last[0]() is g and last[1]() is stats[2]:
+        return last[2:]
+    return None
+
+
+def _bn_sums(g, gw, xc, kept, cl, scratch=None):
+    """`(sum g, sum g * xc)` per channel, `gw` being `g` as a wide array (`scratch`, if
+    given, receives the product); left for the node's other rules when `xc` is the kept
+    residual."""
+    sums = cl.total(gw), cl.total(np.multiply(gw, xc, out=scratch))
+    if kept:
+        _bn_last_sums.value = (weakref.ref(g), weakref.ref(xc)) + sums
+    return sums
 
 
 def _bn_dx(v, x, w, stats, eps):
@@ -523,18 +565,19 @@ def _bn_dx(v, x, w, stats, eps):
     `xhat * w` along `v` (VJP and JVP alike, the Jacobian being symmetric)."""
     if _plain(v, x, w):
         cl = _ChannelsLast(x)
-        xc, var = _bn_centred(cl, stats, scratch=True)
+        xc, var, kept = _bn_centred(cl, stats, scratch=True)
         invstd = 1 / np.sqrt(var + eps)
         vw = cl.like(v)
         count = cl.m.shape[0]
         a = invstd * w
         # = vw * a + xc * (-a invstd^2 sum(v xc) / M) + (-a sum(v) / M), per channel
-        out = np.multiply(vw, xc, out=np.empty_like(xc))
-        e = a * invstd * invstd * cl.total(out) * (-1.0 / count)
-        f = a * cl.total(vw) * (-1.0 / count)
+        out = np.empty_like(xc)
+        sv, svx = _bn_remembered(v, stats) or _bn_sums(v, vw, xc, kept, cl, out)
+        e = a * invstd * invstd * svx * (-1.0 / count)
+        f = a * sv * (-1.0 / count)
         np.multiply(vw, cl.row(a.astype(x.dtype, copy=False)), out=out)
-        xc *= cl.row(e.astype(x.dtype, copy=False))
-        out += xc
+        out += np.multiply(xc, cl.row(e.astype(x.dtype, copy=False)),
+                           out=_workspace('bn', xc.shape, xc.dtype) if kept else xc)
         out += cl.row(f.astype(x.dtype, copy=False))
         return cl.back(out)
     # traced: computed from x alone (the statistics handed to the eager path are constants,
@@ -548,32 +591,40 @@ def _bn_dx(v, x, w, stats, eps):
 
 def _bn_vjp_w(g, ans, x, w, b, *stats, eps):
     if _plain(g, x):
-        cl = _ChannelsLast(x)
-        xc, var = _bn_centred(cl, stats, scratch=True)
-        xc *= cl.like(g)
-        return (cl.total(xc) / np.sqrt(var + eps)).astype(w.dtype, copy=False)
+        sums = _bn_remembered(g, stats)
+        if sums is None:
+            cl = _ChannelsLast(x)
+            xc, var, kept = _bn_centred(cl, stats, scratch=True)
+            sums = _bn_sums(g, cl.like(g), xc, kept, cl, None if kept else xc)
+        else:
+            var = stats[1]
+        return (sums[1] / np.sqrt(var + eps)).astype(w.dtype, copy=False)
     return ops.sum(g * _bn_normalized_traced(x, eps)[0], axis=_bn_axes(len(shape_of(x))))
 
 
 def _bn_vjp_b(g, ans, x, w, b, *stats, eps):
     if _plain(g):
+        sums = _bn_remembered(g, stats)
+        if sums is not None:
+            return sums[0].copy()
         cl = _ChannelsLast(g)
         return cl.ones @ cl.m
     return ops.sum(g, axis=_bn_axes(len(shape_of(x))))
 
 
-# Arguments: x, w, b and, from the eager path only, x's (mean, biased variance) as constants
-# equal to what the rules would compute from x (they are not differentiated; traced rules
-# recompute them from x so higher derivatives see their dependence on x).
+# Arguments: x, w, b and, from the eager path only, x's mean, biased variance and centred
+# values `x - mean` (a wide channels-last array, see `_ChannelsLast`) as constants equal to
+# what the rules would compute from x (they are not differentiated; traced rules recompute
+# them from x so higher derivatives see their dependence on x).
 batch_norm_p = Primitive(
     'batch_norm', _bn_impl,
     vjp=[lambda g, ans, x, w, b, *stats, eps: _bn_dx(g, x, w, stats, eps),
-         _bn_vjp_w, _bn_vjp_b, None, None],
+         _bn_vjp_w, _bn_vjp_b, None, None, None],
     jvp=[lambda t, ans, x, w, b, *stats, eps: _bn_dx(t, x, w, stats, eps),
          lambda t, ans, x, w, b, *stats, eps:
          _bn_normalized_traced(x, eps)[0] * _bn_channel(t, len(shape_of(x))),
          lambda t, ans, x, w, b, *stats, eps:
-         ops.broadcast_to(_bn_channel(t, len(shape_of(x))), shape_of(ans)), None, None],
+         ops.broadcast_to(_bn_channel(t, len(shape_of(x))), shape_of(ans)), None, None, None],
     doc='Batch normalisation with the batch statistics: (x - mean) / sqrt(var + eps) * w + b, '
         'over every axis but axis 1.')
 
@@ -583,7 +634,9 @@ def batch_norm(x, w=None, b=None, eps=1e-5, stats=None):
     axis; biased variance), then scale by `w` `(C,)` and shift by `b` `(C,)`.
 
     `stats`: optionally `(mean, var)`, x's per-channel mean and biased variance as NumPy
-    arrays, when the caller has computed them from x's values (they are not recomputed).
+    arrays, when the caller has computed them from x's values (they are not recomputed), or
+    `(mean, var, centred)` as `batch_moments(x, keep_centred=True)` gives them (the centred
+    values are then kept for the backward pass instead of being computed twice more).
     """
     s = shape_of(x)
     c = s[1] if len(s) >= 2 else None
