@@ -550,3 +550,47 @@ def test_two_batch_norms_reached_by_one_cotangent_keep_their_own_sums():
     np.testing.assert_allclose(out._node.args[-1], (x - x.mean(axis=(0, 2, 3), keepdims=True))
                                .transpose(0, 2, 3, 1).reshape(out._node.args[-1].shape),
                                rtol=1e-12, atol=1e-12)
+
+
+# max_pool2d over non-overlapping windows keeps x's windows laid out as contiguous slabs (one
+# per window offset); the backward pass finds each window's first maximum from them.
+
+@pytest.mark.parametrize('kernel', [2, (3, 2), (1, 3)])
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_max_pool2d_with_ties_matches_torch_in_every_mode(kernel, channels_last):
+    torch = _torch()
+    rng = np.random.default_rng(0)
+    # many ties (zeros after a relu, halves), and windows that leave rows/columns out
+    x = np.round(np.maximum(rng.standard_normal((2, 3, 7, 8)), 0) * 2) / 2
+    if channels_last:
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    g = rng.standard_normal(F.max_pool2d(x, kernel).shape)
+    tx = torch.from_numpy(np.ascontiguousarray(x)).requires_grad_(True)
+    ty = torch.nn.functional.max_pool2d(tx, kernel)
+    (ty * torch.from_numpy(g)).sum().backward()
+    want, want_grad = ty.detach().numpy(), tx.grad.numpy()
+    # eager Tensor (the tiles kept), retained graph and a second backward
+    xt = cr.tensor(x, requires_grad=True)
+    y = F.max_pool2d(xt, kernel)
+    assert len(y._node.args) == 2
+    np.testing.assert_array_equal(y.numpy(), want)
+    (y * g).sum().backward(retain_graph=True)
+    np.testing.assert_array_equal(xt.grad.numpy(), want_grad)
+    (y * g).sum().backward()
+    np.testing.assert_array_equal(xt.grad.numpy(), 2 * want_grad)
+    # reverse and forward mode over concrete values (tiles kept), and jit (none)
+    out, pull = cr.vjp(lambda x: F.max_pool2d(x, kernel), x)
+    np.testing.assert_array_equal(pull(g)[0], want_grad)
+    np.testing.assert_array_equal(cr.jit(cr.grad(lambda x: cr.numpy.sum(
+        F.max_pool2d(x, kernel) * g)))(x), want_grad)
+    t = rng.standard_normal(x.shape)
+    _, tout = cr.jvp(lambda x: F.max_pool2d(x, kernel), (x,), (t,))
+    np.testing.assert_array_equal(tout, _torch_jvp_of_pool(torch, x, t, kernel))
+
+
+def _torch_jvp_of_pool(torch, x, t, kernel):
+    # t read at torch's winners (the indices max_pool2d returns, flat over H*W)
+    out, idx = torch.nn.functional.max_pool2d(torch.from_numpy(np.ascontiguousarray(x)), kernel,
+                                              return_indices=True)
+    tt = torch.from_numpy(t).flatten(2)
+    return tt.gather(2, idx.flatten(2)).view_as(out).numpy()

@@ -493,10 +493,12 @@ def _is_tiling(kernel, stride, padding):
     return kernel == stride and padding == (0, 0)
 
 
-def _tile_masks(x, ans, kernel):
-    """Per window offset (i, j): where it holds its window's first maximum, `(N, OH, OW, C)`."""
+def _tile_masks(x, ans, kernel, tiles=None):
+    """Per window offset (i, j): where it holds its window's first maximum, `(N, OH, OW, C)`
+    (from x's `tiles` when the forward pass kept them)."""
     kh, kw = kernel
-    tiles = _tiles(x, kernel, ans.shape[2:], scratch=True)
+    if tiles is None:
+        tiles = _tiles(x, kernel, ans.shape[2:], scratch=True)
     a = np.ascontiguousarray(ans.transpose(0, 2, 3, 1))
     free = np.ones(a.shape, bool)
     for k in range(kh * kw):
@@ -507,10 +509,11 @@ def _tile_masks(x, ans, kernel):
         yield divmod(k, kw), m
 
 
-def _pool_impl(x, *, kernel, stride, padding):
+def _pool_impl(x, *tiles, kernel, stride, padding):
     if _is_tiling(kernel, stride, padding):
         out_hw = _pool_out_hw(x.shape, kernel, stride, padding)
-        return _tiles(x, kernel, out_hw, scratch=True).max(axis=0).transpose(0, 3, 1, 2)
+        t = tiles[0] if tiles else _tiles(x, kernel, out_hw, scratch=True)
+        return t.max(axis=0).transpose(0, 3, 1, 2)
     xp = _pad_hw(x, padding, -np.inf)
     out = None
     for sl in _offsets(kernel, stride, _pool_out_hw(x.shape, kernel, stride, padding)):
@@ -533,17 +536,31 @@ def _pool_out_hw(shape, kernel, stride, padding):
                  for d, k, s, p in zip(shape[2:], kernel, stride, padding))
 
 
+def _scatter_tiles(g, x, ans, kernel, tiles=None):
+    """`g` at each (non-overlapping) window's first maximum, zeros elsewhere."""
+    (kh, kw), (n, c, h, w), (oh, ow) = kernel, x.shape, ans.shape[2:]
+    gh = np.ascontiguousarray(g.transpose(0, 2, 3, 1))
+    # straight into the image, channels-last (zeros only where no window reaches)
+    exact = (oh * kh, ow * kw) == (h, w)
+    img = (np.empty if exact else np.zeros)((n, h, w, c), g.dtype)
+    iv = img[:, :oh * kh, :ow * kw].reshape(n, oh, kh, ow, kw, c)
+    for (i, j), m in _tile_masks(x, ans, kernel, tiles):
+        np.multiply(gh, m, out=iv[:, :, i, :, j])   # (copyto with where= is far slower)
+    return img.transpose(0, 3, 1, 2)
+
+
+def _gather_tiles(t, x, ans, kernel, tiles=None):
+    """`t` read at each (non-overlapping) window's first maximum."""
+    t_tiles = _tiles(t, kernel, ans.shape[2:])
+    out = np.zeros(t_tiles.shape[1:], t.dtype)
+    for (i, j), m in _tile_masks(x, ans, kernel, tiles):
+        out += t_tiles[i * kernel[1] + j] * m  # the masks are disjoint
+    return out.transpose(0, 3, 1, 2)
+
+
 def _pool_scatter_impl(g, x, ans, *, kernel, stride, padding):
     if _is_tiling(kernel, stride, padding):
-        (kh, kw), (n, c, h, w), (oh, ow) = kernel, x.shape, ans.shape[2:]
-        gh = np.ascontiguousarray(g.transpose(0, 2, 3, 1))
-        # straight into the image, channels-last (zeros only where no window reaches)
-        exact = (oh * kh, ow * kw) == (h, w)
-        img = (np.empty if exact else np.zeros)((n, h, w, c), g.dtype)
-        iv = img[:, :oh * kh, :ow * kw].reshape(n, oh, kh, ow, kw, c)
-        for (i, j), m in _tile_masks(x, ans, kernel):
-            np.multiply(gh, m, out=iv[:, :, i, :, j])   # (copyto with where= is far slower)
-        return img.transpose(0, 3, 1, 2)
+        return _scatter_tiles(g, x, ans, kernel)
     (ph, pw), (n, c, h, w) = padding, x.shape
     # the layout of x (channels-last memory after a conv), so the relu before sees one layout
     out = _pad_hw(np.zeros_like(x, dtype=g.dtype), padding, 0)
@@ -554,11 +571,7 @@ def _pool_scatter_impl(g, x, ans, *, kernel, stride, padding):
 
 def _pool_gather_impl(t, x, ans, *, kernel, stride, padding):
     if _is_tiling(kernel, stride, padding):
-        tiles = _tiles(t, kernel, ans.shape[2:])
-        out = np.zeros(tiles.shape[1:], t.dtype)
-        for (i, j), m in _tile_masks(x, ans, kernel):
-            out += tiles[i * kernel[1] + j] * m  # the masks are disjoint
-        return out.transpose(0, 3, 1, 2)
+        return _gather_tiles(t, x, ans, kernel)
     tp = _pad_hw(t, padding, 0)
     out = np.zeros(ans.shape, dtype=t.dtype)
     for sl, m in _pool_masks(x, ans, kernel, stride, padding):
@@ -566,10 +579,22 @@ def _pool_gather_impl(t, x, ans, *, kernel, stride, padding):
     return out
 
 
-max_pool2d_p = Primitive(
-    'max_pool2d', _pool_impl,
-    vjp=[lambda g, ans, x, **p: pool_scatter(g, x, ans, **p)],
-    jvp=[lambda t, ans, x, **p: pool_gather(t, x, ans, **p)])
+def _pool_vjp(g, ans, x, *tiles, **p):
+    if tiles and _plain(g):
+        return _scatter_tiles(g, x, ans, p['kernel'], tiles[0])
+    return pool_scatter(g, x, ans, **p)
+
+
+def _pool_jvp(t, ans, x, *tiles, **p):
+    if tiles and _plain(t):
+        return _gather_tiles(t, x, ans, p['kernel'], tiles[0])
+    return pool_gather(t, x, ans, **p)
+
+
+# Arguments: x and, from the eager path only, for non-overlapping windows, x's tiles (see
+# `_saved_tiles`): a constant equal to what the rules would compute from x, never
+# differentiated; traced rules recompute what they need from x.
+max_pool2d_p = Primitive('max_pool2d', _pool_impl, vjp=[_pool_vjp, None], jvp=[_pool_jvp, None])
 pool_scatter_p = Primitive(
     'pool_scatter', _pool_scatter_impl,
     vjp=[lambda g, out, u, x, ans, **p: pool_gather(g, x, ans, **p), None, None],
@@ -583,7 +608,28 @@ pool_gather_p = Primitive(
 def max_pool2d(x, kernel, stride, padding):
     """Max over `kernel` windows of `x` `(N, C, H, W)` (padding with -inf); arguments as pairs,
     checked by `chainrule.nn.functional.max_pool2d`."""
-    return bind(max_pool2d_p, x, kernel=kernel, stride=stride, padding=padding)
+    p = dict(kernel=kernel, stride=stride, padding=padding)
+    tiles = _saved_tiles(x, kernel, stride, padding)
+    return bind(max_pool2d_p, x, **p) if tiles is None else bind(max_pool2d_p, x, tiles, **p)
+
+
+def _saved_tiles(x, kernel, stride, padding):
+    """x's non-overlapping windows as `_tiles` (a fresh array), for `max_pool2d_p` to take
+    the max of and keep as a residual: the backward pass then finds each window's winner by
+    comparisons over contiguous slabs, without rearranging x again (x's size, kept until
+    backward). Only for a tiling pool of a Tensor that requires grad or a value traced by
+    reverse or forward mode over concrete inputs; None for plain arrays and under jit and
+    vmap."""
+    if not _is_tiling(kernel, stride, padding) or not isinstance(x, Tracer) or \
+            getattr(x, 'requires_grad', True) is False:
+        return None
+    try:
+        xv = concrete(x)
+    except ConcretizationError:
+        return None
+    if not isinstance(xv, np.ndarray):
+        return None
+    return _tiles(xv, kernel, _pool_out_hw(xv.shape, kernel, stride, padding))
 
 
 def pool_scatter(g, x, ans, **p):
@@ -623,5 +669,9 @@ def _conv_batch(args, dims, **p):
 
 
 conv2d_p.batch = _conv_batch
-for _p in (unfold_p, fold_p, max_pool2d_p, pool_scatter_p, pool_gather_p):
+for _p in (unfold_p, fold_p, pool_scatter_p, pool_gather_p):
     _p.batch = _merged_batch(_p)
+# (x's tiles, a residual of concrete values only, never reach a batching rule batched; they
+# are dropped, and the rule's own pass recomputes what it needs)
+max_pool2d_p.batch = lambda args, dims, **p: _merged_batch(max_pool2d_p)(args[:1], dims[:1],
+                                                                          **p)
