@@ -594,3 +594,22 @@ def _torch_jvp_of_pool(torch, x, t, kernel):
                                               return_indices=True)
     tt = torch.from_numpy(t).flatten(2)
     return tt.gather(2, idx.flatten(2)).view_as(out).numpy()
+
+
+def test_relu_in_every_memory_layout_equals_numpy_maximum():
+    # relu compares against zeros laid out like its input (much faster than against the
+    # scalar 0); whatever the layout, values, NaNs, dtype and shape must be NumPy's
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((4, 6, 16, 20))
+    base[0, 0, 0, :3] = [np.nan, -0.0, np.inf]
+    cases = [base, base.transpose(0, 3, 1, 2), base.transpose(3, 2, 1, 0), base[:, ::2],
+             base.astype(np.float32), base.reshape(96, 80).T, base[0, 0, 0]]
+    for x in cases:
+        got = F.relu(cr.tensor(x)).numpy()
+        want = np.maximum(x, 0)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+        assert not np.shares_memory(got, x)
+    x = cr.tensor(base.transpose(0, 3, 1, 2), requires_grad=True)
+    F.relu(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), (base.transpose(0, 3, 1, 2) > 0) * 1.0)
