@@ -613,3 +613,71 @@ def test_relu_in_every_memory_layout_equals_numpy_maximum():
     x = cr.tensor(base.transpose(0, 3, 1, 2), requires_grad=True)
     F.relu(x).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), (base.transpose(0, 3, 1, 2) > 0) * 1.0)
+
+
+def _block(F_, x, w, g, b):
+    """Conv (no bias) -> BatchNorm (batch statistics) -> ReLU -> 2x2 max pool, in either library."""
+    h = F_.conv2d(x, w, None, 1, 1)
+    h = F_.batch_norm(h, None, None, g, b, True)
+    return F_.max_pool2d(F_.relu(h), 2)
+
+
+def test_conv_batchnorm_relu_pool_block_double_backward_matches_torch():
+    # every residual the eager path keeps (columns, centred values, window slabs) is met by
+    # create_graph=True (the rules then run traced, recomputing from x) and by retain_graph
+    torch = _torch()
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((3, 2, 6, 6)), rng.standard_normal((4, 2, 3, 3)),
+              rng.standard_normal(4) + 1.5, rng.standard_normal(4)]
+    r = rng.standard_normal((3, 4, 3, 3))
+    ours = [cr.tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.from_numpy(a.copy()).requires_grad_(True) for a in arrays]
+    out = _block(F, *ours)
+    tout = _block(torch.nn.functional, *theirs)
+    loss = (cr.numpy.sin(out) * r).sum()
+    tloss = (torch.sin(tout) * torch.from_numpy(r)).sum()
+    loss.backward(create_graph=True, retain_graph=True)
+    tgrads = torch.autograd.grad(tloss, theirs, create_graph=True)
+    grads = [t.grad for t in ours]
+    for got, want in zip(grads, tgrads):
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-9,
+                                   atol=1e-11)
+    # a second backward through the retained graph adds the same again
+    for t in ours:
+        t.grad = None
+    loss.backward(retain_graph=True)   # (the gradients' own graph still needs it below)
+    for t, want in zip(ours, tgrads):
+        np.testing.assert_allclose(t.grad.numpy(), want.detach().numpy(), rtol=1e-9, atol=1e-11)
+    # second order: the gradient of sum(grad_w^2 + grad_x^2) in every argument
+    for t in ours:
+        t.grad = None
+    ((grads[0] * grads[0]).sum() + (grads[1] * grads[1]).sum()).backward()
+    second = torch.autograd.grad((tgrads[0] ** 2).sum() + (tgrads[1] ** 2).sum(), theirs)
+    for t, want in zip(ours, second):
+        np.testing.assert_allclose(t.grad.numpy(), want.numpy(), rtol=1e-7, atol=1e-9)
+
+
+def test_conv_batchnorm_relu_pool_block_under_every_transform():
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((2, 2, 6, 6)), rng.standard_normal((3, 2, 3, 3))
+    g, b = rng.standard_normal(3) + 1.5, rng.standard_normal(3)
+
+    def f(x, w, g, b):
+        return cr.numpy.sum(cr.numpy.sin(_block(F, x, w, g, b)))
+
+    args = (x, w, g, b)
+    check_grads(f, args, order=2, modes=('fwd', 'rev'))
+    want = cr.grad(f, argnums=(0, 1, 2, 3))(*args)
+    for got in (cr.jit(cr.grad(f, argnums=(0, 1, 2, 3)))(*args),
+                cr.jacrev(f, argnums=(0, 1, 2, 3))(*args),
+                cr.jacfwd(f, argnums=(0, 1, 2, 3))(*args)):
+        for a, e in zip(got, want):
+            np.testing.assert_allclose(a, e, rtol=1e-9, atol=1e-11)
+    xs = rng.standard_normal((3,) + x.shape)
+    per = cr.vmap(cr.grad(f, argnums=1), in_axes=(0, None, None, None))(xs, w, g, b)
+    for i in range(3):
+        np.testing.assert_allclose(np.asarray(per)[i], cr.grad(f, argnums=1)(xs[i], w, g, b),
+                                   rtol=1e-9, atol=1e-11)
+    hw = cr.hessian(lambda w: f(x, w, g, b))(w)
+    np.testing.assert_allclose(hw, cr.jacrev(cr.grad(lambda w: f(x, w, g, b)))(w), rtol=1e-8,
+                               atol=1e-10)
