@@ -25,6 +25,7 @@ computes its formula with NumPy directly; the same formula in chainrule ops serv
 case (higher derivatives, `jit`, `vmap`), so the fast path never changes what is differentiable.
 """
 
+import functools
 import math
 import threading
 import weakref
@@ -503,6 +504,7 @@ def _ones(m, dtype):
     return _filled(1, m, dtype)
 
 
+@functools.lru_cache(maxsize=256)
 def _row_reps(m, c, target=256):
     """How many channel vectors make one row of the wide view: the most that divide `m` and
     fit `target` entries. (Short rows also keep each row from starting at the same offset
