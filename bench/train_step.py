@@ -14,7 +14,11 @@ Measured on the development machine (2 shared cores under a load of ~10, NumPy w
 torch 2.13.0+cpu), one run each: MLP 746-843 us vs torch 908-1013 us (torch/chainrule
 1.20-1.22); small CNN 0.98 on main before the conv work, 1.32 after; CNN+BatchNorm with Adam
 0.70 with the first BatchNorm2d, 1.15-1.28 after (best of 7 runs of 200 steps each; the load
-moves single runs by +-10%).
+moves single runs by +-10%). With the eager residuals (conv columns, pool window slabs, batch
+norm's centred values and shared sums) and relu against zeros: the CNN+BatchNorm step 1.07-1.09x
+faster than without them, measured in one process with the changes switched on and off in
+turn (small CNN 1.07x); under load 3-7 torch/chainrule = 1.26-1.39 (the untouched MLP reads
+1.31 there against 1.05-1.11 on a quiet machine: load inflates the ratio).
 """
 
 import os
