@@ -522,9 +522,8 @@ def test_vmap_over_the_bias_alone_with_a_concrete_input_and_weight():
             rtol=1e-10)
 
 
-# batch_norm keeps x - mean (computed once, with the statistics), and its three rules share
-# the per-channel sums of g and g * (x - mean): the first rule to run leaves them for the
-# others of the same node, recognised by the cotangent and residual arrays themselves.
+# batch_norm keeps x - mean (computed once, with the statistics); each of its three rules
+# computes the per-channel sums of g and g * (x - mean) it needs.
 
 def test_batch_norm_derivatives_in_input_weight_and_bias_together_to_second_order():
     rng = np.random.default_rng(0)
@@ -550,6 +549,34 @@ def test_two_batch_norms_reached_by_one_cotangent_keep_their_own_sums():
     np.testing.assert_allclose(out._node.args[-1], (x - x.mean(axis=(0, 2, 3), keepdims=True))
                                .transpose(0, 2, 3, 1).reshape(out._node.args[-1].shape),
                                rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('how', ['backward', 'vjp'])
+def test_batch_norm_gradient_of_a_reused_cotangent_array_changed_in_place(how):
+    # a caller who hands the same gradient array again after changing it in place gets the
+    # gradient of the new values (rules that remembered sums by the array's identity did not)
+    rng = np.random.default_rng(3)
+    x, g = rng.standard_normal((4, 3, 5, 5)), rng.standard_normal((4, 3, 5, 5))
+    w, b = rng.standard_normal(3), rng.standard_normal(3)
+    results = []
+    if how == 'backward':
+        xt, wt, bt = (cr.tensor(a, requires_grad=True) for a in (x, w, b))
+        y = F.batch_norm(xt, None, None, wt, bt, True)
+        for scale in (1.0, 3.0):
+            if scale != 1.0:
+                g *= scale
+            y.backward(g, retain_graph=True)
+            results.append([t.grad.numpy().copy() for t in (xt, wt, bt)])
+            for t in (xt, wt, bt):
+                t.grad = None
+    else:
+        _, pullback = cr.vjp(lambda x, w, b: F.batch_norm(x, None, None, w, b, True), x, w, b)
+        for scale in (1.0, 3.0):
+            if scale != 1.0:
+                g *= scale
+            results.append([np.array(c) for c in pullback(g)])
+    for first, second in zip(*results):
+        np.testing.assert_allclose(second, 3.0 * first, rtol=1e-12, atol=1e-12)
 
 
 # max_pool2d over non-overlapping windows keeps x's windows laid out as contiguous slabs (one

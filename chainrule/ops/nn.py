@@ -28,7 +28,6 @@ case (higher derivatives, `jit`, `vmap`), so the fast path never changes what is
 import functools
 import math
 import threading
-import weakref
 
 import numpy as np
 
@@ -557,29 +556,12 @@ def _bn_impl(x, w, b, *stats, eps):
     return cl.back(out)
 
 
-# The rules of one node run one after another (x, then w, then b), and all three need the
-# per-channel sums of g and of g * (x - mean): the first rule to compute them leaves them
-# here, keyed by the very cotangent and residual arrays (weak references, so nothing is kept
-# alive and a new array can never pass for an old one), and the others read them.
-_bn_last_sums = threading.local()
-
-
-def _bn_remembered(g, stats):
-    """The sums a rule of the same node left for cotangent `g`, or None."""
-    last = getattr(_bn_last_sums, 'value', None)
-    if len(stats) == 3 and last is not None and last[0]() is g and last[1]() is stats[2]:
-        return last[2:]
-    return None
-
-
-def _bn_sums(g, gw, xc, kept, cl, scratch=None):
-    """`(sum g, sum g * xc)` per channel, `gw` being `g` as a wide array (`scratch`, if
-    given, receives the product); left for the node's other rules when `xc` is the kept
-    residual."""
-    sums = cl.total(gw), cl.total(np.multiply(gw, xc, out=scratch))
-    if kept:
-        _bn_last_sums.value = (weakref.ref(g), weakref.ref(xc)) + sums
-    return sums
+def _bn_sums(gw, xc, cl, scratch=None):
+    """`(sum g, sum g * xc)` per channel, `gw` being the cotangent `g` as a wide array (`scratch`, if
+    given, receives the product). Each rule computes its own: sums kept between the rules of
+    a node, keyed by the cotangent array, were stale when a caller reused that array with new
+    values (`backward(g, retain_graph=True)`, `g *= 3`, `backward(g)`)."""
+    return cl.total(gw), cl.total(np.multiply(gw, xc, out=scratch))
 
 
 def _bn_dx(v, x, w, stats, eps):
@@ -594,7 +576,7 @@ def _bn_dx(v, x, w, stats, eps):
         a = invstd * w
         # = vw * a + xc * (-a invstd^2 sum(v xc) / M) + (-a sum(v) / M), per channel
         out = np.empty_like(xc)
-        sv, svx = _bn_remembered(v, stats) or _bn_sums(v, vw, xc, kept, cl, out)
+        sv, svx = _bn_sums(vw, xc, cl, out)
         e = a * invstd * invstd * svx * (-1.0 / count)
         f = a * sv * (-1.0 / count)
         np.multiply(vw, cl.row(a.astype(x.dtype, copy=False)), out=out)
@@ -613,22 +595,15 @@ def _bn_dx(v, x, w, stats, eps):
 
 def _bn_vjp_w(g, ans, x, w, b, *stats, eps):
     if _plain(g, x):
-        sums = _bn_remembered(g, stats)
-        if sums is None:
-            cl = _ChannelsLast(x)
-            xc, var, kept = _bn_centred(cl, stats, scratch=True)
-            sums = _bn_sums(g, cl.like(g), xc, kept, cl, None if kept else xc)
-        else:
-            var = stats[1]
+        cl = _ChannelsLast(x)
+        xc, var, kept = _bn_centred(cl, stats, scratch=True)
+        sums = _bn_sums(cl.like(g), xc, cl, None if kept else xc)
         return (sums[1] / np.sqrt(var + eps)).astype(w.dtype, copy=False)
     return ops.sum(g * _bn_normalized_traced(x, eps)[0], axis=_bn_axes(len(shape_of(x))))
 
 
 def _bn_vjp_b(g, ans, x, w, b, *stats, eps):
     if _plain(g):
-        sums = _bn_remembered(g, stats)
-        if sums is not None:
-            return sums[0].copy()
         cl = _ChannelsLast(g)
         return cl.ones @ cl.m
     return ops.sum(g, axis=_bn_axes(len(shape_of(x))))
