@@ -142,14 +142,21 @@ class EagerTrace(Trace):
             out = prim.impl(va, vb, **params)
         if prim.multiple_results:
             return self._finish(prim, (a, b), (va, vb), out, params)
-        if prim.vjp is None or not _grad_enabled.get():
+        if prim.vjp is None:
             return _wrap_in(self, out, None)         # nothing to record
-        pa = a._node if ta and a.requires_grad else None
-        pb = b._node if tb and b.requires_grad else None
-        if pa is None and pb is None:
-            return _wrap_in(self, out, None)
-        sa = _saved_version(a, pa) if ta else None
-        sb = _saved_version(b, pb) if tb else None
+        return self._record2(prim, params, a if ta else None, b if tb else None, va, vb, out)
+
+    def _record2(self, prim, params, a, b, va, vb, out):
+        """The result `out` of differentiable `prim` on `va` and `vb`, the data of this trace's
+        Tensors `a` and `b` (None for a constant), recorded if grad mode is on and `a` or `b`
+        requires grad. Shared by `_process2` and the operators' fast path
+        (`chainrule._eager_ops`), so both record the same node."""
+        pa = a._node if a is not None and a.requires_grad else None
+        pb = b._node if b is not None and b.requires_grad else None
+        if (pa is None and pb is None) or not _grad_enabled.get():
+            return _wrap_in(self, out, None)         # nothing to record
+        sa = None if a is None else _saved_version(a, pa)
+        sb = None if b is None else _saved_version(b, pb)
         versions = SAVED_AT_0_BY_PARENTS if sa == 0 and sb == 0 else (sa, sb)
         return _wrap_in(self, out, new_node(prim, params, pa, pb, 2, (va, vb), out, versions))
 
@@ -822,3 +829,4 @@ _wrap = Tensor._wrap
 
 from chainrule import _views  # noqa: E402  (it needs Tensor)
 from chainrule._views import VIEW_PRIMS as _VIEW_PRIMS, view_of as _view_of  # noqa: E402
+from chainrule import _eager_ops  # noqa: E402,F401  (Tensor's + - * / with their fast path)
