@@ -34,7 +34,7 @@ __all__ = [
     'Primitive', 'bind', 'Tracer', 'Trace', 'new_level', 'registry', 'ChainruleError', 'ShapeError',
     'DTypeError', 'GradientError', 'OutputTypeError', 'IndexOutOfRangeError', 'MissingRuleError',
     'shape_of', 'dtype_of', 'is_traced', 'PerArg', 'AllArgs', 'concrete',
-    'ConcretizationError', 'unwrap_inner', 'innermost_trace',
+    'ConcretizationError', 'unwrap_inner', 'innermost_trace', 'pass_cotangent',
 ]
 
 
@@ -173,6 +173,14 @@ class AllArgs(PerArg):
         def rule(g, out, *args, **params):
             return fn(tuple(j == i for j in range(len(args))), g, out, *args, **params)[i]
         return rule
+
+
+def pass_cotangent(g, ans, x, y=None):
+    """The VJP rule of an argument whose cotangent is the output's, unchanged (both arguments
+    of `add`, the first of `sub`): the backward pass recognises it and hands `g` on without a
+    call. (Its parameters are named, not `*args`, so it reads as not reading the arguments,
+    which is what lets an in-place write to them after the op go unflagged.)"""
+    return g
 
 
 class ConcretizationError(ChainruleError, TypeError):

@@ -33,7 +33,8 @@ import itertools
 
 import numpy as np
 
-from chainrule.core import AllArgs, GradientError, Trace, Tracer, bind, unwrap_inner
+from chainrule.core import (AllArgs, GradientError, Trace, Tracer, bind, pass_cotangent,
+                            unwrap_inner)
 
 __all__ = ['Node', 'ReverseTrace', 'ReverseTracer', 'backprop', 'add_cotangents', 'needs_value']
 
@@ -202,16 +203,24 @@ def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
         if joint:     # one call for every argument; nothing outlives the node
             rules = computed_rules(rules, [p is not None for p in parents], g, out, args,
                                    params)
-        for i, parent in enumerate(parents):
+        i = -1
+        for parent in parents:
+            i += 1
             if parent is None:
                 continue
             rule = rules[i]
             if rule is None:
                 continue
-            if check is None:
-                gi = rule(g, out, *args, **params) if params else rule(g, out, *args)
-            else:
+            if check is not None:
                 gi = check(node, i, rule, g, out, args, params)
+            elif rule is pass_cotangent:
+                gi = g                      # (add, sub: the cotangent itself, without a call)
+            elif params:
+                gi = rule(g, out, *args, **params)
+            elif n == 2:
+                gi = rule(g, out, args[0], args[1])     # (cheaper than unpacking *args)
+            else:
+                gi = rule(g, out, *args)
             k = id(parent)
             old = ct.get(k)
             if old is None:
@@ -222,7 +231,7 @@ def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
             else:                   # (add_cotangents, inlined: fan-in is common)
                 ct[k] = old + gi
         if not retain_graph:
-            node.free()
+            node.args = node.out = None     # (Node.free, inlined)
     return leaves
 
 
