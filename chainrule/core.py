@@ -35,6 +35,7 @@ __all__ = [
     'DTypeError', 'GradientError', 'OutputTypeError', 'IndexOutOfRangeError', 'MissingRuleError',
     'shape_of', 'dtype_of', 'is_traced', 'PerArg', 'AllArgs', 'concrete',
     'ConcretizationError', 'unwrap_inner', 'innermost_trace', 'pass_cotangent',
+    'times_first', 'times_second',
 ]
 
 
@@ -181,6 +182,17 @@ def pass_cotangent(g, ans, x, y=None):
     call. (Its parameters are named, not `*args`, so it reads as not reading the arguments,
     which is what lets an in-place write to them after the op go unflagged.)"""
     return g
+
+
+def times_second(g, ans, x, y):
+    """The VJP rule `g * y` (the first argument of `mul`), recognised by the backward pass,
+    which multiplies without the call."""
+    return g * y
+
+
+def times_first(g, ans, x, y):
+    """The VJP rule `g * x` (the second argument of `mul`); see `times_second`."""
+    return g * x
 
 
 class ConcretizationError(ChainruleError, TypeError):

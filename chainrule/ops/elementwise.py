@@ -16,7 +16,8 @@ conjugate of PyTorch's, e.g. `grad(lambda z: abs(z)**2)(1+2j) == 2-4j`.
 import numpy as np
 
 from chainrule import core as _core, ops
-from chainrule.core import DTypeError, Primitive, ShapeError, Tracer, bind, pass_cotangent
+from chainrule.core import (DTypeError, Primitive, ShapeError, Tracer, bind, pass_cotangent,
+                            times_first, times_second)
 
 # Python floats, not np.float64 scalars: NumPy 2 treats those as strong and would promote a
 # float32 cotangent to float64
@@ -159,8 +160,8 @@ add_p      = binary('add',      np.add,      pass_cotangent,
                                              pass_cotangent, linear=True)
 sub_p      = binary('sub',      np.subtract, pass_cotangent,
                                              lambda g, ans, x, y: neg(g), linear=True)
-mul_p      = binary('mul',      np.multiply, lambda g, ans, x, y: g * y,
-                                             lambda g, ans, x, y: g * x)
+mul_p      = binary('mul',      np.multiply, times_second,                  # g * y
+                                             times_first)                   # g * x
 div_p      = binary('div',      np.true_divide, lambda g, ans, x, y: g / y,
                                              lambda g, ans, x, y: g * (neg(ans) / y))
 pow_p      = binary('pow',      np.power,    lambda g, ans, x, y: _pow_vjp_x(g, ans, x, y),
