@@ -34,8 +34,7 @@ __all__ = [
     'Primitive', 'bind', 'Tracer', 'Trace', 'new_level', 'registry', 'ChainruleError', 'ShapeError',
     'DTypeError', 'GradientError', 'OutputTypeError', 'IndexOutOfRangeError', 'MissingRuleError',
     'shape_of', 'dtype_of', 'is_traced', 'PerArg', 'AllArgs', 'concrete',
-    'ConcretizationError', 'unwrap_inner', 'innermost_trace', 'pass_cotangent',
-    'times_first', 'times_second',
+    'ConcretizationError', 'unwrap_inner', 'innermost_trace',
 ]
 
 
