@@ -39,18 +39,20 @@ def _operator(name, prim, reflected=False):
         if type(d) is _ndarray and _core._eager_hook is None:
             trace = self._trace
             if isinstance(other, Tensor):
-                t, e = other, other.data
-                fast = (t._trace is trace and type(e) is _ndarray and d.dtype is e.dtype
-                        and d.shape == e.shape and not reflected)
-            else:
-                t, e = None, other
-                fast = type(e) in _NUMBERS and d.dtype.kind in 'fc'
-            if fast:
+                e = other.data
+                if (other._trace is trace and type(e) is _ndarray and d.dtype is e.dtype
+                        and d.shape == e.shape and not reflected):
+                    cap = capturing_trace.get()
+                    if cap is None or cap.level <= trace.level:
+                        return trace._record2(prim, _NO_PARAMS, self, other, d, e, ufunc(d, e))
+            elif type(other) in _NUMBERS and d.dtype.kind in 'fc':
                 cap = capturing_trace.get()
                 if cap is None or cap.level <= trace.level:
                     if reflected:
-                        return trace._record2(prim, _NO_PARAMS, None, self, e, d, ufunc(e, d))
-                    return trace._record2(prim, _NO_PARAMS, self, t, d, e, ufunc(d, e))
+                        return trace._record2(prim, _NO_PARAMS, None, self, other, d,
+                                              ufunc(other, d))
+                    return trace._record2(prim, _NO_PARAMS, self, None, d, other,
+                                          ufunc(d, other))
         return general(self, other)
 
     op.__name__ = op.__qualname__ = name
