@@ -12,7 +12,9 @@ the rest is allocated as small containers, so the collector has the same heap to
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python bench/gc_tape.py
 
 Prints, per mode, microseconds per recorded op (forward + backward), the ratios the issue
-sets targets for (chainrule gc-on / PyTorch <= 0.5, chainrule gc-on / gc-off <= 1.1), the
+sets targets for (chainrule gc-on / PyTorch <= 0.5, chainrule gc-on / gc-off <= 1.1), the time
+of NumPy's calls alone (three ufunc calls per op on shape (4,), what W5's forward and backward
+passes make: the floor of any tape on NumPy) as a fraction of PyTorch's, the
 collections per call by generation (counted with `gc.callbacks`), and the objects of collector
 types (counted toward the next generation-0 collection) that one recorded op leaves alive until
 backward.
@@ -87,6 +89,21 @@ class Collections:
         self.pause = 0.0
 
 
+def numpy_floor():
+    """NumPy's own share of one recorded op: W5's forward and backward make three ufunc calls
+    per op on shape (4,) (the op itself; the cotangents g * y and g * x of a product and the
+    sums into the leaves that fan in), so one block runs 3 * N_OPS such calls."""
+    u = np.full(4, 0.5)
+    v = np.full(4, 0.999)
+
+    def run():
+        for _ in range(N_OPS):
+            u * v
+            u + v
+            u * v
+    return run
+
+
 def tracked_alive_per_op(cr):
     """Objects the collector tracks that one recorded op leaves alive until backward: the
     growth of generation 0's count over a forward pass with the collector off."""
@@ -149,7 +166,8 @@ def main():
 
     fns = {'chainrule, gc on': (w5_chainrule(cr), True),
            'chainrule, gc off': (w5_chainrule(cr), False),
-           'PyTorch eager, gc on': (w5_torch(torch), True)}
+           'PyTorch eager, gc on': (w5_torch(torch), True),
+           'NumPy calls alone': (numpy_floor(), True)}
     cb = Collections()
     gc.callbacks.append(cb)
     best = {name: float('inf') for name in fns}
@@ -186,6 +204,8 @@ def main():
     on, off, pt = best['chainrule, gc on'], best['chainrule, gc off'], best['PyTorch eager, gc on']
     print(f'  chainrule gc on / PyTorch eager: {on / pt:.2f} (target <= 0.5)')
     print(f'  chainrule gc on / gc off:        {on / off:.2f} (target <= 1.1)')
+    print(f'  NumPy calls alone / PyTorch eager: {best["NumPy calls alone"] / pt:.2f} '
+          '(the floor of a NumPy-backed tape: 3 calls per recorded op)')
     del filler
 
 

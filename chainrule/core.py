@@ -175,6 +175,25 @@ class AllArgs(PerArg):
         return rule
 
 
+def pass_cotangent(g, ans, x, y=None):
+    """The VJP rule of an argument whose cotangent is the output's, unchanged (both arguments
+    of `add`, the first of `sub`): the backward pass recognises it and hands `g` on without a
+    call. (Its parameters are named, not `*args`, so it reads as not reading the arguments,
+    which is what lets an in-place write to them after the op go unflagged.)"""
+    return g
+
+
+def times_second(g, ans, x, y):
+    """The VJP rule `g * y` (the first argument of `mul`), recognised by the backward pass,
+    which multiplies without the call."""
+    return g * y
+
+
+def times_first(g, ans, x, y):
+    """The VJP rule `g * x` (the second argument of `mul`); see `times_second`."""
+    return g * x
+
+
 class ConcretizationError(ChainruleError, TypeError):
     """A concrete value was needed (an index, a Python `if`) but only an abstract one exists."""
 

@@ -37,7 +37,7 @@ from chainrule import ops
 from chainrule.core import (ConcretizationError, DTypeError, GradientError, ShapeError, Trace,
                             Tracer, _innermost, bind, capturing_trace)
 from chainrule.interpreters.reverse import (SAVED_AT_0_BY_PARENTS, Node, _projection_node,
-                                             backprop, new_node)
+                                             _seq, backprop, new_node)
 
 __all__ = ['Tensor', 'tensor', 'no_grad', 'enable_grad', 'set_grad_enabled', 'is_grad_enabled']
 
@@ -142,16 +142,49 @@ class EagerTrace(Trace):
             out = prim.impl(va, vb, **params)
         if prim.multiple_results:
             return self._finish(prim, (a, b), (va, vb), out, params)
-        if prim.vjp is None or not _grad_enabled.get():
+        if prim.vjp is None:
             return _wrap_in(self, out, None)         # nothing to record
-        pa = a._node if ta and a.requires_grad else None
-        pb = b._node if tb and b.requires_grad else None
-        if pa is None and pb is None:
-            return _wrap_in(self, out, None)
-        sa = _saved_version(a, pa) if ta else None
-        sb = _saved_version(b, pb) if tb else None
-        versions = SAVED_AT_0_BY_PARENTS if sa == 0 and sb == 0 else (sa, sb)
-        return _wrap_in(self, out, new_node(prim, params, pa, pb, 2, (va, vb), out, versions))
+        return self._record2(prim, params, a if ta else None, b if tb else None, va, vb, out)
+
+    def _record2(self, prim, params, a, b, va, vb, out):
+        """The result `out` of differentiable `prim` on `va` and `vb`, the data of this trace's
+        Tensors `a` and `b` (None for a constant), recorded if grad mode is on and `a` or `b`
+        requires grad. Shared by `_process2` and the operators' fast path
+        (`chainrule._eager_ops`), so both record the same node."""
+        pa = a._node if a is not None and a.requires_grad else None
+        pb = b._node if b is not None and b.requires_grad else None
+        if (pa is None and pb is None) or not _grad_enabled.get():
+            return _wrap_in(self, out, None)         # nothing to record
+        # what the node keeps of each argument's version counter (`_saved_version`, with its
+        # common case inlined: an argument whose counter is its parent's)
+        sa = sb = None
+        if a is not None:
+            v, ov = a._vbox, (pa.out_version if pa is not None else None)
+            sa = ((0 if ov is None else ov[0]) if pa is not None and (v is None or v is ov)
+                  else _saved_version(a, pa))
+        if b is not None:
+            v, ov = b._vbox, (pb.out_version if pb is not None else None)
+            sb = ((0 if ov is None else ov[0]) if pb is not None and (v is None or v is ov)
+                  else _saved_version(b, pb))
+        # `new_node` and `_wrap_in`, inlined (this is every recorded + - * / of the eager path)
+        node = _object_new(Node)
+        node.seq = _next_seq()
+        node.prim = prim
+        node.params = params
+        node._p0 = pa
+        node._p1 = pb
+        node.nparents = 2
+        node.args = (va, vb)
+        node.out = out
+        node.hooks = node.leaf = node.out_version = None
+        node.versions = SAVED_AT_0_BY_PARENTS if sa == 0 and sb == 0 else (sa, sb)
+        t = _object_new(Tensor)
+        t._trace = self
+        t.data = out
+        t.grad = t._vbox = None
+        t.requires_grad = True
+        t._node = node
+        return t
 
     def _finish(self, prim, args, vals, out, params):
         node = None
@@ -194,6 +227,9 @@ def _saved_version(t, parent):
     v = t._version
     return (v, v[0])
 
+
+_object_new = object.__new__
+_next_seq = _seq.__next__
 
 _EAGER = EagerTrace(1)      # top level: below every transform (their levels are 2, 4, ...)
 
@@ -822,3 +858,4 @@ _wrap = Tensor._wrap
 
 from chainrule import _views  # noqa: E402  (it needs Tensor)
 from chainrule._views import VIEW_PRIMS as _VIEW_PRIMS, view_of as _view_of  # noqa: E402
+from chainrule import _eager_ops  # noqa: E402,F401  (Tensor's + - * / with their fast path)

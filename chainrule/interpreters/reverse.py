@@ -33,7 +33,8 @@ import itertools
 
 import numpy as np
 
-from chainrule.core import AllArgs, GradientError, Trace, Tracer, bind, unwrap_inner
+from chainrule.core import (AllArgs, GradientError, Trace, Tracer, bind, pass_cotangent,
+                            times_first, times_second, unwrap_inner)
 
 __all__ = ['Node', 'ReverseTrace', 'ReverseTracer', 'backprop', 'add_cotangents', 'needs_value']
 
@@ -144,18 +145,17 @@ def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
     ct = {}
     heap = []
     for r, g in zip(roots, cotangents):
-        k = id(r)
-        if k in ct:
-            ct[k] = add_cotangents(ct[k], g)
+        if r in ct:
+            ct[r] = add_cotangents(ct[r], g)
         else:
-            ct[k] = g
+            ct[r] = g
             heapq.heappush(heap, (-r.seq, r))
     leaves = {}
     heappop, heappush = heapq.heappop, heapq.heappush
     check = _backward_hook
     while heap:
         node = heappop(heap)[1]
-        g = ct.pop(id(node))
+        g = ct.pop(node)
         if node.hooks:
             for hook in node.hooks:
                 new = hook(g)
@@ -185,7 +185,7 @@ def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
                 _check_versions(node)
         out = node.out
         joint = False
-        if isinstance(g, TupleCotangent):
+        if prim.multiple_results and isinstance(g, TupleCotangent):
             g = tuple(_zeros_like(o) if p is None else p for p, o in zip(g.parts, out))
             joint = type(prim.vjp) is AllArgs     # (multiple-result primitives only)
         if wrap is not None:
@@ -202,27 +202,38 @@ def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
         if joint:     # one call for every argument; nothing outlives the node
             rules = computed_rules(rules, [p is not None for p in parents], g, out, args,
                                    params)
-        for i, parent in enumerate(parents):
+        i = -1
+        for parent in parents:
+            i += 1
             if parent is None:
                 continue
             rule = rules[i]
             if rule is None:
                 continue
-            if check is None:
-                gi = rule(g, out, *args, **params) if params else rule(g, out, *args)
-            else:
+            if check is not None:
                 gi = check(node, i, rule, g, out, args, params)
-            k = id(parent)
-            old = ct.get(k)
+            elif rule is pass_cotangent:
+                gi = g                      # (add, sub: the cotangent itself, without a call)
+            elif rule is times_second:
+                gi = g * args[1]            # (mul: the rule's product, without the call)
+            elif rule is times_first:
+                gi = g * args[0]
+            elif params:
+                gi = rule(g, out, *args, **params)
+            elif n == 2:
+                gi = rule(g, out, args[0], args[1])     # (cheaper than unpacking *args)
+            else:
+                gi = rule(g, out, *args)
+            old = ct.get(parent)
             if old is None:
-                ct[k] = gi
+                ct[parent] = gi
                 heappush(heap, (-parent.seq, parent))
             elif type(old) is TupleCotangent:
-                ct[k] = add_cotangents(old, gi)
+                ct[parent] = add_cotangents(old, gi)
             else:                   # (add_cotangents, inlined: fan-in is common)
-                ct[k] = old + gi
+                ct[parent] = old + gi
         if not retain_graph:
-            node.free()
+            node.args = node.out = None     # (Node.free, inlined)
     return leaves
 
 

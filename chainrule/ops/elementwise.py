@@ -16,7 +16,8 @@ conjugate of PyTorch's, e.g. `grad(lambda z: abs(z)**2)(1+2j) == 2-4j`.
 import numpy as np
 
 from chainrule import core as _core, ops
-from chainrule.core import DTypeError, Primitive, ShapeError, Tracer, bind
+from chainrule.core import (DTypeError, Primitive, ShapeError, Tracer, bind, pass_cotangent,
+                            times_first, times_second)
 
 # Python floats, not np.float64 scalars: NumPy 2 treats those as strong and would promote a
 # float32 cotangent to float64
@@ -155,12 +156,12 @@ def _imag_vjp(g, x):
 
 
 # --- binary: (name, impl, vjp in x, vjp in y) ------------------------------------------------------
-add_p      = binary('add',      np.add,      lambda g, ans, x, y: g,
-                                             lambda g, ans, x, y: g, linear=True)
-sub_p      = binary('sub',      np.subtract, lambda g, ans, x, y: g,
+add_p      = binary('add',      np.add,      pass_cotangent,
+                                             pass_cotangent, linear=True)
+sub_p      = binary('sub',      np.subtract, pass_cotangent,
                                              lambda g, ans, x, y: neg(g), linear=True)
-mul_p      = binary('mul',      np.multiply, lambda g, ans, x, y: g * y,
-                                             lambda g, ans, x, y: g * x)
+mul_p      = binary('mul',      np.multiply, times_second,                  # g * y
+                                             times_first)                   # g * x
 div_p      = binary('div',      np.true_divide, lambda g, ans, x, y: g / y,
                                              lambda g, ans, x, y: g * (neg(ans) / y))
 pow_p      = binary('pow',      np.power,    lambda g, ans, x, y: _pow_vjp_x(g, ans, x, y),
@@ -232,7 +233,7 @@ floor_divide_p  = nondiff('floor_divide', np.floor_divide)
 stop_gradient_p = _elementwise('stop_gradient', lambda x: x, vjp=None)
 
 # `mod` (x - floor(x / y) * y) has derivative 1 in x and -floor(x / y) in y.
-mod_p = binary('mod', np.mod, lambda g, ans, x, y: g,
+mod_p = binary('mod', np.mod, pass_cotangent,
                lambda g, ans, x, y: neg(g) * floor_divide(x, y))
 
 
