@@ -42,23 +42,40 @@ from chainrule.core import GradientError, Primitive, Tracer
 from chainrule.custom import (
     CallParams, CallWrapper, batch_call_rule, per_arg_vjp, pull_back, vectorised_fun)
 from chainrule.interpreters.reverse import Node, _projection_node, backprop
+from chainrule.random._staged import RngStates
 from chainrule.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 __all__ = ['checkpoint', 'remat']
 
 
+class _CheckpointParams(CallParams):
+    """A checkpointed call's parameter, with the states of the random generators its first
+    run drew from (`rng`), so that every re-run draws the same numbers (dropout's mask): the
+    derivative is then that of the values the first run returned."""
+
+    __slots__ = ('rng',)
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.rng = RngStates()
+
+
 def _checkpoint_impl(*leaves, call):
-    return tuple(call.call_flat(call.fns[0], leaves))
+    with call.rng.watching():
+        return tuple(call.call_flat(call.fns[0], leaves))
 
 
 def _checkpoint_all_cts(g, out, leaves, call):
     # re-run the function on its saved inputs under a fresh reverse trace, and pull g back
-    return pull_back(lambda xs: call.call_flat(call.fns[0], xs), list(leaves), list(g))
+    with call.rng.replaying():
+        return pull_back(lambda xs: call.call_flat(call.fns[0], xs), list(leaves), list(g))
 
 
 def _checkpoint_jvp(tangents, out, *leaves, call):
     from chainrule.interpreters.forward import jvp_flat
-    _, ts = jvp_flat(lambda *xs: call.call_flat(call.fns[0], xs), list(leaves), list(tangents))
+    with call.rng.replaying():
+        _, ts = jvp_flat(lambda *xs: call.call_flat(call.fns[0], xs), list(leaves),
+                         list(tangents))
     return tuple(ts)
 
 
@@ -75,6 +92,7 @@ checkpoint_call_p.batch = batch_call_rule(
 class _Checkpointed(CallWrapper):
     kind = 'checkpoint'
     prim = checkpoint_call_p
+    params = _CheckpointParams
     bypassed = 'nothing is checkpointed (the gradient is still right)'
     converts = True     # values `fun` closes over become inputs of the checkpointed call
 
@@ -95,7 +113,10 @@ class _Checkpointed(CallWrapper):
         if not is_grad_enabled():
             return self.fun(*args)
         start = Node(None, None, (), None, None).seq
-        return _checkpoint_tape(self, args, self.fun(*args), start)
+        rng = RngStates()
+        with rng.watching():
+            out = self.fun(*args)
+        return _checkpoint_tape(self, args, out, start, rng)
 
 
 # --- checkpointing Tensor code -----------------------------------------------------------------
@@ -119,7 +140,7 @@ def _is_tensor(x):
     return getattr(x, '_is_tensor', False)
 
 
-def _checkpoint_tape(ck, args, out, start):
+def _checkpoint_tape(ck, args, out, start, rng):
     """Replace the tape `ck.fun(*args)` recorded after node number `start` by one node."""
     from chainrule.tensor import Tensor
     out_leaves, out_tree = tree_flatten(out)
@@ -147,7 +168,7 @@ def _checkpoint_tape(ck, args, out, start):
         stack.extend(p for p in n.parents if p is not None)
     tensors = [inputs[id(n)] if id(n) in inputs else n.leaf() for n in boundary]
     call = CallParams('checkpoint', ck.__name__, None, (ck.fun,))
-    call.fns = (ck.fun, lambda g: _recompute(ck.fun, args, boundary, inputs, g))
+    call.fns = (ck.fun, lambda g: _recompute(ck.fun, args, boundary, inputs, g, rng))
     node = Node(_TAPE_OP, {'call': call}, tuple(boundary), (),
                 tuple(o.data if _is_tensor(o) else o for o in out_leaves),
                 tuple((t._version, t._version[0]) for t in tensors))
@@ -158,11 +179,13 @@ def _checkpoint_tape(ck, args, out, start):
     return tree_unflatten(out_tree, new)
 
 
-def _recompute(fun, args, boundary, inputs, g):
-    """The cotangents of the boundary nodes: `fun` re-run on fresh leaves, and backprop."""
+def _recompute(fun, args, boundary, inputs, g, rng):
+    """The cotangents of the boundary nodes: `fun` re-run on fresh leaves (drawing the random
+    numbers its first run drew), and backprop."""
     from chainrule.tensor import Tensor, enable_grad, no_grad
     if any(_is_tensor(x) for x in g):
-        return _recompute_differentiably(fun, args, boundary, inputs, g)
+        with rng.replaying():
+            return _recompute_differentiably(fun, args, boundary, inputs, g)
     ids = {id(n) for n in boundary}
     fresh = {}
 
@@ -172,7 +195,7 @@ def _recompute(fun, args, boundary, inputs, g):
             return t
         return x
 
-    with enable_grad():
+    with enable_grad(), rng.replaying():
         out = fun(*tree_map(detach, list(args), is_leaf=_plain_containers))
     roots, gs = [], []
     for o, gi in zip(tree_flatten(out)[0], g):

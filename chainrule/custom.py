@@ -332,11 +332,15 @@ class CallWrapper:
         through them. Returns None when there is nothing to convert, or when a function cannot
         be staged (Python control flow on values): then it is called as it is, and a closure
         is refused with a clear error when the call runs."""
+        from chainrule.random._staged import RngStates
         token = _converting.set(_converting.get() | {id(self)})
+        rng = RngStates()
         try:
-            staged = _stage(lambda *xs: fns[0](*tree_unflatten(in_tree, list(xs))),
-                            [_aval(x) for x in leaves])
+            with rng.watching():
+                staged = _stage(lambda *xs: fns[0](*tree_unflatten(in_tree, list(xs))),
+                                [_aval(x) for x in leaves])
             if staged is None or not staged[1]:
+                rng.rewind()    # `fun` itself runs next: its draws must be the first ones
                 return None
             return self._converted(leaves, in_tree, fns, staged)
         finally:
@@ -671,6 +675,8 @@ def batch_call_rule(prim, make_fns):
         size = next(shape_of(v)[0] for v, d in zip(vals, dims) if d is not None)
         new = type(call)(call.kind, call.name, tree_structure(tuple(vals)),
                          make_fns(call, vals, list(dims), size), call.tensor_mode)
+        if hasattr(call, 'rng'):
+            new.rng = call.rng     # a checkpoint's re-runs replay the batched run's draws
         return bind(prim, *vals, call=new), 0
     return rule
 

@@ -27,6 +27,7 @@ function returning the current default generator (`nn.init.get_rng`), so that `m
 which replaces the NumPy generator object, reaches a program traced before it.
 """
 
+import contextlib
 import contextvars
 import ctypes
 import functools
@@ -38,7 +39,7 @@ import numpy as np
 from chainrule.core import ChainruleError, innermost_trace
 
 __all__ = ['FrozenRandomnessError', 'generator', 'recording', 'fresh_keys', 'rng_snapshot',
-           'check_rng_unchanged']
+           'check_rng_unchanged', 'RngStates']
 
 
 class FrozenRandomnessError(ChainruleError, RuntimeError):
@@ -147,9 +148,76 @@ def generator(g, source):
     hidden key input for `source` inside one."""
     rec = _recorder.get()
     if rec is None and _loop_body.get() is None:
+        watching = _watchers.get()
+        if watching:
+            for w in watching:
+                w.see(g)
         return g
     _refuse_in_loop_body()
     return StagedGenerator(rec, source)
+
+
+# --- replaying a function's draws (gradient checkpointing) --------------------------------------
+#
+# A checkpointed function runs twice: forward, then again in the backward pass. If it draws from
+# an eager generator (dropout), the re-run must draw the same numbers, or the gradient belongs to
+# another mask than the value (PyTorch's checkpoint restores its generator's state likewise). An
+# `RngStates` watches the first run: the state of every NumPy generator handed to a draw site,
+# taken when it is first handed out, which is before its first draw. `replaying()` puts those
+# states back for the re-run and afterwards restores the states the generators had reached, so
+# the stream outside goes on as if the re-run had not happened.
+
+_watchers = contextvars.ContextVar('chainrule_rng_watchers', default=())
+
+
+class RngStates:
+    """The states, at their first use, of the generators a function draws from."""
+
+    __slots__ = ('states',)
+
+    def __init__(self):
+        self.states = {}
+
+    def see(self, g):
+        if id(g) not in self.states:
+            self.states[id(g)] = (g, g.bit_generator.state)
+
+    def watching(self):
+        """Context manager: record the generators drawn from inside (nested watches all see
+        every draw)."""
+        return _Setting(_watchers, _watchers.get() + (self,))
+
+    def rewind(self):
+        """Put every recorded generator back to its recorded state (draws made only to look
+        at a function, such as staging it, must not use up numbers)."""
+        for g, state in self.states.values():
+            g.bit_generator.state = state
+
+    @contextlib.contextmanager
+    def replaying(self):
+        """Context manager: inside, each recorded generator starts from its recorded state;
+        after, it is back where it was before."""
+        now = [(g, g.bit_generator.state) for g, _ in self.states.values()]
+        self.rewind()
+        try:
+            yield
+        finally:
+            for g, state in now:
+                g.bit_generator.state = state
+
+
+class _Setting:
+    __slots__ = ('var', 'value', 'token')
+
+    def __init__(self, var, value):
+        self.var, self.value = var, value
+
+    def __enter__(self):
+        self.token = self.var.set(self.value)
+
+    def __exit__(self, *exc):
+        self.var.reset(self.token)
+        return False
 
 
 class StagedGenerator:
