@@ -18,6 +18,7 @@ import numpy as np
 import chainrule.numpy as cnp
 from chainrule import ops
 from chainrule.core import ShapeError, Tracer, dtype_of, shape_of
+from chainrule.nn._activation_functions import softplus0
 from chainrule.ops import nn as nnops
 
 __all__ = ['cross_entropy', 'nll_loss', 'mse_loss', 'l1_loss', 'smooth_l1_loss', 'huber_loss',
@@ -52,11 +53,6 @@ def _same_shape(op, *arrays, names=('input', 'target')):
     if any(s != shapes[0] for s in shapes[1:]):
         told = ', '.join(f'{n} {s}' for n, s in zip(names, shapes))
         raise ShapeError(f'{op}: {told} must have one shape')
-
-
-def _softplus0(x):
-    """`log(1 + exp(x))` for any `x` without overflow."""
-    return ops.maximum(x, 0) + ops.log1p(ops.exp(-ops.abs(x)))
 
 
 def _hinge(x):
@@ -295,19 +291,42 @@ def poisson_nll_loss(input, target, log_input=True, full=False, size_average=Non
 
 # --- probability losses ----------------------------------------------------------------------
 
+# PyTorch's derivative of binary cross-entropy is (p - t) / max(p (1 - p), 1e-12): the exact one
+# where p (1 - p) >= 1e-12, finite at p = 0 and 1 (where the logs are clamped at -100 and their
+# derivatives would be infinite, and 0 * inf NaN). Both sides are written so that neither sends a
+# NaN into the other's derivative.
+_BCE_EPS = 1e-12
+
+
+def _bce_inside(p, t):
+    """`-(t log p + (1 - t) log(1 - p))` where p (1 - p) >= eps (elsewhere on p = 1/2)."""
+    p = cnp.where(ops.greater_equal(p * (1 - p), _BCE_EPS), p, 0.5)
+    return -(t * ops.log(p) + (1 - t) * ops.log(1 - p))
+
+
+def _bce_edge(p, t):
+    """Near 0 and 1: the value with the logs clamped at -100, and PyTorch's derivatives
+    `(p - t) / eps` and `1 / eps` (the terms in `d = p - p0` are 0 in value)."""
+    p0 = ops.stop_gradient(p)
+    value = -(t * cnp.maximum(ops.log(p0), -100.0) + (1 - t) * cnp.maximum(ops.log(1 - p0),
+                                                                          -100.0))
+    d = p - p0
+    return ops.stop_gradient(value) + d * ((p0 - t) / _BCE_EPS) + d * d * (0.5 / _BCE_EPS)
+
+
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction='mean'):
     """Binary cross-entropy of probabilities `input` for targets in [0, 1]:
-    `-weight (t log p + (1 - t) log(1 - p))`, each log clamped at -100 as PyTorch's."""
+    `-weight (t log p + (1 - t) log(1 - p))`, each log clamped at -100 as PyTorch's, with
+    PyTorch's finite derivative at p = 0 and 1."""
     _same_shape('binary_cross_entropy', input, target)
     x = getattr(input, 'data', input)
     if not isinstance(x, Tracer) and np.size(x) and \
             (np.nanmin(np.asarray(x)) < 0 or np.nanmax(np.asarray(x)) > 1):
         raise ValueError('binary_cross_entropy: input must be probabilities in [0, 1] '
                          '(for logits use binary_cross_entropy_with_logits)')
-    log_p = cnp.maximum(ops.log(input), -100.0)
-    log_q = cnp.maximum(ops.log(1 - input), -100.0)
-    losses = -(target * log_p + (1 - target) * log_q)
+    losses = cnp.where(ops.greater_equal(input * (1 - input), _BCE_EPS),
+                       _bce_inside(input, target), _bce_edge(input, target))
     if weight is not None:
         losses = losses * weight
     return _reduce(losses, _reduction(size_average, reduce, reduction), 'binary_cross_entropy')
@@ -316,7 +335,8 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None,
                                      reduce=None, reduction='mean', pos_weight=None):
     """Binary cross-entropy of `target` in [0, 1] under logits `input`, stable for any logit:
-    `(1 - t) x + (1 + (pos_weight - 1) t) log(1 + exp(-x))`, times `weight`.
+    `pos_weight t log(1 + exp(-x)) + (1 - t) log(1 + exp(x))`, times `weight` (written so,
+    not as `(1 - t) x + ...`, its derivative keeps its precision where `t` is 0 or 1).
 
     Args:
         input: logits, any shape.
@@ -326,11 +346,10 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         pos_weight: optional weight of the positive class (broadcast against the last axis).
     """
     _same_shape('binary_cross_entropy_with_logits', input, target)
-    softplus_neg = _softplus0(-input)                      # log(1 + exp(-x))
-    if pos_weight is None:
-        losses = (1 - target) * input + softplus_neg
-    else:
-        losses = (1 - target) * input + (1 + (pos_weight - 1) * target) * softplus_neg
+    pos = target * softplus0(-input)                          # -t log sigmoid(x)
+    if pos_weight is not None:
+        pos = pos * pos_weight
+    losses = pos + (1 - target) * softplus0(input)            # -(1 - t) log sigmoid(-x)
     if weight is not None:
         losses = losses * weight
     return _reduce(losses, _reduction(size_average, reduce, reduction),
@@ -361,7 +380,7 @@ def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, r
     """One-vs-all logistic loss of `(N, C)` logits for `(N, C)` 0/1 targets, averaged over the
     classes: `-mean_c(t log sigmoid(x) + (1 - t) log sigmoid(-x))`."""
     _same_shape('multilabel_soft_margin_loss', input, target)
-    losses = target * _softplus0(-input) + (1 - target) * _softplus0(input)
+    losses = target * softplus0(-input) + (1 - target) * softplus0(input)
     if weight is not None:
         losses = losses * weight
     losses = cnp.mean(losses, axis=-1)
@@ -392,7 +411,7 @@ def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=No
 def soft_margin_loss(input, target, size_average=None, reduce=None, reduction='mean'):
     """Two-class logistic loss `log(1 + exp(-target * input))` for targets +1/-1."""
     _same_shape('soft_margin_loss', input, target)
-    return _reduce(_softplus0(-target * input), _reduction(size_average, reduce, reduction),
+    return _reduce(softplus0(-target * input), _reduction(size_average, reduce, reduction),
                    'soft_margin_loss')
 
 

@@ -9,7 +9,7 @@ derivatives work.
 |---|---|---|
 | `linear(x, w, b)` | `x @ w.T + b` | one node instead of transpose, matmul, broadcast, add |
 | `relu(x)` | `max(x, 0)` | `maximum` splits ties and needs a broadcast of 0 |
-| `sigmoid(x)` | `1 / (1 + exp(-x))`, as `(1 + tanh(x/2)) / 2` | stable for any `x`, one node |
+| `sigmoid(x)` | `1 / (1 + exp(-x))` (SciPy's `expit`, or a two-sided formula) | exact to rounding for any `x`, one node |
 | `erf(x)` | the error function (exact GELU) | NumPy has none |
 | `log_softmax(x, axis)` | `x - logsumexp(x)` | stable, VJP `g - softmax * sum(g)` |
 | `cross_entropy(z, t)` | `-mean(log_softmax(z)[i, t_i])` | one node, VJP `(softmax - onehot) / N` |
@@ -177,8 +177,23 @@ def linear(x, w, b=None):
 # --- elementwise activations ------------------------------------------------------------------
 
 def _sigmoid_impl(x):
-    # (1 + tanh(x/2)) / 2 equals 1 / (1 + exp(-x)) and never overflows
-    return (np.tanh(x * 0.5) + 1) * 0.5
+    # exact to rounding for every real x: (1 + tanh(x/2)) / 2, used before, lost the relative
+    # precision of small values (sigmoid(-40) came out 0, sigmoid(-20) 1e-8 off)
+    x = np.asarray(x)
+    if x.dtype.kind == 'c':
+        return 1 / (1 + np.exp(-x))
+    if x.dtype.kind != 'f':
+        x = x.astype(np.float64)
+    if _expit is not None:
+        return _expit(x)
+    e = np.exp(-np.abs(x))          # NumPy only: the formula that cannot overflow on each side
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+try:
+    from scipy.special import expit as _expit
+except ImportError:
+    _expit = None
 
 
 def _erf_impl(x):
@@ -208,8 +223,9 @@ def _relu_impl(x):
 
 relu_p    = Primitive('relu',    _relu_impl, elementwise=True,
                       vjp=[lambda g, ans, x: g * (ans > 0)])
+# sigmoid' = sigmoid(x) sigmoid(-x): written with 1 - ans it rounds to 0 beyond x = 37
 sigmoid_p = Primitive('sigmoid', _sigmoid_impl, elementwise=True,
-                      vjp=[lambda g, ans, x: g * (ans * (1 - ans))])
+                      vjp=[lambda g, ans, x: g * (ans * sigmoid(-x))])
 erf_p     = Primitive('erf',     _erf_impl, elementwise=True,
                       vjp=[lambda g, ans, x: g * (ops.exp(-(x * x)) * _TWO_OVER_SQRT_PI)])
 
