@@ -44,7 +44,7 @@ import numpy as _np
 
 import chainrule.numpy as cnp
 from chainrule import ops
-from chainrule.core import ShapeError, Tracer, concrete, dtype_of, shape_of
+from chainrule.core import ConcretizationError, ShapeError, Tracer, concrete, dtype_of, shape_of
 from chainrule.ops import linalg as _la
 
 __all__ = ['inv', 'solve', 'det', 'slogdet', 'cholesky', 'eigh', 'eigvalsh', 'eig', 'eigvals',
@@ -225,9 +225,10 @@ def _vector_norm(x, ord, axis):
     if ord == -_np.inf:
         return cnp.min(ax, axis=axis, keepdims=True)
     if ord == 0:
-        # the number of non-zero entries: a count, with no derivative
-        return _np.sum(_np.asarray(concrete(x)) != 0, axis=axis, keepdims=True).astype(
-            _np.finfo(dtype_of(x)).dtype)
+        # the number of non-zero entries: a count, with no derivative (traced values too, so
+        # it works under vmap and jit)
+        nz = ops.astype(cnp.not_equal(ops.stop_gradient(x), 0), _np.finfo(dtype_of(x)).dtype)
+        return cnp.sum(nz, axis=axis, keepdims=True)
     if ord == 1:
         return cnp.sum(ax, axis=axis, keepdims=True)
     return cnp.sum(ax ** ord, axis=axis, keepdims=True) ** (1.0 / ord)
@@ -331,9 +332,35 @@ def cond(x, p=None):
 
 
 def matrix_rank(A, tol=None, hermitian=False, *, rtol=None):
-    """The rank (an integer: no derivative)."""
-    return _np.linalg.matrix_rank(_np.asarray(concrete(A)), tol=tol, hermitian=hermitian,
-                                  rtol=rtol)
+    """The rank (an integer: no derivative). Under `vmap` or `jit` (values not known while
+    tracing) an integer array computed in the program, NumPy's rule: the singular values above
+    `tol`, by default `max(s) * max(m, n) * eps` (or `max(s) * rtol`)."""
+    try:
+        A = _np.asarray(concrete(A))
+    except ConcretizationError:
+        return _traced_rank('matrix_rank', A, tol, rtol)
+    return _np.linalg.matrix_rank(A, tol=tol, hermitian=hermitian, rtol=rtol)
+
+
+def _traced_rank(op, A, tol, rtol):
+    if len(shape_of(A)) < 2:
+        return cnp.sum(ops.astype(cnp.not_equal(ops.stop_gradient(A), 0), _np.int64))
+    s = ops.stop_gradient(svdvals(A))
+    if tol is None:
+        m, n = shape_of(A)[-2:]
+        if rtol is None:
+            rtol = builtins.max(m, n) * _np.finfo(_np.result_type(dtype_of(A), _np.float32)).eps
+        tol = _smax(s) * cnp.asarray(rtol)[..., None]
+    else:
+        tol = cnp.asarray(tol)[..., None]
+    return cnp.sum(ops.astype(cnp.greater(s, tol), _np.int64), axis=-1)
+
+
+def _smax(s):
+    """The largest singular value of each matrix, keeping the axis (0 for a 0 x n matrix)."""
+    if shape_of(s)[-1] == 0:
+        return cnp.zeros(tuple(shape_of(s)[:-1]) + (1,), dtype_of(s))
+    return cnp.max(s, axis=-1, keepdims=True)
 
 
 # --- composites ---------------------------------------------------------------------------------
@@ -356,8 +383,9 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=None):
     cut = rtol if rtol is not None else (1e-15 if rcond is None else rcond)
     a = _la._matrix('pinv', a)
     u, s, vh = _la.svd(a, False)
-    sc = _np.asarray(concrete(s))
-    keep = sc > _np.asarray(cut)[..., None] * _np.max(sc, axis=-1, keepdims=True)
+    # the cut-off as operations, not NumPy on concrete values, so pinv works under vmap and jit
+    sc = ops.stop_gradient(s)
+    keep = cnp.greater(sc, cnp.asarray(cut)[..., None] * _smax(sc))
     s_inv = cnp.where(keep, 1.0 / cnp.where(keep, s, 1.0), 0.0)
     return _la._mm(_la._H(vh), s_inv[..., :, None] * _la._H(u))
 
@@ -503,7 +531,10 @@ def lstsq(a, b, rcond=None):
     Returns:
         `(x, residuals, rank, s)` as NumPy: `residuals` (the squared 2-norm of each column of
         `b - a @ x`) is empty unless rank == n < m; `rank` is an int. `x`, `residuals` and `s`
-        are differentiable (at a fixed rank).
+        are differentiable (at a fixed rank). Under `vmap` and `jit`, where the rank is not
+        known while tracing (JAX's rule): `rank` is an integer array, and `residuals` are
+        given whenever m > n, whatever the rank (the squared norms of the residuals of the
+        minimum-norm solution `x`).
     """
     a = _la._matrix('lstsq', a)
     sa, sb = shape_of(a), shape_of(b)
@@ -514,10 +545,14 @@ def lstsq(a, b, rcond=None):
     if rcond is None:
         rcond = _np.finfo(_np.result_type(dtype_of(a), _np.float32)).eps * builtins.max(m, n)
     s = svdvals(a)
-    sc = _np.asarray(concrete(s))
-    rank = int(_np.sum(sc > rcond * sc.max())) if sc.size else 0
+    try:
+        sc = _np.asarray(concrete(s))
+        rank = int(_np.sum(sc > rcond * sc.max())) if sc.size else 0
+    except ConcretizationError:         # traced by vmap or jit: the rank in the program
+        rank = _traced_rank('lstsq', a, None, rcond)
+        sc = None
     x = cnp.matmul(pinv(a, rcond=rcond), b)
-    if rank == n and m > n:
+    if m > n and (sc is None or rank == n):
         r = b - cnp.matmul(a, x)
         residuals = cnp.sum(_abs_sq(r), axis=0)
         if len(sb) == 1:
