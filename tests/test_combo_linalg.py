@@ -7,6 +7,7 @@ import pytest
 
 import chainrule as cr
 import chainrule.numpy as cnp
+from test_api import _fd_grad
 
 RNG = np.random.default_rng(0)
 
@@ -82,15 +83,6 @@ def test_matrix_rank_and_zero_norm_under_transforms(how):
     np.testing.assert_array_equal(got, [np.linalg.norm(x, ord=0) for x in v])
 
 
-def _fd(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        d = np.zeros_like(x)
-        d[i] = eps
-        g[i] = (f(x + d) - f(x - d)) / (2 * eps)
-    return g
-
-
 @pytest.mark.parametrize('fn', ['pinv', 'lstsq'])
 def test_gradients_at_full_rank_under_jit_and_vmap_equal_finite_differences(fn):
     full = A_TALL[0]
@@ -100,9 +92,9 @@ def test_gradients_at_full_rank_under_jit_and_vmap_equal_finite_differences(fn):
     else:
         loss = lambda a: cnp.sum(cnp.linalg.lstsq(a, B, rcond=None)[0] ** 2)          # noqa
         ref = lambda a: np.sum(np.linalg.lstsq(a, B, rcond=None)[0] ** 2)             # noqa
-    want = _fd(ref, full)
+    want = _fd_grad(ref, full)
     np.testing.assert_allclose(cr.jit(cr.grad(loss))(full), want, rtol=1e-6, atol=1e-7)
     batch = np.stack([full, 2 * full])
     got = cr.vmap(cr.grad(loss))(batch)
     np.testing.assert_allclose(got[0], want, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(got[1], _fd(ref, 2 * full), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got[1], _fd_grad(ref, 2 * full), rtol=1e-6, atol=1e-7)
