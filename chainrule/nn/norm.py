@@ -95,7 +95,11 @@ class _BatchNorm(Module):
         track = self.running_mean is not None
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and track:
-            self.num_batches_tracked.data = self.num_batches_tracked.data + 1
+            n = self.num_batches_tracked.data
+            if isinstance(n, np.ndarray) and n.flags.writeable:
+                n += 1      # in place, as the running moments: a buffer functional_call was
+            else:           # given (PyTorch updates those) counts too
+                self.num_batches_tracked.data = n + 1
             if self.momentum is None:
                 factor = 1.0 / float(self.num_batches_tracked.data)
             for t in (self.running_mean, self.running_var, self.num_batches_tracked):
