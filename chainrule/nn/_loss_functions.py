@@ -88,10 +88,17 @@ def _as_labels(target):
     return target if isinstance(target, Tracer) else np.asarray(getattr(target, 'data', target))
 
 
+def _check_class_weight(op, weight, c):
+    if weight is not None and tuple(shape_of(weight)) != (c,):
+        raise ShapeError(f'{op}: weight must hold one value per class, shape ({c},), got '
+                         f'shape {tuple(shape_of(weight))}')
+
+
 def _weighted_picks(logp, t, weight, ignore_index, op):
     """`(-logp[i, t_i] * w_i, w_i)` per row, `w_i` the weight of the row's class (0 for
     `ignore_index` rows); `w_i` is None when every row weighs 1."""
     c = shape_of(logp)[1]
+    _check_class_weight(op, weight, c)
     t = nnops.class_labels(t, c, ignore_index, op)
     dt = dtype_of(logp)
     onehot = nnops._onehot(t, c, dt)
@@ -195,6 +202,7 @@ def _soft_cross_entropy(input, target, weight, reduction, label_smoothing):
     si = shape_of(input)
     axis = 0 if len(si) == 1 else 1
     c = si[axis]
+    _check_class_weight('cross_entropy', weight, c)
     logp = nnops.log_softmax(input, axis)
     if label_smoothing:
         target = target * (1 - label_smoothing) + label_smoothing / c

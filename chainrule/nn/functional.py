@@ -20,7 +20,7 @@ import numpy as np
 
 import chainrule.numpy as cnp
 from chainrule import ops
-from chainrule.core import ConcretizationError, ShapeError, Tracer, dtype_of, shape_of
+from chainrule.core import ConcretizationError, DTypeError, ShapeError, Tracer, dtype_of, shape_of
 from chainrule.ops import conv as convops
 from chainrule.ops import nn as nnops
 from chainrule.ops.nn import erf, linear, relu, sigmoid
@@ -511,6 +511,11 @@ def _update_running_stats(running_mean, running_var, stats, momentum, count):
 def embedding(input, weight):
     """Rows of `weight` `(num_embeddings, dim)` picked by integer indices `input` (any shape):
     the result has shape `input.shape + (dim,)`; the gradient scatters back into the rows."""
+    dt = np.dtype(dtype_of(input) if isinstance(input, Tracer) else np.asarray(input).dtype)
+    if dt.kind not in 'iu':
+        raise DTypeError(f'embedding: indices must be integers (as PyTorch: Long or Int), got '
+                         f'dtype {dt} of shape {tuple(shape_of(input))}; convert them with '
+                         ".astype(np.int64)")
     if isinstance(input, Tracer):          # checked when the values are known (vmap, jit)
         return cnp.take(weight, nnops.class_labels(input, shape_of(weight)[0], None, 'embedding'),
                         axis=0)

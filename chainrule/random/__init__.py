@@ -368,6 +368,8 @@ def categorical(key, logits, axis=-1, shape=None):
     if not ls:
         raise ShapeError('random.categorical: logits must have at least one dimension')
     ax = axis % len(ls)
+    if ls[ax] == 0:
+        raise ShapeError(f'random.categorical: logits {ls} have no classes along axis {axis}')
     batch = ls[:ax] + ls[ax + 1:]
     shape = batch if shape is None else _shape(shape, 'categorical')
     if shape[len(shape) - len(batch):] != batch:
