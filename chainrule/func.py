@@ -19,14 +19,15 @@ spelled as in `torch.func` (`in_dims=`, `out_dims=`, `grad_and_value` giving `(g
     (4, 2, 3)
 
 Each function is the chainrule transform of the same meaning (see `chainrule.grad` and
-friends); randomness inside `vmap` follows chainrule's rules (`chainrule.random`), whatever
-`randomness=` says, and `chunk_size=` is accepted and ignored (chainrule vectorises whole).
+friends); `vmap`'s `randomness=` is PyTorch's ('error', 'same' or 'different' draws per
+example), and `chunk_size=` is accepted and ignored (chainrule vectorises whole).
 """
 
 import numpy as np
 
 from chainrule import api, transforms
-from chainrule.core import ChainruleError
+from chainrule.core import ChainruleError, innermost_trace
+from chainrule.random._staged import VmapRandomness
 
 __all__ = ['functional_call', 'stack_module_state', 'grad', 'grad_and_value', 'vmap', 'vjp',
            'jvp', 'jacrev', 'jacfwd', 'hessian', 'linearize']
@@ -116,11 +117,22 @@ def grad_and_value(func, argnums=0, has_aux=False):
 
 def vmap(func, in_dims=0, out_dims=0, randomness='error', *, chunk_size=None):
     """`torch.func.vmap`: `func` mapped over axis `in_dims` of its arguments (None: not
-    mapped), results stacked along `out_dims`."""
+    mapped), results stacked along `out_dims`.
+
+    `randomness` says what a draw from chainrule's eager generators inside `func` (dropout,
+    `cr.randn`, `nn.init`) means, as in PyTorch: 'error' (the default) raises
+    `RandomnessError`; 'same' draws once for the whole batch (what `chainrule.vmap` does);
+    'different' draws once per example (also under an enclosing `jit`)."""
     if randomness not in ('error', 'different', 'same'):
         raise ValueError(f"vmap: randomness must be 'error', 'different' or 'same', got "
                          f'{randomness!r}')
-    return transforms.vmap(func, in_axes=in_dims, out_axes=out_dims)
+
+    def body(*args, **kwargs):
+        # called by vmap right inside its batching level: that trace is the innermost one
+        with VmapRandomness(randomness, innermost_trace()):
+            return func(*args, **kwargs)
+    body.__name__ = getattr(func, '__name__', 'f')
+    return transforms.vmap(body, in_axes=in_dims, out_axes=out_dims)
 
 
 def vjp(func, *primals, has_aux=False):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
+import chainrule.func as cf
 import chainrule.nn.functional as F
 import chainrule.numpy as cnp
 from chainrule import nn
@@ -115,3 +116,86 @@ def test_nested_checkpoints_and_vmap_of_the_gradient():
         want = _seeded(f(plain), X, W)
         got = _seeded(f(outer), X, W)
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+# --- chainrule.func.vmap(randomness=...) as torch.func.vmap ------------------------------------
+
+ONES = np.ones((6, 400))
+
+
+def _dropout_row(r):
+    return F.dropout(r, 0.5, training=True)
+
+
+def _rows(out):
+    out = np.asarray(out)
+    assert set(np.unique(out)) <= {0.0, 2.0}        # p = 0.5: kept entries doubled
+    return out
+
+
+@pytest.mark.parametrize('where', ['eager', 'jit(vmap)', 'vmap(jit)', 'vmap(jit) cached'])
+def test_randomness_different_draws_per_example(where):
+    f = cf.vmap(_dropout_row, randomness='different')
+    if where == 'jit(vmap)':
+        f = cr.jit(f)
+    elif where.startswith('vmap(jit)'):
+        inner = cr.jit(_dropout_row)
+        if where.endswith('cached'):
+            inner(ONES[0])                          # traced before, outside the vmap
+        f = cf.vmap(inner, randomness='different')
+    cr.manual_seed(0)
+    a = _rows(f(ONES))
+    for i in range(len(a)):
+        for j in range(i):
+            assert (a[i] != a[j]).any()
+    assert 0.4 < (a == 0).mean() < 0.6
+    b = _rows(f(ONES))
+    assert (a != b).any()                           # fresh numbers at every call
+    cr.manual_seed(0)
+    np.testing.assert_array_equal(_rows(f(ONES)), a)     # reseeding repeats them
+
+
+@pytest.mark.parametrize('where', ['eager', 'jit(vmap)', 'vmap(jit)'])
+def test_randomness_same_shares_one_draw(where):
+    f = cf.vmap(_dropout_row, randomness='same')
+    if where == 'jit(vmap)':
+        f = cr.jit(f)
+    elif where == 'vmap(jit)':
+        f = cf.vmap(cr.jit(_dropout_row), randomness='same')
+    a = _rows(f(ONES))
+    assert (a == a[0]).all() and 0.4 < (a == 0).mean() < 0.6
+
+
+@pytest.mark.parametrize('draw', [_dropout_row, lambda r: r + cr.randn(400).numpy(),
+                                  cr.jit(_dropout_row)], ids=['dropout', 'randn', 'jitted'])
+def test_randomness_error_is_the_default_and_names_the_choices(draw):
+    with pytest.raises(cr.random.RandomnessError, match="randomness='same'.*'different'"):
+        cf.vmap(draw)(ONES)
+    np.asarray(cf.vmap(lambda r: r * 2)(ONES))        # no draw, no error
+
+
+def test_per_example_gradients_see_each_examples_own_mask():
+    """grad inside vmap with 'different': each example's gradient is its own mask, and the
+    value agrees with it (d sum(dropout(x)) / dx = mask / (1 - p))."""
+    x = np.linspace(1.0, 2.0, 6 * 50).reshape(6, 50)
+    vg = cf.vmap(cf.grad_and_value(lambda r: cnp.sum(_dropout_row(r) * r)),
+                 randomness='different')
+    cr.manual_seed(1)
+    g, v = vg(x)
+    mask = (np.asarray(g) != 0) * 2.0
+    np.testing.assert_allclose(g, 2 * x * mask, rtol=1e-12)
+    np.testing.assert_allclose(v, np.sum(mask * x * x, axis=1), rtol=1e-12)
+    assert len({tuple(m) for m in mask}) == 6
+
+
+def test_an_ensemble_with_dropout_gets_one_mask_per_model():
+    models = [nn.Sequential(nn.Linear(4, 64, dtype=np.float64), nn.Dropout(0.5)) for _ in range(3)]
+    for m in models:
+        m[0].weight.data[...] = 1.0
+        m[0].bias.data[...] = 0.0
+    params, buffers = cf.stack_module_state(models)
+    x = np.ones((2, 4))
+    call = lambda p, b: cf.functional_call(models[0], (p, b), (x,))      # noqa: E731
+    out = np.asarray(cf.vmap(call, randomness='different')(params, buffers))
+    assert out.shape == (3, 2, 64)
+    assert not (out[0] == out[1]).all() and not (out[1] == out[2]).all()

@@ -36,7 +36,9 @@ generator at every call (`chainrule.random._staged`), so a jitted training step 
 gets a new mask each call, and `cr.manual_seed(s)` makes jitted runs reproducible. NumPy's own
 generators (`np.random.*`, a `np.random.Generator`) cannot be staged: `jit` raises
 `FrozenRandomnessError` when tracing consumed them. `grad` and `vmap` run the function at
-every call, so any generator works there (under `vmap`, one draw serves the whole batch).
+every call, so any generator works there (under `vmap`, one draw serves the whole batch;
+`chainrule.func.vmap` takes PyTorch's `randomness=`: 'error', the default, raises
+`RandomnessError`, 'same' shares one draw, 'different' draws per example).
 """
 
 import math
@@ -46,12 +48,12 @@ import numpy as np
 
 from chainrule import ops
 from chainrule.core import DTypeError, ShapeError, Tracer, dtype_of, shape_of
-from chainrule.random._staged import FrozenRandomnessError
+from chainrule.random._staged import FrozenRandomnessError, RandomnessError
 from chainrule.random._threefry import threefry2x32, threefry2x32_p
 
 __all__ = ['key', 'PRNGKey', 'split', 'fold_in', 'bits', 'random_bits', 'uniform', 'normal',
            'truncated_normal', 'bernoulli', 'categorical', 'gumbel', 'exponential', 'randint',
-           'permutation', 'choice', 'threefry2x32_p', 'FrozenRandomnessError']
+           'permutation', 'choice', 'threefry2x32_p', 'FrozenRandomnessError', 'RandomnessError']
 
 _U32 = np.dtype(np.uint32)
 _U64 = np.dtype(np.uint64)

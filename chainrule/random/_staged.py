@@ -39,7 +39,7 @@ import numpy as np
 from chainrule.core import ChainruleError, innermost_trace
 
 __all__ = ['FrozenRandomnessError', 'generator', 'recording', 'fresh_keys', 'rng_snapshot',
-           'check_rng_unchanged', 'RngStates']
+           'check_rng_unchanged', 'RngStates', 'RandomnessError', 'VmapRandomness']
 
 
 class FrozenRandomnessError(ChainruleError, RuntimeError):
@@ -137,24 +137,153 @@ def fresh_keys(sources):
     jitted function called while another is traced)."""
     _refuse_in_loop_body()
     rec = _recorder.get()
+    vm = _vmap_randomness.get()
+    if vm is not None and vm.mode != 'same' and sources and \
+            (rec is None or rec.trace.level < vm.trace.level):
+        vm.refuse()
+        return [_batched(vm.trace, current_generator(s).integers(
+            0, 2 ** 32, size=(vm.trace.size, 2), dtype=np.uint32)) if rec is None else
+            _batched(vm.trace, _split(rec.key(s), vm.trace.size)) for s in sources]
     if rec is not None:
         return [rec.key(s) for s in sources]
     return [current_generator(s).integers(0, 2 ** 32, size=2, dtype=np.uint32)
             for s in sources]
 
 
+def _split(key, n):
+    from chainrule.random import split
+    return split(key, n)
+
+
 def generator(g, source):
     """`g` (a NumPy Generator) outside a `jit` trace; a `StagedGenerator` drawing through a
-    hidden key input for `source` inside one."""
+    hidden key input for `source` inside one (and under `chainrule.func.vmap`, what its
+    `randomness=` asks for)."""
     rec = _recorder.get()
     if rec is None and _loop_body.get() is None:
         watching = _watchers.get()
         if watching:
             for w in watching:
                 w.see(g)
-        return g
+        vm = _vmap_randomness.get()
+        return g if vm is None else vm.generator(g, None, source)
     _refuse_in_loop_body()
+    vm = _vmap_randomness.get()
+    if vm is not None:
+        return vm.generator(g, rec, source)
     return StagedGenerator(rec, source)
+
+
+# --- chainrule.func.vmap(randomness=...) ------------------------------------------------------
+#
+# PyTorch's torch.func.vmap says what a random draw inside the mapped function means: 'error'
+# (the default) refuses it, 'same' makes one draw for the whole batch (what chainrule.vmap does),
+# 'different' one draw per example. For 'different' the draw site gets a generator whose numbers
+# carry the batch axis: a NumPy draw of (batch,) + shape outside jit, or, inside a jit trace,
+# the staged draw on one key per example (split from the hidden key).
+
+class RandomnessError(ChainruleError, RuntimeError):
+    """A random draw inside `chainrule.func.vmap(..., randomness='error')`."""
+
+
+_vmap_randomness = contextvars.ContextVar('chainrule_vmap_randomness', default=None)
+
+
+class VmapRandomness:
+    """The `randomness=` of the innermost `chainrule.func.vmap`, with its batching trace."""
+
+    __slots__ = ('mode', 'trace', 'token')
+
+    def __init__(self, mode, trace):
+        self.mode, self.trace = mode, trace
+
+    def __enter__(self):
+        self.token = _vmap_randomness.set(self)
+
+    def __exit__(self, *exc):
+        _vmap_randomness.reset(self.token)
+        return False
+
+    def generator(self, g, rec, source):
+        if self.mode == 'same' or (rec is not None and rec.trace.level > self.trace.level):
+            # (a function jitted inside the vmap draws through its hidden keys, which its calls
+            # fill per `fresh_keys` below)
+            return g if rec is None else StagedGenerator(rec, source)
+        self.refuse()
+        if rec is None:
+            return _PerExample(g, self.trace)
+        return _StagedPerExample(rec, source, self.trace)
+
+    def refuse(self):
+        """Raise for randomness='error'."""
+        if self.mode == 'error':
+            raise RandomnessError(
+                "a random draw (dropout, cr.randn, nn.init, ...) inside chainrule.func.vmap "
+                "with randomness='error' (the default, as PyTorch's): pass randomness='same' "
+                "(one draw shared by the batch) or 'different' (one per example), or draw "
+                'outside vmap, or map over chainrule.random keys')
+
+
+def _batched(trace, value):
+    from chainrule.interpreters.batching import BatchTracer
+    return BatchTracer(trace, value)
+
+
+class _PerExample:
+    """A NumPy generator's draws, one per example of a `vmap` batch."""
+
+    __slots__ = ('_g', '_trace')
+
+    def __init__(self, g, trace):
+        self._g, self._trace = g, trace
+
+    def _size(self, size, *params):
+        return (self._trace.size,) + _size(size, *params)
+
+    def random(self, size=None, dtype=np.float64):
+        return _batched(self._trace, self._g.random(self._size(size), dtype))
+
+    def standard_normal(self, size=None, dtype=np.float64):
+        return _batched(self._trace, self._g.standard_normal(self._size(size), dtype))
+
+    def uniform(self, low=0.0, high=1.0, size=None):
+        return _batched(self._trace, self._g.uniform(low, high, self._size(size, low, high)))
+
+    def normal(self, loc=0.0, scale=1.0, size=None):
+        return _batched(self._trace, self._g.normal(loc, scale, self._size(size, loc, scale)))
+
+    def integers(self, low, high=None, size=None, dtype=np.int64, endpoint=False):
+        return _batched(self._trace, self._g.integers(low, high, self._size(size, low, high),
+                                                      dtype, endpoint))
+
+    def permutation(self, x):
+        return _batched(self._trace, np.stack([self._g.permutation(x)
+                                               for _ in range(self._trace.size)]))
+
+    def __getattr__(self, name):
+        raise RandomnessError(
+            f"Generator.{name} is not available per example (chainrule.func.vmap with "
+            "randomness='different'); draw with chainrule.random and mapped keys instead")
+
+
+class _StagedPerExample:
+    """`StagedGenerator` with one key per example of a `vmap` batch (inside a `jit` trace)."""
+
+    __slots__ = ('_staged', '_trace')
+
+    def __init__(self, recorder, source, trace):
+        self._staged, self._trace = StagedGenerator(recorder, source), trace
+
+    def __getattr__(self, name):
+        method = getattr(self._staged, name)
+
+        def per_example(*args, **kwargs):
+            from chainrule.random import split
+            keys = _batched(self._trace, split(self._staged._key(), self._trace.size))
+            per = StagedGenerator.__new__(_FixedKey)
+            per._key_value = keys
+            return getattr(per, name)(*args, **kwargs)
+        return per_example if callable(method) else method
 
 
 # --- replaying a function's draws (gradient checkpointing) --------------------------------------
@@ -396,3 +525,12 @@ def check_rng_unchanged(snapshot, name):
                 'cr.random.key(0); cr.random.normal(key, shape)), or with chainrule\'s own '
                 'generator (cr.randn, cr.rand, cr.randint, dropout), which jit feeds fresh '
                 'bits at every call; or draw outside and pass the numbers in as arguments.')
+
+
+class _FixedKey(StagedGenerator):
+    """A `StagedGenerator` drawing on one given key (a batch of keys, per example)."""
+
+    __slots__ = ('_key_value',)
+
+    def _key(self):
+        return self._key_value
