@@ -157,7 +157,27 @@ def export(fun, *example_args, static_argnums=(), static_argnames=()):
             'cr.rand, dropout, nn.init, ...), whose state a saved program cannot carry: take a '
             'key argument and draw with chainrule.random instead (key = cr.random.key(0); '
             'cr.random.normal(key, shape))')
-    return Exported(entry.graph)
+    return Exported(_bake_captures(entry, j.__name__[4:-1]))
+
+
+def _bake_captures(entry, name):
+    """The program with the Tensors `fun` closed over (a module's parameters, which `jit`
+    takes by reference as trailing inputs) bound to their current values as constants: a
+    saved program carries them, and takes only the arguments of `fun`."""
+    graph = entry.graph
+    n = len(entry.closure)
+    if not n:
+        return graph
+    for c in entry.closure:
+        if not getattr(c, '_is_tensor', False) or isinstance(c.data, Tracer):
+            raise ChainruleError(
+                f'export: {name} closes over a value traced by an enclosing transform (grad, '
+                'vmap, ...); a saved program cannot carry it: pass it as an argument')
+    baked = Graph(graph.constvars + graph.invars[-n:],
+                  graph.consts + [np.array(c.data, copy=True) for c in entry.closure],
+                  graph.invars[:-n], graph.eqns, graph.outvars)
+    baked.in_tree, baked.out_tree = graph.in_tree, graph.out_tree
+    return baked
 
 
 def _types(avals):
