@@ -457,7 +457,7 @@ def test_jitted_factories_and_local_generators_are_fresh_per_call():
     np.testing.assert_array_equal(np.sort(p), np.arange(6.0))
     # a NumPy Generator handed to dropout as rng= is drawn from at each call (its state moves)
     rng = np.random.default_rng(0)
-    d = cr.jit(lambda x: cr.nn.functional.dropout(x, 0.5, True, rng))
+    d = cr.jit(lambda x: cr.nn.functional.dropout(x, 0.5, True, rng=rng))
     before = rng.bit_generator.state['state']['state']
     m1, m2 = d(np.ones(50)), d(np.ones(50))
     assert not np.array_equal(m1, m2)

@@ -20,59 +20,102 @@ _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 
 
+# --- PyTorch's inplace=True ----------------------------------------------------------------------
+#
+# With inplace=True PyTorch writes the result into the input and returns it; code may rely on
+# the input changing (`F.relu(x, inplace=True)` then reading `x`). So the result is computed from
+# a copy of the input (whose saved values the write cannot disturb) and written into it: for a
+# Tensor an in-place copy autograd records (and refuses on a leaf that requires grad, as
+# PyTorch); a NumPy array is written into. Values traced by grad, vmap or jit cannot change:
+# the result is returned, as JAX would.
+
+def _source(input, inplace):
+    return input.clone() if inplace and getattr(input, '_is_tensor', False) else input
+
+
+def _written(input, result, inplace):
+    if not inplace:
+        return result
+    if getattr(input, '_is_tensor', False):
+        return input.copy_(result)
+    if isinstance(input, np.ndarray):
+        np.copyto(input, np.asarray(getattr(result, 'data', result)), casting='same_kind')
+        return input
+    return result
+
+
+def relu(input, inplace=False):
+    """`max(x, 0)`, with derivative 0 at 0 (as PyTorch)."""
+    if not inplace:
+        return nnops.relu(input)
+    return _written(input, nnops.relu(_source(input, True)), True)
+
+
 def elu(input, alpha=1.0, inplace=False):
     """`x` where positive, else `alpha * (exp(x) - 1)`."""
-    pos = ops.greater(input, 0)
-    return cnp.where(pos, input, alpha * ops.expm1(cnp.where(pos, 0.0, input)))
+    x = _source(input, inplace)
+    pos = ops.greater(x, 0)
+    return _written(input, cnp.where(pos, x, alpha * ops.expm1(cnp.where(pos, 0.0, x))), inplace)
 
 
 def selu(input, inplace=False):
     """`scale * elu(x, alpha)` with the self-normalising constants of Klambauer et al."""
-    return _SELU_SCALE * elu(input, _SELU_ALPHA)
+    x = _source(input, inplace)
+    return _written(input, _SELU_SCALE * elu(x, _SELU_ALPHA), inplace)
 
 
 def celu(input, alpha=1.0, inplace=False):
     """`max(0, x) + min(0, alpha * (exp(x / alpha) - 1))`."""
     if alpha == 0:
         raise ValueError('celu: alpha must not be 0')
-    pos = ops.greater(input, 0)
-    return cnp.where(pos, input, alpha * ops.expm1(cnp.where(pos, 0.0, input) / alpha))
+    x = _source(input, inplace)
+    pos = ops.greater(x, 0)
+    out = cnp.where(pos, x, alpha * ops.expm1(cnp.where(pos, 0.0, x) / alpha))
+    return _written(input, out, inplace)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """`x` where positive, else `negative_slope * x`."""
-    return cnp.where(ops.greater(input, 0), input, input * negative_slope)
+    x = _source(input, inplace)
+    return _written(input, cnp.where(ops.greater(x, 0), x, x * negative_slope), inplace)
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """`x` clipped to `[min_val, max_val]`; derivative 1 strictly inside, 0 elsewhere."""
     if min_val > max_val:
         raise ValueError(f'hardtanh: min_val {min_val} is above max_val {max_val}')
-    return cnp.where(ops.less_equal(input, min_val), min_val,
-                     cnp.where(ops.greater_equal(input, max_val), max_val, input))
+    x = _source(input, inplace)
+    out = cnp.where(ops.less_equal(x, min_val), min_val,
+                    cnp.where(ops.greater_equal(x, max_val), max_val, x))
+    return _written(input, out, inplace)
 
 
 def relu6(input, inplace=False):
     """`min(max(x, 0), 6)`."""
-    return hardtanh(input, 0.0, 6.0)
+    x = _source(input, inplace)
+    return _written(input, hardtanh(x, 0.0, 6.0), inplace)
 
 
 def hardsigmoid(input, inplace=False):
     """`relu6(x + 3) / 6`: 0 below -3, 1 above 3, linear between."""
-    return cnp.where(ops.less_equal(input, -3), 0.0,
-                     cnp.where(ops.greater_equal(input, 3), 1.0, input / 6 + 0.5))
+    x = _source(input, inplace)
+    out = cnp.where(ops.less_equal(x, -3), 0.0,
+                    cnp.where(ops.greater_equal(x, 3), 1.0, x / 6 + 0.5))
+    return _written(input, out, inplace)
 
 
 def hardswish(input, inplace=False):
     """`x * relu6(x + 3) / 6` (MobileNetV3), with PyTorch's derivatives at the kinks (0 at -3,
     1 at 3)."""
-    return cnp.where(ops.less_equal(input, -3), 0.0,
-                     cnp.where(ops.less(input, 3), input * (input + 3) / 6, input))
+    x = _source(input, inplace)
+    out = cnp.where(ops.less_equal(x, -3), 0.0, cnp.where(ops.less(x, 3), x * (x + 3) / 6, x))
+    return _written(input, out, inplace)
 
 
 def silu(input, inplace=False):
     """`x * sigmoid(x)` (swish)."""
-    return input * nnops.sigmoid(input)
+    x = _source(input, inplace)
+    return _written(input, x * nnops.sigmoid(x), inplace)
 
 
 def softplus(input, beta=1.0, threshold=20.0):
@@ -84,7 +127,8 @@ def softplus(input, beta=1.0, threshold=20.0):
 
 def mish(input, inplace=False):
     """`x * tanh(softplus(x))`."""
-    return input * ops.tanh(softplus(input))
+    x = _source(input, inplace)
+    return _written(input, x * ops.tanh(softplus(x)), inplace)
 
 
 def softsign(input):
@@ -112,7 +156,8 @@ def tanhshrink(input):
 
 def threshold(input, threshold, value, inplace=False):
     """`x` where `x > threshold`, else `value`."""
-    return cnp.where(ops.greater(input, threshold), input, value)
+    x = _source(input, inplace)
+    return _written(input, cnp.where(ops.greater(x, threshold), x, value), inplace)
 
 
 def softplus0(x):

@@ -23,9 +23,10 @@ from chainrule import ops
 from chainrule.core import ConcretizationError, DTypeError, ShapeError, Tracer, dtype_of, shape_of
 from chainrule.ops import conv as convops
 from chainrule.ops import nn as nnops
-from chainrule.ops.nn import erf, linear, relu, sigmoid
+from chainrule.ops.nn import erf, linear, sigmoid
 from chainrule.nn import _activation_functions, _loss_functions
 from chainrule.nn._activation_functions import *  # noqa: F401,F403 (PyTorch's names)
+from chainrule.nn._activation_functions import relu
 from chainrule.nn._loss_functions import *  # noqa: F401,F403 (PyTorch's names)
 from chainrule.nn._loss_functions import _reduce  # noqa: F401 (the modules' reductions)
 
@@ -362,7 +363,7 @@ def _take_axis(x, idx, axis):
 
 # --- regularisation and normalisation ------------------------------------------------------
 
-def dropout(input, p=0.5, training=True, rng=None):
+def dropout(input, p=0.5, training=True, inplace=False, *, rng=None):
     """Zero each element with probability `p` and scale the rest by `1/(1-p)` (identity when
     not training).
 
@@ -370,17 +371,25 @@ def dropout(input, p=0.5, training=True, rng=None):
         input: any array.
         p: drop probability in [0, 1).
         training: apply dropout (True) or return `input` unchanged.
-        rng: anything `np.random.default_rng` accepts (an int seed, a `Generator`, ...) for
-            reproducible masks; the default generator (seeded by `nn.init.manual_seed`) if
-            omitted.
+        inplace: PyTorch's: write the result into `input` (a Tensor or NumPy array) and
+            return it.
+        rng: (keyword) anything `np.random.default_rng` accepts (an int seed, a `Generator`,
+            ...) for reproducible masks; the default generator (seeded by
+            `nn.init.manual_seed`) if omitted.
     """
+    if not isinstance(inplace, (bool, np.bool_)):
+        raise TypeError(f'dropout: inplace must be True or False, got {inplace!r:.40} (the '
+                        'fourth argument is inplace, as in PyTorch; pass a generator or seed '
+                        'as rng=)')
     if not 0 <= p < 1:
         raise ValueError(f'dropout: p must be in [0, 1), got {p}')
     if not training or p == 0:
         return input
     from chainrule.nn import init
-    keep = init._draw(rng).random(shape_of(input)) >= p
-    return input * (keep * (1.0 / (1.0 - p))).astype(dtype_of(input))
+    x = _activation_functions._source(input, inplace)
+    keep = init._draw(rng).random(shape_of(x)) >= p
+    out = x * (keep * (1.0 / (1.0 - p))).astype(dtype_of(x))
+    return _activation_functions._written(input, out, inplace)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):

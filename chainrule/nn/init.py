@@ -47,6 +47,9 @@ def get_rng(rng=None):
     `SeedSequence`, a `BitGenerator` or a `Generator`."""
     if isinstance(rng, np.random.Generator):
         return rng
+    if isinstance(rng, (bool, np.bool_)):     # a flag passed where a seed goes (seed 0 or 1)
+        raise TypeError(f'rng={rng!r} is not a seed: pass None, an int, a SeedSequence, a '
+                        'BitGenerator or a numpy.random.Generator')
     if rng is not None:
         try:
             return np.random.default_rng(rng)

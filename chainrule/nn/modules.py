@@ -645,15 +645,17 @@ class Dropout(Module):
     key input that `jit` fills from the generator at every call (`chainrule.random`).
     """
 
-    def __init__(self, p=0.5, inplace=False, rng=None):
-        # (inplace=True is accepted: the result is the same, computed out of place)
+    def __init__(self, p=0.5, inplace=False, *, rng=None):
         if not 0 <= p < 1:
             raise ValueError(f'Dropout: p must be in [0, 1), got {p}')
-        self.p = p
+        if not isinstance(inplace, (bool, np.bool_)):
+            raise TypeError(f'Dropout: inplace must be True or False, got {inplace!r:.40} (the '
+                            'second argument is inplace, as in PyTorch; pass rng=)')
+        self.p, self.inplace = p, bool(inplace)
         self._rng = init.get_rng(rng) if rng is not None else None
 
     def forward(self, x):
-        return F.dropout(x, self.p, self.training, self._rng)
+        return F.dropout(x, self.p, self.training, self.inplace, rng=self._rng)
 
     def extra_repr(self):
         return f'p={self.p}'
@@ -697,8 +699,8 @@ class Sequential(Module):
 
 def _module(name, fn, doc, **options):
     """A module `forward(x) = fn(x, **options)` whose constructor takes `options` in order, as
-    PyTorch's does (PyTorch's `inplace=` is accepted and ignored: results are new arrays)."""
-    names = [k for k in options if k != 'inplace']
+    PyTorch's does (`inplace=True` writes the result into the input, as there)."""
+    names = list(options)
 
     def __init__(self, *args, **kwargs):
         Module.__init__(self)
