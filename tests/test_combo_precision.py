@@ -5,6 +5,8 @@ against PyTorch's formula."""
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import chainrule as cr
 import chainrule.nn.functional as F
@@ -150,3 +152,13 @@ def test_sigmoid_then_bce_trains_through_a_saturated_float32_output():
     loss.backward()
     g = z.grad.numpy()
     assert np.isfinite(g).all() and g[0] > 0 and g[1] < 0 and g[2] < 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-740, 740, allow_nan=False), min_size=1, max_size=20))
+def test_logistic_family_derivatives_anywhere(xs):
+    x = np.array(xs)
+    _assert_relative(cr.grad(lambda x: cnp.sum(F.sigmoid(x)))(x), _e(x) / (1 + _e(x)) ** 2)
+    _assert_relative(cr.grad(lambda x: cnp.sum(F.logsigmoid(x)))(x), _sig(-x))
+    _assert_relative(cr.grad(lambda x: cnp.sum(F.binary_cross_entropy_with_logits(
+        x, np.ones_like(x), reduction='sum')))(x), -_sig(-x))

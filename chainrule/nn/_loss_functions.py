@@ -316,8 +316,10 @@ def _bce_edge(p, t):
     """Near 0 and 1: the value with the logs clamped at -100, and PyTorch's derivatives
     `(p - t) / eps` and `1 / eps` (the terms in `d = p - p0` are 0 in value)."""
     p0 = ops.stop_gradient(p)
-    value = -(t * cnp.maximum(ops.log(p0), -100.0) + (1 - t) * cnp.maximum(ops.log(1 - p0),
-                                                                          -100.0))
+    # log(max(q, smallest subnormal)) clamped at -100 is log(q) clamped, without log(0)'s warning
+    low = np.finfo(np.result_type(dtype_of(p), np.float32)).smallest_subnormal
+    value = -(t * cnp.maximum(ops.log(cnp.maximum(p0, low)), -100.0)
+              + (1 - t) * cnp.maximum(ops.log(cnp.maximum(1 - p0, low)), -100.0))
     d = p - p0
     return ops.stop_gradient(value) + d * ((p0 - t) / _BCE_EPS) + d * d * (0.5 / _BCE_EPS)
 
