@@ -20,7 +20,10 @@ spelled as in `torch.func` (`in_dims=`, `out_dims=`, `grad_and_value` giving `(g
 
 Each function is the chainrule transform of the same meaning (see `chainrule.grad` and
 friends); `vmap`'s `randomness=` is PyTorch's ('error', 'same' or 'different' draws per
-example), and `chunk_size=` is accepted and ignored (chainrule vectorises whole).
+example), and `chunk_size=` is accepted and ignored (chainrule vectorises whole). One
+difference: the gradient of a real function of complex values follows chainrule's (JAX's)
+convention, the conjugate of what `torch.func.grad` gives; step along `conj(grad)` (as
+`chainrule.optim` does) to follow PyTorch's iterates.
 """
 
 import numpy as np
