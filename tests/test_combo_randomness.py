@@ -63,6 +63,15 @@ def test_jvp_of_checkpointed_dropout_equals_the_plain_one():
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
 
 
+
+@pytest.mark.parametrize('transform', ['jacrev', 'jacfwd', 'hessian'])
+def test_jacobians_of_checkpointed_dropout_equal_the_plain_ones(transform):
+    T = {'jacrev': cr.jacrev, 'jacfwd': cr.jacfwd,
+         'hessian': lambda g: cr.hessian(lambda x: cnp.sum(g(x)))}[transform]
+    f = lambda blk: (lambda x: cnp.sin(blk(x, W)).sum(axis=1))      # noqa: E731
+    np.testing.assert_allclose(_seeded(T(f(cr.checkpoint(block))), X), _seeded(T(f(block)), X),
+                               rtol=1e-12, atol=1e-12)
+
 @pytest.mark.parametrize('create_graph', [False, True])
 @pytest.mark.parametrize('generator', ['global', 'local'])
 def test_tensor_backward_through_checkpointed_dropout_layers(create_graph, generator):
