@@ -87,3 +87,50 @@ def test_relu_module_accepts_torchs_arguments():
     assert nn.ReLU(True)(x) is x and x.numpy().tolist() == [0.0, 2.0]
     y = np.array([-1.0, 2.0])
     assert nn.ReLU()(y).tolist() == [0.0, 2.0] and y.tolist() == [-1.0, 2.0]
+
+
+def _mlp(inplace):
+    return nn.Sequential(nn.Linear(3, 5, dtype=np.float64), nn.ReLU(inplace=inplace),
+                         nn.Linear(5, 5, dtype=np.float64), nn.ELU(inplace=inplace),
+                         nn.Hardtanh(inplace=inplace), nn.Linear(5, 2, dtype=np.float64))
+
+
+def test_inplace_modules_under_every_transform_equal_the_plain_model():
+    """A model built with inplace=True, run eagerly (backward), jitted, functionally under
+    grad and under vmap, gives what the same model without inplace gives."""
+    import chainrule.func as cf
+    import chainrule.numpy as cnp
+    m, m0 = _mlp(True), _mlp(False)
+    m0.load_state_dict(m.state_dict())
+    x = np.random.default_rng(0).standard_normal((4, 3))
+
+    def step(model, fn):
+        for p in model.parameters():
+            p.grad = None
+        out = fn(x)
+        out.sum().backward()
+        return [np.asarray(out.detach().numpy())] + [p.grad.numpy() for p in model.parameters()]
+
+    want = step(m0, m0)
+    for fn in (m, cr.jit(lambda x: m(x))):
+        for a, b in zip(step(m, fn), want):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    params = {k: v.detach().numpy() for k, v in m.named_parameters()}
+    g = cr.grad(lambda p: cnp.sum(cf.functional_call(m, p, (x,))))(params)
+    g0 = cr.grad(lambda p: cnp.sum(cf.functional_call(m0, p, (x,))))(params)
+    for k in g:
+        np.testing.assert_allclose(g[k], g0[k], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(cr.vmap(m)(x)), want[0], rtol=1e-12, atol=1e-12)
+
+
+def test_clone_of_a_tensor_traced_by_a_transform():
+    """Tensor.clone() inside grad/jit of module code (a Tensor holding a traced value that does
+    not itself require grad) is an operation, not a NumPy copy of the tracer."""
+    import chainrule.func as cf
+    import chainrule.numpy as cnp
+    lin = nn.Linear(3, 2, dtype=np.float64)
+    x = np.ones((2, 3))
+    params = {k: v.detach().numpy() for k, v in lin.named_parameters()}
+    f = lambda p: cnp.sum(cf.functional_call(lin, p, (x,)).clone() * 2)     # noqa: E731
+    np.testing.assert_allclose(cr.grad(f)(params)['bias'], [4.0, 4.0])
+    np.testing.assert_allclose(cr.jit(f)(params), f(params))
