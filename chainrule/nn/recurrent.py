@@ -41,6 +41,7 @@ import numpy as np
 
 import chainrule.numpy as cnp
 from chainrule import ops
+from chainrule.ops import recurrent as _rec
 from chainrule.core import ShapeError, shape_of
 from chainrule.nn import functional as F
 from chainrule.nn import init
@@ -80,6 +81,9 @@ def _gru_step(gx, h, w_hh, b_hh):
     return h, h
 
 
+# the modes that run as one primitive per layer and direction (when `fused`)
+_FUSED = {'LSTM': _rec.lstm_layer, 'GRU': _rec.gru_layer}
+
 # mode -> (gates stacked in each weight, step function)
 _MODES = {
     'RNN_TANH': (1, _elman_step(ops.tanh)),
@@ -111,6 +115,10 @@ class _RNNBase(Module):
     """The multi-layer, optionally bidirectional recurrence shared by `RNN`, `LSTM` and `GRU`."""
 
     _dtype_check = ('weight_ih_l0', 2)          # the input and the initial state(s)
+    # LSTM and GRU layers run each layer and direction as one primitive with a hand-derived
+    # backward pass (`chainrule.ops.recurrent`); `fused = False` on an instance runs the
+    # composite of per-step primitives instead (the reference; same results)
+    fused = True
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32,
@@ -214,24 +222,19 @@ class _RNNBase(Module):
         if steps == 0:
             raise ShapeError(f'{op}: the input sequence {si} is empty (length 0)')
         dirs = 2 if self.bidirectional else 1
+        fused = self.fused and self.mode in _FUSED
         states = [ops.split(s, range(1, self.num_layers * dirs), 0)
+                  if self.num_layers * dirs > 1 else [s]
                   for s in self._initial_state(hx, batch, batched)]
-        step = _MODES[self.mode][1]
-        lstm = _is_lstm(self.mode)
         finals = [[] for _ in states]
         for layer in range(self.num_layers):
             outs = []
             for d in range(dirs):
-                w_ih, w_hh, b_ih, b_hh = self._weights(layer, d)
-                gx = F.linear(x, w_ih, b_ih)        # every step's input term, one product
-                gx = ops.split(gx, range(1, steps), 0) if steps > 1 else [gx]
                 k = layer * dirs + d
-                state = (states[0][k], states[1][k]) if lstm else states[0][k]
-                ys = [None] * steps
-                for t in (range(steps - 1, -1, -1) if d else range(steps)):
-                    ys[t], state = step(gx[t], state, w_hh, b_hh)
-                outs.append(cnp.concatenate(ys, axis=0) if steps > 1 else ys[0])
-                for f, s in zip(finals, state if lstm else (state,)):
+                run = self._run_fused if fused else self._run_composite
+                y, state = run(x, [s[k] for s in states], self._weights(layer, d), d == 1)
+                outs.append(y)
+                for f, s in zip(finals, state):
                     f.append(s)
             x = outs[0] if dirs == 1 else cnp.concatenate(outs, axis=-1)
             if self.dropout and self.training and layer < self.num_layers - 1:
@@ -241,7 +244,32 @@ class _RNNBase(Module):
             out = cnp.swapaxes(x, 0, 1) if self.batch_first else x
         else:
             out, finals = x[:, 0], [f[:, 0] for f in finals]
-        return (out, tuple(finals)) if lstm else (out, finals[0])
+        return (out, tuple(finals)) if _is_lstm(self.mode) else (out, finals[0])
+
+    def _run_composite(self, x, state, weights, reverse):
+        """One layer in one direction as a composite of primitives, a dozen per step (the
+        reference; RNN's only path). `state`: the initial state(s) `(1, N, H)`; returns the
+        outputs `(T, N, H)` and the final state(s) `(1, N, H)`."""
+        w_ih, w_hh, b_ih, b_hh = weights
+        steps = shape_of(x)[0]
+        gx = F.linear(x, w_ih, b_ih)            # every step's input term, one product
+        gx = ops.split(gx, range(1, steps), 0) if steps > 1 else [gx]
+        lstm = _is_lstm(self.mode)
+        step = _MODES[self.mode][1]
+        state = tuple(state) if lstm else state[0]
+        ys = [None] * steps
+        for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
+            ys[t], state = step(gx[t], state, w_hh, b_hh)
+        return (cnp.concatenate(ys, axis=0) if steps > 1 else ys[0],
+                state if lstm else (state,))
+
+    def _run_fused(self, x, state, weights, reverse):
+        """The same as one primitive (`chainrule.ops.recurrent`), with a hand-derived backward
+        pass through time."""
+        n = shape_of(state[0])[1:]
+        state = [cnp.reshape(s, n) for s in state]
+        ys, *finals = _FUSED[self.mode](x, *state, *weights, reverse=reverse)
+        return ys, [cnp.expand_dims(f, 0) for f in finals]
 
     def extra_repr(self):
         s = f'{self.input_size}, {self.hidden_size}'
