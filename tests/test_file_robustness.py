@@ -35,6 +35,7 @@ import chainrule.nn.functional as F
 import chainrule.numpy as cnp
 from chainrule import lax
 from chainrule.core import registry
+from chainrule.ops import recurrent as rec
 from chainrule.export import _canonical
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -201,6 +202,12 @@ PROGRAMS = {
                            lax.scan(lambda c, r: (c + r, c * r), cnp.zeros(3), x),
                            lax.fori_loop(0, 3, lambda i, v: v * 1.5, x)),
                 (RNG.standard_normal((4, 3)),), None),
+    # one LSTM layer run backwards and one GRU layer (chainrule.ops.recurrent), biases constant
+    'recurrent': (lambda x, w, v: (
+        rec.lstm_layer(x, x[0], x[1], w, w[:, :2] * 0.5, np.full(8, 0.1), None, reverse=True),
+        rec.gru_layer(x, x[-1], v, v[::-1] - 0.3, None, np.full(6, -0.2))),
+        (RNG.standard_normal((3, 2, 2)), RNG.standard_normal((8, 2)),
+         RNG.standard_normal((6, 2))), None),
     'while': (lambda x: lax.while_loop(lambda v: cnp.sum(v) < 100.0, lambda v: v * 2.0, x),
               (np.abs(RNG.standard_normal(3)) + 0.5,), None),
 }
@@ -946,6 +953,7 @@ def test_every_module_declaring_primitives_is_imported_by_load_graph_when_needed
         import chainrule, chainrule.lax
         from chainrule._graphcheck import DECLARING_MODULES, not_loadable
         from chainrule.core import registry
+from chainrule.ops import recurrent as rec
         base = set(registry)
         for m in pkgutil.walk_packages(chainrule.__path__, 'chainrule.'):
             try:

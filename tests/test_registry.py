@@ -21,6 +21,7 @@ COVERED_ELSEWHERE = {
     'chainrule.ops.fft': 'test_fft.py',
     'chainrule.ops.nn': 'test_nn.py',
     'chainrule.ops.conv': 'test_conv.py',
+    'chainrule.ops.recurrent': 'test_recurrent_fused.py',
     'chainrule.custom': 'test_custom.py',
     'chainrule.checkpoint': 'test_checkpoint.py',
     'chainrule.jit.call': 'test_jit.py',

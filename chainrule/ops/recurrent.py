@@ -112,7 +112,7 @@ def _lstm_impl(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, reverse):
     shift = 1 - scale                      # sigmoid = tanh(a/2) / 2 + 1/2; tanh gate unchanged
     acts = _matmul2d(x, (w_ih * scale[:, None]).T)     # every step's input term, then in place
     acts += (b_ih + b_hh) * scale
-    whh = (w_hh * scale[:, None]).T
+    whh = np.ascontiguousarray((w_hh * scale[:, None]).T)   # (np.dot's fast layout)
     cs, tcs, ys = (np.empty((T, N, H), x.dtype) for _ in range(3))
     a4 = acts.reshape(T, N, 4, H)
     i_, f_, g_, o_ = a4[:, :, 0], a4[:, :, 1], a4[:, :, 2], a4[:, :, 3]
@@ -121,7 +121,7 @@ def _lstm_impl(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, reverse):
     h, c = h0, c0
     for t in _steps(T, reverse):
         a = acts[t]
-        np.matmul(h, whh, out=hw)
+        np.dot(h, whh, out=hw)
         a += hw
         np.tanh(a, out=a)
         a *= scale
@@ -163,7 +163,7 @@ def _lstm_vjp_impl(x, h0, c0, w_ih, w_hh, b_ih, b_hh, ys, acts, cs, tcs, gys, gh
         dc += tmp
         np.multiply(m[t], dc[:, None, :], out=da4[t, :, :3])
         dc *= f[t]
-        np.matmul(da[t], w_hh, out=dh)
+        np.dot(da[t], w_hh, out=dh)
     gb = _bias_grad(da)
     return (_matmul2d(da, w_ih), dh, dc, _input_weight_grad(da, x),
             _hidden_weight_grad(da, h0, ys, reverse), gb, gb.copy())
@@ -177,14 +177,14 @@ def _gru_impl(x, h0, w_ih, w_hh, b_ih, b_hh, *, reverse):
     gx += b_ih * scale
     gx[..., :2 * H] += b_hh[:2 * H] * 0.5        # the hidden biases of r and z join the input's
     bhn = b_hh[2 * H:]
-    whh = (w_hh * scale[:, None]).T
+    whh = np.ascontiguousarray((w_hh * scale[:, None]).T)
     rz = np.empty((T, N, 2 * H), x.dtype)
     n, ghn, ys = (np.empty((T, N, H), x.dtype) for _ in range(3))
     gh = np.empty((N, 3 * H), x.dtype)
     tmp = np.empty((N, H), x.dtype)
     h = h0
     for t in _steps(T, reverse):
-        np.matmul(h, whh, out=gh)
+        np.dot(h, whh, out=gh)
         a = rz[t]
         np.add(gx[t, :, :2 * H], gh[:, :2 * H], out=a)
         np.tanh(a, out=a)
@@ -221,7 +221,7 @@ def _gru_vjp_impl(x, h0, w_ih, w_hh, b_ih, b_hh, ys, rz, n, ghn, gys, gh, *, rev
         d = dhs[t]
         np.add(dh, gys[t], out=d)
         np.multiply(m[t], d[:, None, :], out=dgh4[t])
-        np.matmul(dgh[t], w_hh, out=tmp)
+        np.dot(dgh[t], w_hh, out=tmp)
         np.multiply(d, z[t], out=dh)
         dh += tmp
     dgx = dgh.copy()
