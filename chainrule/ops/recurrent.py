@@ -52,13 +52,29 @@ import numpy as np
 
 from chainrule import ops
 from chainrule.core import AllArgs, Primitive, ShapeError, Tracer, bind, dtype_of, shape_of
-from chainrule.ops import nn as _nn
+from chainrule.ops import _recurrent_numba, nn as _nn
 from chainrule.ops.nn import _matmul2d
 
 __all__ = ['lstm_layer', 'gru_layer', 'lstm_reference', 'gru_reference']
 
 
 # --- NumPy kernels -------------------------------------------------------------------------------
+
+# Which loops run the time steps: 'auto' compiles them with numba when it is installed (see
+# chainrule.ops._recurrent_numba; much faster on small hidden sizes), 'numpy' always uses the
+# NumPy loops below. Results agree to rounding either way.
+BACKEND = 'auto'
+
+
+def _compiled(dtype):
+    """The compiled loops for `dtype`, or None (NumPy loops)."""
+    if BACKEND == 'numpy' or dtype not in _COMPILED_DTYPES:
+        return None
+    return _recurrent_numba.kernels(dtype)
+
+
+_COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
 
 def _gate_scale(kinds, h, dtype):
     """Per gate row: 0.5 for a sigmoid gate ('s'), 1 for a tanh gate ('t')."""
@@ -114,10 +130,23 @@ def _lstm_impl(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, reverse):
     acts += (b_ih + b_hh) * scale
     whh = np.ascontiguousarray((w_hh * scale[:, None]).T)   # (np.dot's fast layout)
     cs, tcs, ys = (np.empty((T, N, H), x.dtype) for _ in range(3))
+    k = _compiled(x.dtype)
+    if k is not None:
+        k['lstm_forward'](acts, whh, np.tile(scale, N), np.tile(shift, N),
+                          np.ascontiguousarray(h0), np.ascontiguousarray(c0), ys, cs, tcs,
+                          reverse)
+    else:
+        _lstm_loop(acts, whh, scale, shift, h0, c0, ys, cs, tcs, reverse)
+    last = 0 if reverse else T - 1
+    return ys, ys[last].copy(), cs[last].copy(), acts, cs, tcs
+
+
+def _lstm_loop(acts, whh, scale, shift, h0, c0, ys, cs, tcs, reverse):
+    T, N, H = ys.shape
     a4 = acts.reshape(T, N, 4, H)
     i_, f_, g_, o_ = a4[:, :, 0], a4[:, :, 1], a4[:, :, 2], a4[:, :, 3]
-    hw = np.empty((N, 4 * H), x.dtype)
-    tmp = np.empty((N, H), x.dtype)
+    hw = np.empty((N, 4 * H), acts.dtype)
+    tmp = np.empty((N, H), acts.dtype)
     h, c = h0, c0
     for t in _steps(T, reverse):
         a = acts[t]
@@ -133,29 +162,40 @@ def _lstm_impl(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, reverse):
         np.tanh(ct, out=tcs[t])
         np.multiply(o_[t], tcs[t], out=ys[t])
         h, c = ys[t], ct
-    last = 0 if reverse else T - 1
-    return ys, ys[last].copy(), cs[last].copy(), acts, cs, tcs
 
 
 def _lstm_vjp_impl(x, h0, c0, w_ih, w_hh, b_ih, b_hh, ys, acts, cs, tcs, gys, gh, gc, *,
                    reverse):
     T, N, _ = x.shape
     H = h0.shape[-1]
+    da = np.empty((T, N, 4 * H), x.dtype)
+    dh = np.array(gh, x.dtype)
+    dc = np.array(gc, x.dtype)
+    k = _compiled(x.dtype)
+    if k is not None:
+        k['lstm_backward'](acts, _previous(cs, c0, reverse), tcs, np.ascontiguousarray(gys),
+                           dh, dc, np.ascontiguousarray(w_hh), da, reverse)
+    else:
+        _lstm_vjp_loop(da, dh, dc, acts, cs, tcs, c0, w_hh, gys, reverse)
+    gb = _bias_grad(da)
+    return (_matmul2d(da, w_ih), dh, dc, _input_weight_grad(da, x),
+            _hidden_weight_grad(da, h0, ys, reverse), gb, gb.copy())
+
+
+def _lstm_vjp_loop(da, dh, dc, acts, cs, tcs, c0, w_hh, gys, reverse):
+    T, N, H = cs.shape
     a4 = acts.reshape(T, N, 4, H)
     i, f, g, o = a4[:, :, 0], a4[:, :, 1], a4[:, :, 2], a4[:, :, 3]
     # per-step multipliers, all steps at once: [da_i, da_f, da_g] = dc * m, da_o = dh * p,
     # and dc gains dh * od
-    m = np.empty((T, N, 3, H), x.dtype)
+    m = np.empty((T, N, 3, H), da.dtype)
     np.multiply(g, i * (1 - i), out=m[:, :, 0])
     np.multiply(_previous(cs, c0, reverse), f * (1 - f), out=m[:, :, 1])
     np.multiply(i, 1 - g * g, out=m[:, :, 2])
     p = tcs * (o * (1 - o))
     od = o * (1 - tcs * tcs)
-    da = np.empty((T, N, 4 * H), x.dtype)
     da4 = da.reshape(T, N, 4, H)
-    dh = np.array(gh, x.dtype)
-    dc = np.array(gc, x.dtype)
-    tmp = np.empty((N, H), x.dtype)
+    tmp = np.empty((N, H), da.dtype)
     for t in _steps(T, not reverse):
         dh += gys[t]
         np.multiply(dh, p[t], out=da4[t, :, 3])
@@ -164,9 +204,6 @@ def _lstm_vjp_impl(x, h0, c0, w_ih, w_hh, b_ih, b_hh, ys, acts, cs, tcs, gys, gh
         np.multiply(m[t], dc[:, None, :], out=da4[t, :, :3])
         dc *= f[t]
         np.dot(da[t], w_hh, out=dh)
-    gb = _bias_grad(da)
-    return (_matmul2d(da, w_ih), dh, dc, _input_weight_grad(da, x),
-            _hidden_weight_grad(da, h0, ys, reverse), gb, gb.copy())
 
 
 def _gru_impl(x, h0, w_ih, w_hh, b_ih, b_hh, *, reverse):
@@ -176,12 +213,22 @@ def _gru_impl(x, h0, w_ih, w_hh, b_ih, b_hh, *, reverse):
     gx = _matmul2d(x, (w_ih * scale[:, None]).T)
     gx += b_ih * scale
     gx[..., :2 * H] += b_hh[:2 * H] * 0.5        # the hidden biases of r and z join the input's
-    bhn = b_hh[2 * H:]
     whh = np.ascontiguousarray((w_hh * scale[:, None]).T)
     rz = np.empty((T, N, 2 * H), x.dtype)
     n, ghn, ys = (np.empty((T, N, H), x.dtype) for _ in range(3))
-    gh = np.empty((N, 3 * H), x.dtype)
-    tmp = np.empty((N, H), x.dtype)
+    k = _compiled(x.dtype)
+    if k is not None:
+        k['gru_forward'](gx, whh, np.ascontiguousarray(b_hh[2 * H:]), np.ascontiguousarray(h0),
+                         ys, rz, n, ghn, reverse)
+    else:
+        _gru_loop(gx, whh, b_hh[2 * H:], h0, ys, rz, n, ghn, reverse)
+    return ys, ys[0 if reverse else T - 1].copy(), rz, n, ghn
+
+
+def _gru_loop(gx, whh, bhn, h0, ys, rz, n, ghn, reverse):
+    T, N, H = ys.shape
+    gh = np.empty((N, 3 * H), gx.dtype)
+    tmp = np.empty((N, H), gx.dtype)
     h = h0
     for t in _steps(T, reverse):
         np.dot(h, whh, out=gh)
@@ -199,24 +246,36 @@ def _gru_impl(x, h0, w_ih, w_hh, b_ih, b_hh, *, reverse):
         tmp *= a[:, H:]
         np.add(nt, tmp, out=ys[t])
         h = ys[t]
-    return ys, ys[0 if reverse else T - 1].copy(), rz, n, ghn
 
 
 def _gru_vjp_impl(x, h0, w_ih, w_hh, b_ih, b_hh, ys, rz, n, ghn, gys, gh, *, reverse):
     T, N, _ = x.shape
     H = h0.shape[-1]
+    dgh = np.empty((T, N, 3 * H), x.dtype)
+    dh = np.array(gh, x.dtype)
+    k = _compiled(x.dtype)
+    if k is not None:
+        dgx = np.empty_like(dgh)
+        k['gru_backward'](rz, n, ghn, _previous(ys, h0, reverse), np.ascontiguousarray(gys), dh,
+                          np.ascontiguousarray(w_hh), dgh, dgx, reverse)
+    else:
+        dgx = _gru_vjp_loop(dgh, dh, ys, h0, rz, n, ghn, w_hh, gys, reverse)
+    return (_matmul2d(dgx, w_ih), dh, _input_weight_grad(dgx, x),
+            _hidden_weight_grad(dgh, h0, ys, reverse), _bias_grad(dgx), _bias_grad(dgh))
+
+
+def _gru_vjp_loop(dgh, dh, ys, h0, rz, n, ghn, w_hh, gys, reverse):
+    T, N, H = n.shape
     r, z = rz[..., :H], rz[..., H:]
     pn = (1 - z) * (1 - n * n)                           # da_n per dh
     # the hidden part's gradient per dh: [da_r, da_z, da_n r]
-    m = np.empty((T, N, 3, H), x.dtype)
+    m = np.empty((T, N, 3, H), n.dtype)
     np.multiply(pn * ghn, r * (1 - r), out=m[:, :, 0])
     np.multiply(_previous(ys, h0, reverse) - n, z * (1 - z), out=m[:, :, 1])
     np.multiply(pn, r, out=m[:, :, 2])
-    dgh = np.empty((T, N, 3 * H), x.dtype)
     dgh4 = dgh.reshape(T, N, 3, H)
-    dhs = np.empty((T, N, H), x.dtype)
-    dh = np.array(gh, x.dtype)
-    tmp = np.empty((N, H), x.dtype)
+    dhs = np.empty((T, N, H), n.dtype)
+    tmp = np.empty((N, H), n.dtype)
     for t in _steps(T, not reverse):
         d = dhs[t]
         np.add(dh, gys[t], out=d)
@@ -226,8 +285,7 @@ def _gru_vjp_impl(x, h0, w_ih, w_hh, b_ih, b_hh, ys, rz, n, ghn, gys, gh, *, rev
         dh += tmp
     dgx = dgh.copy()
     np.multiply(dhs, pn, out=dgx.reshape(T, N, 3, H)[:, :, 2])
-    return (_matmul2d(dgx, w_ih), dh, _input_weight_grad(dgx, x),
-            _hidden_weight_grad(dgh, h0, ys, reverse), _bias_grad(dgx), _bias_grad(dgh))
+    return dgx
 
 
 # --- the composite reference: the same layers in chainrule's primitives ------------------------
