@@ -18,6 +18,17 @@ from chainrule.core import ShapeError
 from chainrule.ops import recurrent as rec
 from chainrule.testing import check_grads
 
+@pytest.fixture(params=['numpy', 'numba'])
+def backend(request, monkeypatch):
+    """The time loops: NumPy's, or compiled by numba (skipped without it)."""
+    if request.param == 'numba':
+        pytest.importorskip('numba', reason='numba compiles the fast time loops (extra: jit)')
+        monkeypatch.setattr(rec, 'BACKEND', 'auto')
+    else:
+        monkeypatch.setattr(rec, 'BACKEND', 'numpy')
+    return request.param
+
+
 KINDS = {'lstm': (rec.lstm_layer, rec.lstm_reference, 4, 2),
          'gru': (rec.gru_layer, rec.gru_reference, 3, 1)}
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
@@ -61,7 +72,8 @@ def _close(a, b, tol):
 @pytest.mark.parametrize('dtype', [np.float32, np.float64], ids=['f32', 'f64'])
 @pytest.mark.parametrize('reverse', [False, True], ids=['fwd', 'rev'])
 @pytest.mark.parametrize('kind', sorted(KINDS))
-def test_values_residuals_and_every_cotangent_equal_the_reference(kind, reverse, dtype):
+def test_values_residuals_and_every_cotangent_equal_the_reference(kind, reverse, dtype,
+                                                                  backend):
     L = rec._LSTM if kind == 'lstm' else rec._GRU
     args = _args(kind, 5, 3, 4, 6, dtype)
     out = L.prim.impl(*args, reverse=reverse)
@@ -70,17 +82,33 @@ def test_values_residuals_and_every_cotangent_equal_the_reference(kind, reverse,
     assert all(o.dtype == dtype for o in out)
     rng = np.random.default_rng(1)
     gs = [rng.standard_normal(o.shape).astype(dtype) for o in out[:L.n_out]]
-    got = L.vjp_prim.impl(*args, out[0], *out[L.n_out:], *gs, reverse=reverse)
+    got = L.vjp_prim.impl(*args, out[0], *out[L.n_out:], *gs, reverse=reverse,
+                          needed=(True,) * len(args))
     _, pull = cr.vjp(lambda *a: _ref(kind, reverse)(*a), *args)
-    _close(got, pull(gs), TOL[dtype])
+    want = pull(gs)
+    _close(got, want, TOL[dtype])
     assert [g.shape for g in got] == [a.shape for a in args]
+    # only the cotangents asked for are computed (the others come as zeros)
+    needed = tuple(i % 2 == 1 for i in range(len(args)))
+    some = L.vjp_prim.impl(*args, out[0], *out[L.n_out:], *gs, reverse=reverse, needed=needed)
+    _close([s for s, n in zip(some, needed) if n], [w for w, n in zip(want, needed) if n],
+           TOL[dtype])
+    assert not any(s.any() for s, n in zip(some, needed) if not n)
 
 
 @settings(max_examples=25, deadline=None)
 @given(kind=st.sampled_from(sorted(KINDS)), T=st.integers(1, 6), N=st.integers(1, 4),
        I=st.integers(1, 5), H=st.integers(1, 5), reverse=st.booleans(),
-       seed=st.integers(0, 2**16))
-def test_any_shape_grad_equals_the_reference(kind, T, N, I, H, reverse, seed):
+       seed=st.integers(0, 2**16), numpy_loops=st.booleans())
+def test_any_shape_grad_equals_the_reference(kind, T, N, I, H, reverse, seed, numpy_loops):
+    old, rec.BACKEND = rec.BACKEND, 'numpy' if numpy_loops else 'auto'
+    try:
+        _any_shape(kind, T, N, I, H, reverse, seed)
+    finally:
+        rec.BACKEND = old
+
+
+def _any_shape(kind, T, N, I, H, reverse, seed):
     args = _args(kind, T, N, I, H, seed=seed)
     argnums = tuple(range(len(args)))
     v, g = cr.value_and_grad(_loss(_fused(kind, reverse)), argnums=argnums)(*args)
@@ -200,7 +228,7 @@ def _module_run(m, x, h, fused, create_graph=False):
 
 @pytest.mark.parametrize('dtype', [np.float32, np.float64], ids=['f32', 'f64'])
 @pytest.mark.parametrize('case', MODULE_CASES, ids=lambda c: '-'.join(map(str, c)))
-def test_module_fused_path_equals_the_composite_path(case, dtype):
+def test_module_fused_path_equals_the_composite_path(case, dtype, backend):
     kind, layers, bidir, batch_first, bias = case
     m = getattr(nn, kind)(3, 4, num_layers=layers, bidirectional=bidir, batch_first=batch_first,
                           bias=bias, dropout=0.3 if layers > 1 else 0.0, dtype=dtype, rng=1)
@@ -273,6 +301,29 @@ def test_the_training_step_records_one_node_per_layer_and_direction():
         stack.extend(n.parents)
     assert names.count('gru_layer') == 4, names
     assert len(seen) < 40, f'{len(seen)} nodes for 50 steps: the layers did not fuse'
+
+
+def test_the_compiled_loops_are_used_when_numba_is_installed():
+    pytest.importorskip('numba', reason='numba compiles the fast time loops (extra: jit)')
+    from chainrule.ops import _recurrent_numba
+    assert rec.BACKEND == 'auto'
+    assert set(_recurrent_numba.kernels(np.float32)) == {
+        'lstm_forward', 'lstm_backward', 'gru_forward', 'gru_backward', 'tanh_into'}
+    assert rec._compiled(np.dtype(np.float64)) is not None
+    assert rec._compiled(np.dtype(np.float16)) is None           # (NumPy loops)
+
+
+def test_the_float32_tanh_of_the_compiled_loops_is_within_a_few_ulps():
+    pytest.importorskip('numba', reason='numba compiles the fast time loops (extra: jit)')
+    from chainrule.ops import _recurrent_numba
+    k = _recurrent_numba.kernels(np.float32)
+    x = np.concatenate([np.linspace(-12, 12, 20001), [0.0, -0.0, 1e-30, 50.0, -50.0, np.nan]])
+    x = x.astype(np.float32)
+    y = np.empty_like(x)
+    k['tanh_into'](x.copy(), y)
+    want = np.tanh(x.astype(np.float64))
+    np.testing.assert_allclose(y[:-1], want[:-1], rtol=0, atol=4e-7)
+    assert np.isnan(y[-1]) and y[-3] == 1 and y[-2] == -1
 
 
 def test_bad_shapes_are_refused_naming_the_op():

@@ -184,4 +184,4 @@ def _build(numba, dt):
             dh += np.dot(dgh[t], w_hh)
 
     return dict(lstm_forward=lstm_forward, lstm_backward=lstm_backward,
-                gru_forward=gru_forward, gru_backward=gru_backward)
+                gru_forward=gru_forward, gru_backward=gru_backward, tanh_into=tanh_into)

@@ -116,6 +116,13 @@ def _hidden_weight_grad(dg, first, ys, reverse):
     return out
 
 
+def _only(needed, args, makers):
+    """The cotangents `needed` (the others zeros, never computed: the input's gradient of a
+    first layer costs a matrix product over every step)."""
+    return tuple(make() if need else np.zeros(a.shape, a.dtype)
+                 for need, a, make in zip(needed, args, makers))
+
+
 def _bias_grad(d):
     flat = d.reshape(-1, d.shape[-1])
     return np.ones(flat.shape[0], d.dtype) @ flat
@@ -165,7 +172,7 @@ def _lstm_loop(acts, whh, scale, shift, h0, c0, ys, cs, tcs, reverse):
 
 
 def _lstm_vjp_impl(x, h0, c0, w_ih, w_hh, b_ih, b_hh, ys, acts, cs, tcs, gys, gh, gc, *,
-                   reverse):
+                   reverse, needed):
     T, N, _ = x.shape
     H = h0.shape[-1]
     da = np.empty((T, N, 4 * H), x.dtype)
@@ -177,9 +184,10 @@ def _lstm_vjp_impl(x, h0, c0, w_ih, w_hh, b_ih, b_hh, ys, acts, cs, tcs, gys, gh
                            dh, dc, np.ascontiguousarray(w_hh), da, reverse)
     else:
         _lstm_vjp_loop(da, dh, dc, acts, cs, tcs, c0, w_hh, gys, reverse)
-    gb = _bias_grad(da)
-    return (_matmul2d(da, w_ih), dh, dc, _input_weight_grad(da, x),
-            _hidden_weight_grad(da, h0, ys, reverse), gb, gb.copy())
+    gb = _bias_grad(da) if needed[5] or needed[6] else None
+    return _only(needed, (x, h0, c0, w_ih, w_hh, b_ih, b_hh), (
+        lambda: _matmul2d(da, w_ih), lambda: dh, lambda: dc, lambda: _input_weight_grad(da, x),
+        lambda: _hidden_weight_grad(da, h0, ys, reverse), lambda: gb, lambda: gb.copy()))
 
 
 def _lstm_vjp_loop(da, dh, dc, acts, cs, tcs, c0, w_hh, gys, reverse):
@@ -248,7 +256,7 @@ def _gru_loop(gx, whh, bhn, h0, ys, rz, n, ghn, reverse):
         h = ys[t]
 
 
-def _gru_vjp_impl(x, h0, w_ih, w_hh, b_ih, b_hh, ys, rz, n, ghn, gys, gh, *, reverse):
+def _gru_vjp_impl(x, h0, w_ih, w_hh, b_ih, b_hh, ys, rz, n, ghn, gys, gh, *, reverse, needed):
     T, N, _ = x.shape
     H = h0.shape[-1]
     dgh = np.empty((T, N, 3 * H), x.dtype)
@@ -260,8 +268,10 @@ def _gru_vjp_impl(x, h0, w_ih, w_hh, b_ih, b_hh, ys, rz, n, ghn, gys, gh, *, rev
                           np.ascontiguousarray(w_hh), dgh, dgx, reverse)
     else:
         dgx = _gru_vjp_loop(dgh, dh, ys, h0, rz, n, ghn, w_hh, gys, reverse)
-    return (_matmul2d(dgx, w_ih), dh, _input_weight_grad(dgx, x),
-            _hidden_weight_grad(dgh, h0, ys, reverse), _bias_grad(dgx), _bias_grad(dgh))
+    return _only(needed, (x, h0, w_ih, w_hh, b_ih, b_hh), (
+        lambda: _matmul2d(dgx, w_ih), lambda: dh, lambda: _input_weight_grad(dgx, x),
+        lambda: _hidden_weight_grad(dgh, h0, ys, reverse), lambda: _bias_grad(dgx),
+        lambda: _bias_grad(dgh)))
 
 
 def _gru_vjp_loop(dgh, dh, ys, h0, rz, n, ghn, w_hh, gys, reverse):
@@ -379,7 +389,10 @@ class _Layer:
         res = [(T, N, 4 * H), seq, seq] if self.n_states == 2 else [(T, N, 2 * H), seq, seq]
         return [(s, dt) for s in [seq] + [state] * self.n_states + res]
 
-    def _vjp_shape(self, *args, reverse):
+    def _vjp_shape(self, *args, reverse, needed):
+        if len(needed) != self.n_in:
+            raise ValueError(f'{self.name}_vjp: needed must give {self.n_in} flags, got '
+                             f'{len(needed)}')
         return [(a.shape, a.dtype) for a in args[:self.n_in]]
 
     def _split_vjp_args(self, args):
@@ -389,7 +402,8 @@ class _Layer:
     # reverse mode: the NumPy kernel, one primitive (staged as one equation under jit)
     def _vjp(self, needed, g, out, *args, reverse):
         k = self.n_out
-        return tuple(bind(self.vjp_prim, *args, out[0], *out[k:], *g[:k], reverse=reverse))
+        return tuple(bind(self.vjp_prim, *args, out[0], *out[k:], *g[:k], reverse=reverse,
+                          needed=tuple(bool(n) for n in needed)))
 
     # forward mode, vmap fallbacks and higher derivatives: the reference composite
     def _ref(self, args, reverse):
@@ -409,12 +423,12 @@ class _Layer:
         return tuple(jvp_flat(lambda *xs: self._ref(xs, reverse), list(args),
                               list(tangents))[1])
 
-    def _vjp_jvp(self, tangents, out, *args, reverse):
+    def _vjp_jvp(self, tangents, out, *args, reverse, needed):
         from chainrule.interpreters.forward import jvp_flat
         return tuple(jvp_flat(lambda *xs: self._ref_vjp(xs, reverse), list(args),
                               list(tangents))[1])
 
-    def _vjp_vjp(self, needed, g, out, *args, reverse):
+    def _vjp_vjp(self, wanted, g, out, *args, reverse, needed):
         from chainrule.custom import pull_back
         got = pull_back(lambda xs: self._ref_vjp(xs, reverse), list(args), list(g))
         return tuple(ops.zeros_like(a) if c is None else c for c, a in zip(got, args))
@@ -438,7 +452,7 @@ class _Layer:
         return [ops.reshape(o, (B, N, -1) if d == 0 else (T, B, N, -1))
                 for o, d in zip(out, dims)], dims
 
-    def _vjp_batch(self, args, dims, *, reverse):
+    def _vjp_batch(self, args, dims, *, reverse, needed):
         return _vectorised(lambda *xs: self._ref_vjp(xs, reverse), args, dims)
 
 
