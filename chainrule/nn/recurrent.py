@@ -26,9 +26,14 @@ elementwise product, the two biases kept apart as PyTorch keeps them):
           r = sigmoid(r + r_h);   z = sigmoid(z + z_h)
           n = tanh(n_x + r * n_h);   h' = (1 - z) * n + z * h
 
-Everything is a composite of existing operations (one matrix product for the inputs of all
-time steps, then one per step for the hidden state), so the layers run eagerly with
-`backward()`, and inside `grad`, `vmap` and `jit`, with no derivative code of their own.
+An LSTM or GRU layer runs each layer and direction as one primitive (`chainrule.ops.recurrent`:
+one matrix product for the inputs of all time steps, then a loop over the steps in preallocated
+buffers -- compiled by numba when it is installed -- and a hand-derived backward pass through
+time), so a training step records one node per layer and direction; the primitive has rules for
+every transform (`grad`, `vmap`, `jit`, forward mode, higher derivatives), so the layers run
+eagerly with `backward()` and inside every transform. `RNN`, the cells, and any layer with
+`fused = False` are composites of per-step primitives with no derivative code of their own
+(the reference the fused path is tested against).
 Initial values follow PyTorch's distribution, U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)) for
 every weight and bias, drawn from `rng` or chainrule's global generator (`cr.manual_seed`).
 Not supported: `PackedSequence` (variable lengths), LSTM's `proj_size`.

@@ -53,7 +53,7 @@ import numpy as np
 from chainrule import ops
 from chainrule.core import AllArgs, Primitive, ShapeError, Tracer, bind, dtype_of, shape_of
 from chainrule.ops import _recurrent_numba, nn as _nn
-from chainrule.ops.nn import _matmul2d
+from chainrule.ops.nn import _matmul2d, _workspace
 
 __all__ = ['lstm_layer', 'gru_layer', 'lstm_reference', 'gru_reference']
 
@@ -85,10 +85,10 @@ def _steps(T, reverse):
     return range(T - 1, -1, -1) if reverse else range(T)
 
 
-def _previous(ys, first, reverse):
+def _previous(ys, first, reverse, scratch=None):
     """The value before each step, in time order: `first` for the first step processed, else
-    the neighbouring step's value (one copy)."""
-    out = np.empty_like(ys)
+    the neighbouring step's value (one copy; in this thread's workspace `scratch` if named)."""
+    out = np.empty_like(ys) if scratch is None else _workspace(scratch, ys.shape, ys.dtype)
     if reverse:
         out[:-1], out[-1] = ys[1:], first
     else:
@@ -175,12 +175,12 @@ def _lstm_vjp_impl(x, h0, c0, w_ih, w_hh, b_ih, b_hh, ys, acts, cs, tcs, gys, gh
                    reverse, needed):
     T, N, _ = x.shape
     H = h0.shape[-1]
-    da = np.empty((T, N, 4 * H), x.dtype)
+    da = _workspace('lstm_da', (T, N, 4 * H), x.dtype)     # (consumed here: scratch memory)
     dh = np.array(gh, x.dtype)
     dc = np.array(gc, x.dtype)
     k = _compiled(x.dtype)
     if k is not None:
-        k['lstm_backward'](acts, _previous(cs, c0, reverse), tcs, np.ascontiguousarray(gys),
+        k['lstm_backward'](acts, _previous(cs, c0, reverse, 'lstm_cprev'), tcs, np.ascontiguousarray(gys),
                            dh, dc, np.ascontiguousarray(w_hh), da, reverse)
     else:
         _lstm_vjp_loop(da, dh, dc, acts, cs, tcs, c0, w_hh, gys, reverse)
@@ -259,12 +259,13 @@ def _gru_loop(gx, whh, bhn, h0, ys, rz, n, ghn, reverse):
 def _gru_vjp_impl(x, h0, w_ih, w_hh, b_ih, b_hh, ys, rz, n, ghn, gys, gh, *, reverse, needed):
     T, N, _ = x.shape
     H = h0.shape[-1]
-    dgh = np.empty((T, N, 3 * H), x.dtype)
+    dgh = _workspace('gru_dgh', (T, N, 3 * H), x.dtype)
     dh = np.array(gh, x.dtype)
     k = _compiled(x.dtype)
     if k is not None:
-        dgx = np.empty_like(dgh)
-        k['gru_backward'](rz, n, ghn, _previous(ys, h0, reverse), np.ascontiguousarray(gys), dh,
+        dgx = _workspace('gru_dgx', dgh.shape, x.dtype)
+        k['gru_backward'](rz, n, ghn, _previous(ys, h0, reverse, 'gru_hprev'),
+                          np.ascontiguousarray(gys), dh,
                           np.ascontiguousarray(w_hh), dgh, dgx, reverse)
     else:
         dgx = _gru_vjp_loop(dgh, dh, ys, h0, rz, n, ghn, w_hh, gys, reverse)
