@@ -313,6 +313,26 @@ def test_the_compiled_loops_are_used_when_numba_is_installed():
     assert rec._compiled(np.dtype(np.float16)) is None           # (NumPy loops)
 
 
+@pytest.mark.parametrize('kind,H', [('lstm', 100), ('gru', 130)])
+def test_wide_hidden_products_split_in_blocks_agree_with_the_numpy_loops(kind, H, monkeypatch):
+    pytest.importorskip('numba', reason='numba compiles the fast time loops (extra: jit)')
+    from chainrule.ops import _recurrent_numba
+    L = rec._LSTM if kind == 'lstm' else rec._GRU
+    assert _recurrent_numba.blocks(L.gates, H) > 1
+    args = _args(kind, 3, 2, 3, H, seed=4)
+    args[L.n_states + 2] *= 0.1                                # w_hh: moderate values
+    gs = [np.random.default_rng(5).standard_normal(o.shape) for o in
+          L.prim.impl(*args, reverse=True)[:L.n_out]]
+    results = []
+    for backend in ('auto', 'numpy'):
+        monkeypatch.setattr(rec, 'BACKEND', backend)
+        out = L.prim.impl(*args, reverse=True)
+        cts = L.vjp_prim.impl(*args, out[0], *out[L.n_out:], *gs, reverse=True,
+                              needed=(True,) * len(args))
+        results.append(list(out) + list(cts))
+    _close(results[0], results[1], TOL[np.float64])
+
+
 def test_the_float32_tanh_of_the_compiled_loops_is_within_a_few_ulps():
     pytest.importorskip('numba', reason='numba compiles the fast time loops (extra: jit)')
     from chainrule.ops import _recurrent_numba

@@ -139,7 +139,9 @@ def _lstm_impl(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, reverse):
     cs, tcs, ys = (np.empty((T, N, H), x.dtype) for _ in range(3))
     k = _compiled(x.dtype)
     if k is not None:
-        k['lstm_forward'](acts, whh, np.tile(scale, N), np.tile(shift, N),
+        nb = _recurrent_numba.blocks(4, H)
+        k['lstm_forward'](acts, _recurrent_numba.column_blocks(whh, nb), np.tile(scale, N),
+                          np.tile(shift, N),
                           np.ascontiguousarray(h0), np.ascontiguousarray(c0), ys, cs, tcs,
                           reverse)
     else:
@@ -181,13 +183,18 @@ def _lstm_vjp_impl(x, h0, c0, w_ih, w_hh, b_ih, b_hh, ys, acts, cs, tcs, gys, gh
     k = _compiled(x.dtype)
     if k is not None:
         k['lstm_backward'](acts, _previous(cs, c0, reverse, 'lstm_cprev'), tcs, np.ascontiguousarray(gys),
-                           dh, dc, np.ascontiguousarray(w_hh), da, reverse)
+                           dh, dc, _row_blocks(w_hh, 4, H), da, reverse)
     else:
         _lstm_vjp_loop(da, dh, dc, acts, cs, tcs, c0, w_hh, gys, reverse)
     gb = _bias_grad(da) if needed[5] or needed[6] else None
     return _only(needed, (x, h0, c0, w_ih, w_hh, b_ih, b_hh), (
         lambda: _matmul2d(da, w_ih), lambda: dh, lambda: dc, lambda: _input_weight_grad(da, x),
         lambda: _hidden_weight_grad(da, h0, ys, reverse), lambda: gb, lambda: gb.copy()))
+
+
+def _row_blocks(w_hh, gates, H):
+    """`w_hh` (gates * H, H) as the compiled loops' row blocks (nb, rows, H)."""
+    return np.ascontiguousarray(w_hh).reshape(_recurrent_numba.blocks(gates, H), -1, H)
 
 
 def _lstm_vjp_loop(da, dh, dc, acts, cs, tcs, c0, w_hh, gys, reverse):
@@ -226,7 +233,8 @@ def _gru_impl(x, h0, w_ih, w_hh, b_ih, b_hh, *, reverse):
     n, ghn, ys = (np.empty((T, N, H), x.dtype) for _ in range(3))
     k = _compiled(x.dtype)
     if k is not None:
-        k['gru_forward'](gx, whh, np.ascontiguousarray(b_hh[2 * H:]), np.ascontiguousarray(h0),
+        k['gru_forward'](gx, _recurrent_numba.column_blocks(whh, _recurrent_numba.blocks(3, H)),
+                         np.ascontiguousarray(b_hh[2 * H:]), np.ascontiguousarray(h0),
                          ys, rz, n, ghn, reverse)
     else:
         _gru_loop(gx, whh, b_hh[2 * H:], h0, ys, rz, n, ghn, reverse)
@@ -266,7 +274,7 @@ def _gru_vjp_impl(x, h0, w_ih, w_hh, b_ih, b_hh, ys, rz, n, ghn, gys, gh, *, rev
         dgx = _workspace('gru_dgx', dgh.shape, x.dtype)
         k['gru_backward'](rz, n, ghn, _previous(ys, h0, reverse, 'gru_hprev'),
                           np.ascontiguousarray(gys), dh,
-                          np.ascontiguousarray(w_hh), dgh, dgx, reverse)
+                          _row_blocks(w_hh, 3, H), dgh, dgx, reverse)
     else:
         dgx = _gru_vjp_loop(dgh, dh, ys, h0, rz, n, ghn, w_hh, gys, reverse)
     return _only(needed, (x, h0, w_ih, w_hh, b_ih, b_hh), (
