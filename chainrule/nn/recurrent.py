@@ -272,7 +272,8 @@ class _RNNBase(Module):
         """The same as one primitive (`chainrule.ops.recurrent`), with a hand-derived backward
         pass through time."""
         n = shape_of(state[0])[1:]
-        state = [cnp.reshape(s, n) for s in state]
+        state = [s.reshape(n) if isinstance(s, np.ndarray) else cnp.reshape(s, n)
+                 for s in state]
         ys, *finals = _FUSED[self.mode](x, *state, *weights, reverse=reverse)
         return ys, [cnp.expand_dims(f, 0) for f in finals]
 

@@ -48,6 +48,20 @@ def column_blocks(w_t, nb):
     return np.ascontiguousarray(w_t.reshape(k, nb, n // nb).transpose(1, 0, 2))
 
 
+_tiles = {}
+
+
+def tiled(scale, shift, n):
+    """`scale` and `shift` repeated for `n` rows (cached: the same few shapes recur)."""
+    key = (scale.tobytes(), scale.dtype, n)
+    got = _tiles.get(key)
+    if got is None:
+        if len(_tiles) > 64:
+            _tiles.clear()
+        got = _tiles[key] = (np.tile(scale, n), np.tile(shift, n))
+    return got
+
+
 def kernels(dtype):
     """The compiled loops for `dtype` (float32 or float64) as a dict, or None when numba is
     not installed."""

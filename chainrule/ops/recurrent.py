@@ -140,8 +140,8 @@ def _lstm_impl(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, reverse):
     k = _compiled(x.dtype)
     if k is not None:
         nb = _recurrent_numba.blocks(4, H)
-        k['lstm_forward'](acts, _recurrent_numba.column_blocks(whh, nb), np.tile(scale, N),
-                          np.tile(shift, N),
+        k['lstm_forward'](acts, _recurrent_numba.column_blocks(whh, nb),
+                          *_recurrent_numba.tiled(scale, shift, N),
                           np.ascontiguousarray(h0), np.ascontiguousarray(c0), ys, cs, tcs,
                           reverse)
     else:
