@@ -9,7 +9,7 @@ gate's product), sequences `(T, N, features)`.
 | primitive | arguments -> results |
 |---|---|
 | `lstm_layer` | `x, h0, c0, w_ih, w_hh, b_ih, b_hh` -> `ys, h_n, c_n` + residuals `acts, cs, tcs` |
-| `lstm_layer_vjp` | the arguments, `ys`, the residuals, the outputs' cotangents -> one cotangent per argument |
+| `lstm_layer_vjp` | arguments, `ys`, residuals, the outputs' cotangents -> a cotangent per argument |
 | `gru_layer` | `x, h0, w_ih, w_hh, b_ih, b_hh` -> `ys, h_n` + residuals `rz, n, ghn` |
 | `gru_layer_vjp` | likewise |
 
@@ -19,13 +19,16 @@ of the primitive, so the tape and staged graphs keep them with the node instead 
 them, as a `custom_vjp`'s residuals. Nothing but the VJP primitive consumes them, and the VJP
 primitive's own rules treat them as functions of the arguments (their cotangents are zero).
 
-The NumPy kernels. The input term `x W_ih^T + b` of every step is one matrix product up front;
+The kernels. The input term `x W_ih^T + b` of every step is one matrix product up front;
 each step then does one product `h W_hh^T` and a few elementwise operations in preallocated
 buffers. Sigmoid is computed as `(1 + tanh(a/2)) / 2`: the rows of the sigmoid gates in the
 weights and biases are halved once (exact in binary floating point), so one `tanh` covers all
-gates of a step. The backward pass folds each gate's derivative into per-step multipliers
-computed for all steps at once (vectorised over time), leaving a handful of operations and one
-matrix product per step inside the loop; the weight gradients are one product each after it.
+gates of a step. The backward pass's NumPy loop folds each gate's derivative into per-step
+multipliers computed for all steps at once (vectorised over time), leaving a handful of
+operations and one matrix product per step inside the loop; the weight gradients are one
+product each after it. With numba installed (`BACKEND = 'auto'`) both time loops run compiled
+(`chainrule.ops._recurrent_numba`: one BLAS call and one pass over the gates per step), which on
+small hidden sizes is several times faster than a dozen NumPy calls per step.
 
 The equations and their derivatives (`*` elementwise, `s' = s (1 - s)`, `u = tanh(c)`):
 
@@ -38,7 +41,7 @@ The equations and their derivatives (`*` elementwise, `s' = s (1 - s)`, `u = tan
 
 Every other rule comes from the composite reference (`lstm_reference`, `gru_reference`: the
 same layer written with chainrule's primitives, a dozen per step), so every transform applies:
-- reverse mode, eager `Tensor.backward` and `grad`: the NumPy kernels (no argument traced);
+- reverse mode, eager `Tensor.backward` and `grad`: the kernels (no argument traced);
   under `jit` the VJP primitive is one staged equation that runs the same kernel;
 - higher derivatives (`grad(grad)`, `hessian`, `backward(create_graph=True)`): the VJP
   primitive's own VJP is the reverse pass through the reference's reverse pass -- exact, at the
@@ -51,7 +54,7 @@ same layer written with chainrule's primitives, a dozen per step), so every tran
 import numpy as np
 
 from chainrule import ops
-from chainrule.core import AllArgs, Primitive, ShapeError, Tracer, bind, dtype_of, shape_of
+from chainrule.core import AllArgs, Primitive, ShapeError, bind, dtype_of, shape_of
 from chainrule.ops import _recurrent_numba, nn as _nn
 from chainrule.ops.nn import _matmul2d, _workspace
 
@@ -182,8 +185,8 @@ def _lstm_vjp_impl(x, h0, c0, w_ih, w_hh, b_ih, b_hh, ys, acts, cs, tcs, gys, gh
     dc = np.array(gc, x.dtype)
     k = _compiled(x.dtype)
     if k is not None:
-        k['lstm_backward'](acts, _previous(cs, c0, reverse, 'lstm_cprev'), tcs, np.ascontiguousarray(gys),
-                           dh, dc, _row_blocks(w_hh, 4, H), da, reverse)
+        k['lstm_backward'](acts, _previous(cs, c0, reverse, 'lstm_cprev'), tcs,
+                           np.ascontiguousarray(gys), dh, dc, _row_blocks(w_hh, 4, H), da, reverse)
     else:
         _lstm_vjp_loop(da, dh, dc, acts, cs, tcs, c0, w_hh, gys, reverse)
     gb = _bias_grad(da) if needed[5] or needed[6] else None
@@ -405,7 +408,7 @@ class _Layer:
         return [(a.shape, a.dtype) for a in args[:self.n_in]]
 
     def _split_vjp_args(self, args):
-        n, k = self.n_in, self.n_out
+        n = self.n_in
         return args[:n], args[n:n + 4], args[n + 4:]     # arguments, ys + residuals, cotangents
 
     # reverse mode: the NumPy kernel, one primitive (staged as one equation under jit)
