@@ -1,14 +1,15 @@
-"""One training step (forward + backward) of `nn.LSTM` and `nn.GRU`: chainrule's eager `Tensor`
-against PyTorch eager, the same weights and data, in one process, one BLAS thread.
+"""One training step (forward + backward) of `nn.LSTM` and `nn.GRU`: chainrule against PyTorch
+eager, the same weights and data, in one process, one BLAS thread.
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python bench/recurrent.py
 
-Prints milliseconds per step and the ratio chainrule / PyTorch (> 1 means chainrule is slower).
-They take turns within each round, so a busy machine slows all alike. chainrule runs each layer
-and direction as one primitive (`chainrule.ops.recurrent`): one matrix product for every step's
-input, then a time loop, compiled by numba when it is installed, and a hand-derived backward
-pass. With numba the line also gives the NumPy time loops' figure (`BACKEND = 'numpy'`, what a
-NumPy-only install runs).
+Prints milliseconds per step and the ratio chainrule / PyTorch (> 1 means chainrule is slower)
+for chainrule eager (`loss.backward()`), `cr.jit(cr.grad(loss))` of the same step written as a
+function of the parameters, and (with numba installed) eager with the NumPy time loops
+(`BACKEND = 'numpy'`: what a NumPy-only install runs). All take turns within each round, so a
+busy machine slows them alike. chainrule runs each layer and direction as one primitive
+(`chainrule.ops.recurrent`): one matrix product for every step's input, then a time loop,
+compiled by numba when it is installed, and a hand-derived backward pass.
 """
 
 import os
@@ -21,7 +22,9 @@ os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
+import chainrule as cr  # noqa: E402
 from chainrule import nn  # noqa: E402
+from chainrule.func import functional_call  # noqa: E402
 from chainrule.ops import recurrent as rec  # noqa: E402
 
 # (kind, sequence length, batch, input size, hidden size, layers)
@@ -66,19 +69,28 @@ def main():
             out, _ = theirs(tx)
             out.sum().backward()
 
+        # the same step as a function of the parameters, differentiated by `grad` and staged
+        params = {k: v.numpy() for k, v in ours.named_parameters()}
+        step_jit = cr.jit(cr.grad(lambda p, x: functional_call(ours, p, (x,))[0].sum()))
+
         step_numpy = _with_backend('numpy', step_ours)
+        contenders = {'eager': step_ours, 'torch': step_theirs,
+                      'jit(grad)': lambda: step_jit(params, x)}
+        if compiled:
+            contenders['NumPy loops'] = step_numpy
         reps = max(1, 2000 // (T * L * N // 4 + 1))
-        step_ours(), step_theirs(), step_numpy()
-        best_o = best_t = best_n = float('inf')
+        best = dict.fromkeys(contenders, float('inf'))
+        for fn in contenders.values():
+            fn()
         for _ in range(ROUNDS):
-            best_o = min(best_o, _time(step_ours, reps))
-            best_t = min(best_t, _time(step_theirs, reps))
-            if compiled:
-                best_n = min(best_n, _time(step_numpy, reps))
-        print(f'{kind:4s} T={T:3d} N={N:2d} in={I:3d} H={H:3d} layers={L}: chainrule '
-              f'{best_o * 1e3:7.2f} ms, torch {best_t * 1e3:7.2f} ms, ratio {best_o / best_t:.2f}'
-              + (f'  (NumPy loops {best_n * 1e3:7.2f} ms, ratio {best_n / best_t:.2f})'
-                 if compiled else '  (NumPy loops: numba is not installed)'))
+            for name, fn in contenders.items():
+                best[name] = min(best[name], _time(fn, reps))
+        t = best['torch']
+        print(f'{kind:4s} T={T:3d} N={N:2d} in={I:3d} H={H:3d} layers={L}: torch '
+              f'{t * 1e3:6.2f} ms; chainrule ' + ', '.join(
+                  f'{name} {best[name] * 1e3:6.2f} ms (ratio {best[name] / t:.2f})'
+                  for name in contenders if name != 'torch')
+              + ('' if compiled else ' (numba not installed: NumPy loops)'))
 
 
 if __name__ == '__main__':

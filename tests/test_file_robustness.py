@@ -35,8 +35,8 @@ import chainrule.nn.functional as F
 import chainrule.numpy as cnp
 from chainrule import lax
 from chainrule.core import registry
-from chainrule.ops import recurrent as rec
 from chainrule.export import _canonical
+from chainrule.ops import recurrent as rec
 
 sys.path.insert(0, os.path.dirname(__file__))
 from op_table import ROWS  # noqa: E402
@@ -953,7 +953,6 @@ def test_every_module_declaring_primitives_is_imported_by_load_graph_when_needed
         import chainrule, chainrule.lax
         from chainrule._graphcheck import DECLARING_MODULES, not_loadable
         from chainrule.core import registry
-from chainrule.ops import recurrent as rec
         base = set(registry)
         for m in pkgutil.walk_packages(chainrule.__path__, 'chainrule.'):
             try:
