@@ -146,7 +146,7 @@ def _lstm_impl(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, reverse):
         k['lstm_forward'](acts, _recurrent_numba.column_blocks(whh, nb),
                           *_recurrent_numba.tiled(scale, shift, N),
                           np.ascontiguousarray(h0), np.ascontiguousarray(c0), ys, cs, tcs,
-                          reverse)
+                          reverse, x.dtype.type(1))
     else:
         _lstm_loop(acts, whh, scale, shift, h0, c0, ys, cs, tcs, reverse)
     last = 0 if reverse else T - 1
@@ -186,7 +186,8 @@ def _lstm_vjp_impl(x, h0, c0, w_ih, w_hh, b_ih, b_hh, ys, acts, cs, tcs, gys, gh
     k = _compiled(x.dtype)
     if k is not None:
         k['lstm_backward'](acts, _previous(cs, c0, reverse, 'lstm_cprev'), tcs,
-                           np.ascontiguousarray(gys), dh, dc, _row_blocks(w_hh, 4, H), da, reverse)
+                           np.ascontiguousarray(gys), dh, dc, _row_blocks(w_hh, 4, H), da, reverse,
+                           x.dtype.type(1))
     else:
         _lstm_vjp_loop(da, dh, dc, acts, cs, tcs, c0, w_hh, gys, reverse)
     gb = _bias_grad(da) if needed[5] or needed[6] else None
@@ -238,7 +239,7 @@ def _gru_impl(x, h0, w_ih, w_hh, b_ih, b_hh, *, reverse):
     if k is not None:
         k['gru_forward'](gx, _recurrent_numba.column_blocks(whh, _recurrent_numba.blocks(3, H)),
                          np.ascontiguousarray(b_hh[2 * H:]), np.ascontiguousarray(h0),
-                         ys, rz, n, ghn, reverse)
+                         ys, rz, n, ghn, reverse, x.dtype.type(1))
     else:
         _gru_loop(gx, whh, b_hh[2 * H:], h0, ys, rz, n, ghn, reverse)
     return ys, ys[0 if reverse else T - 1].copy(), rz, n, ghn
@@ -277,7 +278,7 @@ def _gru_vjp_impl(x, h0, w_ih, w_hh, b_ih, b_hh, ys, rz, n, ghn, gys, gh, *, rev
         dgx = _workspace('gru_dgx', dgh.shape, x.dtype)
         k['gru_backward'](rz, n, ghn, _previous(ys, h0, reverse, 'gru_hprev'),
                           np.ascontiguousarray(gys), dh,
-                          _row_blocks(w_hh, 3, H), dgh, dgx, reverse)
+                          _row_blocks(w_hh, 3, H), dgh, dgx, reverse, x.dtype.type(1))
     else:
         dgx = _gru_vjp_loop(dgh, dh, ys, h0, rz, n, ghn, w_hh, gys, reverse)
     return _only(needed, (x, h0, w_ih, w_hh, b_ih, b_hh), (
