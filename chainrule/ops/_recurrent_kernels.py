@@ -61,6 +61,7 @@ def hidden_product(h, wb):
         out[:, b * C:(b + 1) * C] = np.dot(h, wb[b])
     return out
 
+
 @_jit
 def hidden_product_t(d, wb):
     nb, C, _ = wb.shape
@@ -71,15 +72,18 @@ def hidden_product_t(d, wb):
         acc += np.dot(np.ascontiguousarray(d[:, b * C:(b + 1) * C]), wb[b])
     return acc
 
+
 @_jit
 def activate(a, hw, scale, shift):
     for k in range(a.size):
         a[k] = _tanh(a[k] + hw[k]) * scale[k] + shift[k]
 
+
 @_jit
 def tanh_into(src, dst):
     for k in range(src.size):
         dst[k] = _tanh(src[k])
+
 
 @_jit
 def lstm_forward(acts, whh_t, scale, shift, h0, c0, ys, cs, tcs, reverse, one):
@@ -105,6 +109,7 @@ def lstm_forward(acts, whh_t, scale, shift, h0, c0, ys, cs, tcs, reverse, one):
         h = yt
         c = ct
 
+
 @_jit
 def lstm_backward(acts, cprev, tcs, gys, dh, dc, w_hh, da, reverse, one):
     # dh, dc: the final states' cotangents in, the initial states' out; da: (T, N, 4H)
@@ -127,6 +132,7 @@ def lstm_backward(acts, cprev, tcs, gys, dh, dc, w_hh, da, reverse, one):
                 da[t, n, 2 * H + j] = cc * i * (one - g * g)
                 dc[n, j] = cc * f
         dh[:, :] = hidden_product_t(da[t], w_hh)
+
 
 @_jit
 def gru_forward(gx, whh_t, bhn, h0, ys, rz, nn, ghn, reverse, one):
@@ -158,6 +164,7 @@ def gru_forward(gx, whh_t, bhn, h0, ys, rz, nn, ghn, reverse, one):
                 yt[n, j] = cand + rzt[n, H + j] * (h[n, j] - cand)
         h = yt
 
+
 @_jit
 def gru_backward(rz, nn, ghn, hprev, gys, dh, w_hh, dgh, dgx, reverse, one):
     T, N, H = nn.shape
@@ -180,4 +187,3 @@ def gru_backward(rz, nn, ghn, hprev, gys, dh, w_hh, dgh, dgx, reverse, one):
                 dgx[t, n, 2 * H + j] = da_n
                 dh[n, j] = d * z
         dh += hidden_product_t(dgh[t], w_hh)
-
