@@ -73,6 +73,8 @@ def kernels(dtype):
             from chainrule.ops import _recurrent_kernels as k
         except ImportError:
             _compiled[dtype] = None
+        except RuntimeError:        # numba finds no writable place for its cache: NumPy loops
+            _compiled[dtype] = None
         else:
             _compiled[dtype] = {name: getattr(k, name) for name in (
                 'lstm_forward', 'lstm_backward', 'gru_forward', 'gru_backward', 'tanh_into')}
