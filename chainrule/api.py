@@ -23,6 +23,7 @@ import numpy as np
 
 from chainrule import _args, ops
 from chainrule._results import owned
+from chainrule._tensor_face_args import faced_for
 from chainrule.core import ChainruleError, DTypeError, OutputTypeError, Tracer
 from chainrule.interpreters.reverse import vjp_flat
 from chainrule.tree import (keystr, tree_flatten, tree_flatten_with_path, tree_map,
@@ -191,9 +192,10 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
         nums, where = _distinct_argnums(nums)
         raw, arrs, defs = _flatten_diff_args(args, nums, fname, holomorphic)
         aux_def = []
+        faced = faced_for(fun, args)
 
         def flat(*xs):
-            out = _call_with(fun, args, kwargs, nums, defs, xs)
+            out = _call_with(faced, args, kwargs, nums, defs, xs)
             if has_aux:
                 if not (isinstance(out, tuple) and len(out) == 2):
                     raise ChainruleError('has_aux=True needs fun to return a pair (value, aux)')
@@ -318,9 +320,10 @@ def vjp(fun, *primals, has_aux=False):
     fname = getattr(fun, '__name__', 'fun')
     raw, arrs, defs = _flatten_diff_args(primals, nums, fname, False)
     out_def = []
+    faced = faced_for(fun, primals)
 
     def flat(*xs):
-        out = _call_with(fun, primals, {}, nums, defs, xs)
+        out = _call_with(faced, primals, {}, nums, defs, xs)
         aux = None
         if has_aux:
             if not (isinstance(out, tuple) and len(out) == 2):

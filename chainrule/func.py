@@ -29,6 +29,7 @@ convention, the conjugate of what `torch.func.grad` gives; step along `conj(grad
 import numpy as np
 
 from chainrule import api, transforms
+from chainrule._tensor_face_args import torch_faced
 from chainrule.core import ChainruleError, innermost_trace
 from chainrule.random._staged import VmapRandomness
 
@@ -103,13 +104,13 @@ def stack_module_state(models):
 def grad(func, argnums=0, has_aux=False):
     """`torch.func.grad`: the gradient of `func`'s scalar output with respect to `argnums`
     (with `has_aux`, `func` returns `(output, aux)` and this gives `(grad, aux)`)."""
-    return api.grad(func, argnums=argnums, has_aux=has_aux)
+    return api.grad(torch_faced(func), argnums=argnums, has_aux=has_aux)
 
 
 def grad_and_value(func, argnums=0, has_aux=False):
     """`torch.func.grad_and_value`: `(grad, value)` (PyTorch's order; JAX's `value_and_grad`
     gives `(value, grad)`); with `has_aux`, `(grad, (value, aux))`."""
-    vg = api.value_and_grad(func, argnums=argnums, has_aux=has_aux)
+    vg = api.value_and_grad(torch_faced(func), argnums=argnums, has_aux=has_aux)
 
     def g(*args, **kwargs):
         value, grads = vg(*args, **kwargs)
@@ -133,36 +134,36 @@ def vmap(func, in_dims=0, out_dims=0, randomness='error', *, chunk_size=None):
     def body(*args, **kwargs):
         # called by vmap right inside its batching level: that trace is the innermost one
         with VmapRandomness(randomness, innermost_trace()):
-            return func(*args, **kwargs)
+            return torch_faced(func)(*args, **kwargs)
     body.__name__ = getattr(func, '__name__', 'f')
     return transforms.vmap(body, in_axes=in_dims, out_axes=out_dims)
 
 
 def vjp(func, *primals, has_aux=False):
     """`torch.func.vjp`: `(output, vjp_fn)` (and `aux` with `has_aux`)."""
-    return api.vjp(func, *primals, has_aux=has_aux)
+    return api.vjp(torch_faced(func), *primals, has_aux=has_aux)
 
 
 def jvp(func, primals, tangents, *, strict=False, has_aux=False):
     """`torch.func.jvp`: `(output, jvp_out)` (and `aux` with `has_aux`)."""
-    return transforms.jvp(func, tuple(primals), tuple(tangents), has_aux=has_aux)
+    return transforms.jvp(torch_faced(func), tuple(primals), tuple(tangents), has_aux=has_aux)
 
 
 def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None):
     """`torch.func.jacrev`: the Jacobian by reverse mode."""
-    return transforms.jacrev(func, argnums=argnums, has_aux=has_aux)
+    return transforms.jacrev(torch_faced(func), argnums=argnums, has_aux=has_aux)
 
 
 def jacfwd(func, argnums=0, has_aux=False, *, randomness='error'):
     """`torch.func.jacfwd`: the Jacobian by forward mode."""
-    return transforms.jacfwd(func, argnums=argnums, has_aux=has_aux)
+    return transforms.jacfwd(torch_faced(func), argnums=argnums, has_aux=has_aux)
 
 
 def hessian(func, argnums=0):
     """`torch.func.hessian`: the Hessian (forward over reverse)."""
-    return transforms.hessian(func, argnums=argnums)
+    return transforms.hessian(torch_faced(func), argnums=argnums)
 
 
 def linearize(func, *primals):
     """`torch.func.linearize`: `(output, jvp_fn)`."""
-    return transforms.linearize(func, *primals)
+    return transforms.linearize(torch_faced(func), *primals)

@@ -35,6 +35,7 @@ import numpy as np
 
 from chainrule import ops
 from chainrule._results import owned, owned_copies
+from chainrule._tensor_face_args import faced_for
 from chainrule.api import (_argnums_tuple, _as_array, _distinct_argnums, _per_request,
                            check_output_leaves, vjp)
 from chainrule.core import (
@@ -109,7 +110,8 @@ def jvp(fun, primals, tangents, has_aux=False):
         xs.append(x)
         ts.append(t)
     info = []
-    flat = _leaf_fun(lambda leaves: fun(*tree_unflatten(p_def, leaves)), has_aux, info, 'jvp',
+    faced = faced_for(fun, primals)
+    flat = _leaf_fun(lambda leaves: faced(*tree_unflatten(p_def, leaves)), has_aux, info, 'jvp',
                      _name(fun))
     outs, t_outs = jvp_flat(flat, xs, ts)
     o_def, aux = info[0]
@@ -251,8 +253,10 @@ def vmap(fun, in_axes=0, out_axes=0, report=False):
         size = batch_size(leaves, axes)
         out_defs = []
 
+        faced = faced_for(fun, args)
+
         def flat(*xs):
-            out = fun(*tree_unflatten(a_def, xs), **kwargs)
+            out = faced(*tree_unflatten(a_def, xs), **kwargs)
             o_leaves, o_def = tree_flatten(out)
             out_defs.append((o_def, out))
             return o_leaves
@@ -384,7 +388,7 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
         pytree inputs/outputs (the output's structure outside, the input's inside).
     """
     def jac(*args):
-        flat = _Flat(fun, args, argnums)
+        flat = _Flat(faced_for(fun, args), args, argnums)
         xs = flat.leaves
         if holomorphic:
             _check_holomorphic('jacfwd', xs, 'inputs')
@@ -424,7 +428,7 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False):
     Args and Returns: as `jacfwd`.
     """
     def jac(*args):
-        flat = _Flat(fun, args, argnums)
+        flat = _Flat(faced_for(fun, args), args, argnums)
         xs = flat.leaves
         if holomorphic:
             _check_holomorphic('jacrev', xs, 'inputs')

@@ -26,8 +26,9 @@ from chainrule.jit.call import _aval_of_leaf
 from chainrule.jit.numpy_codegen import compiled
 from chainrule.jit.passes import optimize
 from chainrule.random import _staged
+from chainrule._tensor_face_args import face, traced_out
 from chainrule.tensor import _grad_enabled
-from chainrule.tree import tree_flatten, tree_unflatten
+from chainrule.tree import tree_flatten, tree_map, tree_unflatten
 
 __all__ = ['jit', 'make_graph', 'Jitted', 'CacheInfo']
 
@@ -104,13 +105,15 @@ class Jitted:
         leaves, tree = tree_flatten((dyn, kwargs) if kwargs else dyn)
         return leaves, tree, statics, bool(kwargs)
 
-    def _trace(self, leaves, tree, statics, has_kw, key):
+    def _trace(self, leaves, tree, statics, has_kw, key, faced=None):
         t0 = time.perf_counter()
 
         def flat_fun(*xs):
             for x, leaf in zip(xs, leaves):
                 if type(leaf) in (bool, int, float, complex):
                     x.weak = True       # a Python number stays weak, as it is in eager NumPy
+            if faced:       # a Tensor argument: the function is PyTorch code, it sees Tensors
+                xs = [face(x) if is_tensor else x for x, is_tensor in zip(xs, faced)]
             dyn = tree_unflatten(tree, xs)
             kwargs = {}
             if has_kw:
@@ -118,6 +121,8 @@ class Jitted:
             args, kwargs = _args.merge_static(statics, dyn, kwargs)
             with _staged.recording() as rec:
                 out = self.fun(*args, **kwargs)
+            if faced:
+                out = tree_map(traced_out, out)
             out_leaves, out_tree = tree_flatten(out)
             box.append(out_tree)
             box.append(rec)
@@ -154,12 +159,16 @@ class Jitted:
 
     def _lookup(self, args, kwargs, count=True):
         leaves, tree, statics, has_kw = self._split(args, kwargs)
+        # which arguments are Tensors: the function then sees them as Tensors (PyTorch's
+        # method meanings), so the same arrays given as NumPy arrays are another trace
+        faced = tuple(getattr(x, '_is_tensor', False) for x in leaves)
+        faced = faced if any(faced) else None
         leaves = [x.data if getattr(x, '_is_tensor', False) and not x.requires_grad else x
                   for x in leaves]
         try:
             # grad mode is part of the signature: a trace made under no_grad bakes closed-over
             # parameters in as constants, which must not be reused when gradients are wanted
-            key = (tree, tuple(map(_leaf_sig, leaves)), statics, _grad_enabled.get())
+            key = (tree, tuple(map(_leaf_sig, leaves)), statics, _grad_enabled.get(), faced)
             entry = self._cache.get(key)
         except TypeError as e:
             if 'unhashable' in str(e):
@@ -169,7 +178,7 @@ class Jitted:
         if entry is not None and entry.closure and not _same_captures(entry):
             entry = None        # a captured Tensor's data changed shape or dtype: trace again
         if entry is None:
-            entry = self._trace(leaves, tree, statics, has_kw, key)
+            entry = self._trace(leaves, tree, statics, has_kw, key, faced)
             if not entry.closure or _captured_by_reference(entry.closure):
                 self._cache[key] = entry
         elif count:
@@ -385,7 +394,9 @@ def make_graph(fun, static_argnums=(), static_argnames=()):
 
     def make(*args, **kwargs):
         leaves, tree, statics, has_kw = j._split(args, kwargs)
-        return j._trace(leaves, tree, statics, has_kw, (tree, (), statics)).graph
+        faced = tuple(getattr(x, '_is_tensor', False) for x in leaves)
+        return j._trace(leaves, tree, statics, has_kw, (tree, (), statics),
+                        faced if any(faced) else None).graph
 
     make.__name__ = f'make_graph({getattr(fun, "__name__", "fun")})'
     return make

@@ -42,7 +42,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from chainrule.core import ChainruleError, DTypeError
+from chainrule._tensor_face_args import torch_faced
+from chainrule.core import ChainruleError, DTypeError, Tracer
 from chainrule.nn import functional as F
 from chainrule.nn import init
 from chainrule.tensor import Tensor
@@ -119,6 +120,13 @@ class Module:
         _register_pytree(cls)
 
     def __call__(self, *args, **kwargs):
+        if _has_raw_tracer(args):
+            # called by a transform with NumPy-faced traced values (`cr.vmap(model)(xs)`):
+            # `forward` is PyTorch code, so it sees them as Tensors (chainrule._tensor_face_args)
+            return torch_faced(self._call)(*args, **kwargs)
+        return self._call(*args, **kwargs)
+
+    def _call(self, *args, **kwargs):
         hooks = self.__dict__.get('_hooks')
         if hooks is None:                       # the common case: one dict lookup
             if self._dtype_check is not None:
@@ -449,6 +457,15 @@ class Module:
             body = repr(m).replace('\n', '\n  ')
             lines.append(f'  ({k}): {body}')
         return '\n'.join(lines) + '\n)'
+
+
+def _has_raw_tracer(args):
+    for a in args:
+        if isinstance(a, Tracer) and not isinstance(a, Tensor):
+            return True
+        if type(a) in (tuple, list) and _has_raw_tracer(a):
+            return True
+    return False
 
 
 def _check_input_dtypes(module, args):
