@@ -708,3 +708,49 @@ def test_conv_batchnorm_relu_pool_block_under_every_transform():
     hw = cr.hessian(lambda w: f(x, w, g, b))(w)
     np.testing.assert_allclose(hw, cr.jacrev(cr.grad(lambda w: f(x, w, g, b)))(w), rtol=1e-8,
                                atol=1e-10)
+
+
+# PyTorch's unbatched inputs: (C, H, W) for the 2-D layers, (C, L) for conv1d
+
+def _rand_like_torch(shape, seed):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+@pytest.mark.parametrize('case', ['conv2d', 'conv1d', 'conv_transpose2d', 'max_pool2d',
+                                  'avg_pool2d'])
+def test_unbatched_inputs_match_pytorch(case):
+    torch = _torch()
+    TF = torch.nn.functional
+    if case == 'conv2d':
+        arrays = [_rand_like_torch((3, 7, 6), 1), _rand_like_torch((4, 3, 3, 2), 2),
+                  _rand_like_torch((4,), 3)]
+        fns = [lambda M: lambda x, w, b: M.conv2d(x, w, b, stride=(2, 1), padding='valid')]
+    elif case == 'conv1d':
+        arrays = [_rand_like_torch((3, 9), 1), _rand_like_torch((2, 3, 3), 2), None]
+        fns = [lambda M: lambda x, w, b: M.conv1d(x, w, None, padding='same')]
+    elif case == 'conv_transpose2d':
+        arrays = [_rand_like_torch((3, 5, 4), 1), _rand_like_torch((3, 2, 3, 3), 2), None]
+        fns = [lambda M: lambda x, w, b: M.conv_transpose2d(x, w, None, stride=2, padding=1)]
+    elif case == 'max_pool2d':
+        arrays = [_rand_like_torch((3, 8, 6), 1)]
+        fns = [lambda M: lambda x: M.max_pool2d(x, 2)]
+    else:
+        arrays = [_rand_like_torch((3, 8, 7), 1)]
+        fns = [lambda M: lambda x: M.avg_pool2d(x, 3, 2, 1)]
+    for make in fns:
+        compare_fn(make(F), make(TF), arrays, np.float64)
+
+
+def test_unbatched_input_through_a_module_and_vmap():
+    torch = _torch()
+    conv = nn.Conv2d(3, 4, 3, padding=1).to(cr.float64)
+    x = _rand_like_torch((3, 6, 6), 4)
+    tconv = torch.nn.Conv2d(3, 4, 3, padding=1).double()
+    tconv.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in
+                           conv.state_dict().items()})
+    want = tconv(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(conv(cr.tensor(x)).numpy(), want, rtol=1e-12, atol=1e-12)
+    xs = np.stack([x, 2 * x])
+    got = cr.vmap(conv)(xs)       # each example is an unbatched (C, H, W) input
+    np.testing.assert_allclose(np.asarray(got)[1], tconv(torch.from_numpy(2 * x)).detach()
+                               .numpy(), rtol=1e-12, atol=1e-12)

@@ -14,6 +14,7 @@ kind. Names, arguments and defaults follow PyTorch (`dim=` for the axis, `reduct
     array([[-0.1562,  0.1142,  0.042 ]])
 """
 
+import functools
 import math
 
 import numpy as np
@@ -81,6 +82,22 @@ def softmax(x, dim=-1):
 _PAD_MODES = {'zeros': None, 'reflect': 'reflect', 'replicate': 'edge', 'circular': 'wrap'}
 
 
+def _unbatched_too(spatial):
+    """Also accept PyTorch's unbatched input `(C, *spatial)`: run it as a batch of one and drop
+    the batch axis of the result."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def f(input, *args, **kwargs):
+            si = shape_of(input)
+            if len(si) != spatial + 1:
+                return fn(input, *args, **kwargs)
+            out = fn(ops.reshape(input, (1,) + tuple(si)), *args, **kwargs)
+            return ops.reshape(out, shape_of(out)[1:])
+        return f
+    return wrap
+
+
+@_unbatched_too(2)
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation, as PyTorch's `F.conv2d`).
 
@@ -105,6 +122,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return convops.conv2d(input, weight, bias, stride, padding, dilation, groups)
 
 
+@_unbatched_too(1)
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """1-D convolution (PyTorch's `F.conv1d`): `input` `(N, C_in, L)`, `weight`
     `(C_out, C_in // groups, k)`, `bias` `(C_out,)` -> `(N, C_out, L_out)`; a 2-D convolution
@@ -176,6 +194,7 @@ def pad_for_conv(input, widths, padding_mode, op):
     return cnp.pad(input, ((0, 0), (0, 0)) + tuple(widths), mode=_PAD_MODES[padding_mode])
 
 
+@_unbatched_too(2)
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
                      groups=1, dilation=1):
     """Transposed 2-D convolution (PyTorch's `F.conv_transpose2d`, the gradient of `conv2d`
@@ -198,6 +217,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                                     groups, dilation)
 
 
+@_unbatched_too(2)
 def max_pool2d(input, kernel_size, stride=None, padding=0):
     """2-D max pooling over windows of `kernel_size` (PyTorch's `F.max_pool2d`; padding is with
     -inf). The gradient goes to the first maximum of each window, as in PyTorch.
@@ -223,6 +243,7 @@ def _pool_args(input, kernel_size, stride, padding, op):
     return k, s, p
 
 
+@_unbatched_too(2)
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
     """2-D average pooling (PyTorch's `F.avg_pool2d`).
