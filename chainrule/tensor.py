@@ -38,6 +38,7 @@ from chainrule.core import (ConcretizationError, DTypeError, GradientError, Shap
                             Tracer, _innermost, bind, capturing_trace)
 from chainrule.interpreters.reverse import (SAVED_AT_0_BY_PARENTS, Node, _projection_node,
                                              _seq, backprop, new_node)
+from chainrule.interpreters.reverse import reads_nothing as _reads_nothing
 
 __all__ = ['Tensor', 'tensor', 'no_grad', 'enable_grad', 'set_grad_enabled', 'is_grad_enabled']
 
@@ -158,6 +159,8 @@ class EagerTrace(Trace):
         # what the node keeps of each argument's version counter (`_saved_version`, with its
         # common case inlined: an argument whose counter is its parent's)
         sa = sb = None
+        if _reads_nothing(prim):      # (add, sub) no version to keep: no check can fail
+            a = b = None
         if a is not None:
             v, ov = a._vbox, (pa.out_version if pa is not None else None)
             sa = ((0 if ov is None else ov[0]) if pa is not None and (v is None or v is ov)
@@ -177,7 +180,8 @@ class EagerTrace(Trace):
         node.args = (va, vb)
         node.out = out
         node.hooks = node.leaf = node.out_version = None
-        node.versions = SAVED_AT_0_BY_PARENTS if sa == 0 and sb == 0 else (sa, sb)
+        node.versions = (SAVED_AT_0_BY_PARENTS if sa == 0 and sb == 0 else
+                         None if sa is None and sb is None else (sa, sb))
         t = _object_new(Tensor)
         t._trace = self
         t.data = out

@@ -323,6 +323,21 @@ def _uses_output(prim):
     return r
 
 
+def reads_nothing(prim):
+    """Whether no VJP rule of `prim` reads an argument's or the output's value (`add`, `sub`):
+    a node of it saves no version counters, as an in-place change cannot make its gradient
+    wrong. Cached per primitive."""
+    r = _READS_NOTHING.get(prim)
+    if r is None:
+        reads = _reads_args(prim)
+        r = _READS_NOTHING[prim] = (reads is not None and not any(reads)
+                                    and not _uses_output(prim))
+    return r
+
+
+_READS_NOTHING = {}
+
+
 def _reads_args(prim):
     """Per rule: the set of argument positions whose values it reads; None for `PerArg` rules
     (one function for any number of arguments, taken as `*args`: every rule reads them all)."""
