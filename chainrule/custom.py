@@ -59,6 +59,7 @@ import warnings
 
 import numpy as np
 
+from chainrule._tensor_face_args import faced_for
 from chainrule.core import (AllArgs, ChainruleError, DTypeError, MissingRuleError, PerArg,
                             Primitive, Tracer, bind, dtype_of, innermost_trace, registry,
                             shape_of)
@@ -303,12 +304,12 @@ class CallWrapper:
 
         def full(f):
             if not nd:
-                return f
+                return faced_for(f, diff)    # PyTorch code given Tensors sees Tensors
 
             def merged(*d):
                 it_d, it_s = iter(d), iter(static)
                 return f(*[next(it_s) if i in nd else next(it_d) for i in range(len(args))])
-            return merged
+            return faced_for(merged, diff)
 
         fns = self._fns(full, static)
         converted = self._convert_closure(leaves, in_tree, fns) if self.converts else None

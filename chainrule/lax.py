@@ -40,6 +40,7 @@ return the same structure, shapes and dtypes as their inputs (the error says whi
 import numpy as np
 
 from chainrule._results import owned, owned_copies
+from chainrule._tensor_face_args import faced_for
 from chainrule.core import (
     AllArgs, ChainruleError, ConcretizationError, GradientError, PerArg, Primitive, ShapeError,
     Tracer, bind, concrete)
@@ -208,6 +209,8 @@ def cond(pred, true_fun, false_fun, *operands):
     """
     if np.shape(pred) != ():
         raise ShapeError(f'cond: the predicate must be a scalar, got shape {np.shape(pred)}')
+    # PyTorch code given Tensors sees Tensors (chainrule._tensor_face_args)
+    true_fun, false_fun = faced_for(true_fun, operands), faced_for(false_fun, operands)
     leaves, tree = tree_flatten(operands)
     leaves = [_as_operand(x) for x in leaves]
     avals = [_aval(x) for x in leaves]
@@ -390,6 +393,7 @@ def scan(f, init, xs=None, length=None, reverse=False):
     x_avals = [ShapedArray(_aval(x).shape[1:], _aval(x).dtype) for x in x_leaves]
     nk = len(c_leaves)
     box = []
+    f = faced_for(f, (init, xs))
 
     def body(*a):
         carry = tree_unflatten(c_tree, a[:nk])
@@ -421,6 +425,7 @@ def fori_loop(lower, upper, body_fun, init_val):
     With concrete bounds this is a `scan` over `arange(lower, upper)` (reverse-mode
     differentiable); with traced bounds it is a `while_loop` (forward mode only).
     """
+    body_fun = faced_for(body_fun, (lower, init_val))
     try:
         lo, hi = int(concrete(lower)), int(concrete(upper))
     except ConcretizationError:
@@ -545,6 +550,7 @@ def while_loop(cond_fun, body_fun, init_val):
         body_fun: carry -> carry of the same pytree structure, shapes and dtypes.
         init_val: the initial carry.
     """
+    cond_fun, body_fun = faced_for(cond_fun, (init_val,)), faced_for(body_fun, (init_val,))
     leaves, tree = tree_flatten(init_val)
     leaves = [_as_operand(x) for x in leaves]
     avals = [_aval(x) for x in leaves]

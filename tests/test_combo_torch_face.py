@@ -169,3 +169,39 @@ def test_numpy_code_under_the_jax_spelling_keeps_numpys_meanings():
     e[0, 1] = eps
     fd = (f(X + e) - f(X - e)) / (2 * eps)
     np.testing.assert_allclose(_np(cr.grad(f)(X))[0, 1], fd, rtol=1e-6)
+
+
+def _staged_forms():
+    """The same PyTorch-faced program through the call boundaries that stage a function:
+    checkpoint, custom_vjp, lax.cond, lax.scan, lax.while_loop, lax.fori_loop."""
+    f = program(cr, cr.tensor(W))
+    fc = cr.custom_vjp(f)
+    fc.defvjp(lambda x: (f(x), x), lambda x, g: (cr.func.grad(f)(x) * g,))
+
+    def scanned(x):         # f once, through a scan of one step
+        c, _ = cr.lax.scan(lambda c, xt: (c + f(xt), None), x.sum() * 0,
+                           x.unsqueeze(0))
+        return c
+
+    def looped(x):
+        return cr.lax.fori_loop(0, 1, lambda i, c: c + f(x), x.sum() * 0)
+
+    def while_looped(x):
+        return cr.lax.while_loop(lambda c: c[0] < 1, lambda c: (c[0] + 1, c[1] + f(c[2]), c[2]),
+                                 (0, x.sum() * 0, x))[1]
+    return {'checkpoint': cr.checkpoint(f), 'custom_vjp': fc,
+            'cond': lambda x: cr.lax.cond(True, f, lambda x: f(x) * 2, x),
+            'scan': scanned, 'fori_loop': looped, 'while_loop': while_looped}
+
+
+@pytest.mark.parametrize('form', ['checkpoint', 'custom_vjp', 'cond', 'scan', 'fori_loop',
+                                  'while_loop'])
+def test_staged_call_boundaries_given_a_tensor(form):
+    fn = _staged_forms()[form]
+    x = cr.tensor(X, requires_grad=True)
+    out = fn(x)
+    np.testing.assert_allclose(_np(out), WANT_VALUE, rtol=1e-12)
+    if form == 'while_loop':
+        return          # (while_loop is not reverse-differentiable)
+    out.backward()
+    np.testing.assert_allclose(x.grad.numpy(), WANT_GRAD, rtol=1e-10)
