@@ -46,11 +46,15 @@ def torch_faced(fun, mask=None):
     return faced
 
 
+def tensor_leaves(leaves):
+    """Which of the flat `leaves` are Tensors, as a tuple (None when none is)."""
+    mask = tuple(isinstance(x, Tensor) for x in leaves)
+    return mask if any(mask) else None
+
+
 def tensor_mask(args):
     """Which flattened positional-argument leaves are Tensors (None when none is)."""
-    leaves, _ = tree_flatten(tuple(args))
-    mask = [isinstance(x, Tensor) for x in leaves]
-    return mask if any(mask) else None
+    return tensor_leaves(tree_flatten(tuple(args))[0])
 
 
 def faced_for(fun, args):

@@ -26,7 +26,7 @@ from chainrule.jit.call import _aval_of_leaf
 from chainrule.jit.numpy_codegen import compiled
 from chainrule.jit.passes import optimize
 from chainrule.random import _staged
-from chainrule._tensor_face_args import face, traced_out
+from chainrule._tensor_face_args import face, tensor_leaves, traced_out
 from chainrule.tensor import _grad_enabled
 from chainrule.tree import tree_flatten, tree_map, tree_unflatten
 
@@ -161,8 +161,7 @@ class Jitted:
         leaves, tree, statics, has_kw = self._split(args, kwargs)
         # which arguments are Tensors: the function then sees them as Tensors (PyTorch's
         # method meanings), so the same arrays given as NumPy arrays are another trace
-        faced = tuple(getattr(x, '_is_tensor', False) for x in leaves)
-        faced = faced if any(faced) else None
+        faced = tensor_leaves(leaves)
         leaves = [x.data if getattr(x, '_is_tensor', False) and not x.requires_grad else x
                   for x in leaves]
         try:
@@ -394,9 +393,8 @@ def make_graph(fun, static_argnums=(), static_argnames=()):
 
     def make(*args, **kwargs):
         leaves, tree, statics, has_kw = j._split(args, kwargs)
-        faced = tuple(getattr(x, '_is_tensor', False) for x in leaves)
         return j._trace(leaves, tree, statics, has_kw, (tree, (), statics),
-                        faced if any(faced) else None).graph
+                        tensor_leaves(leaves)).graph
 
     make.__name__ = f'make_graph({getattr(fun, "__name__", "fun")})'
     return make
