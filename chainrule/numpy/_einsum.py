@@ -12,7 +12,7 @@ forward mode, or `vmap` it.
     array([[1., 0.],
            [0., 1.]])
 
-It is one primitive (`chainrule.ops.linalg.einsum_p`, where the derivative rules are
+It is one primitive (`chainrule.ops.linalg_einsum.einsum_p`, where the derivative rules are
 explained) whose implementation is `np.einsum`, with NumPy's contraction-order optimisation
 (BLAS) for large or many operands.
 """

@@ -11,9 +11,10 @@ and differentiate through it in reverse or forward mode.
     array([[ 0.6, -0.2],
            [-0.2,  0.4]])
 
-The decompositions are primitives (`chainrule.ops.linalg`, where the derivative formulas live);
-everything else here (`norm`, `pinv`, `lstsq`, `matrix_power`, `multi_dot`, `eigvalsh`, `cond`,
-`tensorsolve`, ...) is a composite with no derivative code of its own. Every public name of
+The decompositions and solves are primitives (`chainrule.ops.linalg_decompositions` and
+`chainrule.ops.linalg_solve`, where the derivative formulas live); everything else here (`norm`,
+`pinv`, `lstsq`, `matrix_power`, `multi_dot`, `eigvalsh`, `cond`, `tensorsolve`, ...) is a
+composite with no derivative code of its own. Every public name of
 NumPy 2's `np.linalg` is here, so `np.linalg.*` called on a `Tensor` dispatches to it.
 
 Differences from NumPy, all deliberate:
