@@ -52,7 +52,7 @@ import numpy as np
 
 from chainrule import ops
 from chainrule.core import (ChainruleError, ConcretizationError, DTypeError, GradientError,
-                            ShapeError, Tracer)
+                            ShapeError, Tracer, capturing_trace)
 from chainrule.interpreters.reverse import Node, _uses_output, needs_value
 from chainrule.ops.elementwise import imag_p, real_p, stop_gradient_p
 from chainrule.ops.structural import (at_set_p, broadcast_to_p, getitem_p, reshape_p,
@@ -139,11 +139,13 @@ def inplace(t, fn, other, name, idx=None):
     base, for a view) or `other` requires grad; the version counter is bumped either way.
     Returns `t`."""
     if captured_by_jit(t):
-        raise ChainruleError(
-            f'{name}: an in-place change of a Tensor that a jitted function closes over (made '
-            'outside it). jit runs the function once, to trace it, so the change would happen '
-            'once instead of on every call. Return the new value from the jitted function and '
-            'write it outside (t.copy_(f(x))), or run this part without jit.')
+        # staged: the jitted program returns the new value and jit writes it into t after
+        # every call (chainrule._functionalize)
+        from chainrule._functionalize import stage_write
+        return stage_write(capturing_trace.get(), t, fn, other, name, idx)
+    if isinstance(t.data, Tracer) and _grad_enabled.get() and capturing_trace.get() is not None:
+        from chainrule._functionalize import note_traced_write
+        note_traced_write(t)
     if _grad_enabled.get() and _must_record(t, other, name):
         node = _assign_recorded(t, other, idx, name) if fn is None else \
             _apply_recorded(t, fn, other, name)

@@ -441,7 +441,7 @@ class StagingTracer(Tracer):
 class StagingTrace(Trace):
     """Records each primitive applied to its tracers as an `Eqn`."""
 
-    __slots__ = ('eqns', 'constvars', 'consts', 'const_ids')
+    __slots__ = ('eqns', 'constvars', 'consts', 'const_ids', 'writes')
 
     def __init__(self, level):
         super().__init__(level)
@@ -449,6 +449,9 @@ class StagingTrace(Trace):
         self.constvars = []
         self.consts = []
         self.const_ids = {}    # id(array) -> Var, so one closed-over array is one constant
+        # the in-place writes to captured Tensors staged so far (`chainrule._functionalize`):
+        # a read of a Tensor written earlier in the trace reads its staged value
+        self.writes = None
 
     def new_arg(self, aval):
         return StagingTracer(self, aval, Var(aval))
@@ -469,6 +472,10 @@ class StagingTrace(Trace):
             return x.var
         if is_literal_value(x):
             return Literal(x)
+        if self.writes is not None:
+            new = self.writes.read(x)
+            if new is not None:
+                return self.to_atom(new)
         return self.const_var(x)
 
     def process(self, prim, args, params):

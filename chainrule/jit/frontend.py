@@ -18,8 +18,8 @@ import time
 
 import numpy as np
 
-from chainrule import _args
-from chainrule.core import ChainruleError, Tracer, bind
+from chainrule import _args, _functionalize
+from chainrule.core import ChainruleError, Tracer, bind, capturing_trace
 from chainrule.interpreters.staging import Graph, ShapedArray, lift_closure, trace_to_graph
 from chainrule.jit import call     # (the module: the registry finds `jit_call_p` there)
 from chainrule.jit.call import _aval_of_leaf
@@ -65,9 +65,9 @@ def _leaf_sig(x):
 
 
 class _Entry:
-    __slots__ = ('graph', 'fn', 'out_tree', 'closure', 'rng')
+    __slots__ = ('graph', 'fn', 'out_tree', 'closure', 'rng', 'writes')
 
-    def __init__(self, graph, fn, out_tree, closure, rng=()):
+    def __init__(self, graph, fn, out_tree, closure, rng=(), writes=None):
         self.graph = graph
         self.fn = fn
         self.out_tree = out_tree
@@ -75,6 +75,9 @@ class _Entry:
         # the generators the program draws from through hidden key inputs (after the
         # arguments, before the closure), filled with fresh bits at every call
         self.rng = rng
+        # in-place writes to Tensors (captured, or Tensor arguments): the program's last
+        # outputs are their new values, written back after each call (`_functionalize`)
+        self.writes = writes
 
 
 class Jitted:
@@ -112,6 +115,7 @@ class Jitted:
             for x, leaf in zip(xs, leaves):
                 if type(leaf) in (bool, int, float, complex):
                     x.weak = True       # a Python number stays weak, as it is in eager NumPy
+            ins = xs
             if faced:       # a Tensor argument: the function is PyTorch code, it sees Tensors
                 xs = [face(x) if is_tensor else x for x, is_tensor in zip(xs, faced)]
             dyn = tree_unflatten(tree, xs)
@@ -124,9 +128,10 @@ class Jitted:
             if faced:
                 out = tree_map(traced_out, out)
             out_leaves, out_tree = tree_flatten(out)
-            box.append(out_tree)
-            box.append(rec)
-            return out_leaves
+            # in-place writes to captured Tensors and Tensor arguments: extra outputs
+            writes, values = _functionalize.collect(capturing_trace.get(), ins, xs, leaves)
+            box.extend((out_tree, rec, writes))
+            return out_leaves + values
 
         box = []
         # NumPy's generators cannot be staged: tracing must not consume them
@@ -145,6 +150,9 @@ class Jitted:
         graph.in_tree, graph.out_tree = tree, box[0]
         if self.optimize:
             graph = optimize(graph)
+        writes = box[2]
+        if writes is not None:
+            writes.finish(graph)
         self._misses += 1
         sig = _describe_key(key, leaves)
         if self._signatures:
@@ -155,13 +163,14 @@ class Jitted:
         self._signatures.append(sig)
         logger.debug('%s: traced and compiled in %.1f ms', self.__name__,
                      (time.perf_counter() - t0) * 1e3)
-        return _Entry(graph, None, box[0], closure, tuple(rec.sources))
+        return _Entry(graph, None, box[0], closure, tuple(rec.sources), writes)
 
     def _lookup(self, args, kwargs, count=True):
         leaves, tree, statics, has_kw = self._split(args, kwargs)
         # which arguments are Tensors: the function then sees them as Tensors (PyTorch's
         # method meanings), so the same arrays given as NumPy arrays are another trace
         faced = tensor_leaves(leaves)
+        raw = leaves
         leaves = [x.data if getattr(x, '_is_tensor', False) and not x.requires_grad else x
                   for x in leaves]
         try:
@@ -182,7 +191,7 @@ class Jitted:
                 self._cache[key] = entry
         elif count:
             self._hits += 1
-        return entry, leaves
+        return entry, leaves, raw
 
     def __call__(self, *args, **kwargs):
         # fast path: positional arguments made of lists, tuples and NumPy arrays only, a
@@ -194,21 +203,30 @@ class Jitted:
                 if fast is not None:
                     self._hits += 1
                     return fast[1](fast[0](*fk[1]))
-        entry, leaves = self._lookup(args, kwargs)
+        entry, leaves, raw = self._lookup(args, kwargs)
         if entry.rng:
             leaves = leaves + _staged.fresh_keys(entry.rng)
         fn = entry.fn
         if not entry.closure and not any(isinstance(x, Tracer) for x in leaves):
             if fn is None:
                 fn = entry.fn = compiled(entry.graph, self.backend)
-            if not kwargs and not self.static_argnums and not entry.rng:
+            if not kwargs and not self.static_argnums and not entry.rng and \
+                    entry.writes is None:
                 fk = _fast_key(args)
                 table = self._fast[_grad_enabled.get()]
                 if fk is not None and fk[0] not in table:
                     table[fk[0]] = (fn, _tree_builder(entry.out_tree))
             outs = fn(*leaves)
-        else:
+        elif entry.writes is None:
             outs = bind(call.jit_call_p, *leaves, *entry.closure, graph=entry.graph)
+        else:
+            outs = bind(call.jit_call_p, *entry.writes.inputs(leaves, entry.closure),
+                        graph=entry.graph)
+        w = entry.writes
+        if w is not None:
+            k = len(outs) - w.n
+            w.apply(raw, leaves + list(entry.closure), outs[k:])
+            outs = outs[:k]
         return tree_unflatten(entry.out_tree, outs)
 
     def graph(self, *args, **kwargs):

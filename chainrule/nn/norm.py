@@ -17,12 +17,15 @@ derivative is one fused formula) and moves the running statistics (buffers) towa
 evaluation it normalises with the running statistics.
 """
 
+import math
+
 import numpy as np
 
-from chainrule.core import ShapeError
+from chainrule import ops
+from chainrule.core import ConcretizationError, ShapeError
 from chainrule.nn import functional as F
 from chainrule.nn.modules import Module, Parameter
-from chainrule.tensor import Tensor
+from chainrule.tensor import Tensor, captured_by_jit, no_grad
 
 __all__ = ['LayerNorm', 'BatchNorm1d', 'BatchNorm2d', 'GroupNorm']
 
@@ -64,10 +67,11 @@ class _BatchNorm(Module):
             batch statistics normalise in evaluation too.
         dtype: of the parameters and running statistics (float32 by default).
 
-    Known limitation: the running statistics are updated in place from concrete values, so a
-    module in training mode that tracks them works eagerly and under `grad`, but not under
-    `jit` or `vmap` (a `ConcretizationError` says so); in evaluation mode, or with
-    `track_running_stats=False`, it works everywhere.
+    In training mode the running statistics are updated in place on every call: eagerly, under
+    `grad`, and under `jit` (the update is staged and written back after each call of the
+    compiled program, see `chainrule._functionalize`). Under `vmap` a module that tracks them
+    is refused in training mode, as PyTorch's `torch.func.vmap` refuses it (each example would
+    write its own statistics into one buffer): use `track_running_stats=False` or eval mode.
     """
 
     _dims = ()
@@ -94,7 +98,10 @@ class _BatchNorm(Module):
                              f'of shape {tuple(x.shape)})')
         track = self.running_mean is not None
         factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and track and captured_by_jit(self.running_mean):
+            return self._train_staged(x)
         if self.training and track:
+            self._check_concrete(x)
             n = self.num_batches_tracked.data
             if isinstance(n, np.ndarray) and n.flags.writeable:
                 n += 1      # in place, as the running moments: a buffer functional_call was
@@ -112,6 +119,41 @@ class _BatchNorm(Module):
         return F.batch_norm(x, self.running_mean.data if track else None,
                             self.running_var.data if track else None, self.weight, self.bias,
                             training=True, momentum=factor, eps=self.eps)
+
+    def _check_concrete(self, x):
+        try:
+            ops.concrete(x)
+        except ConcretizationError:
+            raise ConcretizationError(
+                f'{type(self).__name__} in training mode updates its running statistics from '
+                f'the batch, but this input of shape {tuple(x.shape)} is batched by vmap (or '
+                'traced): every example would write its own statistics into the one buffer, '
+                'which PyTorch refuses too. Use track_running_stats=False (statistics of each '
+                'example only), eval() mode, or call the module outside vmap; under jit it '
+                'works as it is.') from None
+
+    def _train_staged(self, x):
+        """Training inside `jit`: normalise with the batch statistics, and move the running
+        statistics towards them with in-place writes that the compiled program stages and
+        writes back on every call (no gradient flows into the running statistics)."""
+        s = tuple(x.shape)
+        axes = (0,) + tuple(range(2, len(s)))
+        count = math.prod(s) // s[1]
+        with no_grad():
+            if self.num_batches_tracked is not None:
+                self.num_batches_tracked.add_(1)
+            rm, rv = self.running_mean, self.running_var
+            if self.momentum is None:
+                factor = ops.astype(1.0 / self.num_batches_tracked, rm.dtype)
+            else:
+                factor = self.momentum
+            xs = ops.stop_gradient(x)
+            mean = ops.sum(xs, axis=axes) * (1.0 / count)
+            centred = xs - ops.reshape(mean, (1, s[1]) + (1,) * (len(s) - 2))
+            var = ops.sum(centred * centred, axis=axes) * (1.0 / (count - 1))
+            rm.copy_(rm * (1 - factor) + ops.astype(factor * mean, rm.dtype))
+            rv.copy_(rv * (1 - factor) + ops.astype(factor * var, rv.dtype))
+        return F.batch_norm(x, None, None, self.weight, self.bias, training=True, eps=self.eps)
 
     def extra_repr(self):
         return (f'{self.num_features}, eps={self.eps}, momentum={self.momentum}, '
