@@ -32,7 +32,7 @@ from chainrule.core import (ConcretizationError, GradientError, Tracer, bind, ca
                             concrete)
 from chainrule.interpreters.staging import StagingTracer
 from chainrule.ops.elementwise import stop_gradient_p
-from chainrule.tensor import Tensor, _grad_enabled
+from chainrule.tensor import Tensor, _grad_enabled, captured_by_jit
 
 __all__ = ['stage_write', 'read', 'write_back', 'CapturedWrites']
 
@@ -264,7 +264,8 @@ class Writes:
                 if i in self.arg_pos and isinstance(x, np.ndarray):
                     ins[i] = x.copy()
             elif isinstance(x, Tensor) and not x.requires_grad and \
-                    id(x._version) in written and isinstance(x.data, np.ndarray):
+                    id(x._version) in written and isinstance(x.data, np.ndarray) and \
+                    not captured_by_jit(x):     # (an enclosing jit reads its staged value)
                 ins[i] = x.data.copy()
         return ins
 

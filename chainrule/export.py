@@ -161,6 +161,13 @@ def export(fun, *example_args, static_argnums=(), static_argnames=()):
             'cr.rand, dropout, nn.init, ...), whose state a saved program cannot carry: take a '
             'key argument and draw with chainrule.random instead (key = cr.random.key(0); '
             'cr.random.normal(key, shape))')
+    if entry.writes is not None:
+        raise ChainruleError(
+            f'export: {j.__name__[4:-1]} changes Tensors in place (a BatchNorm\'s running '
+            'statistics in training mode, a counter, an optimizer\'s state, an argument): '
+            'cr.jit writes those back after each call, but a saved program has no Tensors to '
+            'write into. Export the function in eval() mode, or make the state explicit: take '
+            'it as an argument and return its new value (new_state = f(state, x)).')
     return Exported(_bake_captures(entry, j.__name__[4:-1]))
 
 

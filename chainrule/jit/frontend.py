@@ -22,6 +22,7 @@ from chainrule import _args, _functionalize
 from chainrule.core import ChainruleError, Tracer, bind, capturing_trace
 from chainrule.interpreters.staging import Graph, ShapedArray, lift_closure, trace_to_graph
 from chainrule.jit import call     # (the module: the registry finds `jit_call_p` there)
+from chainrule.jit import guards
 from chainrule.jit.call import _aval_of_leaf
 from chainrule.jit.numpy_codegen import compiled
 from chainrule.jit.passes import optimize
@@ -65,7 +66,7 @@ def _leaf_sig(x):
 
 
 class _Entry:
-    __slots__ = ('graph', 'fn', 'out_tree', 'closure', 'rng', 'writes')
+    __slots__ = ('graph', 'fn', 'out_tree', 'closure', 'rng', 'writes', 'guards')
 
     def __init__(self, graph, fn, out_tree, closure, rng=(), writes=None):
         self.graph = graph
@@ -78,6 +79,9 @@ class _Entry:
         # in-place writes to Tensors (captured, or Tensor arguments): the program's last
         # outputs are their new values, written back after each call (`_functionalize`)
         self.writes = writes
+        # where the function reaches the Tensors it captured (`chainrule.jit.guards`): one
+        # replaced by another object means a new trace
+        self.guards = None
 
 
 class Jitted:
@@ -163,7 +167,11 @@ class Jitted:
         self._signatures.append(sig)
         logger.debug('%s: traced and compiled in %.1f ms', self.__name__,
                      (time.perf_counter() - t0) * 1e3)
-        return _Entry(graph, None, box[0], closure, tuple(rec.sources), writes)
+        entry = _Entry(graph, None, box[0], closure, tuple(rec.sources), writes)
+        if closure or writes is not None:
+            captured = [c for c in closure if getattr(c, '_is_tensor', False)]
+            entry.guards = guards.find(self.fun, captured + (writes.captured if writes else []))
+        return entry
 
     def _lookup(self, args, kwargs, count=True):
         leaves, tree, statics, has_kw = self._split(args, kwargs)
@@ -185,6 +193,12 @@ class Jitted:
             raise
         if entry is not None and entry.closure and not _same_captures(entry):
             entry = None        # a captured Tensor's data changed shape or dtype: trace again
+        if entry is not None and entry.guards is not None:
+            moved = entry.guards.hold()
+            if moved is not None:       # a captured Tensor was replaced: trace again
+                logger.info('%s: retracing: %s is another object than the Tensor it was '
+                            'when traced', self.__name__, moved)
+                entry = None
         if entry is None:
             entry = self._trace(leaves, tree, statics, has_kw, key, faced)
             if not entry.closure or _captured_by_reference(entry.closure):

@@ -18,6 +18,7 @@ import numbers
 
 import numpy as np
 
+from chainrule.core import ChainruleError, capturing_trace
 from chainrule.tensor import Tensor, enable_grad, no_grad
 
 # hyperparameters that must be numbers >= 0 (PyTorch's checks), those in [0, 1], and pairs in
@@ -110,6 +111,8 @@ class Optimizer:
             closure: optional function that recomputes the loss (and calls `backward()`);
                 its result is returned.
         """
+        if capturing_trace.get() is not None:
+            _refuse_inside_jit(type(self).__name__)
         loss = None
         if closure is not None:
             with enable_grad():
@@ -186,6 +189,16 @@ class Optimizer:
         for i, st in state_dict['state'].items():
             p = params[int(i)]
             self.state[p] = {k: _restore(v, p.data.dtype, k == 'step') for k, v in st.items()}
+
+
+def _refuse_inside_jit(name):
+    raise ChainruleError(
+        f'{name}.step() inside a jitted function: the optimizer updates NumPy arrays it keeps '
+        'eagerly, which jit cannot stage. Either jit the loss and gradients and call step() '
+        'outside (loss = jitted(x); loss.backward(); opt.step()), or write the update with '
+        'Tensor in-place operations on the parameters and state Tensors (with cr.no_grad(): '
+        'buf.mul_(momentum).add_(g); p.sub_(lr * buf)), which jit stages and writes back after '
+        'every call.')
 
 
 def _copy(v):

@@ -1,0 +1,150 @@
+"""Guards on the Tensors a jitted function closes over.
+
+What this module lets you do: replace a captured Tensor by another object (`model.bn.running_mean
+= cr.zeros(5)`, `state['count'] = cr.tensor(0)`) and have the jitted function use the new one.
+A compiled program takes the Tensors it captured as inputs, by reference; without a check it
+would go on reading (and writing) the old objects. So after tracing, `find` looks for each
+captured Tensor where the function can reach it -- its closure cells, `self` of a bound method,
+the globals it names, and from there attributes, list and tuple items and dict values (a
+breadth-first walk, bounded) -- and records the path. Before each call `Guards.hold()` follows
+the paths again: if one now leads to another object, the program is traced again (torch.compile
+guards its captures the same way). A Tensor reached some other way (through a function's return
+value, say) is not guarded; it is still read by reference.
+"""
+
+import types
+from collections import deque
+
+import numpy as np
+
+__all__ = ['Guards', 'find']
+
+_MAX_OBJECTS = 20_000
+_MAX_DEPTH = 10
+_SKIP = (type, types.ModuleType, str, bytes, int, float, complex, bool, type(None), np.ndarray,
+         np.generic, np.dtype, types.BuiltinFunctionType)
+
+
+class Guards:
+    """Paths from a jitted function to the Tensors it captured."""
+
+    __slots__ = ('fun', 'paths')
+
+    def __init__(self, fun, paths):
+        self.fun = fun
+        self.paths = paths       # [(steps, tensor)]
+
+    def hold(self):
+        """Whether every path still leads to the Tensor it led to when traced; the description
+        of the first that does not otherwise."""
+        for steps, t in self.paths:
+            try:
+                x = _follow(self.fun, steps)
+            except (AttributeError, LookupError, TypeError, ValueError):
+                x = None
+            if x is not t:
+                return _describe(steps)
+        return None
+
+
+def _follow(fun, steps):
+    x = fun
+    for kind, key in steps:
+        if kind == 'attr':
+            x = getattr(x, key)
+        elif kind == 'item':
+            x = x[key]
+        elif kind == 'cell':
+            x = x.__closure__[key].cell_contents
+        elif kind == 'global':
+            x = x.__globals__[key]
+        else:                     # 'self'
+            x = x.__self__
+    return x
+
+
+def _describe(steps):
+    out = 'the function'
+    for kind, key in steps:
+        if kind == 'attr':
+            out += f'.{key}'
+        elif kind == 'item':
+            out += f'[{key!r}]'
+        elif kind == 'cell':
+            out += f' (closure cell {key})'
+        elif kind == 'global':
+            out = f'global {key}'
+        else:
+            out += '.__self__'
+    return out
+
+
+def _global_names(code):
+    names, stack = set(), [code]
+    while stack:
+        c = stack.pop()
+        names.update(c.co_names)
+        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+    return names
+
+
+def _children(x):
+    """`(step, child)` pairs of object `x` for the walk."""
+    if isinstance(x, (types.FunctionType, types.MethodType)):
+        if isinstance(x, types.MethodType):     # (a method forwards the attributes read
+            yield ('self', None), x.__self__    # below to its function)
+        for i, c in enumerate(x.__closure__ or ()):
+            try:
+                yield ('cell', i), c.cell_contents
+            except ValueError:      # an empty cell
+                pass
+        g = x.__globals__
+        for name in sorted(_global_names(x.__code__)):
+            if name in g:
+                yield ('global', name), g[name]
+        if isinstance(x, types.FunctionType) and '__wrapped__' in x.__dict__:
+            yield ('attr', '__wrapped__'), x.__wrapped__      # functools.wraps
+        return
+    if isinstance(x, (list, tuple)):
+        for i, v in enumerate(x):
+            yield ('item', i), v
+        return
+    if isinstance(x, dict):
+        for k, v in x.items():
+            if isinstance(k, (str, int)):
+                yield ('item', k), v
+        return
+    d = getattr(x, '__dict__', None)
+    if isinstance(d, dict):
+        for k, v in d.items():
+            yield ('attr', k), v
+
+
+def find(fun, tensors):
+    """`Guards` with a path from `fun` to each of `tensors` it can reach, or None."""
+    want = {id(t): t for t in tensors}
+    if not want:
+        return None
+    paths, seen = [], {id(fun)}
+    queue = deque([(fun, ())])
+    while queue and want and len(seen) < _MAX_OBJECTS:
+        x, steps = queue.popleft()
+        if len(steps) >= _MAX_DEPTH:
+            continue
+        try:
+            kids = list(_children(x))
+        except Exception:        # noqa: BLE001 - an object whose attributes cannot be walked
+            continue
+        for step, child in kids:
+            i = id(child)
+            if i in seen:
+                continue
+            seen.add(i)
+            path = steps + (step,)
+            if i in want:
+                paths.append((path, want.pop(i)))
+                continue
+            if getattr(child, '_is_tensor', False) or isinstance(child, _SKIP):
+                continue
+            queue.append((child, path))
+    return Guards(fun, paths) if paths else None
