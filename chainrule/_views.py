@@ -118,6 +118,40 @@ def view_of(t, a, prim, params):
     return t
 
 
+# Views of a Tensor a jit being traced captures (made outside it): the Tensor is an input of
+# the program and its view a staged value, but in-place writes through the view must reach the
+# base, as eagerly (`v = buf[0:2]; v += 1`). So such a view is a Tensor of the base's eager trace
+# holding the staged value, sharing the base's version counter and remembering the base and the
+# path, as an eager view does; `chainrule._functionalize` reads and writes through it. Only
+# operations that give a NumPy view eagerly make one (`broadcast_to` and `.real`/`.imag`, whose
+# in-place writes eager code treats apart, stay values).
+_CAPTURED_VIEW_PRIMS = frozenset([getitem_p, reshape_p, transpose_p, stop_gradient_p])
+
+
+def captured_view(out, a, prim, params):
+    """`out`, the staged result of view primitive `prim` on captured Tensor `a`, as a view
+    Tensor of `a`'s base when the same operation on `a`'s array gives a NumPy view; else
+    `out` itself."""
+    if prim not in _CAPTURED_VIEW_PRIMS or not isinstance(a, Tensor):
+        return out
+    info = _view_info(a)
+    root, path = (a, ()) if info is None else (info[BASE], info[PATH])
+    d = root.data
+    if type(d) is not np.ndarray:
+        return out
+    if prim is not stop_gradient_p:
+        path = path + ((prim, params),)
+    v = d
+    for p, ps in path:
+        v = p.impl(v, **ps)
+    if type(v) is not np.ndarray or _owner(v) is not _owner(d):
+        return out                     # a copy (advanced indexing, ...): a value
+    t = Tensor._wrap(out, None, a._trace)
+    t._vbox = a._version
+    t._view = (root, path, _grad_enabled.get())
+    return t
+
+
 def _register(base, view):
     """Keep a weak reference to `view` on its base, so an in-place operation can regenerate
     the history of every live view (dead references are pruned as the list doubles)."""

@@ -100,7 +100,11 @@ class EagerTrace(Trace):
         cap = capturing_trace.get()
         if cap is not None and cap.level > self.level:
             # a Tensor made outside a jit being traced: stage the operation (the Tensor becomes
-            # an input of the program, read on every call), never bake its result in
+            # an input of the program, read on every call), never bake its result in; a view
+            # of it stays a view, so in-place writes through it reach it
+            if prim in _VIEW_PRIMS:
+                return _views.captured_view(cap.process(prim, args, params), args[0], prim,
+                                            params)
             return cap.process(prim, args, params)
         n = len(args)
         if n == 1:
@@ -505,7 +509,7 @@ class Tensor(Tracer):
                 raise TypeError(f'view({shape!r}): reinterpreting the bytes as another dtype is '
                                 'not differentiable and not supported; use astype() to convert')
         out = ops.reshape(self, shape)
-        if not isinstance(out, Tensor):
+        if not isinstance(out, Tensor) or captured_by_jit(self):
             return out                          # staged by the jit that captures this Tensor
         d, od = self.data, out.data
         if isinstance(d, np.ndarray) and out is not self and (

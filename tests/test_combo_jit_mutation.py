@@ -106,6 +106,39 @@ def test_writes_through_views_and_aliases_match_eager():
     assert base._version[0] == eager_buf._version[0]
 
 
+def _inner_views_program(buf):
+    def step(x):
+        v = buf[1:3]                # a view made inside the function: writes reach buf
+        v += x[:2]
+        w = buf.reshape(5)[3:]
+        buf.mul_(2)                 # ... and a write to buf is seen through w
+        d = buf.detach()            # an alias sharing buf's memory
+        d[0] = -7.0
+        t = buf.reshape(5, 1).T
+        t[0, 4] = 0.5
+        return v * 1, w * 1, buf[[0, 4]] * 1     # (advanced indexing: a copy, as eagerly)
+    return step
+
+
+def test_views_made_inside_the_function_write_through_as_eagerly():
+    base, eager_buf = cr.tensor(np.arange(5.0)), cr.tensor(np.arange(5.0))
+    f, ref = cr.jit(_inner_views_program(base)), _inner_views_program(eager_buf)
+    for x in (np.array([7.0, 8.0, 9.0]), np.array([-1.0, 0.0, 1.0])):
+        for g, w in zip(f(x), ref(x)):
+            np.testing.assert_allclose(_np(g), _np(w))
+        np.testing.assert_allclose(base.numpy(), eager_buf.numpy())
+        assert base._version[0] == eager_buf._version[0]
+
+
+def test_a_view_of_a_leaf_that_requires_grad_is_refused_in_grad_mode_as_eagerly():
+    W = cr.tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(cr.GradientError, match='view of a leaf Tensor'):
+        W[0:2].add_(1)
+    with pytest.raises(cr.GradientError, match='view of a leaf Tensor'):
+        cr.jit(lambda x: (W[0:2].add_(1), x)[1])(np.ones(1))
+    np.testing.assert_allclose(W.detach().numpy(), np.ones(3))
+
+
 # --- Tensor arguments: written back, as torch.compile does ---------------------------------------
 
 def test_in_place_change_of_a_tensor_argument_is_written_back():

@@ -476,6 +476,9 @@ class StagingTrace(Trace):
             new = self.writes.read(x)
             if new is not None:
                 return self.to_atom(new)
+        d = getattr(x, 'data', None)
+        if isinstance(d, StagingTracer) and d._trace is self:
+            return d.var         # a view of a captured Tensor (a Tensor holding a staged value)
         return self.const_var(x)
 
     def process(self, prim, args, params):
