@@ -186,9 +186,10 @@ def write_back(targets, counts, values, recorded):
     cap = capturing_trace.get()
     for t, n, v, rec in zip(targets, counts, values, recorded):
         if cap is not None and cap.level > t._trace.level:
-            # an enclosing jit captures this Tensor too: the write is staged there
-            _set(state(cap, make=True), t, _lower(v, cap, 'jit'), rec and _grad_enabled.get())
-            st = state(cap)
+            # an enclosing jit captures this Tensor too: the write is staged there (the value
+            # is stop_gradient'ed already where the write was made under no_grad)
+            st = state(cap, make=True)
+            _set(st, t, _lower(v, cap, 'jit'), True)
             st.roots[id(_root(t)[0]._version)][2] += n - 1
             continue
         if rec and isinstance(v, Tensor) and v.requires_grad and _grad_enabled.get():

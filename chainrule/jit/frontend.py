@@ -389,7 +389,11 @@ def jit(fun=None, *, static_argnums=(), static_argnames=(), backend='numpy', opt
           each call -- an optimizer's in-place step or a BatchNorm's running statistics are seen
           by the next call (in grad mode or under `no_grad`), and `backward()` reaches them.
           Reading one as a Python value while tracing (`.item()`, `float()`, `.numpy()`) raises
-          `ConcretizationError`. A capture whose shape or dtype changed is traced again.
+          `ConcretizationError`. A capture whose shape or dtype changed, or that was replaced
+          by another object where `fun` reaches it (`chainrule.jit.guards`), is traced again.
+        - In-place changes of such Tensors (BatchNorm's running statistics, a counter, an
+          optimizer's state), and of Tensor arguments, are staged and written back after every
+          call, as they would happen eagerly (`chainrule._functionalize`).
         - NumPy arrays and Python numbers are constants of the program (as in `jax.jit`): what
           `fun` computes from them with NumPy is computed once, when it is traced. Pass values
           that change between calls as arguments (or keep them in Tensors).

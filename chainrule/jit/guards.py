@@ -28,15 +28,19 @@ _SKIP = (type, types.ModuleType, str, bytes, int, float, complex, bool, type(Non
 class Guards:
     """Paths from a jitted function to the Tensors it captured."""
 
-    __slots__ = ('fun', 'paths')
+    __slots__ = ('fun', 'paths', '_check', '_tensors')
 
     def __init__(self, fun, paths):
         self.fun = fun
         self.paths = paths       # [(steps, tensor)]
+        self._tensors = tuple(t for _, t in paths)
+        self._check = _compiled(paths)
 
     def hold(self):
-        """Whether every path still leads to the Tensor it led to when traced; the description
-        of the first that does not otherwise."""
+        """None when every path still leads to the Tensor it led to when traced, else the
+        description of the first that does not."""
+        if self._check(self.fun, self._tensors):
+            return None
         for steps, t in self.paths:
             try:
                 x = _follow(self.fun, steps)
@@ -61,6 +65,32 @@ def _follow(fun, steps):
         else:                     # 'self'
             x = x.__self__
     return x
+
+
+def _compiled(paths):
+    """`check(fun, tensors)`: one generated expression following every path (a few attribute
+    loads each, no loop), true when each leads to its Tensor."""
+    terms = []
+    for i, (steps, _) in enumerate(paths):
+        e = 'f'
+        for kind, key in steps:
+            if kind == 'attr':
+                e += f'.{key}' if key.isidentifier() and not key.startswith('__') or \
+                    key == '__wrapped__' else f'.__dict__[{key!r}]'
+            elif kind == 'item':
+                e += f'[{key!r}]'
+            elif kind == 'cell':
+                e += f'.__closure__[{key}].cell_contents'
+            elif kind == 'global':
+                e += f'.__globals__[{key!r}]'
+            else:
+                e += '.__self__'
+        terms.append(f'{e} is ts[{i}]')
+    src = ('def check(f, ts):\n    try:\n        return ' + ' and '.join(terms) +
+           '\n    except Exception:\n        return False\n')
+    ns = {}
+    exec(src, ns)        # noqa: S102 (source built above from attribute names and numbers)
+    return ns['check']
 
 
 def _describe(steps):
