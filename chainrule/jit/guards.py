@@ -67,25 +67,28 @@ def _follow(fun, steps):
     return x
 
 
+def _expr(steps):
+    """The Python expression following `steps` from the function `f`."""
+    e = 'f'
+    for kind, key in steps:
+        if kind == 'attr':
+            e += f'.{key}' if key.isidentifier() and not key.startswith('__') or \
+                key == '__wrapped__' else f'.__dict__[{key!r}]'
+        elif kind == 'item':
+            e += f'[{key!r}]'
+        elif kind == 'cell':
+            e += f'.__closure__[{key}].cell_contents'
+        elif kind == 'global':
+            e += f'.__globals__[{key!r}]'
+        else:
+            e += '.__self__'
+    return e
+
+
 def _compiled(paths):
-    """`check(fun, tensors)`: one generated expression following every path (a few attribute
+    """`check(f, tensors)`: one generated expression following every path (a few attribute
     loads each, no loop), true when each leads to its Tensor."""
-    terms = []
-    for i, (steps, _) in enumerate(paths):
-        e = 'f'
-        for kind, key in steps:
-            if kind == 'attr':
-                e += f'.{key}' if key.isidentifier() and not key.startswith('__') or \
-                    key == '__wrapped__' else f'.__dict__[{key!r}]'
-            elif kind == 'item':
-                e += f'[{key!r}]'
-            elif kind == 'cell':
-                e += f'.__closure__[{key}].cell_contents'
-            elif kind == 'global':
-                e += f'.__globals__[{key!r}]'
-            else:
-                e += '.__self__'
-        terms.append(f'{e} is ts[{i}]')
+    terms = [f'{_expr(steps)} is ts[{i}]' for i, (steps, _) in enumerate(paths)]
     src = ('def check(f, ts):\n    try:\n        return ' + ' and '.join(terms) +
            '\n    except Exception:\n        return False\n')
     ns = {}
@@ -94,19 +97,7 @@ def _compiled(paths):
 
 
 def _describe(steps):
-    out = 'the function'
-    for kind, key in steps:
-        if kind == 'attr':
-            out += f'.{key}'
-        elif kind == 'item':
-            out += f'[{key!r}]'
-        elif kind == 'cell':
-            out += f' (closure cell {key})'
-        elif kind == 'global':
-            out = f'global {key}'
-        else:
-            out += '.__self__'
-    return out
+    return f'{_expr(steps)} (f: the jitted function)'
 
 
 def _global_names(code):
