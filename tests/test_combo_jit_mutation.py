@@ -302,6 +302,30 @@ def test_grad_through_batchnorm_training_with_jit(where):
             assert int(m[1].num_batches_tracked.item()) == step + 1
 
 
+def test_functional_call_updates_the_buffers_it_is_given_under_jit_as_torch():
+    """torch.func.functional_call in training mode updates the buffer Tensors passed to it
+    (the module's own stay); under jit they are Tensor arguments, written back."""
+    model = _cnn(0.1)
+    torch, theirs = _torch_cnn(model, 0.1)
+    ours = {k: cr.tensor(v.numpy().copy()) for k, v in model.named_buffers()}
+    eager = {k: cr.tensor(v.numpy().copy()) for k, v in model.named_buffers()}
+    tbufs = {k: v.clone() for k, v in theirs.named_buffers()}
+    f = cr.jit(lambda b, x: cr.func.functional_call(model, b, (x,)))
+    for step in range(3):
+        x = RNG.standard_normal((4, 2, 6, 6)).astype(np.float32)
+        got = f(ours, x)
+        want = cr.func.functional_call(model, eager, (x,))
+        ref = torch.func.functional_call(theirs, tbufs, (torch.tensor(x),))
+        np.testing.assert_allclose(_np(got), _np(want), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(_np(got), ref.detach().numpy(), rtol=1e-4, atol=1e-5)
+        for k, t in tbufs.items():
+            np.testing.assert_allclose(ours[k].numpy(), eager[k].numpy(), rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(ours[k].numpy(), t.numpy(), rtol=1e-5, atol=1e-6,
+                                       err_msg=k)
+    assert int(model[1].num_batches_tracked.item()) == 0       # the module's own: untouched
+    np.testing.assert_array_equal(model[1].running_mean.numpy(), np.zeros(3, np.float32))
+
+
 # --- a whole training step: gradients and the optimizer's in-place updates -----------------------
 
 def _sgd_momentum(lr=0.05, momentum=0.9):

@@ -414,7 +414,10 @@ class Module:
                 if id(v) not in by_id:
                     return v
                 x = by_id[id(v)]
-                if not (x is None or isinstance(x, Parameter)):
+                if isinstance(x, Tensor) and not _is_param(v):
+                    pass    # a buffer given as a Tensor is that Tensor (as PyTorch's), so
+                    #         in-place updates (BatchNorm's statistics) reach it, under jit too
+                elif not (x is None or isinstance(x, Parameter)):
                     x = x.data if isinstance(x, Tensor) else x
                     # a buffer stays a plain Tensor (`functional_call` replaces buffers too)
                     x = Parameter(x, requires_grad=False) if _is_param(v) else Tensor(x)

@@ -22,10 +22,11 @@ import math
 import numpy as np
 
 from chainrule import ops
-from chainrule.core import ConcretizationError, ShapeError
+from chainrule.core import ConcretizationError, ShapeError, Tracer
+from chainrule.interpreters.batching import BatchTracer
 from chainrule.nn import functional as F
 from chainrule.nn.modules import Module, Parameter
-from chainrule.tensor import Tensor, captured_by_jit, no_grad
+from chainrule.tensor import Tensor, no_grad
 
 __all__ = ['LayerNorm', 'BatchNorm1d', 'BatchNorm2d', 'GroupNorm']
 
@@ -98,10 +99,9 @@ class _BatchNorm(Module):
                              f'of shape {tuple(x.shape)})')
         track = self.running_mean is not None
         factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and track and captured_by_jit(self.running_mean):
+        if self.training and track and not self._concrete_input(x):
             return self._train_staged(x)
         if self.training and track:
-            self._check_concrete(x)
             n = self.num_batches_tracked.data
             if isinstance(n, np.ndarray) and n.flags.writeable:
                 n += 1      # in place, as the running moments: a buffer functional_call was
@@ -120,17 +120,24 @@ class _BatchNorm(Module):
                             self.running_var.data if track else None, self.weight, self.bias,
                             training=True, momentum=factor, eps=self.eps)
 
-    def _check_concrete(self, x):
-        try:
-            ops.concrete(x)
-        except ConcretizationError:
-            raise ConcretizationError(
-                f'{type(self).__name__} in training mode updates its running statistics from '
-                f'the batch, but this input of shape {tuple(x.shape)} is batched by vmap (or '
-                'traced): every example would write its own statistics into the one buffer, '
-                'which PyTorch refuses too. Use track_running_stats=False (statistics of each '
-                'example only), eval() mode, or call the module outside vmap; under jit it '
-                'works as it is.') from None
+    def _concrete_input(self, x):
+        """Whether `x` has values now (eager, or under grad/jvp), so the running statistics
+        are updated from them; False for a value staged by jit. A value batched by vmap is
+        refused: every example would write its own statistics into the one buffer."""
+        while isinstance(x, Tracer):
+            if isinstance(x, BatchTracer):
+                raise ConcretizationError(
+                    f'{type(self).__name__} in training mode updates its running statistics '
+                    f'from the batch, but under vmap every example (here of shape '
+                    f'{tuple(x.shape)}) would write its own statistics into the one buffer, '
+                    'which PyTorch refuses too. Use track_running_stats=False (each example '
+                    'normalised by its own statistics), eval() mode, or call the module outside '
+                    'vmap.')
+            get = getattr(x, '_concrete', None)
+            if get is None:
+                return False
+            x = get()
+        return True
 
     def _train_staged(self, x):
         """Training inside `jit`: normalise with the batch statistics, and move the running
