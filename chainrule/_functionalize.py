@@ -34,7 +34,7 @@ from chainrule.interpreters.staging import StagingTracer
 from chainrule.ops.elementwise import stop_gradient_p
 from chainrule.tensor import Tensor, _grad_enabled, captured_by_jit
 
-__all__ = ['stage_write', 'read', 'write_back', 'CapturedWrites']
+__all__ = ['CapturedWrites', 'Writes', 'stage_write', 'collect', 'write_back']
 
 
 class CapturedWrites:
@@ -70,7 +70,7 @@ class CapturedWrites:
 
 def note_traced_write(t):
     """Called for an in-place operation in grad mode on a Tensor whose data is a value of the
-    jit being traced (a Tensor argument): the write is then differentiable (see `arg_writes`)."""
+    jit being traced (a Tensor argument): the write is then differentiable (see `collect`)."""
     cap = capturing_trace.get()
     if cap is not None and t.data._trace is cap:
         state(cap, make=True).grad_args.add(id(t))
@@ -239,12 +239,17 @@ class Writes:
     values of the argument leaves at `arg_pos` (Tensors the caller passed) and of the captured
     Tensors `captured`, each changed by `counts[i]` in-place operations."""
 
-    __slots__ = ('arg_pos', 'captured', 'counts', 'grad', 'deps', 'n')
+    __slots__ = ('arg_pos', 'captured', 'counts', 'grad', 'deps', 'n', 'types')
 
     def __init__(self, arg_pos, captured, counts, grad):
         self.arg_pos, self.captured, self.counts, self.grad = arg_pos, captured, counts, grad
         self.n = len(counts)
         self.deps = None
+        self.types = [(t.shape, t.dtype) for t in captured]
+
+    def same_types(self):
+        """The captured Tensors written still have the shapes and dtypes traced for."""
+        return all((t.shape, t.dtype) == k for t, k in zip(self.captured, self.types))
 
     def finish(self, graph):
         """Record, from the optimised `graph`, which inputs each write depends on."""

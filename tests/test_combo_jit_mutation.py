@@ -505,6 +505,13 @@ def test_a_captured_tensor_replaced_by_another_object_is_traced_again():
     g(x)
     assert old.item() == 1.0 and state['n'].item() == 11.0
     assert g.cache_info().misses == 2
+    # a Tensor only written (never read), whose data changed shape: traced again too
+    t = cr.tensor(np.zeros(2))
+    h = cr.jit(lambda x: (t.fill_(3.0), x)[1])
+    h(x)
+    t.data = np.zeros(4)
+    h(x)
+    np.testing.assert_array_equal(t.numpy(), [3.0] * 4)
 
 
 def test_export_refuses_a_program_that_writes_back():

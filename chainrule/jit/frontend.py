@@ -191,7 +191,8 @@ class Jitted:
                 raise TypeError(f'{self.__name__}: static arguments must be hashable '
                                 f'({e})') from None
             raise
-        if entry is not None and entry.closure and not _same_captures(entry):
+        if entry is not None and (entry.closure and not _same_captures(entry) or
+                                  entry.writes is not None and not entry.writes.same_types()):
             entry = None        # a captured Tensor's data changed shape or dtype: trace again
         if entry is not None and entry.guards is not None:
             moved = entry.guards.hold()
