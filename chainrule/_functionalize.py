@@ -28,8 +28,8 @@ operation would have been.
 import numpy as np
 
 from chainrule import ops
-from chainrule.core import (ConcretizationError, GradientError, Tracer, bind, capturing_trace,
-                            concrete)
+from chainrule.core import (ChainruleError, ConcretizationError, GradientError, Tracer, bind,
+                            capturing_trace, concrete)
 from chainrule.interpreters.staging import StagingTracer
 from chainrule.ops.elementwise import stop_gradient_p
 from chainrule.tensor import Tensor, _grad_enabled, captured_by_jit
@@ -102,8 +102,16 @@ def _lower(x, trace, what):
     running inside the jitted function (writes are not differentiated by those), the data of a
     Tensor made inside it. A value batched by `vmap` cannot be one write: a clear error."""
     while isinstance(x, Tracer) and x._trace is not None and x._trace.level > trace.level:
+        get = getattr(x, '_concrete', None)
+        if get is None:
+            raise ChainruleError(
+                f'{what}: an in-place change of a Tensor made outside the jitted function, '
+                'inside a body that is staged on its own (a chainrule.lax cond/scan/while_loop/'
+                'fori_loop body, a checkpointed function), with a value computed there: the '
+                'body is traced once, so the change cannot follow its iterations or branches. '
+                'Carry the value through the loop or branch (return it) and write it after.')
         try:
-            x = x._concrete()
+            x = get()
         except ConcretizationError:
             raise ConcretizationError(
                 f'{what}: an in-place change of a Tensor made outside vmap (a buffer, a '

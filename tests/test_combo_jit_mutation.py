@@ -483,6 +483,19 @@ def test_a_batched_write_to_captured_state_is_refused():
     np.testing.assert_allclose(total.numpy(), [0.0, 0.0])
 
 
+def test_a_write_inside_a_lax_loop_body_with_a_value_of_the_body_is_refused():
+    from chainrule import lax
+    counter = cr.tensor(np.array(0.0))
+
+    def body(i, c):
+        counter.add_(cnp.sum(c))
+        return c + 1
+
+    with pytest.raises(cr.ChainruleError, match='Carry the value through the loop'):
+        cr.jit(lambda x: lax.fori_loop(0, 3, body, x))(np.ones(1))
+    assert counter.item() == 0.0
+
+
 # --- the cache, export ---------------------------------------------------------------------------
 
 def test_a_captured_tensor_replaced_by_another_object_is_traced_again():
