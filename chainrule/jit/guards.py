@@ -12,6 +12,8 @@ guards its captures the same way). A Tensor reached some other way (through a fu
 value, say) is not guarded; it is still read by reference.
 """
 
+import itertools
+import keyword
 import types
 from collections import deque
 
@@ -72,8 +74,9 @@ def _expr(steps):
     e = 'f'
     for kind, key in steps:
         if kind == 'attr':
-            e += f'.{key}' if key.isidentifier() and not key.startswith('__') or \
-                key == '__wrapped__' else f'.__dict__[{key!r}]'
+            plain = key.isidentifier() and not keyword.iskeyword(key) and \
+                (not key.startswith('__') or key == '__wrapped__')
+            e += f'.{key}' if plain else f'.__dict__[{key!r}]'
         elif kind == 'item':
             e += f'[{key!r}]'
         elif kind == 'cell':
@@ -153,7 +156,7 @@ def find(fun, tensors):
         if len(steps) >= _MAX_DEPTH:
             continue
         try:
-            kids = list(_children(x))
+            kids = list(itertools.islice(_children(x), _MAX_OBJECTS))
         except Exception:        # noqa: BLE001 - an object whose attributes cannot be walked
             continue
         for step, child in kids:
