@@ -1,5 +1,6 @@
-"""Convolution, pooling and resizing layers: PyTorch's `Conv1d`, `Conv2d`, `ConvTranspose2d`,
-`MaxPool2d`, `AvgPool2d`, `AdaptiveAvgPool2d` and `Upsample`.
+"""Convolution and resizing layers: PyTorch's `Conv1d`, `Conv2d`, `ConvTranspose2d` and
+`Upsample` (the pooling layers are in `chainrule.nn.pooling`; `MaxPool2d`, `AvgPool2d` and
+`AdaptiveAvgPool2d` keep working from here).
 
 What this module lets you do: build a convolutional network with PyTorch's constructor
 arguments, parameter names, weight layouts and initial distributions, so a PyTorch state dict
@@ -23,6 +24,7 @@ import numpy as np
 from chainrule.nn import functional as F
 from chainrule.nn import init
 from chainrule.nn.modules import Module, _uniform_param
+from chainrule.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d  # noqa: F401 (moved)
 
 __all__ = ['Conv1d', 'Conv2d', 'ConvTranspose2d', 'MaxPool2d', 'AvgPool2d',
            'AdaptiveAvgPool2d', 'Upsample']
@@ -173,58 +175,6 @@ class ConvTranspose2d(Module):
                 f'stride={self.stride}, padding={self.padding}, '
                 f'output_padding={self.output_padding}, groups={self.groups}, '
                 f'dilation={self.dilation}')
-
-
-class MaxPool2d(Module):
-    """Max pooling over `kernel_size` windows (stride defaults to the kernel; padding with
-    -inf, at most half the kernel)."""
-
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
-                 ceil_mode=False):
-        if dilation not in (1, (1, 1)) or return_indices or ceil_mode:
-            raise NotImplementedError('MaxPool2d: dilation, return_indices and ceil_mode are '
-                                      'not supported; use AvgPool2d(ceil_mode=True) or pad the '
-                                      'input')
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-
-    def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
-
-    def extra_repr(self):
-        return f'kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}'
-
-
-class AvgPool2d(Module):
-    """Average pooling over `kernel_size` windows (PyTorch's `nn.AvgPool2d`): `stride` defaults
-    to the kernel, zero `padding` counted in the divisor unless `count_include_pad=False`,
-    `ceil_mode` for a last partial window, `divisor_override` to divide by a fixed number."""
-
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True, divisor_override=None):
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
-        self.divisor_override = divisor_override
-
-    def forward(self, x):
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                            self.count_include_pad, self.divisor_override)
-
-    def extra_repr(self):
-        return f'kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}'
-
-
-class AdaptiveAvgPool2d(Module):
-    """Average pooling to a fixed `output_size` (an int or a pair, `None` keeping that input
-    size), whatever the input size (PyTorch's bins)."""
-
-    def __init__(self, output_size):
-        self.output_size = output_size
-
-    def forward(self, x):
-        return F.adaptive_avg_pool2d(x, self.output_size)
-
-    def extra_repr(self):
-        return f'output_size={self.output_size}'
 
 
 class Upsample(Module):
