@@ -23,7 +23,7 @@ import numpy as np
 
 from chainrule.nn import functional as F
 from chainrule.nn import init
-from chainrule.nn.modules import Module, _uniform_param
+from chainrule.nn.modules import Module, _uniform_param, factory_dtype
 from chainrule.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d  # noqa: F401 (moved)
 
 __all__ = ['Conv1d', 'Conv2d', 'ConvTranspose2d', 'MaxPool2d', 'AvgPool2d',
@@ -42,8 +42,9 @@ class _ConvNd(Module):
     _dtype_check = ('weight', 1)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode='zeros', dtype=np.float32, rng=None):
+                 groups=1, bias=True, padding_mode='zeros', device=None, dtype=None, rng=None):
         name, n = type(self).__name__, self._n
+        dtype = factory_dtype(device, dtype, name)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f'{name}: in_channels {in_channels} and out_channels '
                              f'{out_channels} must both be divisible by groups {groups}')
@@ -103,8 +104,10 @@ class Conv2d(_ConvNd):
         groups: split the channels into this many independent groups.
         bias: whether to learn a bias per output channel.
         padding_mode: 'zeros' (default), 'reflect', 'replicate' or 'circular'.
-        dtype, rng: parameter dtype (float32 by default) and the seed or generator for the
-            initial values (PyTorch's distribution: U(-1/sqrt(fan_in), 1/sqrt(fan_in))).
+        device, dtype: PyTorch's factory keywords: the CPU, and the parameters' dtype
+            (float32, or what `cr.set_default_dtype` set).
+        rng: the seed or generator for the initial values (PyTorch's distribution:
+            U(-1/sqrt(fan_in), 1/sqrt(fan_in))).
     """
 
 
@@ -124,14 +127,16 @@ class ConvTranspose2d(Module):
         in_channels, out_channels, kernel_size, stride, padding, output_padding, groups,
             bias, dilation: as PyTorch (padding is implicit zero padding of the matching
             convolution; only padding_mode='zeros', as PyTorch).
-        dtype, rng: as for `Conv2d` (bound 1/sqrt(C_out // groups * kh * kw), PyTorch's).
+        device, dtype, rng: as for `Conv2d` (bound 1/sqrt(C_out // groups * kh * kw),
+            PyTorch's).
     """
 
     _dtype_check = ('weight', 1)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, groups=1, bias=True, dilation=1, padding_mode='zeros',
-                 dtype=np.float32, rng=None):
+                 device=None, dtype=None, rng=None):
+        dtype = factory_dtype(device, dtype, 'ConvTranspose2d')
         if padding_mode != 'zeros':
             raise ValueError(f"ConvTranspose2d: only padding_mode='zeros' is supported (as in "
                              f'PyTorch), got {padding_mode!r}')
