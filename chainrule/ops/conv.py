@@ -526,11 +526,16 @@ def _pool_impl(x, *tiles, kernel, stride, padding):
 
 
 def _pool_masks(x, ans, kernel, stride, padding):
-    """`(slice, mask)` per window offset: where that offset holds its window's first maximum."""
+    """`(slice, mask)` per window offset: where that offset holds its window's first maximum
+    (never in the padding: an input of -inf wins over it, as in PyTorch)."""
     xp = _pad_hw(x, padding, -np.inf)
+    inside = None if padding == (0, 0) else \
+        _pad_hw(np.ones((1, 1) + x.shape[2:], bool), padding, False)
     taken = np.zeros(ans.shape, bool)
     for sl in _offsets(kernel, stride, ans.shape[2:]):
         m = (xp[sl] == ans) & ~taken
+        if inside is not None:
+            m &= inside[sl]
         taken |= m
         yield sl, m
 
