@@ -346,3 +346,11 @@ def test_bad_pooling_arguments_raise_errors_naming_op_and_shapes(call, err, matc
         x = np.zeros((1, 1, 1, 2))
     with pytest.raises(err, match=match):
         call(x)
+
+
+def test_pooling_module_example_runs():
+    import doctest
+
+    from chainrule.nn import pooling
+    res = doctest.testmod(pooling, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert res.attempted > 0 and res.failed == 0
