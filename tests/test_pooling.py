@@ -354,3 +354,23 @@ def test_pooling_module_example_runs():
     from chainrule.nn import pooling
     res = doctest.testmod(pooling, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert res.attempted > 0 and res.failed == 0
+
+
+def test_pooling_programs_and_their_gradients_save_and_load(tmp_path):
+    # the composites' graphs (constant window indices, argmax, argsort, scatters) round-trip
+    x = _ties(np.random.default_rng(0), (2, 2, 7, 8))
+
+    def f(x):
+        y, i = F.max_pool2d(x, 3, 2, 1, ceil_mode=True, return_indices=True)
+        return (F.max_unpool2d(y, i, 3, 2, 1, output_size=(7, 8)), i,
+                F.adaptive_max_pool2d(x, (3, 5)), F.avg_pool3d(x[None], 2, ceil_mode=True))
+
+    def loss(x):
+        out = f(x)
+        return cr.numpy.sum(out[0] ** 2) + cr.numpy.sum(out[2] ** 3) + cr.numpy.sum(out[3])
+    for fn in (f, cr.grad(loss)):
+        exp = cr.export(fn, x)
+        exp.save(tmp_path / 'f.crg')
+        got, want = cr.load_graph(tmp_path / 'f.crg')(x), fn(x)
+        for a, b in zip(*(cr.tree.tree_flatten(v)[0] for v in (got, want))):
+            np.testing.assert_array_equal(a, b)
