@@ -82,10 +82,10 @@ def argmax_pool(x, taps):
     lead, spatial = s[:-nd], s[-nd:]
     win, outs = _flat_windows(spatial, taps)
     xf = ops.reshape(x, lead + (int(np.prod(spatial)),))
+    o, k = win.shape
     got = sorting.take(ops.stop_gradient(xf), win, len(lead))            # (..., O, K)
-    slot = sorting.argmax(got, axis=-1, keepdims=True)                   # (..., O, 1)
-    idx = sorting.take_along_axis(np.broadcast_to(win, lead + win.shape), slot, -1)
-    idx = ops.reshape(idx, lead + (win.shape[0],))
+    slot = sorting.argmax(got, axis=-1)                                  # (..., O)
+    idx = sorting.take(win.ravel(), ops.add(slot, np.arange(o) * k), 0)  # win[o, slot]
     if ops.dtype_of(idx) != np.int64:
         idx = ops.astype(idx, np.int64)
     values = sorting.take_along_axis(xf, idx, -1)
