@@ -40,25 +40,42 @@ cfloat, cdouble = np.complex64, np.complex128
 
 # PyTorch's default floating dtype (`get_default_dtype`/`set_default_dtype`): what the factories
 # make when no dtype is given. A context variable, so a thread or task setting it does not
-# change another's; chainrule's default is float64 (PyTorch's is float32).
-_default_dtype = contextvars.ContextVar('chainrule_default_dtype', default=np.dtype(np.float64))
+# change another's; chainrule's default is float64 (PyTorch's is float32). Unset until
+# `set_default_dtype` is called: the `nn` layers then follow it, as PyTorch's follow torch's,
+# and stay float32 (PyTorch's default) before.
+_F64 = np.dtype(np.float64)
+_default_dtype = contextvars.ContextVar('chainrule_default_dtype')
 
 
 def get_default_dtype():
     """The floating dtype the factories (`zeros`, `rand`, `arange` with float arguments, ...)
     and `cr.tensor` of Python floats make when no `dtype=` is given: float64 unless
     `set_default_dtype` changed it."""
-    return _default_dtype.get().type
+    return _default_dtype.get(_F64).type
+
+
+def layer_dtype():
+    """The dtype of the parameters of an `nn` layer built without `dtype=`: the dtype
+    `set_default_dtype` set in this context, or float32 (PyTorch's default) if it was never
+    called."""
+    return _default_dtype.get(np.dtype(np.float32)).type
+
+
+def floating_dtype(d):
+    """`d` as a NumPy floating dtype, or None when it names none."""
+    try:
+        dt = np.dtype(d)
+    except TypeError:
+        return None
+    return dt if dt.kind == 'f' else None
 
 
 def set_default_dtype(d):
     """Set the default floating dtype (float16, float32 or float64) for the current context
-    (thread or asyncio task); `cr.set_default_dtype(cr.float32)` gives PyTorch's default."""
-    try:
-        dt = np.dtype(d)
-    except TypeError:
-        dt = None
-    if dt is None or dt.kind != 'f':
+    (thread or asyncio task); `cr.set_default_dtype(cr.float32)` gives PyTorch's default. The
+    `nn` layers built afterwards without `dtype=` take it too, as in PyTorch."""
+    dt = floating_dtype(d)
+    if dt is None:
         raise TypeError(f'set_default_dtype(): only floating dtypes (float16, float32, float64) '
                         f'are supported, got {d!r}')
     _default_dtype.set(dt)
@@ -68,7 +85,7 @@ def _default_for(data):
     """The dtype to give `data` (Python numbers or nested lists) as PyTorch infers it: floats
     take the default floating dtype, complex numbers the matching complex one (None: NumPy's
     choice, and always while the default is float64, so `cr.tensor` pays nothing for it)."""
-    d = _default_dtype.get()
+    d = _default_dtype.get(_F64)
     if d == np.float64:
         return None
     kind = np.asarray(data).dtype.kind

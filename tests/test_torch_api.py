@@ -10,6 +10,7 @@ fails `test_every_name_has_a_case`. A sample runs under `cr.grad`, `cr.vmap` and
 PyTorch.
 """
 
+import contextvars
 import threading
 
 import numpy as np
@@ -560,6 +561,12 @@ def test_random_methods():
 
 
 def test_default_dtype():
+    # in a copy of this context: setting the default dtype (even back to float64) makes nn
+    # layers follow it, so it must not leak into later tests
+    contextvars.copy_context().run(_default_dtype_checks)
+
+
+def _default_dtype_checks():
     assert cr.get_default_dtype() == np.float64
     try:
         cr.set_default_dtype(cr.float32)

@@ -1,7 +1,8 @@
 """`chainrule.nn`: neural networks on `Tensor`s, PyTorch's `torch.nn` on chainrule's engine.
 
 What this package lets you do: build a network from layers (`Linear`, `Conv1d`, `Conv2d`,
-`ConvTranspose2d`, `MaxPool2d`, `AvgPool2d`, `AdaptiveAvgPool2d`, `Upsample`, `Flatten`,
+`ConvTranspose2d`, pooling (`MaxPool1d/2d/3d`, `AvgPool*`, `LPPool*`, `AdaptiveMaxPool*`,
+`AdaptiveAvgPool*`, `MaxUnpool*`), `Upsample`, `Flatten`,
 `Embedding`, `LayerNorm`, `BatchNorm1d`, `BatchNorm2d`, `GroupNorm`, `Dropout`, `Sequential`,
 `RNN`/`LSTM`/`GRU`, activations), train
 it eagerly with `loss.backward()` and a `chainrule.optim` optimizer, or functionally with
@@ -29,8 +30,9 @@ from chainrule.nn import functional, init, utils
 from chainrule.nn.modules import (Dropout, Embedding, Flatten, GELU, Identity, Linear,
                                   LogSoftmax, Module, Parameter, ReLU, Sequential, Sigmoid,
                                   Softmax, StateDictError, Tanh)
-from chainrule.nn.conv import (AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, ConvTranspose2d,
-                               MaxPool2d, Upsample)
+from chainrule.nn.conv import Conv1d, Conv2d, ConvTranspose2d, Upsample
+from chainrule.nn import pooling
+from chainrule.nn.pooling import *  # noqa: F401,F403 (PyTorch's module names)
 from chainrule.nn.norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from chainrule.nn.containers import ModuleDict, ModuleList, ParameterList
 from chainrule.nn import activations, losses
@@ -49,6 +51,6 @@ __all__ = ['functional', 'init', 'Module', 'Parameter', 'StateDictError', 'Linea
            # chainrule.nn.attention, chainrule.nn.transformer, chainrule.nn.utils
            'utils', 'MultiheadAttention', 'TransformerEncoderLayer', 'TransformerEncoder',
            # chainrule.nn.conv, chainrule.nn.norm
-           'Conv1d', 'ConvTranspose2d', 'AvgPool2d', 'AdaptiveAvgPool2d', 'Upsample',
-           'BatchNorm2d',
-           ] + activations.__all__ + losses.__all__
+           'Conv1d', 'ConvTranspose2d', 'Upsample', 'BatchNorm2d',
+           ] + activations.__all__ + losses.__all__ + [
+               n for n in pooling.__all__ if n != 'MaxPool2d']

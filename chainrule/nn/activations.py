@@ -6,7 +6,7 @@ counterpart (`chainrule/nn/_activation_functions.py`). `PReLU` and `RMSNorm` hol
 import numpy as np
 
 from chainrule.nn import functional as F
-from chainrule.nn.modules import Module, Parameter, _module
+from chainrule.nn.modules import Module, Parameter, _module, factory_dtype
 
 __all__ = ['SiLU', 'LeakyReLU', 'ELU', 'Softplus', 'SELU', 'CELU', 'ReLU6', 'Hardtanh',
            'Hardsigmoid', 'Hardswish', 'Mish', 'Softsign', 'Softshrink', 'Hardshrink',
@@ -77,11 +77,11 @@ class PReLU(Module):
 
     _dtype_check = ('weight', 1)         # an input of another dtype raises (Module)
 
-    def __init__(self, num_parameters=1, init=0.25, dtype=None):
+    def __init__(self, num_parameters=1, init=0.25, device=None, dtype=None):
         super().__init__()
         self.num_parameters = num_parameters
         self.weight = Parameter(np.full(num_parameters, init,
-                                        np.dtype(dtype) if dtype else np.float32))
+                                        factory_dtype(device, dtype, 'PReLU')))
 
     def forward(self, x):
         return F.prelu(x, self.weight)
@@ -93,14 +93,16 @@ class RMSNorm(Module):
 
     _dtype_check = ('weight', 1)         # an input of another dtype raises (Module)
 
-    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, dtype=None):
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None,
+                 dtype=None):
         super().__init__()
+        dtype = factory_dtype(device, dtype, 'RMSNorm')
         if isinstance(normalized_shape, (int, np.integer)):
             normalized_shape = (int(normalized_shape),)
         self.normalized_shape = tuple(normalized_shape)
         self.eps = eps
-        self.weight = Parameter(np.ones(self.normalized_shape, np.dtype(dtype) if dtype
-                                        else np.float32)) if elementwise_affine else None
+        self.weight = Parameter(np.ones(self.normalized_shape, dtype)) \
+            if elementwise_affine else None
 
     def forward(self, x):
         return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)

@@ -35,7 +35,7 @@ from chainrule import ops
 from chainrule.core import ConcretizationError, DTypeError, ShapeError, dtype_of, shape_of
 from chainrule.nn import functional as F
 from chainrule.nn import init
-from chainrule.nn.modules import Linear, Module, Parameter
+from chainrule.nn.modules import Linear, Module, Parameter, factory_dtype
 
 __all__ = ['scaled_dot_product_attention', 'multi_head_attention_forward', 'MultiheadAttention']
 
@@ -394,7 +394,7 @@ class MultiheadAttention(Module):
             the projections are `q_proj_weight`, `k_proj_weight`, `v_proj_weight` instead of
             the packed `in_proj_weight` `(3 E, E)` -- PyTorch's names and layout.
         batch_first: inputs and outputs `(N, L, E)` rather than `(L, N, E)`.
-        dtype: parameter dtype (float32 by default).
+        device, dtype: the CPU; parameter dtype (float32, or `cr.set_default_dtype`'s).
         rng: seed or Generator for the initial values (PyTorch's distributions: Xavier-uniform
             projections, zero biases).
 
@@ -412,7 +412,8 @@ class MultiheadAttention(Module):
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False,
                  add_zero_attn=False, kdim=None, vdim=None, batch_first=False,
-                 dtype=np.float32, rng=None):
+                 device=None, dtype=None, rng=None):
+        dtype = factory_dtype(device, dtype, 'MultiheadAttention')
         if embed_dim <= 0 or num_heads <= 0:
             raise ValueError(f'MultiheadAttention: embed_dim and num_heads must be positive, '
                              f'got {embed_dim} and {num_heads}')

@@ -1,5 +1,6 @@
-"""Convolution, pooling and resizing layers: PyTorch's `Conv1d`, `Conv2d`, `ConvTranspose2d`,
-`MaxPool2d`, `AvgPool2d`, `AdaptiveAvgPool2d` and `Upsample`.
+"""Convolution and resizing layers: PyTorch's `Conv1d`, `Conv2d`, `ConvTranspose2d` and
+`Upsample` (the pooling layers are in `chainrule.nn.pooling`; `MaxPool2d`, `AvgPool2d` and
+`AdaptiveAvgPool2d` keep working from here).
 
 What this module lets you do: build a convolutional network with PyTorch's constructor
 arguments, parameter names, weight layouts and initial distributions, so a PyTorch state dict
@@ -22,7 +23,8 @@ import numpy as np
 
 from chainrule.nn import functional as F
 from chainrule.nn import init
-from chainrule.nn.modules import Module, _uniform_param
+from chainrule.nn.modules import Module, _uniform_param, factory_dtype
+from chainrule.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d  # noqa: F401 (moved)
 
 __all__ = ['Conv1d', 'Conv2d', 'ConvTranspose2d', 'MaxPool2d', 'AvgPool2d',
            'AdaptiveAvgPool2d', 'Upsample']
@@ -40,8 +42,9 @@ class _ConvNd(Module):
     _dtype_check = ('weight', 1)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode='zeros', dtype=np.float32, rng=None):
+                 groups=1, bias=True, padding_mode='zeros', device=None, dtype=None, rng=None):
         name, n = type(self).__name__, self._n
+        dtype = factory_dtype(device, dtype, name)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f'{name}: in_channels {in_channels} and out_channels '
                              f'{out_channels} must both be divisible by groups {groups}')
@@ -101,8 +104,10 @@ class Conv2d(_ConvNd):
         groups: split the channels into this many independent groups.
         bias: whether to learn a bias per output channel.
         padding_mode: 'zeros' (default), 'reflect', 'replicate' or 'circular'.
-        dtype, rng: parameter dtype (float32 by default) and the seed or generator for the
-            initial values (PyTorch's distribution: U(-1/sqrt(fan_in), 1/sqrt(fan_in))).
+        device, dtype: PyTorch's factory keywords: the CPU, and the parameters' dtype
+            (float32, or what `cr.set_default_dtype` set).
+        rng: the seed or generator for the initial values (PyTorch's distribution:
+            U(-1/sqrt(fan_in), 1/sqrt(fan_in))).
     """
 
 
@@ -122,14 +127,16 @@ class ConvTranspose2d(Module):
         in_channels, out_channels, kernel_size, stride, padding, output_padding, groups,
             bias, dilation: as PyTorch (padding is implicit zero padding of the matching
             convolution; only padding_mode='zeros', as PyTorch).
-        dtype, rng: as for `Conv2d` (bound 1/sqrt(C_out // groups * kh * kw), PyTorch's).
+        device, dtype, rng: as for `Conv2d` (bound 1/sqrt(C_out // groups * kh * kw),
+            PyTorch's).
     """
 
     _dtype_check = ('weight', 1)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, groups=1, bias=True, dilation=1, padding_mode='zeros',
-                 dtype=np.float32, rng=None):
+                 device=None, dtype=None, rng=None):
+        dtype = factory_dtype(device, dtype, 'ConvTranspose2d')
         if padding_mode != 'zeros':
             raise ValueError(f"ConvTranspose2d: only padding_mode='zeros' is supported (as in "
                              f'PyTorch), got {padding_mode!r}')
@@ -173,58 +180,6 @@ class ConvTranspose2d(Module):
                 f'stride={self.stride}, padding={self.padding}, '
                 f'output_padding={self.output_padding}, groups={self.groups}, '
                 f'dilation={self.dilation}')
-
-
-class MaxPool2d(Module):
-    """Max pooling over `kernel_size` windows (stride defaults to the kernel; padding with
-    -inf, at most half the kernel)."""
-
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
-                 ceil_mode=False):
-        if dilation not in (1, (1, 1)) or return_indices or ceil_mode:
-            raise NotImplementedError('MaxPool2d: dilation, return_indices and ceil_mode are '
-                                      'not supported; use AvgPool2d(ceil_mode=True) or pad the '
-                                      'input')
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-
-    def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
-
-    def extra_repr(self):
-        return f'kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}'
-
-
-class AvgPool2d(Module):
-    """Average pooling over `kernel_size` windows (PyTorch's `nn.AvgPool2d`): `stride` defaults
-    to the kernel, zero `padding` counted in the divisor unless `count_include_pad=False`,
-    `ceil_mode` for a last partial window, `divisor_override` to divide by a fixed number."""
-
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True, divisor_override=None):
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
-        self.divisor_override = divisor_override
-
-    def forward(self, x):
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                            self.count_include_pad, self.divisor_override)
-
-    def extra_repr(self):
-        return f'kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}'
-
-
-class AdaptiveAvgPool2d(Module):
-    """Average pooling to a fixed `output_size` (an int or a pair, `None` keeping that input
-    size), whatever the input size (PyTorch's bins)."""
-
-    def __init__(self, output_size):
-        self.output_size = output_size
-
-    def forward(self, x):
-        return F.adaptive_avg_pool2d(x, self.output_size)
-
-    def extra_repr(self):
-        return f'output_size={self.output_size}'
 
 
 class Upsample(Module):

@@ -30,15 +30,17 @@ from chainrule.nn._activation_functions import *  # noqa: F401,F403 (PyTorch's n
 from chainrule.nn._activation_functions import relu
 from chainrule.nn._loss_functions import *  # noqa: F401,F403 (PyTorch's names)
 from chainrule.nn._loss_functions import _reduce  # noqa: F401 (the modules' reductions)
+from chainrule.nn import _pool_functions
+from chainrule.nn._pool_functions import *  # noqa: F401,F403 (PyTorch's names)
 
 __all__ = [
     'linear', 'relu', 'gelu', 'tanh', 'sigmoid', 'softmax', 'log_softmax', 'erf',
     'cross_entropy', 'nll_loss', 'mse_loss', 'binary_cross_entropy_with_logits',
-    'conv1d', 'conv2d', 'conv_transpose2d', 'max_pool2d', 'avg_pool2d', 'adaptive_avg_pool2d',
-    'interpolate', 'dropout', 'layer_norm', 'group_norm', 'batch_norm', 'embedding', 'one_hot',
-] + _activation_functions.__all__ + [n for n in _loss_functions.__all__
-                                     if n not in ('cross_entropy', 'nll_loss', 'mse_loss',
-                                                  'binary_cross_entropy_with_logits')]
+    'conv1d', 'conv2d', 'conv_transpose2d', 'interpolate', 'dropout', 'layer_norm',
+    'group_norm', 'batch_norm', 'embedding', 'one_hot',
+] + _activation_functions.__all__ + _pool_functions.__all__ + [
+    n for n in _loss_functions.__all__
+    if n not in ('cross_entropy', 'nll_loss', 'mse_loss', 'binary_cross_entropy_with_logits')]
 
 
 def _labels(target):
@@ -77,7 +79,7 @@ def softmax(x, dim=-1):
 
 # --- convolution and pooling ---------------------------------------------------------------
 # PyTorch's names and arguments; the work is in chainrule.ops.conv (primitives `conv2d`,
-# `unfold`/`fold`, `max_pool2d`, and composites of them).
+# `unfold`/`fold`, and composites of them). Pooling is in chainrule.nn._pool_functions.
 
 _PAD_MODES = {'zeros': None, 'reflect': 'reflect', 'replicate': 'edge', 'circular': 'wrap'}
 
@@ -215,87 +217,6 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     """
     return convops.conv_transpose2d(input, weight, bias, stride, padding, output_padding,
                                     groups, dilation)
-
-
-@_unbatched_too(2)
-def max_pool2d(input, kernel_size, stride=None, padding=0):
-    """2-D max pooling over windows of `kernel_size` (PyTorch's `F.max_pool2d`; padding is with
-    -inf). The gradient goes to the first maximum of each window, as in PyTorch.
-
-    Args:
-        input: `(N, C, H, W)`.
-        kernel_size: int or pair.
-        stride: int or pair; defaults to `kernel_size`.
-        padding: int or pair, at most half the kernel.
-
-    Returns:
-        `(N, C, OH, OW)`.
-    """
-    k, s, p = _pool_args(input, kernel_size, stride, padding, 'max_pool2d')
-    return convops.max_pool2d(input, kernel=k, stride=s, padding=p)
-
-
-def _pool_args(input, kernel_size, stride, padding, op):
-    k, s, p, _ = convops._window_args(shape_of(input), kernel_size,
-                                      kernel_size if stride is None else stride, padding, op)
-    if p[0] * 2 > k[0] or p[1] * 2 > k[1]:
-        raise ValueError(f'{op}: padding {p} must be at most half the kernel {k}')
-    return k, s, p
-
-
-@_unbatched_too(2)
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None):
-    """2-D average pooling (PyTorch's `F.avg_pool2d`).
-
-    Args:
-        input: `(N, C, H, W)`.
-        kernel_size: int or pair.
-        stride: int or pair; defaults to `kernel_size`.
-        padding: int or pair (zeros), at most half the kernel.
-        ceil_mode: round the output size up (a last, partial window), as PyTorch.
-        count_include_pad: divide by the window size including padding (True, the default)
-            or by the number of input entries in the window.
-        divisor_override: divide every window's sum by this instead.
-
-    Returns:
-        `(N, C, OH, OW)`.
-    """
-    k, s, p = _pool_args(input, kernel_size, stride, padding, 'avg_pool2d')
-    if divisor_override is not None and divisor_override <= 0:
-        raise ValueError(f'avg_pool2d: divisor_override must be > 0, got {divisor_override}')
-    return convops.avg_pool2d(input, k, s, p, bool(ceil_mode), bool(count_include_pad),
-                              divisor_override)
-
-
-def adaptive_avg_pool2d(input, output_size):
-    """Average pooling to a given output size (PyTorch's `F.adaptive_avg_pool2d`): output
-    entry `(i, j)` averages rows `floor(i*H/OH)` to `ceil((i+1)*H/OH)` and the same for columns.
-
-    Args:
-        input: `(N, C, H, W)` (or `(C, H, W)`).
-        output_size: an int or a pair; `None` in the pair keeps that input size.
-    """
-    si = shape_of(input)
-    if len(si) not in (3, 4):
-        raise ShapeError(f'adaptive_avg_pool2d: input must be (N, C, H, W) or (C, H, W), got '
-                         f'shape {si}')
-    if len(si) == 3:
-        return ops.reshape(adaptive_avg_pool2d(ops.reshape(input, (1,) + tuple(si)),
-                                               output_size), _out3(si, output_size))
-    size = (output_size, output_size) if isinstance(output_size, (int, np.integer)) \
-        else tuple(output_size)
-    size = tuple(si[2 + i] if o is None else int(o) for i, o in enumerate(size))
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f'adaptive_avg_pool2d: output_size must be a positive int or pair, '
-                         f'got {output_size!r}')
-    return convops.adaptive_avg_pool2d(input, size)
-
-
-def _out3(si, output_size):
-    size = (output_size, output_size) if isinstance(output_size, (int, np.integer)) \
-        else tuple(output_size)
-    return (si[0],) + tuple(si[1 + i] if o is None else int(o) for i, o in enumerate(size))
 
 
 def interpolate(input, size=None, scale_factor=None, mode='nearest', align_corners=None,

@@ -30,10 +30,14 @@ to NumPy arrays loads with `load_state_dict`.
 Modules are pytrees: their leaves are the parameters' arrays in `named_parameters` order, and
 rebuilding gives a shallow copy with those leaves in place of the parameters. So the functional
 style works too: `cr.grad(loss_fn)(model, x, y)` returns a copy of `model` whose parameters are
-the gradients. Layers default to float32; pass `dtype=np.float64` for double precision. A layer
-fed an input of another dtype than its parameters raises `DTypeError`, as PyTorch does, rather
-than silently computing in the wider dtype: convert the input (`x.float()`) or the model
-(`model.to(cr.float64)`). A layer class opts in with one line, `_dtype_check = ('weight', 1)`.
+the gradients. Layers take PyTorch's `device=` (the CPU) and `dtype=`: float32 by default, as
+PyTorch's, or the dtype `cr.set_default_dtype` set (then layers follow it, as PyTorch's follow
+`torch.set_default_dtype`); pass `dtype=cr.float64` for double precision. A layer fed an
+input of another dtype than its parameters raises `DTypeError`, as PyTorch does, rather than
+silently computing in the wider dtype: convert the input (`x.float()`) or the model
+(`model.to(cr.float64)`, `.double()`, `.float()`, `.half()`: floating parameters and buffers
+change, integer buffers such as `num_batches_tracked` stay). A layer class opts in with one
+line, `_dtype_check = ('weight', 1)`.
 """
 
 import copy
@@ -309,6 +313,9 @@ class Module:
         if dtype is None:
             return self
         dtype = np.dtype(dtype)
+        if dtype.kind not in 'fc':
+            raise DTypeError(f'Module.to: only floating or complex dtypes convert a module (its '
+                             f'integer buffers stay as they are), got {dtype} (as PyTorch)')
         for _, t in self._walk():
             if isinstance(t, Tensor) and t.dtype.kind == 'f' and t.dtype != dtype:
                 t.data = np.asarray(t.data).astype(dtype)
@@ -329,6 +336,9 @@ class Module:
 
     def float(self):
         return self.to(np.float32)
+
+    def half(self):
+        return self.to(np.float16)
 
     # --- state dicts ---------------------------------------------------------------------
     def state_dict(self):
@@ -569,6 +579,21 @@ def _check_device(device, layer):
     check_device(device, layer + '()')
 
 
+def factory_dtype(device, dtype, layer):
+    """PyTorch's factory keywords of a layer, checked: `device` must be the CPU (None, 'cpu',
+    ...); `dtype` a floating dtype, by default the one `cr.set_default_dtype` set (float32, as
+    PyTorch's default, when it was never called). Returns the NumPy scalar type."""
+    from chainrule.factories import floating_dtype, layer_dtype
+    _check_device(device, layer)
+    if dtype is None:
+        return layer_dtype()
+    dt = floating_dtype(dtype)
+    if dt is None:
+        raise DTypeError(f'{layer}: dtype must be a floating dtype (cr.float16, cr.float32 or '
+                         f'cr.float64) for its parameters, got {dtype!r}')
+    return dt.type
+
+
 def _uniform_param(shape, bound, rng, dtype):
     return Parameter(init.uniform(shape, -bound, bound, rng, dtype))
 
@@ -579,17 +604,17 @@ class Linear(Module):
     Args:
         in_features, out_features: sizes of the last axis of input and output.
         bias: whether to learn an additive bias.
-        dtype: parameter dtype (float32 by default).
+        device: the CPU (chainrule's only device), as PyTorch's keyword.
+        dtype: parameter dtype (float32, or what `cr.set_default_dtype` set).
         rng: seed or `numpy.random.Generator` for the initial values (PyTorch's distribution,
             U(-1/sqrt(in), 1/sqrt(in)) for both weight and bias).
     """
 
     _dtype_check = ('weight', 1)
 
-    def __init__(self, in_features, out_features, bias=True, device=None, dtype=np.float32,
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None,
                  rng=None):
-        _check_device(device, 'Linear')
-        dtype = np.float32 if dtype is None else dtype
+        dtype = factory_dtype(device, dtype, 'Linear')
         rng = init.get_rng(rng)
         self.in_features, self.out_features = in_features, out_features
         bound = 1 / math.sqrt(in_features) if in_features else 0.0
@@ -625,8 +650,8 @@ class Embedding(Module):
     """
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, *, device=None,
-                 dtype=np.float32, rng=None):
-        _check_device(device, 'Embedding')
+                 dtype=None, rng=None):
+        dtype = factory_dtype(device, dtype, 'Embedding')
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
@@ -634,8 +659,7 @@ class Embedding(Module):
                                  f'{num_embeddings} embeddings')
             padding_idx %= num_embeddings
         self.padding_idx = padding_idx
-        w = init.normal((num_embeddings, embedding_dim), rng=rng,
-                        dtype=np.float32 if dtype is None else dtype)
+        w = init.normal((num_embeddings, embedding_dim), rng=rng, dtype=dtype)
         if padding_idx is not None:
             w[padding_idx] = 0
         self.weight = Parameter(w)

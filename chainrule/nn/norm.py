@@ -25,7 +25,7 @@ from chainrule import ops
 from chainrule.core import ConcretizationError, ShapeError, Tracer
 from chainrule.interpreters.batching import BatchTracer
 from chainrule.nn import functional as F
-from chainrule.nn.modules import Module, Parameter
+from chainrule.nn.modules import Module, Parameter, factory_dtype
 from chainrule.tensor import Tensor, no_grad
 
 __all__ = ['LayerNorm', 'BatchNorm1d', 'BatchNorm2d', 'GroupNorm']
@@ -38,7 +38,8 @@ class LayerNorm(Module):
     _dtype_check = ('weight', 1)
 
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
-                 dtype=np.float32):
+                 device=None, dtype=None):
+        dtype = factory_dtype(device, dtype, 'LayerNorm')
         if isinstance(normalized_shape, int):
             normalized_shape = (normalized_shape,)
         self.normalized_shape, self.eps = tuple(normalized_shape), eps
@@ -66,7 +67,8 @@ class _BatchNorm(Module):
         track_running_stats: keep `running_mean`, `running_var` and `num_batches_tracked` as
             buffers (in `state_dict`) and normalise with them in evaluation; without them the
             batch statistics normalise in evaluation too.
-        dtype: of the parameters and running statistics (float32 by default).
+        device, dtype: PyTorch's factory keywords: the CPU, and the dtype of the parameters
+            and running statistics (float32, or what `cr.set_default_dtype` set).
 
     In training mode the running statistics are updated in place on every call: eagerly, under
     `grad`, and under `jit` (the update is staged and written back after each call of the
@@ -79,7 +81,8 @@ class _BatchNorm(Module):
     _dtype_check = ('weight', 1)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, dtype=np.float32):
+                 track_running_stats=True, device=None, dtype=None):
+        dtype = factory_dtype(device, dtype, type(self).__name__)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = Parameter(np.ones(num_features, dtype)) if affine else None
@@ -197,12 +200,14 @@ class GroupNorm(Module):
         num_channels: `C`, the size of axis 1 of the input.
         eps: added to the variance.
         affine: learn a per-channel `weight` (ones) and `bias` (zeros).
-        dtype: parameter dtype (float32 by default).
+        device, dtype: the CPU; parameter dtype (float32, or `cr.set_default_dtype`'s).
     """
 
     _dtype_check = ('weight', 1)
 
-    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=np.float32):
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None,
+                 dtype=None):
+        dtype = factory_dtype(device, dtype, 'GroupNorm')
         if num_groups < 1 or num_channels % num_groups:
             raise ValueError(f'GroupNorm: num_channels={num_channels} must be divisible by '
                              f'num_groups={num_groups}')

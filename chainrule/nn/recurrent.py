@@ -50,7 +50,7 @@ from chainrule.ops import recurrent as _rec
 from chainrule.core import ShapeError, shape_of
 from chainrule.nn import functional as F
 from chainrule.nn import init
-from chainrule.nn.modules import Module, _uniform_param
+from chainrule.nn.modules import Module, _uniform_param, factory_dtype
 
 __all__ = ['RNN', 'LSTM', 'GRU', 'RNNCell', 'LSTMCell', 'GRUCell']
 
@@ -126,9 +126,10 @@ class _RNNBase(Module):
     fused = True
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32,
+                 batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None,
                  rng=None):
         op = type(self).__name__
+        dtype = factory_dtype(device, dtype, op)
         _check_sizes(op, input_size, hidden_size)
         if not isinstance(num_layers, (int, np.integer)) or num_layers < 1:
             raise ValueError(f'{op}: num_layers must be a positive int, got {num_layers!r}')
@@ -302,16 +303,16 @@ class RNN(_RNNBase):
         batch_first: input and output are `(N, T, F)` instead of `(T, N, F)`.
         dropout: dropout probability on each layer's output except the last (training only).
         bidirectional: also run each layer backwards in time and concatenate.
-        dtype: parameter dtype (float32 by default).
+        device, dtype: the CPU; parameter dtype (float32, or `cr.set_default_dtype`'s).
         rng: seed or `numpy.random.Generator` for the initial values (default: the global
             generator seeded by `cr.manual_seed`).
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity='tanh', bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32,
+                 batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None,
                  rng=None):
         super().__init__(_rnn_mode(nonlinearity, 'RNN'), input_size, hidden_size, num_layers,
-                         bias, batch_first, dropout, bidirectional, dtype, rng)
+                         bias, batch_first, dropout, bidirectional, device, dtype, rng)
 
     @property
     def nonlinearity(self):
@@ -324,11 +325,11 @@ class LSTM(_RNNBase):
     without `nonlinearity`."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, dtype=np.float32, rng=None):
+                 dropout=0.0, bidirectional=False, proj_size=0, device=None, dtype=None, rng=None):
         if proj_size:
             raise NotImplementedError('LSTM: proj_size is not supported (only proj_size=0)')
         super().__init__('LSTM', input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, dtype, rng)
+                         dropout, bidirectional, device, dtype, rng)
 
 
 class GRU(_RNNBase):
@@ -337,9 +338,9 @@ class GRU(_RNNBase):
     `nonlinearity`."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, rng=None):
+                 dropout=0.0, bidirectional=False, device=None, dtype=None, rng=None):
         super().__init__('GRU', input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, dtype, rng)
+                         dropout, bidirectional, device, dtype, rng)
 
 
 # --- the cells: one step ------------------------------------------------------------------------
@@ -347,7 +348,8 @@ class GRU(_RNNBase):
 class _CellBase(Module):
     _dtype_check = ('weight_ih', 2)
 
-    def __init__(self, mode, input_size, hidden_size, bias, dtype, rng):
+    def __init__(self, mode, input_size, hidden_size, bias, device, dtype, rng):
+        dtype = factory_dtype(device, dtype, type(self).__name__)
         _check_sizes(type(self).__name__, input_size, hidden_size)
         rng = init.get_rng(rng)
         self.mode = mode
@@ -411,9 +413,9 @@ class RNNCell(_CellBase):
     `(hidden, hidden)`, `bias_ih`, `bias_hh`; `dtype`, `rng` as for `RNN`."""
 
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity='tanh',
-                 dtype=np.float32, rng=None):
+                 device=None, dtype=None, rng=None):
         super().__init__(_rnn_mode(nonlinearity, 'RNNCell'), input_size, hidden_size, bias,
-                         dtype, rng)
+                         device, dtype, rng)
 
     @property
     def nonlinearity(self):
@@ -424,13 +426,13 @@ class LSTMCell(_CellBase):
     """One LSTM step, PyTorch's `nn.LSTMCell`: `cell(x, (h, c))` -> `(h', c')`; weights
     `(4 * hidden, ...)` with gates `i, f, g, o`."""
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, rng=None):
-        super().__init__('LSTM', input_size, hidden_size, bias, dtype, rng)
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None, rng=None):
+        super().__init__('LSTM', input_size, hidden_size, bias, device, dtype, rng)
 
 
 class GRUCell(_CellBase):
     """One GRU step, PyTorch's `nn.GRUCell`: `cell(x, h)` -> `h'`; weights `(3 * hidden, ...)`
     with gates `r, z, n`."""
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, rng=None):
-        super().__init__('GRU', input_size, hidden_size, bias, dtype, rng)
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None, rng=None):
+        super().__init__('GRU', input_size, hidden_size, bias, device, dtype, rng)

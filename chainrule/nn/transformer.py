@@ -32,7 +32,7 @@ from chainrule.nn import functional as F
 from chainrule.nn import init
 from chainrule.nn.attention import MultiheadAttention
 from chainrule.nn.containers import ModuleList
-from chainrule.nn.modules import Dropout, LayerNorm, Linear, Module
+from chainrule.nn.modules import Dropout, LayerNorm, Linear, Module, factory_dtype
 
 __all__ = ['TransformerEncoderLayer', 'TransformerEncoder']
 
@@ -57,7 +57,7 @@ class TransformerEncoderLayer(Module):
         batch_first: inputs `(N, L, E)` rather than `(L, N, E)`.
         norm_first: pre-norm instead of post-norm.
         bias: learn biases in the linear layers and layer norms.
-        dtype: parameter dtype (float32 by default).
+        device, dtype: the CPU; parameter dtype (float32, or `cr.set_default_dtype`'s).
         rng: seed or Generator for the initial values.
 
     Calling it: `layer(src, src_mask=None, src_key_padding_mask=None, is_causal=False)`, with
@@ -67,7 +67,8 @@ class TransformerEncoderLayer(Module):
 
     def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation='relu',
                  layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True,
-                 dtype=np.float32, rng=None):
+                 device=None, dtype=None, rng=None):
+        dtype = factory_dtype(device, dtype, 'TransformerEncoderLayer')
         rng = init.get_rng(rng)
         self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
                                             batch_first=batch_first, dtype=dtype, rng=rng)

@@ -25,7 +25,7 @@ from chainrule.ops.nn import _matmul2d, _merged_batch, _plain, _same_dtype, _bat
     _stacked, _workspace, linear
 
 __all__ = ['unfold', 'fold', 'conv2d', 'conv_transpose2d', 'max_pool2d', 'avg_pool2d',
-           'adaptive_avg_pool2d', 'conv_output_size']
+           'adaptive_avg_pool2d', 'conv_output_size', 'pool_out_size']
 
 
 # --- arguments ----------------------------------------------------------------------------------
@@ -381,10 +381,14 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
 
 # --- average pooling (composites) ---------------------------------------------------------------
 
-def _ceil_out(size, k, s, p):
-    """PyTorch's pooled length with ceil_mode: rounded up, but the last window must start
-    inside the input or its left padding."""
-    out = -(-(size + 2 * p - k) // s) + 1
+def pool_out_size(size, k, s, p, d=1, ceil_mode=False):
+    """PyTorch's pooled length along one axis: (size + 2p - d(k-1) - 1) / s + 1, rounded down,
+    or up with `ceil_mode` -- but then the last window must start inside the input or its
+    left padding."""
+    span = size + 2 * p - d * (k - 1) - 1
+    if not ceil_mode:
+        return span // s + 1
+    out = -(-span // s) + 1
     if (out - 1) * s >= size + p:
         out -= 1
     return out
@@ -399,7 +403,7 @@ def avg_pool2d(x, kernel, stride, padding, ceil_mode=False, count_include_pad=Tr
     n, c, h, w = shape_of(x)
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     if ceil_mode:
-        oh, ow = _ceil_out(h, kh, sh, ph), _ceil_out(w, kw, sw, pw)
+        oh, ow = pool_out_size(h, kh, sh, ph, 1, True), pool_out_size(w, kw, sw, pw, 1, True)
     else:
         oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
     # rows and columns the windows reach past the padded input (ceil_mode) come as more zeros
@@ -522,11 +526,16 @@ def _pool_impl(x, *tiles, kernel, stride, padding):
 
 
 def _pool_masks(x, ans, kernel, stride, padding):
-    """`(slice, mask)` per window offset: where that offset holds its window's first maximum."""
+    """`(slice, mask)` per window offset: where that offset holds its window's first maximum
+    (never in the padding: an input of -inf wins over it, as in PyTorch)."""
     xp = _pad_hw(x, padding, -np.inf)
+    inside = None if padding == (0, 0) else \
+        _pad_hw(np.ones((1, 1) + x.shape[2:], bool), padding, False)
     taken = np.zeros(ans.shape, bool)
     for sl in _offsets(kernel, stride, ans.shape[2:]):
         m = (xp[sl] == ans) & ~taken
+        if inside is not None:
+            m &= inside[sl]
         taken |= m
         yield sl, m
 
