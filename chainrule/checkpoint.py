@@ -96,7 +96,7 @@ class _Checkpointed(CallWrapper):
     bypassed = 'nothing is checkpointed (the gradient is still right)'
     converts = True     # values `fun` closes over become inputs of the checkpointed call
 
-    def _fns(self, full, static):
+    def _fns(self, full, static, rule):
         return (full(self.fun),)
 
     def _direct(self, leaves):

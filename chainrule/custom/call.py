@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from chainrule._tensor_face_args import faced_for
+from chainrule._tensor_face_args import concrete_face, faced_for, rule_faced
 from chainrule.core import (AllArgs, ChainruleError, DTypeError, Tracer, bind, dtype_of,
                             innermost_trace, shape_of)
 from chainrule.tree import tree_flatten, tree_structure, tree_unflatten
@@ -101,6 +101,17 @@ def any_traced(leaves):
     return False
 
 
+def _constants(leaves):
+    """Whether every traced leaf is a Tensor without history holding an array: what a rule run
+    on concrete values (`custom_vjp`'s `fwd` in the primitive's impl) sees where NumPy code
+    would see arrays; a custom function called there on them runs directly, as on arrays."""
+    for x in leaves:
+        if isinstance(x, Tracer) and not (getattr(x, '_is_tensor', False) and not x.requires_grad
+                                          and not isinstance(x.data, Tracer)):
+            return False
+    return True
+
+
 def _resolve(fun, args, kwargs):
     """Keyword arguments resolved to positional ones through `fun`'s signature (as JAX does)."""
     if not kwargs:
@@ -180,8 +191,9 @@ class CallWrapper:
     call of the function when none of them is traced.
 
     Subclasses set `kind`, `prim` (the call primitive) and `params` (a `CallParams` class), and
-    define `_fns(full, static)`: the functions the primitive carries, where `full(f)` turns a
-    function of all arguments into one of the differentiable ones.
+    define `_fns(full, static, rule)`: the functions the primitive carries, where `full(f)` turns
+    a function of all arguments into one of the differentiable ones, and `rule(f)` presents a
+    custom derivative rule's arguments as the caller's (Tensors when the caller passed Tensors).
     """
 
     kind = prim = None
@@ -206,7 +218,8 @@ class CallWrapper:
 
     def _call_direct(self, args, leaves):
         out = self.fun(*args)           # nothing is being transformed: just call it
-        if any_traced(tree_flatten(out)[0]):
+        outs = tree_flatten(out)[0]
+        if any_traced(outs) and not (concrete_face.get() and _constants(outs)):
             self._warn_bypassed()
         return out
 
@@ -218,7 +231,7 @@ class CallWrapper:
             'differentiated values (Tensors, parameters) as arguments.', CallBypassedWarning,
             stacklevel=4)
 
-    def _fns(self, full, static):   # pragma: no cover - abstract
+    def _fns(self, full, static, rule):   # pragma: no cover - abstract
         raise NotImplementedError
 
     def __call__(self, *args, **kwargs):
@@ -244,7 +257,7 @@ class CallWrapper:
                     f'{self.kind} function takes arrays, numbers and Tensors (or tuples, lists '
                     'and dicts of them). Pass other values through nondiff_argnums / '
                     'static_argnums, or close over them.')
-        direct = self._direct(leaves)
+        direct = self._direct(leaves) or (concrete_face.get() and _constants(leaves))
         # (inside a transform, a function of untraced arguments may still close over traced
         # values: a closure-converting call looks before calling it directly)
         if direct and not (self.converts and innermost_trace() is not None):
@@ -259,7 +272,7 @@ class CallWrapper:
                 return f(*[next(it_s) if i in nd else next(it_d) for i in range(len(args))])
             return faced_for(merged, diff)
 
-        fns = self._fns(full, static)
+        fns = self._fns(full, static, lambda f: rule_faced(f, diff))
         converted = self._convert_closure(leaves, in_tree, fns) if self.converts else None
         if converted is not None:
             leaves, in_tree, fns = converted

@@ -150,5 +150,5 @@ class custom_jvp(CallWrapper):
         fun = _graph_fun(graph, out_tree, f_where, n, self.__name__)
         return list(leaves) + allc, _flat_tree(n + len(allc)), (fun, rule_converted)
 
-    def _fns(self, full, static):
-        return full(self.fun), lambda p, t: self.jvp_rule(*static, p, t)
+    def _fns(self, full, static, rule):
+        return full(self.fun), rule(lambda p, t: self.jvp_rule(*static, p, t))

@@ -247,5 +247,5 @@ class custom_vjp(CallWrapper):
         return list(leaves) + allc, _flat_tree(n + len(allc)), (fun, fwd_converted,
                                                                bwd_converted)
 
-    def _fns(self, full, static):
-        return full(self.fun), full(self.fwd), lambda res, g: self.bwd(*static, res, g)
+    def _fns(self, full, static, rule):
+        return full(self.fun), full(self.fwd), rule(lambda res, g: self.bwd(*static, res, g))
