@@ -51,6 +51,7 @@ import weakref
 import numpy as np
 
 from chainrule import ops
+from chainrule._hooks import move_retained
 from chainrule.core import (ChainruleError, ConcretizationError, DTypeError, GradientError,
                             ShapeError, Tracer, capturing_trace)
 from chainrule.interpreters.reverse import Node, _uses_output, needs_value
@@ -409,11 +410,14 @@ def _rebase(t, node):
     history "old base with the view's region replaced"; then regenerate every live view's."""
     info = _view_info(t)
     if info is None:
+        move_retained(t, t._node, node)
         t._node, t.requires_grad = node, node is not None
         root = t
     else:
         root = info[BASE]
-        root._node = _scatter(root, info[PATH], node, t.data)
+        new = _scatter(root, info[PATH], node, t.data)
+        move_retained(root, root._node, new)
+        root._node = new
         root.requires_grad = root._node is not None
     _regenerate(root)
 
@@ -456,5 +460,6 @@ def _regenerate(root):
                 # view rules read only shapes and dtypes: nothing to check at backward time
                 node = Node(prim, params, (node,), (data,), out)
             data = out
+        move_retained(v, v._node, node)
         v._node, v.requires_grad = node, node is not None
     root._views = live

@@ -33,7 +33,7 @@ import weakref
 
 import numpy as np
 
-from chainrule import ops
+from chainrule import _hooks, ops
 from chainrule.core import (ConcretizationError, DTypeError, GradientError, ShapeError, Trace,
                             Tracer, _innermost, bind, capturing_trace)
 from chainrule.interpreters.reverse import (SAVED_AT_0_BY_PARENTS, Node, _projection_node,
@@ -558,17 +558,8 @@ class Tensor(Tracer):
         if not self.requires_grad:
             raise GradientError('cannot register a hook on a Tensor that does not require grad')
         node = self._node
-        if node.hooks is None:
-            node.hooks = []
-        trace = self._trace     # (not `self`: the node would hold its Tensor, a cycle)
-
-        def wrapped(g):
-            out = hook(g if isinstance(g, Tensor) else Tensor._wrap(g, None, trace))
-            if out is None:
-                return None
-            return out if isinstance(g, Tensor) else (out.data if isinstance(out, Tensor) else out)
-
-        node.hooks.append(wrapped)
+        wrapped = _tensor_hook(hook, self._trace)
+        _hooks.add_hook(node, wrapped)      # (before a retain_grad's, as PyTorch runs them)
         return _HookHandle(node.hooks, wrapped)
 
     def register_post_accumulate_grad_hook(self, hook):
@@ -587,8 +578,10 @@ class Tensor(Tracer):
         return _HookHandle(hooks, hook)
 
     def retain_grad(self):
-        """Keep this non-leaf tensor's gradient in `.grad` after `backward()`."""
-        if self.is_leaf:
+        """Keep this non-leaf tensor's gradient in `.grad` after `backward()` (after its other
+        hooks have run; it follows the tensor through in-place operations: see
+        chainrule._hooks)."""
+        if self.is_leaf or _hooks.retain_hook_of(self._node, self) is not None:
             return
         ref = weakref.ref(self)
 
@@ -598,7 +591,9 @@ class Tensor(Tracer):
                 with _grad_lock:
                     t.grad = _owned(g) if t.grad is None else t.grad + g
 
-        self.register_hook(keep)
+        wrapped = _tensor_hook(keep, self._trace)
+        wrapped.retains = ref
+        _hooks.add_retain_hook(self._node, wrapped)
 
     def backward(self, gradient=None, retain_graph=False, create_graph=False, steps=False):
         """Accumulate the gradient of this tensor into `.grad` of every leaf that requires it.
@@ -751,6 +746,18 @@ def _viz_label(data, kind=''):
     if isinstance(data, (np.ndarray, np.generic)) and data.size <= 4:
         text += '\n' + np.array2string(np.asarray(data), precision=4, separator=', ')
     return text
+
+
+def _tensor_hook(hook, trace):
+    """`hook` (of a Tensor of `trace`) as the tape calls it: given the raw cotangent, it sees a
+    Tensor, and what it returns replaces the cotangent. (It holds the trace, not the Tensor:
+    the node would hold its Tensor, a cycle.)"""
+    def wrapped(g):
+        out = hook(g if isinstance(g, Tensor) else Tensor._wrap(g, None, trace))
+        if out is None:
+            return None
+        return out if isinstance(g, Tensor) else (out.data if isinstance(out, Tensor) else out)
+    return wrapped
 
 
 class _HookHandle:
