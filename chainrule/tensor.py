@@ -495,7 +495,12 @@ class Tensor(Tracer):
         operation on it is not recorded on this tensor)."""
         if captured_by_jit(self):
             return ops.stop_gradient(self)      # staged by the jit that captures this Tensor
-        t = Tensor._wrap(self.data, None, self._trace)
+        d = self.data
+        if isinstance(d, Tracer):
+            # traced by a transform (Tensor code under grad/vmap/jit): cut that derivative too,
+            # as torch.func's detach does (without it the transform differentiates through)
+            d = ops.stop_gradient(d)
+        t = Tensor._wrap(d, None, self._trace)
         t._version = self._version
         return t
 
