@@ -26,10 +26,12 @@ convention, the conjugate of what `torch.func.grad` gives; step along `conj(grad
 `chainrule.optim` does) to follow PyTorch's iterates.
 """
 
+import functools
+
 import numpy as np
 
 from chainrule import api, transforms
-from chainrule._tensor_face_args import torch_faced
+from chainrule._tensor_face_args import tensor_mask, torch_faced
 from chainrule.core import ChainruleError, innermost_trace
 from chainrule.random._staged import VmapRandomness
 
@@ -101,10 +103,38 @@ def stack_module_state(models):
     return tuple(out)
 
 
+def _as_tensors(tree):
+    """`tree` with its NumPy arrays as Tensors, and its functions (`vjp`'s `vjp_fn`) giving
+    Tensors."""
+    from chainrule.tensor import Tensor
+    from chainrule.tree import tree_map
+
+    def leaf(x):
+        if isinstance(x, (np.ndarray, np.generic)):
+            return Tensor._wrap(np.asarray(x), None)
+        if callable(x) and not isinstance(x, Tensor):
+            return functools.wraps(x)(lambda *a, **k: _as_tensors(x(*a, **k)))
+        return x
+    return tree_map(leaf, tree)
+
+
+def _tensor_results(transformed):
+    """`transformed` (a transform applied to a function) giving Tensors where it was given
+    Tensors: what a transform computes without running a Tensor operation (a custom rule's
+    cotangent, a zero gradient, a jitted program's output) comes back as a NumPy array, whose
+    methods mean NumPy's (`g.std()`, `g.transpose(0, 1)`) -- not what torch.func's caller
+    expects."""
+    @functools.wraps(transformed)
+    def call(*args, **kwargs):
+        out = transformed(*args, **kwargs)
+        return out if tensor_mask(args) is None else _as_tensors(out)
+    return call
+
+
 def grad(func, argnums=0, has_aux=False):
     """`torch.func.grad`: the gradient of `func`'s scalar output with respect to `argnums`
     (with `has_aux`, `func` returns `(output, aux)` and this gives `(grad, aux)`)."""
-    return api.grad(torch_faced(func), argnums=argnums, has_aux=has_aux)
+    return _tensor_results(api.grad(torch_faced(func), argnums=argnums, has_aux=has_aux))
 
 
 def grad_and_value(func, argnums=0, has_aux=False):
@@ -116,7 +146,7 @@ def grad_and_value(func, argnums=0, has_aux=False):
         value, grads = vg(*args, **kwargs)
         return grads, value
     g.__name__ = f'grad_and_value({getattr(func, "__name__", "f")})'
-    return g
+    return _tensor_results(g)
 
 
 def vmap(func, in_dims=0, out_dims=0, randomness='error', *, chunk_size=None):
@@ -136,34 +166,37 @@ def vmap(func, in_dims=0, out_dims=0, randomness='error', *, chunk_size=None):
         with VmapRandomness(randomness, innermost_trace()):
             return torch_faced(func)(*args, **kwargs)
     body.__name__ = getattr(func, '__name__', 'f')
-    return transforms.vmap(body, in_axes=in_dims, out_axes=out_dims)
+    return _tensor_results(transforms.vmap(body, in_axes=in_dims, out_axes=out_dims))
 
 
 def vjp(func, *primals, has_aux=False):
     """`torch.func.vjp`: `(output, vjp_fn)` (and `aux` with `has_aux`)."""
-    return api.vjp(torch_faced(func), *primals, has_aux=has_aux)
+    return _tensor_results(api.vjp)(torch_faced(func), *primals, has_aux=has_aux)
 
 
 def jvp(func, primals, tangents, *, strict=False, has_aux=False):
     """`torch.func.jvp`: `(output, jvp_out)` (and `aux` with `has_aux`)."""
-    return transforms.jvp(torch_faced(func), tuple(primals), tuple(tangents), has_aux=has_aux)
+    return _tensor_results(transforms.jvp)(torch_faced(func), tuple(primals), tuple(tangents),
+                                           has_aux=has_aux)
 
 
 def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None):
     """`torch.func.jacrev`: the Jacobian by reverse mode."""
-    return transforms.jacrev(torch_faced(func), argnums=argnums, has_aux=has_aux)
+    return _tensor_results(transforms.jacrev(torch_faced(func), argnums=argnums,
+                                             has_aux=has_aux))
 
 
 def jacfwd(func, argnums=0, has_aux=False, *, randomness='error'):
     """`torch.func.jacfwd`: the Jacobian by forward mode."""
-    return transforms.jacfwd(torch_faced(func), argnums=argnums, has_aux=has_aux)
+    return _tensor_results(transforms.jacfwd(torch_faced(func), argnums=argnums,
+                                             has_aux=has_aux))
 
 
 def hessian(func, argnums=0):
     """`torch.func.hessian`: the Hessian (forward over reverse)."""
-    return transforms.hessian(torch_faced(func), argnums=argnums)
+    return _tensor_results(transforms.hessian(torch_faced(func), argnums=argnums))
 
 
 def linearize(func, *primals):
     """`torch.func.linearize`: `(output, jvp_fn)`."""
-    return transforms.linearize(torch_faced(func), *primals)
+    return _tensor_results(transforms.linearize)(torch_faced(func), *primals)

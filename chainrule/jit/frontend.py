@@ -206,7 +206,7 @@ class Jitted:
                 self._cache[key] = entry
         elif count:
             self._hits += 1
-        return entry, leaves, raw
+        return entry, leaves, raw, faced
 
     def __call__(self, *args, **kwargs):
         # fast path: positional arguments made of lists, tuples and NumPy arrays only, a
@@ -218,7 +218,8 @@ class Jitted:
                 if fast is not None:
                     self._hits += 1
                     return fast[1](fast[0](*fk[1]))
-        entry, leaves, raw = self._lookup(args, kwargs)
+        entry, leaves, raw, faced = self._lookup(args, kwargs)
+        arrays_out = False
         if entry.rng:
             leaves = leaves + _staged.fresh_keys(entry.rng)
         fn = entry.fn
@@ -232,6 +233,7 @@ class Jitted:
                 if fk is not None and fk[0] not in table:
                     table[fk[0]] = (fn, _tree_builder(entry.out_tree))
             outs = fn(*leaves)
+            arrays_out = faced is not None
         elif entry.writes is None:
             outs = bind(call.jit_call_p, *leaves, *entry.closure, graph=entry.graph)
         else:
@@ -242,6 +244,8 @@ class Jitted:
             k = len(outs) - w.n
             w.apply(raw, leaves + list(entry.closure), outs[k:])
             outs = outs[:k]
+        if arrays_out:      # given Tensors, the caller gets Tensors (PyTorch's method meanings)
+            outs = [face(o, arrays=True) for o in outs]
         return tree_unflatten(entry.out_tree, outs)
 
     def graph(self, *args, **kwargs):
