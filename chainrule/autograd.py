@@ -17,7 +17,7 @@ import functools
 import numpy as np
 
 from chainrule.core import GradientError, ShapeError
-from chainrule.tensor import (Tensor, _wrap_differentiable, enable_grad, no_grad)
+from chainrule.tensor import Tensor, _tape_off, _wrap_differentiable, enable_grad
 from chainrule.interpreters.reverse import backprop
 
 __all__ = ['grad', 'Function', 'FunctionCtx']
@@ -95,7 +95,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                 backprop(roots, [Tensor._wrap(g, None, trace) for g in cts], retain_graph=True,
                          wrap=functools.partial(_wrap_differentiable, trace), on_leaf=on_leaf)
         else:
-            with no_grad():
+            with _tape_off():
                 backprop(roots, cts, retain_graph=retain_graph, on_leaf=on_leaf)
     finally:
         for node, hook in hooked:
@@ -158,7 +158,7 @@ class Function:
             full = list(args)
             for i, x in zip(pos, xs):
                 full[i] = x if isinstance(x, Tensor) else Tensor(x)
-            with no_grad():
+            with _tape_off():
                 out = cls.forward(ctx, *full)
             multi[:] = [isinstance(out, tuple)]
             outs = out if isinstance(out, tuple) else (out,)
@@ -170,7 +170,7 @@ class Function:
 
         def bwd(_, g):
             gs = g if isinstance(g, tuple) else (g,)
-            with no_grad():
+            with _tape_off():
                 grads = cls.backward(ctx, *[x if isinstance(x, Tensor) else Tensor(x)
                                             for x in gs])
             grads = grads if isinstance(grads, tuple) else (grads,)

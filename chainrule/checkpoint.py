@@ -182,7 +182,7 @@ def _checkpoint_tape(ck, args, out, start, rng):
 def _recompute(fun, args, boundary, inputs, g, rng):
     """The cotangents of the boundary nodes: `fun` re-run on fresh leaves (drawing the random
     numbers its first run drew), and backprop."""
-    from chainrule.tensor import Tensor, enable_grad, no_grad
+    from chainrule.tensor import Tensor, _tape_off, enable_grad
     if any(_is_tensor(x) for x in g):
         with rng.replaying():
             return _recompute_differentiably(fun, args, boundary, inputs, g)
@@ -206,7 +206,7 @@ def _recompute(fun, args, boundary, inputs, g, rng):
     for n, _ in hooks:                # hooks run once, in the enclosing backward pass
         n.hooks = None
     try:
-        with no_grad():
+        with _tape_off():
             got = backprop(roots, gs) if roots else {}
     finally:
         for n, h in hooks:

@@ -38,6 +38,7 @@ from chainrule.core import (ConcretizationError, DTypeError, GradientError, Shap
                             Tracer, _innermost, bind, capturing_trace)
 from chainrule.interpreters.reverse import (SAVED_AT_0_BY_PARENTS, Node, _projection_node,
                                              _seq, backprop, new_node)
+from chainrule.interpreters.reverse import no_grad_level as _no_grad_level
 from chainrule.interpreters.reverse import reads_nothing as _reads_nothing
 
 __all__ = ['Tensor', 'tensor', 'no_grad', 'enable_grad', 'set_grad_enabled', 'is_grad_enabled']
@@ -50,18 +51,35 @@ def is_grad_enabled():
 
 
 class set_grad_enabled:
-    """Context manager (and decorator) setting grad mode on or off for the enclosed code."""
+    """Context manager (and decorator) setting grad mode on or off for the enclosed code.
+
+    Grad mode off also hides the block's operations from the reverse-mode transforms active
+    where it begins (`grad`, `vjp`, `jacrev` of a function holding a `no_grad()` block treat
+    what it computes as constants, as torch.func's do); a transform begun inside the block
+    differentiates as usual, and forward mode ignores grad mode."""
+
+    _hides = True       # (False: the tape's switch only; see _tape_off)
 
     def __init__(self, mode=True):
         self.mode = bool(mode)
         self._tokens = []
 
     def __enter__(self):
-        self._tokens.append(_grad_enabled.set(self.mode))
+        # which transforms the block's operations are hidden from: those up to this level
+        if self.mode:
+            level = None
+        elif self._hides:
+            tr = _innermost.get()
+            level = 0 if tr is None else tr.level
+        else:
+            level = _no_grad_level.get()
+        self._tokens.append((_grad_enabled.set(self.mode), _no_grad_level.set(level)))
         return self
 
     def __exit__(self, *exc):
-        _grad_enabled.reset(self._tokens.pop())
+        mode, level = self._tokens.pop()
+        _no_grad_level.reset(level)
+        _grad_enabled.reset(mode)
         return False
 
     def __call__(self, fn):
@@ -85,6 +103,14 @@ class enable_grad(set_grad_enabled):
 
     def __init__(self):
         super().__init__(True)
+
+
+class _tape_off(no_grad):
+    """`no_grad()` for the tape only, for the library's own backward passes (`backward()`,
+    `autograd.grad`, a checkpoint's re-run): a transform around them still differentiates
+    through them (`cr.grad` of code that calls `backward()`)."""
+
+    _hides = False
 
 
 class EagerTrace(Trace):
@@ -654,7 +680,7 @@ class Tensor(Tracer):
                          wrap=functools.partial(_wrap_differentiable, self._trace),
                          on_leaf=_accumulate)
         else:
-            with no_grad():
+            with _tape_off():
                 backprop([self._node], [g], retain_graph=retain_graph, on_leaf=_accumulate)
 
     # --- drawing ------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ def tensor_steps(y, gradient=None, retain_graph=False):
     """The generator behind `Tensor.backward(steps=True)`: runs the backward pass (as
     `backward()` does, accumulating into `.grad`) and yields a `Step` per node visited."""
     from chainrule.interpreters.reverse import TupleCotangent, backprop
-    from chainrule.tensor import _accumulate, no_grad
+    from chainrule.tensor import _accumulate, _tape_off
     if gradient is None:
         g0 = np.ones(y.shape, y.dtype)
     else:
@@ -130,7 +130,7 @@ def tensor_steps(y, gradient=None, retain_graph=False):
         steps.append(Step('', node, None, g, [], []))
         _accumulate(node, g)
 
-    with no_grad():
+    with _tape_off():
         backprop([y._node], [g0], retain_graph=True, wrap=observe, on_leaf=on_leaf)
     if not retain_graph:
         for s in steps:

@@ -28,6 +28,7 @@ Each node's cotangent is popped from the table as soon as it is used, so only th
 the frontier are alive; fan-in (a value used twice) is summed as cotangents arrive.
 """
 
+import contextvars
 import heapq
 import itertools
 
@@ -424,8 +425,16 @@ def _project_vjp(n):
     return rule
 
 
+# The level of the innermost transform active where the current `no_grad()` block began (None
+# outside such a block, or inside an `enable_grad()` in it; 0 where none was active): reverse-mode
+# levels up to it differentiate nothing in the block, as torch.func's grad respects a
+# `no_grad()` inside the function; a transform begun inside the block differentiates as usual.
+no_grad_level = contextvars.ContextVar('chainrule_no_grad_level', default=None)
+
+
 class ReverseTrace(Trace):
-    """Records every primitive applied to its tracers as a `Node`."""
+    """Records every primitive applied to its tracers as a `Node` (none inside a `no_grad()`
+    block begun under it: see `no_grad_level`)."""
 
     __slots__ = ()
 
@@ -442,6 +451,9 @@ class ReverseTrace(Trace):
         out = bind(prim, *vals, **params)
         if prim.vjp is None:
             return out
+        ng = no_grad_level.get()
+        if ng is not None and ng >= self.level:
+            return out          # computed under no_grad(): a constant for this level
         node = Node(prim, params, tuple(parents), tuple(vals), out)
         if prim.multiple_results:
             return tuple(ReverseTracer(self, o, _projection_node(node, i, len(out)))
