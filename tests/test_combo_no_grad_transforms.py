@@ -84,3 +84,30 @@ def test_the_jax_spelling_given_tensors_respects_it_too():
     np.testing.assert_allclose(_np(cr.grad(inner(cr))(cr.tensor(X))), want, rtol=1e-13)
     np.testing.assert_allclose(_np(cr.jit(cr.func.grad(inner(cr)))(cr.tensor(X))), want,
                                rtol=1e-13)
+
+
+@pytest.mark.parametrize('form', ['backward through jit', 'grad of jit', 'jit of grad'])
+def test_no_grad_inside_a_jitted_function(form):
+    # staged inside the block: a constant for any derivative of the program
+    xt = torch.tensor(X, requires_grad=True)
+    inner(torch)(xt).backward()
+    want = xt.grad.numpy()
+    if form == 'backward through jit':
+        x = cr.tensor(X, requires_grad=True)
+        cr.jit(inner(cr))(x).backward()
+        got = x.grad
+    elif form == 'grad of jit':
+        got = cr.func.grad(cr.jit(inner(cr)))(cr.tensor(X))
+    else:
+        got = cr.jit(cr.func.grad(inner(cr)))(cr.tensor(X))
+    np.testing.assert_allclose(_np(got), want, rtol=1e-13)
+
+
+def test_a_jitted_function_called_under_no_grad_is_still_differentiable_later():
+    f = cr.jit(lambda x: (cr.sin(x) * x).sum())
+    with cr.no_grad():
+        value = f(cr.tensor(X, requires_grad=True))
+    assert not value.requires_grad
+    x = cr.tensor(X, requires_grad=True)
+    f(x).backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.cos(X) * X + np.sin(X), rtol=1e-13)

@@ -39,6 +39,7 @@ import numpy as np
 from chainrule.core import (
     ChainruleError, ConcretizationError, Trace, Tracer, bind, capturing_trace, new_level,
     registry)
+from chainrule.interpreters.reverse import no_grad_level
 
 __all__ = [
     'ShapedArray', 'Var', 'Literal', 'Eqn', 'Graph', 'StagingTrace', 'StagingTracer',
@@ -493,6 +494,13 @@ class StagingTrace(Trace):
         outvars = [Var(a) for a in out_avals]
         self.eqns.append(Eqn(prim, invars, params, outvars))
         outs = [StagingTracer(self, v.aval, v) for v in outvars]
+        ng = no_grad_level.get()
+        if ng is not None and ng >= self.level and prim.vjp is not None:
+            # staged inside a no_grad() block begun while staging: a constant for any
+            # derivative of the program, as for the reverse-mode transforms (see no_grad_level)
+            from chainrule.ops.elementwise import stop_gradient_p
+            outs = [bind(stop_gradient_p, o) if np.dtype(o.aval.dtype).kind in 'fc' else o
+                    for o in outs]
         return tuple(outs) if prim.multiple_results else outs[0]
 
 
