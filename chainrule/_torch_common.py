@@ -12,6 +12,7 @@ import numpy as np
 
 from chainrule import ops
 from chainrule.core import ConcretizationError, ShapeError, Tracer
+from chainrule._args import ArgumentError
 from chainrule.tensor import Tensor
 
 # torch.return_types.max / min / sort / topk ...: named tuples with `values` and `indices`
@@ -45,7 +46,9 @@ def _norm_dim(op, dim, ndim):
         shape, ndim = ndim, len(ndim)
     n = builtins.max(ndim, 1)
     if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
-        raise TypeError(f'{op}(): dim must be an int, got {dim!r}')
+        raise ArgumentError(f'{op}(): dim must be an int, got {dim!r} ({type(dim).__name__})'
+                            + (f' for a Tensor of shape {tuple(shape)}' if shape is not None
+                               else '') + '; pass one dimension index, e.g. dim=-1')
     if not -n <= dim < n:
         of = f'of shape {tuple(shape)}' if shape is not None else f'with {ndim} dimension(s)'
         raise DimError(f'{op}: dim {dim} is out of range for a Tensor {of} (expected a dim in '
@@ -62,7 +65,9 @@ def _dims(op, dim, ndim):
             return None          # PyTorch: an empty dim list reduces over every dimension
         out = tuple(sorted({_norm_dim(op, d, ndim) for d in dim}))
         if len(out) != len(dim):
-            raise ValueError(f'{op}(): dim {tuple(dim)} names a dimension twice')
+            shape = f' of a Tensor of shape {ndim}' if isinstance(ndim, tuple) else ''
+            raise ArgumentError(f'{op}(): dim {tuple(dim)}{shape} names a dimension twice '
+                                '(PyTorch refuses it too); list each dimension once')
         return out
     return (_norm_dim(op, dim, ndim),)
 
@@ -165,4 +170,4 @@ def _dim_or_flat(self, dim, op):
     """(x, d): with dim None the flattened input and 0."""
     if dim is None:
         return ops.reshape(self, (-1,)), 0
-    return self, _norm_dim(op, dim, tuple(self.shape)) if len(self.shape) else 0
+    return self, _norm_dim(op, dim, tuple(self.shape))

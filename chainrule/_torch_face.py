@@ -48,7 +48,8 @@ from chainrule._torch_face_indexing import (  # noqa: F401
     _idx_data, _mask, _scatter_index, _src_values, gather, index_select, masked_fill,
     masked_select, nonzero, scatter, scatter_add, where)
 from chainrule._torch_face_math import (  # noqa: F401
-    UNARY, _F, _checked_matmul, clamp, log_softmax, pow_, softmax)
+    _BOOL, _FLOAT_OF_BOOL, UNARY, _F, _checked_matmul, clamp, log_softmax, pow_, softmax)
+from chainrule._torch_errors import guard
 from chainrule._torch_face_reductions import (  # noqa: F401
     _arg_reduction, _drop, _extremum, _moments, _reduce, _reduction, argmax, argmin, argsort,
     cumprod, cumsum, logsumexp, norm, prod, sort)
@@ -59,13 +60,6 @@ from chainrule._torch_face_shape import (  # noqa: F401
 
 
 # --- installation --------------------------------------------------------------------------------
-
-def _unary(name, fn):
-    def method(self):
-        return fn(self)
-    method.__name__ = method.__qualname__ = name
-    return method
-
 
 def _inplace(name, fn):
     """`x.exp_()` and friends: `fn(x, *args)` written into x (recorded like `x *= y`)."""
@@ -109,12 +103,13 @@ INPLACE.update({'clamp_': clamp, 'clip_': clamp, 'pow_': pow_,
 
 
 def install(cls=Tensor):
+    # every method behind one boundary: bad input gets a chainrule error (`_torch_errors`)
     for name, fn in UNARY.items():
-        setattr(cls, name, _unary(name, fn))
+        setattr(cls, name, guard(name, fn, unary=True, float_of_bool=name in _FLOAT_OF_BOOL))
     for name, fn in METHODS.items():
-        setattr(cls, name, fn)
+        setattr(cls, name, guard(name, fn))
     for name, fn in INPLACE.items():
-        setattr(cls, name, _inplace(name, fn))
+        setattr(cls, name, guard(name, _inplace(name, fn)))
     cls.mT = property(lambda self: ops.transpose(
         self, tuple(range(len(self.shape) - 2)) + (len(self.shape) - 1, len(self.shape) - 2)))
 
@@ -147,7 +142,8 @@ def method_table(torch_names=None):
     ours = set(METHODS) | set(UNARY) | set(INPLACE) | {'mT'}
     rows = []
     for name in sorted(n for n in dir(Tensor) if not n.startswith('_')):
-        if name in ours or name in Tensor.__dict__ or name in ('ndim', 'T'):
+        shared = getattr(Tensor.__dict__.get(name), 'numpy_faced', False)
+        if (name in ours or name in Tensor.__dict__ or name in ('ndim', 'T')) and not shared:
             face = 'PyTorch'
         else:
             face = 'both' if name in torch_names else 'NumPy only'

@@ -12,6 +12,10 @@ from chainrule._torch_common import (_axis, _cnp, _dim_arg, _dims, _keep_arg, _n
                                      values_indices)
 
 
+# a minimum of booleans is their `all`, a maximum their `any`
+_BOOL_AS = {'amin': 'all', 'amax': 'any', 'min': 'all', 'max': 'any'}
+
+
 def _reduce(self, name, dim, axis, keepdim, keepdims, **kw):
     """`chainrule.numpy`'s reduction `name` over PyTorch's `dim` (or `axis`)."""
     if kw.get('out', 1) is None:        # np.sum(t) calls t.sum(..., out=None)
@@ -21,8 +25,14 @@ def _reduce(self, name, dim, axis, keepdim, keepdims, **kw):
         dim = _dim_arg(name, dim, axis)
         if type(dim) is int and shape:      # the common case, kept cheap
             axis = _norm_dim(name, dim, tuple(shape))
+        elif dim == () and name in ('all', 'any'):     # PyTorch: dim=() reduces nothing here
+            return ops.not_equal(self, 0) if self.dtype != np.bool_ else self
         else:
             axis = _axis(_dims(name, dim, tuple(shape)), len(shape))
+    if name in _BOOL_AS and self.dtype == np.bool_:
+        name = _BOOL_AS[name]
+    elif name == 'prod' and kw.get('dtype') is None and np.dtype(self.dtype).kind in 'bi':
+        kw['dtype'] = np.int64          # PyTorch: a product of bools or ints is int64
     cnp = _torch_common._CNP or _cnp()      # (chainrule.numpy, imported on first use)
     out = getattr(cnp, name)(self, axis=axis, keepdims=keepdim or keepdims, **kw)
     return out if type(out) is Tensor else _tensor(out, self)
@@ -89,7 +99,7 @@ def _extremum(name, fn_elementwise):
             return fn_elementwise(self, dim)
         dim = _dim_arg(name, dim, axis)
         if dim is None:
-            return getattr(_cnp(), name)(self)
+            return getattr(_cnp(), _BOOL_AS[name] if self.dtype == np.bool_ else name)(self)
         keep = _keep_arg(keepdim, keepdims)
         nd = len(self.shape)
         d = _norm_dim(name, dim, nd)
@@ -161,10 +171,13 @@ def sort(self, dim=-1, descending=False, stable=False):
     """PyTorch's `sort`: a named tuple `(values, indices)` (NumPy's sorts in place)."""
     cnp = _cnp()
     nd = len(self.shape)
+    d = _norm_dim('sort', dim, nd)
     if nd == 0:
         return values_indices(self, argmax(self))
-    d = _norm_dim('sort', dim, nd)
-    idx = _tensor(cnp.argsort(-self if descending else self, axis=d, kind='stable'), self)
+    # (descending: the ascending order of -x, of not-x for booleans, which NumPy cannot negate)
+    key = (ops.logical_not(self) if np.dtype(self.dtype).kind == 'b' else -self) \
+        if descending else self
+    idx = _tensor(cnp.argsort(key, axis=d, kind='stable'), self)
     return values_indices(cnp.take_along_axis(self, idx, axis=d), idx)
 
 

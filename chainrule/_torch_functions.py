@@ -23,7 +23,7 @@ import contextvars
 import numpy as np
 
 from chainrule._args import ArgumentError
-from chainrule.core import Tracer
+from chainrule.core import DTypeError, ShapeError, Tracer
 from chainrule.tensor import Tensor, set_grad_enabled
 from chainrule import _torch_methods  # noqa: F401  (installs the methods)
 from chainrule._torch_methods import device
@@ -75,7 +75,7 @@ def _as_tensor(x, op):
     if isinstance(x, Tracer):
         return Tensor._wrap(x, None), True
     if isinstance(x, (list, tuple)):
-        raise TypeError(f'{op}(): input must be a Tensor, got a {type(x).__name__} (make one '
+        raise ArgumentError(f'{op}(): input must be a Tensor, got a {type(x).__name__} (make one '
                         f'with cr.tensor(...); for several tensors see cr.stack / cr.cat)')
     return Tensor(np.asarray(x)), False
 
@@ -103,6 +103,9 @@ def _method_function(name):
         refuse_out(name, out)
         t, traced = _as_tensor(input, name)
         if name in _PROPERTIES:
+            if args or kwargs:
+                raise ArgumentError(f'{name}(): takes only the input, got {len(args)} more '
+                                    f'argument(s) {", ".join(map(repr, kwargs))}')
             r = getattr(t, name)
         else:
             r = getattr(t, name)(*args, **kwargs)
@@ -142,10 +145,10 @@ def where(condition, input=None, other=None, *, out=None):
         c, traced = _as_tensor(condition, 'where')
         return c.nonzero(as_tuple=True)
     if input is None or other is None:
-        raise TypeError('where(): give both input and other (or neither)')
+        raise ArgumentError('where(): give both input and other (or neither)')
     c = condition.data if isinstance(condition, Tensor) else condition
     if not isinstance(c, Tracer) and np.asarray(c).dtype != np.bool_:
-        raise TypeError(f'where(): condition must be a bool Tensor, got dtype '
+        raise DTypeError(f'where(): condition must be a bool Tensor, got dtype '
                         f'{np.asarray(c).dtype}')
     return cnp.where(c, input, other)
 
@@ -178,12 +181,21 @@ def meshgrid(*tensors, indexing='ij'):
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
     if indexing not in ('ij', 'xy'):
-        raise ValueError(f"meshgrid(): indexing must be 'ij' or 'xy', got {indexing!r}")
+        raise ArgumentError(f"meshgrid(): indexing must be 'ij' or 'xy', got {indexing!r}")
     return tuple(cnp.meshgrid(*tensors, indexing=indexing))
 
 
+def _broadcast_shape(op, shapes):
+    try:
+        return np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ShapeError(f'{op}(): shapes {", ".join(map(str, shapes))} do not broadcast (each '
+                         'trailing dimension equal, or 1 in one of them): reshape or unsqueeze '
+                         'one of them') from None
+
+
 def broadcast_tensors(*tensors):
-    shape = np.broadcast_shapes(*(tuple(t.shape) for t in tensors))
+    shape = _broadcast_shape('broadcast_tensors', [tuple(t.shape) for t in tensors])
     return tuple(t if tuple(t.shape) == shape else t.broadcast_to(shape)
                  if isinstance(t, Tensor) else _traced_call('broadcast_tensors',
                                                              lambda x: x.broadcast_to(shape), t)
@@ -191,8 +203,8 @@ def broadcast_tensors(*tensors):
 
 
 def broadcast_shapes(*shapes):
-    return tuple(np.broadcast_shapes(*(tuple(s) if isinstance(s, (list, tuple)) else (s,)
-                                       for s in shapes)))
+    return tuple(_broadcast_shape('broadcast_shapes', [
+        tuple(s) if isinstance(s, (list, tuple)) else (s,) for s in shapes]))
 
 
 def block_diag(*tensors):
@@ -203,7 +215,7 @@ def block_diag(*tensors):
     for t in tensors:
         nd = len(t.shape)
         if nd > 2:
-            raise ValueError(f'block_diag(): inputs must have at most 2 dimensions, got shape '
+            raise ShapeError(f'block_diag(): inputs must have at most 2 dimensions, got shape '
                              f'{tuple(t.shape)}')
         mats.append(ops.reshape(t, (1, -1) if nd == 1 else (1, 1)) if nd < 2 else t)
     cols = builtins.sum(m.shape[1] for m in mats)
@@ -223,7 +235,7 @@ def cdist(x1, x2, p=2.0, compute_mode=None):
     from chainrule import ops
     import chainrule.numpy as cnp
     if len(x1.shape) < 2 or len(x2.shape) < 2 or x1.shape[-1] != x2.shape[-1]:
-        raise ValueError(f'cdist(): x1 {tuple(x1.shape)} and x2 {tuple(x2.shape)} must be '
+        raise ShapeError(f'cdist(): x1 {tuple(x1.shape)} and x2 {tuple(x2.shape)} must be '
                          '(..., P, M) and (..., R, M)')
     d = ops.abs(cnp.expand_dims(x1, -2) - cnp.expand_dims(x2, -3))
     if p == 2:
@@ -335,7 +347,7 @@ def is_tensor(obj):
 def from_numpy(ndarray):
     """A Tensor sharing memory with `ndarray` (writes through either are seen by the other)."""
     if not isinstance(ndarray, np.ndarray):
-        raise TypeError(f'from_numpy(): expected a numpy.ndarray, got '
+        raise ArgumentError(f'from_numpy(): expected a numpy.ndarray, got '
                         f'{type(ndarray).__name__}')
     return Tensor(ndarray)
 

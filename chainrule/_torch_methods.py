@@ -26,9 +26,12 @@ import collections
 import numpy as np
 
 from chainrule import ops
-from chainrule.core import ChainruleError, ShapeError, Tracer
+from chainrule.core import ChainruleError, DTypeError, ShapeError, Tracer
 from chainrule.tensor import Tensor
-from chainrule._torch_face import _cnp, _inplace, _norm_dim, _same_dtype, _tensor
+from chainrule._torch_errors import guard
+from chainrule._torch_face import clamp as _clamp
+from chainrule._torch_face import (_BOOL, _FLOAT_OF_BOOL, _cnp, _inplace, _norm_dim, _same_dtype,
+                                   _tensor)
 from chainrule._torch_common import (_as_float, _concrete, _data, _float_of, _la, _scalar_like,
                                      _sp)
 from chainrule._torch_shape import (_np_split, adjoint, broadcast_to, diag, diag_embed,
@@ -51,7 +54,7 @@ def _sgn(x):
     if np.dtype(x.dtype).kind == 'c':
         a = ops.abs(x)
         return _cnp().where(ops.equal(a, 0), 0, x / _cnp().where(ops.equal(a, 0), 1, a))
-    return _cnp().sign(x)
+    return x if x.dtype == np.bool_ else _cnp().sign(x)
 
 
 def _logit(x, eps=None):
@@ -85,7 +88,8 @@ ELEMENTWISE = {
     'logit': _logit, 'nan_to_num': _nan_to_num, 'hardshrink': _hardshrink,
     'angle': lambda x: _cnp().angle(x) if np.dtype(x.dtype).kind == 'c' else _same_dtype(
         _cnp().where(ops.less(x, 0), np.pi, 0.0) + 0 * x, _as_float(x)),
-    'conj_physical': ops.conj, 'resolve_conj': lambda x: x, 'resolve_neg': lambda x: x,
+    'conj_physical': lambda x: ops.conj(x) if np.dtype(x.dtype).kind == 'c' else x,
+    'resolve_conj': lambda x: x, 'resolve_neg': lambda x: x,
     # predicates: boolean results, no gradient
     'isnan': ops.isnan, 'isfinite': ops.isfinite, 'isinf': ops.isinf,
     'isposinf': lambda x: ops.logical_and(ops.isinf(x), ops.greater(x, 0)),
@@ -138,13 +142,16 @@ def _div(x, other, rounding_mode=None):
 
 def _fmod(x, other):
     """C's fmod: the remainder has the dividend's sign (x - trunc(x / y) y)."""
-    if np.dtype(x.dtype).kind in 'iu' and np.dtype(getattr(other, 'dtype', np.int64)).kind \
-            in 'iu':
+    # (integer arithmetic only when both are integers: a Python float divisor makes floats)
+    other_kind = np.dtype(other.dtype).kind if hasattr(other, 'dtype') else \
+        'f' if isinstance(other, float) else 'i'
+    if np.dtype(x.dtype).kind in 'iu' and other_kind in 'iub':
         return _same_dtype(x - _cnp().trunc(ops.div(x, other)).astype(x.dtype) * other, x)
     return x - _cnp().trunc(ops.div(x, other)) * other
 
 
 def _copysign(x, other):
+    x = _as_float(x)            # PyTorch: copysign of integers or bools is floating
     sb = _signbit(other if isinstance(other, (Tensor, Tracer)) else np.asarray(other))
     return _cnp().where(sb, -ops.abs(x), ops.abs(x))
 
@@ -181,7 +188,8 @@ BINARY = {
     'le': ops.less_equal, 'less_equal': ops.less_equal,
     'maximum': ops.maximum, 'minimum': ops.minimum,
     'fmax': lambda x, y: _cnp().fmax(x, y), 'fmin': lambda x, y: _cnp().fmin(x, y),
-    'atan2': ops.arctan2, 'arctan2': ops.arctan2,
+    'atan2': lambda x, y: ops.arctan2(_as_float(x), y),
+    'arctan2': lambda x, y: ops.arctan2(_as_float(x), y),
     'hypot': lambda x, y: _cnp().hypot(x, y),
     'logaddexp': lambda x, y: _cnp().logaddexp(x, y),
     'logaddexp2': lambda x, y: _cnp().logaddexp2(x, y),
@@ -206,9 +214,19 @@ _BINARY_NO_INPLACE = {'logaddexp', 'logaddexp2', 'bitwise_left_shift', 'bitwise_
 
 
 def _elementwise(name, fn):
+    if name in _FLOAT_OF_BOOL:
+        def method(self, *args, **kwargs):
+            if self.dtype is _BOOL:
+                self = ops.astype(self, np.float64)
+            return fn(self, *args, **kwargs)
+        method.__name__ = method.__qualname__ = name
+        method.__wrapped__ = fn
+        return method
+
     def method(self, *args, **kwargs):
         return fn(self, *args, **kwargs)
     method.__name__ = method.__qualname__ = name
+    method.__wrapped__ = fn
     return method
 
 
@@ -218,6 +236,7 @@ def _binary(name, fn):
             other = np.asarray(other)
         return fn(self, other, *args, **kwargs)
     method.__name__ = method.__qualname__ = name
+    method.__wrapped__ = fn
     return method
 
 
@@ -245,6 +264,11 @@ def addcmul(self, tensor1, tensor2, *, value=1):
 
 
 def addcdiv(self, tensor1, tensor2, *, value=1):
+    if all(np.dtype(t.dtype).kind in 'biu' for t in (tensor1, tensor2) if hasattr(t, 'dtype')):
+        raise DTypeError(f'addcdiv(): tensor1 and tensor2 are integers ({np.dtype(tensor1.dtype)}'
+                         f', {np.dtype(tensor2.dtype)}): PyTorch refuses integer division here '
+                         'too; convert one of them with .double(), or use addcmul with '
+                         'the reciprocal')
     return self + value * tensor1 / tensor2
 
 
@@ -274,11 +298,11 @@ def addbmm(self, batch1, batch2, *, beta=1, alpha=1):
 
 
 def clamp_min(self, min):
-    return _same_dtype(_cnp().where(ops.less(self, min), min, self), self)
+    return _clamp(self, min=min)    # (PyTorch's promotion: float bounds on ints give floats)
 
 
 def clamp_max(self, max):
-    return _same_dtype(_cnp().where(ops.greater(self, max), max, self), self)
+    return _clamp(self, max=max)
 
 
 def outer(self, vec2):
@@ -388,6 +412,13 @@ def pinverse(self, rcond=1e-15):
 
 
 def matrix_power(self, n):
+    if n > 1 and self.dtype == np.bool_:
+        raise DTypeError('matrix_power(): a power of a bool matrix (PyTorch refuses it too): '
+                         'convert it first, e.g. x.long() or x.double()')
+    if n < 0 and np.dtype(self.dtype).kind not in 'fc':
+        raise DTypeError(f'matrix_power(): a negative power n={n} inverts the matrix, which '
+                         f'needs a floating-point input, got dtype {np.dtype(self.dtype).name} '
+                         '(PyTorch refuses it too): convert it first, e.g. x.double()')
     return _la().matrix_power(self, n)
 
 
@@ -542,15 +573,39 @@ for _n in ('add_', 'sub_', 'mul_', 'div_'):
     INPLACE.pop(_n, None)
 
 
+_NUMPY_FACED = ('conj', 'diagonal', 'dot', 'ravel', 'round', 'swapaxes', 'trace', 'take')
+# Tensor's own methods of PyTorch's meaning behind the same boundary (not hot paths)
+_OWN = ('clone', 'detach')
+
+
 def install(cls=Tensor):
+    # every method behind one boundary: bad input gets a chainrule error (`_torch_errors`)
     for name, fn in ELEMENTWISE.items():
-        setattr(cls, name, _elementwise(name, fn))
+        setattr(cls, name, guard(name, _elementwise(name, fn)))
     for name, fn in BINARY.items():
-        setattr(cls, name, _binary(name, fn))
+        setattr(cls, name, guard(name, _binary(name, fn)))
     for name, fn in METHODS.items():
-        setattr(cls, name, fn)
+        setattr(cls, name, guard(name, fn))
     for name, fn in INPLACE.items():
-        setattr(cls, name, _inplace(name, fn))
+        setattr(cls, name, guard(name, _inplace(name, fn)))
+    # the NumPy-faced methods PyTorch also has (not hot paths) behind the same boundary
+    numpy_take = cls.take
+
+    def take(self, index, *args, **kwargs):
+        if np.dtype(getattr(index, 'dtype', np.int64)).kind not in 'iu':
+            raise DTypeError(f'take(): index must be an integer Tensor, got dtype '
+                             f'{np.dtype(index.dtype).name} (a bool index would select as a '
+                             'mask): convert it with .long(), or use masked_select for a mask')
+        return numpy_take(self, index, *args, **kwargs)
+    cls.take = take
+    numpy_conj = cls.conj
+    # PyTorch: the conjugate of a real tensor is itself (NumPy's makes int8 of bools)
+    cls.conj = lambda self: numpy_conj(self) if np.dtype(self.dtype).kind == 'c' else self
+    for name in _OWN:
+        setattr(cls, name, guard(name, getattr(cls, name)))
+    for name in _NUMPY_FACED:
+        setattr(cls, name, guard(name, getattr(cls, name)))
+        getattr(cls, name).numpy_faced = True     # (NumPy's meaning, PyTorch's too: 'both')
     cls.device = property(lambda self: CPU, doc="The CPU (`str(t.device) == 'cpu'`).")
     cls.is_cuda = property(lambda self: False)
 

@@ -40,7 +40,7 @@ def swapdims(self, dim0, dim1):
 
 
 def adjoint(self):
-    return ops.conj(self.mT)
+    return ops.conj(self.mT) if np.dtype(self.dtype).kind == 'c' else self.mT
 
 
 def tril(self, diagonal=0):

@@ -9,7 +9,8 @@ import collections
 import numpy as np
 
 from chainrule import ops
-from chainrule.core import ChainruleError, ShapeError, Tracer
+from chainrule._args import ArgumentError
+from chainrule.core import ChainruleError, DTypeError, ShapeError, Tracer
 from chainrule.tensor import Tensor
 from chainrule._torch_face import (_axis, _cnp, _dims, _norm_dim, _same_dtype, _tensor,
                                    values_indices)
@@ -42,6 +43,8 @@ def median(self, dim=None, keepdim=False):
     mean, as NumPy's); with `dim`, `(values, indices)`."""
     n = self.shape[_norm_dim('median', dim, tuple(self.shape))] if dim is not None and \
         self.shape else int(np.prod(self.shape))
+    if dim is None and n == 0:          # PyTorch: the median of no values is nan
+        return _tensor(np.full((), np.nan, _float_of(self)), self)
     r = _pick(self, dim, keepdim, (n - 1) // 2, 'median')
     return r.values if dim is None else r
 
@@ -89,9 +92,9 @@ def mode(self, dim=-1, keepdim=False):
     """The most frequent value along `dim` (the smallest among equally frequent ones) and an
     index where it occurs. The choice looks at the values, so the input must not be traced."""
     a = _concrete(self, 'mode')
+    d = _norm_dim('mode', dim, a.shape)
     if a.ndim == 0:
         return values_indices(self, _tensor(np.zeros((), np.int64), self))
-    d = _norm_dim('mode', dim, a.shape)
     b = np.moveaxis(a, d, -1)
     idx = np.empty(b.shape[:-1] + (1,), np.int64)
     for pos in np.ndindex(*b.shape[:-1]):
@@ -196,11 +199,16 @@ def _cum_extremum(name, cmp):
     length of `dim`)."""
     def method(self, dim):
         nd = len(self.shape)
+        d = _norm_dim(name, dim, nd)
         if nd == 0:
             return values_indices(self, _tensor(np.zeros((), np.int64), self))
-        d = _norm_dim(name, dim, nd)
         x = _cnp().moveaxis(self, d, -1)
         n = x.shape[-1]
+        if n == 0:
+            return values_indices(self, _tensor(np.zeros(tuple(self.shape), np.int64), self))
+        if self.dtype == np.bool_:
+            vals, idx = method(ops.astype(self, np.int8), dim)
+            return values_indices(ops.astype(vals, np.bool_), idx)
         # rev[..., i, j] = x[..., n-1-j] for j >= n-1-i: position j of the reversed prefix
         lower = np.tri(n, dtype=bool)[:, ::-1]       # [i, j]: n-1-j <= i
         rev = _cnp().flip(x, axis=-1)
@@ -208,8 +216,8 @@ def _cum_extremum(name, cmp):
                                 tuple(x.shape[:-1]) + (n, n))
         fill = -np.inf if cmp == 'max' else np.inf
         if np.dtype(self.dtype).kind not in 'fc':
-            info = np.iinfo(self.dtype) if np.dtype(self.dtype).kind in 'iu' else None
-            fill = (info.min if cmp == 'max' else info.max) if info else (cmp == 'min')
+            info = np.iinfo(self.dtype)
+            fill = info.min if cmp == 'max' else info.max
         masked = _cnp().where(lower, rows, np.asarray(fill, self.dtype))
         arg = _cnp().argmax(masked, axis=-1) if cmp == 'max' else _cnp().argmin(masked, axis=-1)
         idx = (n - 1) - arg           # back to positions of x: the last occurrence wins
@@ -225,8 +233,8 @@ def logcumsumexp(self, dim):
     """log(cumsum(exp(x))) along `dim`, shifted by the maximum along `dim` (entries far below
     it in a prefix of only such entries underflow to -inf, as in any global shift)."""
     nd = len(self.shape)
-    d = _norm_dim('logcumsumexp', dim, nd) if nd else None
-    if nd == 0:
+    d = _norm_dim('logcumsumexp', dim, nd)
+    if nd == 0 or 0 in tuple(self.shape):
         return self
     m = ops.stop_gradient(_cnp().amax(self, axis=d, keepdims=True))
     m = _cnp().where(ops.isfinite(m), m, 0)
@@ -235,6 +243,16 @@ def logcumsumexp(self, dim):
 
 def diff(self, n=1, dim=-1, prepend=None, append=None):
     d = _norm_dim('diff', dim, tuple(self.shape))
+    if self.dtype == np.bool_:          # PyTorch: the difference of booleans is their xor
+        x = self
+        parts = [p for p in (prepend, x, append) if p is not None]
+        if len(parts) > 1:
+            x = _cnp().concatenate(parts, axis=d)
+        for _ in range(n):
+            k = x.shape[d]
+            x = ops.not_equal(_cnp().take(x, np.arange(1, k), axis=d),
+                              _cnp().take(x, np.arange(k - 1), axis=d))
+        return x
     return _cnp().diff(self, n=n, axis=d, prepend=prepend, append=append)
 
 
@@ -257,8 +275,13 @@ def cov(self, *, correction=1, fweights=None, aweights=None):
         x = ops.reshape(x, (1, -1))
     w = None
     n = x.shape[1]
-    for name, v in (('fweights', fweights), ('aweights', aweights)):
+    for name, v, kinds, what in (('fweights', fweights, 'iu', 'integer'),
+                                 ('aweights', aweights, 'fc', 'floating-point')):
         if v is not None:
+            kind = np.dtype(getattr(v, 'dtype', np.asarray(v).dtype)).kind
+            if kind not in kinds:
+                raise DTypeError(f'cov(): {name} must be {what} (PyTorch refuses it too), got '
+                                 f'dtype {np.dtype(getattr(v, "dtype", np.asarray(v).dtype))}')
             w = v if w is None else w * v
     if w is None:
         w_sum = n
@@ -369,6 +392,9 @@ def bernoulli(self, p=None, *, generator=None):
     from chainrule.factories import _gen
     prob = _concrete(self if p is None else (p if isinstance(p, Tensor) else np.asarray(p)),
                      'bernoulli')
+    if prob.size and not (prob.min() >= 0 and prob.max() <= 1):
+        raise ArgumentError(f'bernoulli(): probabilities must lie in [0, 1], got values from '
+                            f'{prob.min()} to {prob.max()} (PyTorch refuses it too)')
     u = _gen(generator).random(tuple(self.shape))
     return _tensor((u < prob).astype(_float_of(self)), self)
 

@@ -53,7 +53,7 @@ import numpy as np
 from chainrule import ops
 from chainrule._hooks import move_retained
 from chainrule.core import (ChainruleError, ConcretizationError, DTypeError, GradientError,
-                            ShapeError, Tracer, capturing_trace)
+                            IndexOutOfRangeError, ShapeError, Tracer, capturing_trace)
 from chainrule.interpreters.reverse import Node, _uses_output, needs_value
 from chainrule.ops.elementwise import imag_p, real_p, stop_gradient_p
 from chainrule.ops.structural import (at_set_p, broadcast_to_p, getitem_p, reshape_p,
@@ -311,8 +311,8 @@ def _assign_recorded(t, value, idx, name):
             try:
                 target = np.broadcast_to(np.empty((), np.bool_), d.shape)[nidx].shape
             except IndexError as e:
-                raise IndexError(f'{name}: index {idx!r} does not fit shape {d.shape}: {e}') \
-                    from None
+                raise IndexOutOfRangeError(f'{name}: index {idx!r} does not fit shape '
+                                           f'{d.shape}: {e}') from None
             v = value if value.dtype == d.dtype else ops.astype(value, d.dtype)
             try:
                 v = ops.broadcast_to(v, target)

@@ -30,6 +30,8 @@ import warnings
 
 import numpy as np
 
+from chainrule._args import ArgumentError
+from chainrule.core import IndexOutOfRangeError, ShapeError
 from chainrule.tensor import Tensor
 
 __all__ = ['DataLoader', 'TensorDataset', 'Subset', 'random_split', 'default_collate',
@@ -47,10 +49,14 @@ class TensorDataset:
     def __init__(self, *arrays):
         arrays = [np.asarray(a.data if isinstance(a, Tensor) else a) for a in arrays]
         if not arrays:
-            raise ValueError('TensorDataset: needs at least one array')
+            raise ArgumentError('TensorDataset: needs at least one array')
+        for i, a in enumerate(arrays):
+            if a.ndim == 0:
+                raise ShapeError(f'TensorDataset: array {i} is 0-d (a single value); every '
+                                 'array needs a first axis over the examples')
         n = {len(a) for a in arrays}
         if len(n) != 1:
-            raise ValueError(f'TensorDataset: arrays have different lengths along axis 0: '
+            raise ShapeError(f'TensorDataset: arrays have different lengths along axis 0: '
                              f'{[len(a) for a in arrays]}')
         self.arrays = arrays
 
@@ -58,11 +64,23 @@ class TensorDataset:
         return len(self.arrays[0])
 
     def __getitem__(self, i):
-        return tuple(Tensor(a[i]) for a in self.arrays)
+        try:
+            return tuple(Tensor(a[i]) for a in self.arrays)
+        except IndexError:
+            raise _out_of_range(i, len(self)) from None
 
     def _rows(self, idx):
         """The batch at integer array `idx`: one array per field (fancy indexing)."""
-        return [a[idx] for a in self.arrays]
+        try:
+            return [a[idx] for a in self.arrays]
+        except IndexError:
+            raise _out_of_range(idx, len(self)) from None
+
+
+def _out_of_range(i, n):
+    return IndexOutOfRangeError(f'TensorDataset: index {i} is out of range for a dataset of {n} '
+                                f'examples (valid: -{n} to {n - 1}); check the sampler or the '
+                                'indices given')
 
 
 class Subset:
@@ -117,8 +135,8 @@ def random_split(dataset, lengths, generator=None):
         sizes = []
         for i, frac in enumerate(lengths):
             if not 0 <= frac <= 1:
-                raise ValueError(f'random_split: the fraction at index {i}, {frac!r}, is not '
-                                 'between 0 and 1')
+                raise ArgumentError(f'random_split: the fraction at index {i}, {frac!r}, is not '
+                                    'between 0 and 1')
             sizes.append(math.floor(n * frac))
         for i in range(n - sum(sizes)):
             sizes[i % len(sizes)] += 1
@@ -127,9 +145,9 @@ def random_split(dataset, lengths, generator=None):
                 warnings.warn(f'random_split: the part at index {i} is empty', stacklevel=2)
         lengths = sizes
     if any(not isinstance(k, numbers.Integral) or k < 0 for k in lengths) or sum(lengths) != n:
-        raise ValueError(f'random_split: lengths {lengths} must be non-negative integers '
-                         f'summing to the size of the dataset ({n}), or fractions summing to '
-                         '1')
+        raise ArgumentError(f'random_split: lengths {lengths} must be non-negative integers '
+                            f'summing to the size of the dataset ({n}), or fractions summing to '
+                            '1')
     order = randperm(n, generator=generator).numpy().tolist()
     ends = np.cumsum(lengths).tolist()
     return [Subset(dataset, order[end - k:end]) for end, k in zip(ends, lengths)]
@@ -153,7 +171,7 @@ def default_collate(batch):
         return Tensor(np.stack([np.asarray(b.data) for b in batch]))
     if isinstance(elem, (np.ndarray, np.generic)):
         if np.asarray(elem).dtype.kind not in 'biufc':
-            raise TypeError(f'default_collate: cannot batch arrays of dtype {elem.dtype}')
+            raise ArgumentError(f'default_collate: cannot batch arrays of dtype {elem.dtype}')
         return Tensor(np.stack([np.asarray(b) for b in batch]))
     if isinstance(elem, bool):
         return Tensor(np.array(batch, dtype=bool))
@@ -173,12 +191,12 @@ def default_collate(batch):
         return type(elem)(*(default_collate(f) for f in zip(*batch)))
     if isinstance(elem, collections.abc.Sequence):
         if any(len(b) != len(elem) for b in batch):
-            raise ValueError(f'default_collate: the examples of a batch are sequences of '
-                             f'different lengths {sorted({len(b) for b in batch})}')
+            raise ArgumentError(f'default_collate: the examples of a batch are sequences of '
+                                f'different lengths {sorted({len(b) for b in batch})}')
         return [default_collate(f) for f in zip(*batch)]
-    raise TypeError(f'default_collate: cannot batch a {type(elem).__name__}; examples may be '
-                    'Tensors, arrays, numbers, strings, and dicts, tuples or lists of them '
-                    '(or pass collate_fn=)')
+    raise ArgumentError(f'default_collate: cannot batch a {type(elem).__name__}; examples may be '
+                        'Tensors, arrays, numbers, strings, and dicts, tuples or lists of them '
+                        '(or pass collate_fn=)')
 
 
 class DataLoader:
@@ -187,7 +205,7 @@ class DataLoader:
     Args:
         dataset: a tuple/list of arrays with one first axis (or a `TensorDataset`), or any
             object with `__len__` and `__getitem__`.
-        batch_size: examples per batch.
+        batch_size: examples per batch (None: one example at a time, not collated).
         shuffle: draw a new random order at every pass.
         sampler: an iterable of indices with `len()` that gives the order of each pass instead
             (e.g. `chainrule.distributed.DistributedSampler`, one rank's shard); excludes
@@ -211,18 +229,39 @@ class DataLoader:
                  num_workers=0, collate_fn=None, pin_memory=False, drop_last=False, *,
                  generator=None, seed=None):
         if sampler is not None and shuffle:
-            raise ValueError('DataLoader: pass either shuffle=True or a sampler (which decides '
-                             'the order itself), not both')
+            raise ArgumentError('DataLoader: pass either shuffle=True or a sampler (which decides '
+                                'the order itself), not both')
         if batch_sampler is not None and (batch_size != 1 or shuffle or sampler is not None
                                           or drop_last):
-            raise ValueError('DataLoader: batch_sampler gives whole batches, so it excludes '
-                             'batch_size, shuffle, sampler and drop_last')
-        if batch_size is None or batch_size < 1:
-            raise ValueError(f'DataLoader: batch_size must be >= 1, got {batch_size}')
-        if isinstance(dataset, (tuple, list)):
-            dataset = TensorDataset(*dataset)
+            raise ArgumentError('DataLoader: batch_sampler gives whole batches, so it excludes '
+                                'batch_size, shuffle, sampler and drop_last')
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
+                batch_size, numbers.Integral) or batch_size < 1):
+            raise ArgumentError(f'DataLoader: batch_size must be a positive int (or None: one '
+                                f'example at a time, unbatched), got {batch_size!r}')
+        if not isinstance(num_workers, numbers.Integral) or num_workers < 0:
+            raise ArgumentError(f'DataLoader: num_workers must be an int >= 0, got '
+                                f'{num_workers!r} (batches are made in this process anyway)')
+        if not isinstance(drop_last, (bool, np.bool_)):
+            raise ArgumentError(f'DataLoader: drop_last must be True or False, got {drop_last!r}')
+        for name, s in (('sampler', sampler), ('batch_sampler', batch_sampler)):
+            if s is not None and not hasattr(s, '__iter__'):
+                raise ArgumentError(f'DataLoader: {name} must be an iterable of '
+                                    f'{"indices" if name == "sampler" else "lists of indices"}'
+                                    f', got {type(s).__name__}')
+        if collate_fn is not None and not callable(collate_fn):
+            raise ArgumentError(f'DataLoader: collate_fn must be a function of a list of '
+                                f'examples, got {type(collate_fn).__name__}')
+        if not hasattr(dataset, '__len__') or not hasattr(dataset, '__getitem__'):
+            raise ArgumentError(f'DataLoader: the dataset must have __len__ and __getitem__ '
+                                f'(a TensorDataset, a tuple of arrays, ...), got '
+                                f'{type(dataset).__name__}')
+        if isinstance(dataset, (tuple, list)) and all(
+                np.ndim(a.data if isinstance(a, Tensor) else a) > 0 for a in dataset):
+            dataset = TensorDataset(*dataset)       # arrays sharing a first axis
+        # (a list of numbers, or of examples of mixed kinds: PyTorch's list of examples)
         self.dataset = dataset
-        self.batch_size = int(batch_size)
+        self.batch_size = None if batch_size is None else int(batch_size)
         self.shuffle = shuffle
         self.sampler = sampler
         self.batch_sampler = batch_sampler
@@ -238,6 +277,8 @@ class DataLoader:
         if self.batch_sampler is not None:
             return len(self.batch_sampler)
         n = len(self.dataset) if self.sampler is None else len(self.sampler)
+        if self.batch_size is None:
+            return n
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _batches(self):
@@ -254,6 +295,9 @@ class DataLoader:
         else:
             order = np.arange(len(self.dataset))
         n = len(order)
+        if self.batch_size is None:
+            yield from order
+            return
         stop = n - n % self.batch_size if self.drop_last else n
         for start in range(0, stop, self.batch_size):
             yield order[start:start + self.batch_size]
@@ -261,6 +305,12 @@ class DataLoader:
     def __iter__(self):
         fast = getattr(self.dataset, '_rows', None) if self.collate_fn is None else None
         collate = self.collate_fn or default_collate
+        if self.batch_size is None and self.batch_sampler is None:
+            # PyTorch's batch_size=None: one example at a time, not collated into a batch
+            for i in self._batches():
+                ex = self.dataset[int(i)]
+                yield list(ex) if isinstance(ex, tuple) else ex
+            return
         for idx in self._batches():
             parts = fast(idx) if fast is not None else None
             if parts is not None:

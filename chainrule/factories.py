@@ -20,7 +20,8 @@ import contextvars
 
 import numpy as np
 
-from chainrule.core import ShapeError
+from chainrule._args import ArgumentError
+from chainrule.core import DTypeError, ShapeError
 from chainrule.tensor import Tensor
 
 __all__ = ['zeros', 'ones', 'full', 'empty', 'arange', 'linspace', 'eye', 'zeros_like',
@@ -137,8 +138,16 @@ def full(size, fill_value, dtype=None, requires_grad=False):
     return _make(np.full(_size((size,), 'full'), fill_value, dtype), requires_grad)
 
 
+def _need_shape(input, op):
+    if not hasattr(input, 'shape') or not hasattr(input, 'dtype'):
+        raise ArgumentError(f'{op}(): input must be a Tensor (or an array), got a '
+                            f'{type(input).__name__}; for a shape use the factory itself, e.g. '
+                            f'cr.{op[:-5]}(2, 3)')
+
+
 def _like(fn):
     def like(input, *args, dtype=None, requires_grad=False):
+        _need_shape(input, fn.__name__ + '_like')
         return fn(tuple(input.shape), *args, dtype=input.dtype if dtype is None else dtype,
                   requires_grad=requires_grad)
     like.__name__ = fn.__name__ + '_like'
@@ -153,9 +162,15 @@ full_like = _like(full)
 def _random_like(fn):
     def like(input, *args, dtype=None, requires_grad=False, generator=None, device=None):
         _device(device, fn.__name__ + '_like')
+        _need_shape(input, fn.__name__ + '_like')
         dt = input.dtype if dtype is None else dtype
+        if fn.__name__ != 'randint' and np.dtype(dt).kind not in 'fc':
+            raise DTypeError(f'{fn.__name__}_like(): input has dtype {np.dtype(dt)}, and '
+                             f'{fn.__name__} draws floating-point samples (PyTorch refuses it '
+                             f'too): pass dtype=, e.g. cr.{fn.__name__}_like(x, '
+                             'dtype=cr.float64)')
         return fn(*args, tuple(input.shape), dtype=dt, requires_grad=requires_grad,
-                  generator=generator) if fn is randint else fn(
+                  generator=generator) if fn.__name__ == 'randint' else fn(
             tuple(input.shape), dtype=dt, requires_grad=requires_grad, generator=generator)
     like.__name__ = fn.__name__ + '_like'
     like.__doc__ = f'`{fn.__name__}` with the shape (and, by default, the dtype) of `input`.'
@@ -166,6 +181,10 @@ def arange(start, end=None, step=1, *, dtype=None, requires_grad=False):
     """PyTorch's `arange`: int64 for integer arguments, else the default float dtype."""
     if end is None:
         start, end = 0, start
+    if step == 0 or (end - start) * step < 0:
+        raise ArgumentError(f'arange(): step={step!r} never gets from start={start!r} to '
+                            f'end={end!r} (PyTorch refuses it too); give a step of the sign of '
+                            'end - start')
     if dtype is None:
         ints = builtins.all(isinstance(v, (builtins.int, np.integer)) for v in (start, end, step))
         dtype = np.int64 if ints else get_default_dtype()
@@ -183,7 +202,15 @@ def eye(n, m=None, *, dtype=None, requires_grad=False):
 def cat(tensors, dim=0, *, axis=None):
     """PyTorch's `cat` (alias `concat`): join along an existing dimension."""
     import chainrule.numpy as cnp
+    _sequence(tensors, 'cat')
     return cnp.concatenate(list(tensors), axis=dim if axis is None else axis)
+
+
+def _sequence(tensors, op):
+    if isinstance(tensors, Tensor) or not hasattr(tensors, '__iter__'):
+        raise ArgumentError(f'{op}(): tensors must be a sequence of Tensors, got a '
+                            f'{type(tensors).__name__}: pass [a, b, ...] (a Tensor is not split '
+                            'into its rows)')
 
 
 concat = cat
@@ -191,6 +218,7 @@ concat = cat
 
 def stack(tensors, dim=0, *, axis=None):
     import chainrule.numpy as cnp
+    _sequence(tensors, 'stack')
     return cnp.stack(list(tensors), axis=dim if axis is None else axis)
 
 
@@ -297,8 +325,26 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, requires
     s = np.asarray(std.data if isinstance(std, Tensor) else std)
     shape = _size((size,), 'normal') if size is not None else np.broadcast_shapes(m.shape,
                                                                                   s.shape)
+    if np.any(s < 0):
+        raise ArgumentError(f'normal(): std must be >= 0, got {s.tolist()} (PyTorch refuses it '
+                            'too)')
     a = m + s * _gen(generator).standard_normal(shape)
     if dtype is None:
         dtype = np.result_type(m, s) if m.ndim or s.ndim else get_default_dtype()
         dtype = dtype if np.dtype(dtype).kind in 'fc' else get_default_dtype()
     return _make(_cast(a, dtype), requires_grad)
+
+
+def _guard_all():
+    # the factories behind the PyTorch face's boundary (`chainrule/_torch_errors.py`): NumPy's
+    # errors (a negative size, linspace of -1 steps, randint with low >= high, an empty list to
+    # cat) come back as chainrule's, naming the function and its arguments
+    import inspect
+    from chainrule._torch_errors import guard
+    for name in __all__:
+        fn = globals()[name]
+        if inspect.isfunction(fn) and not name.startswith(('get_', 'set_', 'manual_seed')):
+            globals()[name] = guard(name, fn)
+
+
+_guard_all()

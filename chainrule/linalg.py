@@ -14,13 +14,15 @@ import collections
 import numpy as np
 
 from chainrule.core import ShapeError
+from chainrule._args import ArgumentError
+from chainrule._torch_errors import LinAlgError
 from chainrule.tensor import Tensor
 from chainrule._torch_functions import _traced_call, refuse_out
 
 __all__ = ['norm', 'vector_norm', 'matrix_norm', 'inv', 'solve', 'det', 'slogdet', 'eigh',
            'eigvalsh', 'eig', 'eigvals', 'svd', 'svdvals', 'cholesky', 'qr', 'pinv', 'lstsq',
            'matrix_power', 'matrix_exp', 'cross', 'matrix_rank', 'cond', 'multi_dot', 'vecdot',
-           'diagonal', 'solve_triangular', 'tensorinv', 'tensorsolve']
+           'diagonal', 'solve_triangular', 'tensorinv', 'tensorsolve', 'LinAlgError']
 
 
 def _la():
@@ -172,7 +174,7 @@ def cholesky(A, *, upper=False, out=None):
 def qr(A, mode='reduced', *, out=None):
     refuse_out('linalg.qr', out)
     if mode not in ('reduced', 'complete', 'r'):
-        raise ValueError(f"linalg.qr(): mode must be 'reduced', 'complete' or 'r', got {mode!r}")
+        raise ArgumentError(f"linalg.qr(): mode must be 'reduced', 'complete' or 'r', got {mode!r}")
     if mode == 'r':
         r = _la().qr(A, mode='r')
         return _QR(Tensor(np.zeros((0,), A.dtype)), r)
@@ -263,3 +265,15 @@ def tensorsolve(A, B, dims=None, *, out=None):
     refuse_out('linalg.tensorsolve', out)
     return _la().tensorsolve(A, B, axes=dims)
 
+
+def _guard_all():
+    # every function behind the PyTorch face's boundary (`chainrule/_torch_errors.py`): a
+    # singular matrix raises `LinAlgError`, an integer matrix a `DTypeError`, NumPy's errors
+    # come back as chainrule's naming the function and its arguments
+    from chainrule._torch_errors import guard
+    for name in __all__:
+        if name != 'LinAlgError':
+            globals()[name] = guard('linalg.' + name, globals()[name])
+
+
+_guard_all()

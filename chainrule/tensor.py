@@ -454,7 +454,7 @@ class Tensor(Tracer):
         self._captured('item()')
         d = np.asarray(self.data)
         if d.size != 1:
-            raise ValueError(f'item(): only a Tensor with one element can be converted to a '
+            raise ShapeError(f'item(): only a Tensor with one element can be converted to a '
                              f'Python scalar, this one has shape {d.shape}')
         return d.item()
 

@@ -21,6 +21,7 @@ import numpy as np
 
 import chainrule.numpy as cnp
 from chainrule import ops
+from chainrule._args import ArgumentError
 from chainrule.core import ConcretizationError, DTypeError, ShapeError, Tracer, dtype_of, shape_of
 from chainrule.ops import conv as convops
 from chainrule.ops import nn as nnops
@@ -236,16 +237,23 @@ def interpolate(input, size=None, scale_factor=None, mode='nearest', align_corne
         align_corners: for the linear modes, PyTorch's meaning (default False).
 
     Raises:
-        NotImplementedError: another mode ('area'), or `antialias=True`.
+        NotImplementedError: PyTorch's mode 'area', or `antialias=True`.
+        ArgumentError: a mode PyTorch does not have, both or neither of size and
+            scale_factor, a non-integer size.
+        ShapeError: an output length < 1, one size per axis that does not fit the input.
     """
     from chainrule.nn._interpolate import MODES, interpolate_linear
+    if mode not in ('nearest', 'nearest-exact', 'area') and mode not in MODES:
+        raise ArgumentError(f"interpolate: mode={mode!r} is not one of PyTorch's modes; chainrule "
+                            "has 'nearest', 'nearest-exact', 'linear', 'bilinear', 'trilinear' "
+                            "and 'bicubic'")
     if mode not in ('nearest', 'nearest-exact') and mode not in MODES:
         raise NotImplementedError(f"interpolate: mode {mode!r} is not supported; chainrule has "
                                   "'nearest', 'nearest-exact', 'linear', 'bilinear', "
                                   "'trilinear' and 'bicubic'")
     if align_corners and mode not in MODES:
-        raise ValueError("interpolate: align_corners only applies to the linear modes, not "
-                         f"mode={mode!r}")
+        raise ArgumentError("interpolate: align_corners only applies to the linear modes, "
+                            f"not mode={mode!r}")
     if antialias:
         raise NotImplementedError('interpolate: antialias=True is not supported')
     si = shape_of(input)
@@ -256,25 +264,31 @@ def interpolate(input, size=None, scale_factor=None, mode='nearest', align_corne
         raise ShapeError(f'interpolate: mode={mode!r} needs a {MODES[mode] + 2}-D input '
                          f'(N, C, {MODES[mode]} spatial axes), got shape {si}')
     if (size is None) == (scale_factor is None):
-        raise ValueError('interpolate: give exactly one of size and scale_factor')
+        raise ArgumentError('interpolate: give exactly one of size and scale_factor')
     ins = si[2:]
 
     def per_axis(v, name):
         v = tuple(v) if isinstance(v, (tuple, list)) else (v,) * nsp
         if len(v) != nsp:
-            raise ValueError(f'interpolate: {name} {v} must have one entry per spatial axis '
+            raise ShapeError(f'interpolate: {name} {v} must have one entry per spatial axis '
                              f'({nsp}) of input {si}')
         return v
     if size is not None:
-        outs = tuple(int(o) for o in per_axis(size, 'size'))
-        scales = tuple(i / o for i, o in zip(ins, outs))
+        outs = per_axis(size, 'size')
+        if not all(isinstance(o, (int, np.integer)) and not isinstance(o, bool) for o in outs):
+            raise ArgumentError(f'interpolate: size {size!r} must be ints (the output length '
+                                'of each spatial axis); for a multiplier pass scale_factor=')
+        outs = tuple(int(o) for o in outs)
     else:
         sf = tuple(float(f) for f in per_axis(scale_factor, 'scale_factor'))
         outs = tuple(int(math.floor(i * f)) for i, f in zip(ins, sf))
-        scales = tuple(i / o for i, o in zip(ins, outs)) if recompute_scale_factor \
-            else tuple(1.0 / f for f in sf)
+        scales = tuple(i / o if o else 0.0 for i, o in zip(ins, outs)) \
+            if recompute_scale_factor else tuple(1.0 / f if f else 0.0 for f in sf)
     if min(outs) < 1:
-        raise ValueError(f'interpolate: the output size {outs} must be positive')
+        raise ShapeError(f'interpolate: the output size {outs} of input {si} must be positive '
+                         '(each spatial length >= 1): pass a larger size or scale_factor')
+    if size is not None:
+        scales = tuple(i / o for i, o in zip(ins, outs))
     if mode in MODES:
         return interpolate_linear(input, mode, outs, scales, bool(align_corners))
     out = input

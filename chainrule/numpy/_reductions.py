@@ -97,7 +97,7 @@ def prod(a, axis=None, dtype=None, keepdims=False):
         return a
     rest = [i for i in range(len(s)) if i not in ax]
     moved = ops.transpose(a, tuple(rest) + ax)
-    flat = ops.reshape(moved, tuple(s[i] for i in rest) + (-1,))
+    flat = ops.reshape(moved, tuple(s[i] for i in rest) + (int(_np.prod([s[i] for i in ax])),))
     out = _prod_last(flat)
     if keepdims:
         out = ops.reshape(out, tuple(1 if i in ax else d for i, d in enumerate(s)))

@@ -5,7 +5,8 @@ transpose), and the indexed updates `at_set` and `at_add`, with `normalize_index
 import numpy as np
 
 from chainrule import ops
-from chainrule.core import ConcretizationError, Primitive, Tracer, bind, concrete
+from chainrule.core import (ConcretizationError, IndexOutOfRangeError, Primitive, Tracer, bind,
+                            concrete)
 from chainrule.ops.structural_shape import _batch_size, astype, broadcast_to, transpose
 
 
@@ -165,8 +166,8 @@ def getitem(x, idx):
     try:
         shape = np.empty(ops.shape_of(x), dtype=np.bool_)[idx].shape  # checks the index
     except IndexError as e:
-        raise IndexError(f'getitem: index {idx!r} does not fit shape {ops.shape_of(x)}: {e}') \
-            from None
+        raise IndexOutOfRangeError(f'getitem: index {idx!r} does not fit shape '
+                                   f'{ops.shape_of(x)}: {e}') from None
     del shape
     return bind(getitem_p, x, idx=idx)
 

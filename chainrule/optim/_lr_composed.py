@@ -15,7 +15,8 @@ multiplies the recursive updates, which is the same product).
 import bisect
 import math
 
-from chainrule.optim.lr_scheduler import LRScheduler, _per_group, _uses_beta1
+from chainrule._args import ArgumentError
+from chainrule.optim.lr_scheduler import LRScheduler, _check_optimizer, _per_group, _uses_beta1
 
 __all__ = ['ConstantLR', 'PolynomialLR', 'MultiplicativeLR', 'CosineAnnealingWarmRestarts',
            'CyclicLR', 'SequentialLR', 'ChainedScheduler']
@@ -26,7 +27,7 @@ class ConstantLR(LRScheduler):
 
     def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
         if not 0 < factor <= 1:
-            raise ValueError(f'ConstantLR: factor must be in (0, 1], got {factor}')
+            raise ArgumentError(f'ConstantLR: factor must be in (0, 1], got {factor}')
         self.factor, self.total_iters = factor, total_iters
         super().__init__(optimizer, last_epoch)
 
@@ -42,6 +43,8 @@ class PolynomialLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, epoch):
+        if not self.total_iters:        # PyTorch: nothing to decay over, the lr stays
+            return base_lr
         return base_lr * (1.0 - min(epoch, self.total_iters) / self.total_iters) ** self.power
 
 
@@ -50,11 +53,17 @@ class MultiplicativeLR(LRScheduler):
     per group); the functions are not part of `state_dict()`."""
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        _check_optimizer('MultiplicativeLR', optimizer)
         n = len(optimizer.param_groups)
+        for f in (lr_lambda if isinstance(lr_lambda, (list, tuple)) else [lr_lambda]):
+            if not callable(f):
+                raise ArgumentError(f'MultiplicativeLR: lr_lambda must be a function of the '
+                                    f'epoch (or a list of them, one per parameter group), got '
+                                    f'{f!r}')
         if isinstance(lr_lambda, (list, tuple)):
             if len(lr_lambda) != n:
-                raise ValueError(f'MultiplicativeLR: got {len(lr_lambda)} lr_lambda functions '
-                                 f'for {n} parameter groups')
+                raise ArgumentError(f'MultiplicativeLR: got {len(lr_lambda)} lr_lambda functions '
+                                    f'for {n} parameter groups')
             self.lr_lambdas = list(lr_lambda)
         else:
             self.lr_lambdas = [lr_lambda] * n
@@ -90,11 +99,11 @@ class CosineAnnealingWarmRestarts(LRScheduler):
 
     def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):
         if not isinstance(T_0, int) or T_0 <= 0:
-            raise ValueError(f'CosineAnnealingWarmRestarts: T_0 must be a positive int, got '
-                             f'{T_0!r}')
+            raise ArgumentError(f'CosineAnnealingWarmRestarts: T_0 must be a positive int, got '
+                                f'{T_0!r}')
         if not isinstance(T_mult, int) or T_mult < 1:
-            raise ValueError(f'CosineAnnealingWarmRestarts: T_mult must be an int >= 1, got '
-                             f'{T_mult!r}')
+            raise ArgumentError(f'CosineAnnealingWarmRestarts: T_mult must be an int >= 1, got '
+                                f'{T_mult!r}')
         self.T_0, self.T_i, self.T_mult, self.eta_min = T_0, T_0, T_mult, eta_min
         self.T_cur = last_epoch
         super().__init__(optimizer, last_epoch)
@@ -115,7 +124,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 self.T_i *= self.T_mult
         else:
             if epoch < 0:
-                raise ValueError(f'CosineAnnealingWarmRestarts: epoch must be >= 0, got {epoch}')
+                raise ArgumentError(f'CosineAnnealingWarmRestarts: epoch must be >= 0, got {epoch}')
             if epoch >= self.T_0:
                 if self.T_mult == 1:
                     self.T_cur = epoch % self.T_0
@@ -150,10 +159,14 @@ class CyclicLR(LRScheduler):
         up = float(step_size_up)
         down = float(step_size_down) if step_size_down is not None else up
         self.total_size = up + down
+        if self.total_size <= 0:
+            raise ArgumentError(f'CyclicLR: step_size_up={step_size_up!r} and step_size_down='
+                                f'{step_size_down!r} make a cycle of {self.total_size} steps; '
+                                'give positive step sizes')
         self.step_ratio = up / self.total_size
         if mode not in ('triangular', 'triangular2', 'exp_range') and scale_fn is None:
-            raise ValueError(f"CyclicLR: mode must be 'triangular', 'triangular2' or "
-                             f"'exp_range' (or give scale_fn), got {mode!r}")
+            raise ArgumentError(f"CyclicLR: mode must be 'triangular', 'triangular2' or "
+                                f"'exp_range' (or give scale_fn), got {mode!r}")
         self.mode, self.gamma = mode, gamma
         self._scale_fn_custom = scale_fn
         self.scale_mode = scale_mode if scale_fn is not None else (
@@ -212,17 +225,17 @@ class SequentialLR(LRScheduler):
     def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
         schedulers = list(schedulers)
         if not schedulers:
-            raise ValueError('SequentialLR: give at least one scheduler')
+            raise ArgumentError('SequentialLR: give at least one scheduler')
         for i, s in enumerate(schedulers):
             if not isinstance(s, LRScheduler) or isinstance(s, (SequentialLR, ChainedScheduler)):
-                raise TypeError(f'SequentialLR: schedulers[{i}] must be a scheduler of '
-                                f'chainrule.optim.lr_scheduler, got {type(s).__name__}')
+                raise ArgumentError(f'SequentialLR: schedulers[{i}] must be a scheduler of '
+                                    f'chainrule.optim.lr_scheduler, got {type(s).__name__}')
             if s.optimizer is not optimizer:
-                raise ValueError(f'SequentialLR: schedulers[{i}] drives another optimizer than '
-                                 'the one given')
+                raise ArgumentError(f'SequentialLR: schedulers[{i}] drives another optimizer than '
+                                    'the one given')
         if len(milestones) != len(schedulers) - 1:
-            raise ValueError(f'SequentialLR: expected {len(schedulers) - 1} milestones for '
-                             f'{len(schedulers)} schedulers, got {len(milestones)}')
+            raise ArgumentError(f'SequentialLR: expected {len(schedulers) - 1} milestones for '
+                                f'{len(schedulers)} schedulers, got {len(milestones)}')
         self.optimizer = optimizer
         self._schedulers = schedulers
         self._milestones = list(milestones)
@@ -266,13 +279,18 @@ class ChainedScheduler(LRScheduler):
     `initial * prod(scheduler's lr / its initial lr)` (PyTorch's `ChainedScheduler`)."""
 
     def __init__(self, schedulers, optimizer=None):
+        if not isinstance(schedulers, (list, tuple)) or not all(
+                isinstance(s, LRScheduler) for s in schedulers):
+            raise ArgumentError(f'ChainedScheduler: schedulers must be a list of schedulers '
+                                f'(ChainedScheduler([s1, s2], optimizer=None)), got '
+                                f'{type(schedulers).__name__}')
         schedulers = list(schedulers)
         if not schedulers:
-            raise ValueError('ChainedScheduler: give at least one scheduler')
+            raise ArgumentError('ChainedScheduler: give at least one scheduler')
         optimizer = optimizer or schedulers[0].optimizer
         for i, s in enumerate(schedulers):
             if s.optimizer is not optimizer:
-                raise ValueError(f'ChainedScheduler: schedulers[{i}] drives another optimizer')
+                raise ArgumentError(f'ChainedScheduler: schedulers[{i}] drives another optimizer')
         self.optimizer = optimizer
         self._schedulers = schedulers
         self.base_lrs = [g['initial_lr'] for g in optimizer.param_groups]

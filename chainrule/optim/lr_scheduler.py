@@ -30,6 +30,8 @@ import numbers
 
 import numpy as np
 
+from chainrule._args import ArgumentError
+
 from chainrule.optim.optimizer import Optimizer
 
 __all__ = ['LRScheduler', 'StepLR', 'MultiStepLR', 'ExponentialLR', 'CosineAnnealingLR',
@@ -51,6 +53,13 @@ def _plain(v):
     return v
 
 
+def _check_optimizer(op, optimizer):
+    if not isinstance(optimizer, Optimizer):
+        raise ArgumentError(f'{op}: expected an optimizer from chainrule.optim, got '
+                            f'{type(optimizer).__name__} (a scheduler drives a '
+                            'chainrule.optim optimizer, e.g. cr.optim.SGD(model.parameters()))')
+
+
 class LRScheduler:
     """Base class: at every `step()`, `last_epoch` advances and each group's `lr` becomes
     `get_lr()` (by default `lr_at(initial lr, last_epoch)`, a closed form).
@@ -62,9 +71,7 @@ class LRScheduler:
     """
 
     def __init__(self, optimizer, last_epoch=-1):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f'{type(self).__name__}: expected an optimizer from '
-                            f'chainrule.optim, got {type(optimizer).__name__}')
+        _check_optimizer(type(self).__name__, optimizer)
         self.optimizer = optimizer
         for i, g in enumerate(optimizer.param_groups):
             if last_epoch == -1:
@@ -120,11 +127,19 @@ class LRScheduler:
         self._apply()
 
 
+def _nonzero(op, name, value):
+    """`value` as a period: a number other than 0 (PyTorch divides by it at the first step)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value == 0:
+        raise ArgumentError(f'{op}: {name}={value!r} must be a positive number of steps (it '
+                            'divides the epoch)')
+    return value
+
+
 class StepLR(LRScheduler):
     """`lr = initial * gamma ** (epoch // step_size)`."""
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        self.step_size, self.gamma = step_size, gamma
+        self.step_size, self.gamma = _nonzero('StepLR', 'step_size', step_size), gamma
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, epoch):
@@ -157,7 +172,7 @@ class CosineAnnealingLR(LRScheduler):
     """`lr = eta_min + (initial - eta_min) * (1 + cos(pi * epoch / T_max)) / 2`."""
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
-        self.T_max, self.eta_min = T_max, eta_min
+        self.T_max, self.eta_min = _nonzero('CosineAnnealingLR', 'T_max', T_max), eta_min
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, epoch):
@@ -171,12 +186,19 @@ class LinearLR(LRScheduler):
 
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5,
                  last_epoch=-1):
+        if not 0 < start_factor <= 1:
+            raise ArgumentError(f'LinearLR: start_factor={start_factor!r} must be in (0, 1] '
+                                '(a multiple of the initial lr; PyTorch refuses it too)')
+        if not 0 <= end_factor <= 1:
+            raise ArgumentError(f'LinearLR: end_factor={end_factor!r} must be in [0, 1] '
+                                '(a multiple of the initial lr; PyTorch refuses it too)')
         self.start_factor, self.end_factor, self.total_iters = \
             start_factor, end_factor, total_iters
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, epoch):
-        frac = min(epoch, self.total_iters) / self.total_iters
+        # (total_iters=0: PyTorch keeps the start factor)
+        frac = min(epoch, self.total_iters) / self.total_iters if self.total_iters else 0.0
         return base_lr * (self.start_factor + (self.end_factor - self.start_factor) * frac)
 
 
@@ -185,11 +207,16 @@ class LambdaLR(LRScheduler):
     functions are not part of `state_dict()`: pass the same ones to the new scheduler."""
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        _check_optimizer('LambdaLR', optimizer)
         n = len(optimizer.param_groups)
+        for f in (lr_lambda if isinstance(lr_lambda, (list, tuple)) else [lr_lambda]):
+            if not callable(f):
+                raise ArgumentError(f'LambdaLR: lr_lambda must be a function of the epoch (or a '
+                                    f'list of them, one per parameter group), got {f!r}')
         if isinstance(lr_lambda, (list, tuple)):
             if len(lr_lambda) != n:
-                raise ValueError(f'LambdaLR: got {len(lr_lambda)} lr_lambda functions for {n} '
-                                 'parameter groups')
+                raise ArgumentError(f'LambdaLR: got {len(lr_lambda)} lr_lambda functions for {n} '
+                                    'parameter groups')
             self.lr_lambdas = list(lr_lambda)
         else:
             self.lr_lambdas = [lr_lambda] * n
@@ -214,8 +241,8 @@ class WarmupCosineLR(LRScheduler):
     def __init__(self, optimizer, warmup_steps, total_steps, eta_min=0.0, start_factor=0.0,
                  last_epoch=-1):
         if not 0 <= warmup_steps < total_steps:
-            raise ValueError(f'WarmupCosineLR: need 0 <= warmup_steps ({warmup_steps}) < '
-                             f'total_steps ({total_steps})')
+            raise ArgumentError(f'WarmupCosineLR: need 0 <= warmup_steps ({warmup_steps}) < '
+                                f'total_steps ({total_steps})')
         self.warmup_steps, self.total_steps = warmup_steps, total_steps
         self.eta_min, self.start_factor = eta_min, start_factor
         super().__init__(optimizer, last_epoch)
@@ -233,9 +260,9 @@ def _uses_beta1(name, optimizer):
     """Whether cycling the momentum sets Adam's `betas[0]` (True) or `momentum` (False); an
     optimizer with neither is refused."""
     if 'momentum' not in optimizer.defaults and 'betas' not in optimizer.defaults:
-        raise ValueError(f'{name}: cycle_momentum=True needs an optimizer with momentum or '
-                         f'betas; {type(optimizer).__name__} has neither (pass '
-                         'cycle_momentum=False)')
+        raise ArgumentError(f'{name}: cycle_momentum=True needs an optimizer with momentum or '
+                            f'betas; {type(optimizer).__name__} has neither (pass '
+                            'cycle_momentum=False)')
     return 'betas' in optimizer.defaults
 
 
@@ -243,7 +270,7 @@ def _per_group(name, optimizer, value):
     n = len(optimizer.param_groups)
     if isinstance(value, (list, tuple)):
         if len(value) != n:
-            raise ValueError(f'{name} has {len(value)} values for {n} parameter groups')
+            raise ArgumentError(f'{name} has {len(value)} values for {n} parameter groups')
         return list(value)
     return [value] * n
 
@@ -279,7 +306,7 @@ class OneCycleLR(LRScheduler):
                  final_div_factor=1e4, three_phase=False, last_epoch=-1):
         def positive_int(name, v):
             if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f'OneCycleLR: {name} must be a positive integer, got {v!r}')
+                raise ArgumentError(f'OneCycleLR: {name} must be a positive integer, got {v!r}')
             return int(v)
 
         if total_steps is not None:
@@ -288,13 +315,13 @@ class OneCycleLR(LRScheduler):
             self.total_steps = (positive_int('epochs', epochs) *
                                 positive_int('steps_per_epoch', steps_per_epoch))
         else:
-            raise ValueError('OneCycleLR: give total_steps, or epochs and steps_per_epoch')
+            raise ArgumentError('OneCycleLR: give total_steps, or epochs and steps_per_epoch')
         if not (isinstance(pct_start, float) and 0 <= pct_start <= 1):
-            raise ValueError(f'OneCycleLR: pct_start must be a float in [0, 1], got '
-                             f'{pct_start!r}')
+            raise ArgumentError(f'OneCycleLR: pct_start must be a float in [0, 1], got '
+                                f'{pct_start!r}')
         if anneal_strategy not in ('cos', 'linear'):
-            raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got "
-                             f'{anneal_strategy!r}')
+            raise ArgumentError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got "
+                                f'{anneal_strategy!r}')
         self._anneal_func_type = anneal_strategy
         n = self.total_steps
         up = float(pct_start * n) - 1
@@ -342,9 +369,9 @@ class OneCycleLR(LRScheduler):
         (as PyTorch's does)."""
         step = self.last_epoch
         if step > self.total_steps:
-            raise ValueError(f'OneCycleLR: stepped {step} times, beyond total_steps='
-                             f'{self.total_steps}; make total_steps (or epochs x '
-                             'steps_per_epoch) cover the whole run')
+            raise ArgumentError(f'OneCycleLR: stepped {step} times, beyond total_steps='
+                                f'{self.total_steps}; make total_steps (or epochs x '
+                                'steps_per_epoch) cover the whole run')
         lrs = []
         for g in self.optimizer.param_groups:
             start = 0.0
@@ -388,15 +415,15 @@ class ReduceLROnPlateau(LRScheduler):
     def __init__(self, optimizer, mode='min', factor=0.1, patience=10, threshold=1e-4,
                  threshold_mode='rel', cooldown=0, min_lr=0, eps=1e-8):
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f'ReduceLROnPlateau: expected an optimizer from chainrule.optim, '
-                            f'got {type(optimizer).__name__}')
+            raise ArgumentError(f'ReduceLROnPlateau: expected an optimizer from chainrule.optim, '
+                                f'got {type(optimizer).__name__}')
         if factor >= 1.0:
-            raise ValueError(f'ReduceLROnPlateau: factor={factor!r} must be < 1')
+            raise ArgumentError(f'ReduceLROnPlateau: factor={factor!r} must be < 1')
         if mode not in ('min', 'max'):
-            raise ValueError(f"ReduceLROnPlateau: mode={mode!r} must be 'min' or 'max'")
+            raise ArgumentError(f"ReduceLROnPlateau: mode={mode!r} must be 'min' or 'max'")
         if threshold_mode not in ('rel', 'abs'):
-            raise ValueError(f"ReduceLROnPlateau: threshold_mode={threshold_mode!r} must be "
-                             "'rel' or 'abs'")
+            raise ArgumentError(f"ReduceLROnPlateau: threshold_mode={threshold_mode!r} must be "
+                                "'rel' or 'abs'")
         self.optimizer = optimizer
         self.factor = factor
         if isinstance(min_lr, (list, tuple)):
@@ -443,9 +470,9 @@ class ReduceLROnPlateau(LRScheduler):
         groups = self.optimizer.param_groups
         if len(groups) != len(self.min_lrs):
             if self.default_min_lr is None:
-                raise ValueError(f'ReduceLROnPlateau: the optimizer now has {len(groups)} '
-                                 f'parameter groups but min_lr has {len(self.min_lrs)} '
-                                 'values; set .min_lrs to one value per group')
+                raise ArgumentError(f'ReduceLROnPlateau: the optimizer now has {len(groups)} '
+                                    f'parameter groups but min_lr has {len(self.min_lrs)} '
+                                    'values; set .min_lrs to one value per group')
             self.min_lrs = [self.default_min_lr] * len(groups)
         for g, lo in zip(groups, self.min_lrs):
             old = float(g['lr'])
