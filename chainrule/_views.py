@@ -54,7 +54,7 @@ from chainrule import ops
 from chainrule._hooks import move_retained
 from chainrule.core import (ChainruleError, ConcretizationError, DTypeError, GradientError,
                             IndexOutOfRangeError, ShapeError, Tracer, capturing_trace)
-from chainrule.interpreters.reverse import Node, _uses_output, needs_value
+from chainrule.interpreters.reverse import Node, ReverseTracer, _uses_output, needs_value
 from chainrule.ops.elementwise import imag_p, real_p, stop_gradient_p
 from chainrule.ops.structural import (at_set_p, broadcast_to_p, getitem_p, reshape_p,
                                       transpose_p)
@@ -290,7 +290,8 @@ def _assign(t, o, idx, name):
         _write(d, nidx, o, name)
         return
     _read_only_view(t, name)
-    t.data = ops.at_set(d, o, idx if nidx is None else nidx)   # traced data: a new value
+    res = ops.at_set(d, o, idx if nidx is None else nidx)      # traced data: a new value
+    _store(t, res, name) if isinstance(res, Tracer) else setattr(t, 'data', res)
 
 
 def _assign_recorded(t, value, idx, name):
@@ -302,7 +303,7 @@ def _assign_recorded(t, value, idx, name):
             (isinstance(value, Tensor) and isinstance(value.data, Tracer)):
         _read_only_view(t, name)
         res = ops.at_set(t, value, idx if nidx is None else nidx)   # traced: a new value
-        t.data = res.data
+        t.data = _own_level(t, res.data, name) if isinstance(res.data, Tracer) else res.data
         return res._node
     vnode, vdata = None, value
     if isinstance(value, Tensor):
@@ -356,12 +357,46 @@ def _store(t, value, name):
     whose data cannot be written in place (a NumPy scalar, a read-only array that is no view,
     a tracer) gets the value as its new data."""
     d = t.data
+    if isinstance(value, Tracer):
+        value = _own_level(t, value, name)
     if isinstance(d, np.ndarray) and not isinstance(value, Tracer):
         if d.flags.writeable:
             d[...] = value
             return
         _read_only_view(t, name)
     t.data = value if isinstance(value, Tracer) else np.array(value, dtype=d.dtype)
+
+
+_TRANSFORM_OF = {'ReverseTracer': 'grad/vjp', 'JVPTracer': 'jvp', 'BatchTracer': 'vmap',
+                 'StagingTracer': 'staged function (a lax loop or branch body, make_graph)'}
+
+
+def _own_level(t, value, name):
+    """`value`, about to become Tensor `t`'s contents, checked against the transforms `t` was
+    made outside of. A traced value of such a transform (an in-place write of `x * 2` into a
+    Tensor the function closes over, inside `grad` or `vmap`) would stay inside `t` after the
+    transform returns: every later use of `t` would compute with a dead tracer. Where the value
+    carries nothing of the transform but its value (grad/jvp tracers under `no_grad()`, or a
+    constant of the trace, like `x.detach()`), its value is written, as eagerly; a gradient
+    still flowing, a per-example value or a staged one is refused with the fix."""
+    level = t._trace.level
+    while isinstance(value, Tracer) and value._trace.level > level:
+        kind = type(value).__name__
+        constant = type(value) is ReverseTracer and value.node is None
+        if not (constant or (kind in ('ReverseTracer', 'JVPTracer') and not _grad_enabled.get())):
+            why = {'BatchTracer': 'differs from one example to the next',
+                   'StagingTracer': 'is only known when the staged program runs'}.get(
+                       kind, 'carries a derivative of the inputs')
+            raise ChainruleError(
+                f'{name}: in-place change of a Tensor of shape {tuple(np.shape(t.data))} that '
+                f'was made outside the {_TRANSFORM_OF.get(kind, "transform")} being traced, with '
+                f'a value that {why}: the Tensor would keep a traced value after the transform '
+                'returns. Pass the Tensor to the function as an argument and return its new '
+                'value (write it outside, t.copy_(new)); under grad, a value written under '
+                'cr.no_grad() or detach()ed is written as its value; inside jit such writes '
+                'are staged and written back after every call.')
+        value = value._concrete()
+    return value
 
 
 def _read_only_view(t, name):

@@ -495,11 +495,14 @@ class StagingTrace(Trace):
         self.eqns.append(Eqn(prim, invars, params, outvars))
         outs = [StagingTracer(self, v.aval, v) for v in outvars]
         ng = no_grad_level.get()
-        if ng is not None and ng >= self.level and prim.vjp is not None:
-            # staged inside a no_grad() block begun while staging: a constant for any
-            # derivative of the program, as for the reverse-mode transforms (see no_grad_level)
-            from chainrule.ops.elementwise import stop_gradient_p
-            outs = [bind(stop_gradient_p, o) if np.dtype(o.aval.dtype).kind in 'fc' else o
+        if ng is not None and ng >= self.level and prim.vjp is not None and \
+                prim.name != 'no_grad':
+            # staged inside a no_grad() block begun while staging: marked, so a reverse-mode
+            # derivative of the program gets no cotangent through it, as the reverse-mode
+            # transforms (see no_grad_level), while forward mode's tangent goes through, as
+            # grad mode does not govern PyTorch's forward AD (`ops.grad_mode`)
+            from chainrule.ops.grad_mode import no_grad_p
+            outs = [bind(no_grad_p, o) if np.dtype(o.aval.dtype).kind in 'fc' else o
                     for o in outs]
         return tuple(outs) if prim.multiple_results else outs[0]
 

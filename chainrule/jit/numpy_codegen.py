@@ -87,6 +87,7 @@ def _templates():
         'getitem': lambda a, p: f'np.asarray({a[0]})[{p["idx"]}]',
         'where': lambda a, p: f'np.where({a[0]}, {a[1]}, {a[2]})',
         'stop_gradient': lambda a, p: a[0],
+        'no_grad': lambda a, p: a[0],
     }
 
 
@@ -376,7 +377,8 @@ def _return_line(graph, names, by_out, made, roots, srcs, readonly, glob):
 
 
 # the ops whose results the generated code makes itself as views (or copies) of their input
-_VIEW_PRIMS = {'broadcast_to', 'reshape', 'transpose', 'astype', 'getitem', 'stop_gradient'}
+_VIEW_PRIMS = {'broadcast_to', 'reshape', 'transpose', 'astype', 'getitem', 'stop_gradient',
+               'no_grad'}
 
 
 def _own(x, *sources):

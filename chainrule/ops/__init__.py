@@ -32,6 +32,7 @@ from chainrule.ops.structural import (  # noqa: E402,F401
     transpose)
 
 from chainrule.ops import fft, linalg, sorting  # noqa: E402,F401  (matrix, Fourier, sorting)
+from chainrule.ops import grad_mode  # noqa: E402,F401  (jit's marker of no_grad() blocks)
 from chainrule.ops import methods as _methods  # noqa: E402
 
 _methods.install(Tracer)
