@@ -82,7 +82,10 @@ def test_mlp_step_is_one_program_equal_to_eager_and_torch(dtype, hand):
     params, x, y1h = _mlp_problem([13, 17, 9, 5], 7, dtype)
     step = _sgd_step(hand)
     j = cr.jit(step, backend='numba')
-    assert 'def _program(' in j.source(params, x, y1h)
+    src = j.source(params, x, y1h)
+    assert 'def _program(' in src
+    # each weight's SGD update is folded into its gradient's product (alpha = -lr, beta = 1)
+    assert src.count('_gemm_update_') == 3
     got, got_loss = j(params, x, y1h)
     want, want_loss = step(params, x, y1h)
     ref, ref_loss = _torch_step(params, x, y1h)
@@ -192,6 +195,15 @@ def test_gemm_helper_every_operand_layout(dtype, m, k, n):
             got = gemm(a, b)
             assert got.dtype == dtype and got.shape == (m, n) and got.flags.c_contiguous
             np.testing.assert_allclose(got, want, **_tol(dtype), err_msg=f'{la} @ {lb}')
+    # the SGD update folded into the product: w + alpha a @ b on a copy of w
+    update = numba_program._helpers()['_gemm_update_s' if dtype == np.float32 else
+                                      '_gemm_update_d']
+    w = rng.standard_normal((n, m)).astype(dtype).T       # an F-ordered w: the copy is C
+    w0 = w.copy()
+    got = update(layouts['T'](a0), layouts['strided'](b0), w, -0.25)
+    np.testing.assert_array_equal(w, w0)
+    assert got.flags.c_contiguous and not np.shares_memory(got, w)
+    np.testing.assert_allclose(got, w0 - 0.25 * want, **_tol(dtype))
 
 
 # --- results are the caller's -------------------------------------------------------------------
