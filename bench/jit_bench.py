@@ -179,6 +179,8 @@ def bench_mlp():
     runs['chainrule jit, log-softmax by hand'] = jit_runner(sgd_step_hand)
     if optional('numba') is not None:
         runs['chainrule jit (numba backend)'] = jit_runner(sgd_step, backend='numba')
+        runs['chainrule jit (numba backend), log-softmax by hand'] = jit_runner(
+            sgd_step_hand, backend='numba')
 
     # the floor under any NumPy-based step: its eight matrix products alone, in the layouts the
     # jitted step uses (forward x @ W; backward G @ W.T and H.T @ G, the 64x256 by (256x256).T
@@ -250,9 +252,12 @@ def bench_mlp():
     report('1. MLP 64-256-256-10 training step, batch 64, float32 (time per step)', times,
            'chainrule jit')
     if 'jax.jit' in times:
-        for suffix in ('', ', log-softmax by hand'):
-            print(f'  jax.jit{suffix} / chainrule jit{suffix}: '
-                  f'{times["jax.jit" + suffix] / times["chainrule jit" + suffix]:.2f}x')
+        for backend in ('', ' (numba backend)'):
+            for suffix in ('', ', log-softmax by hand'):
+                ours = f'chainrule jit{backend}{suffix}'
+                if ours in times:
+                    print(f'  jax.jit{suffix} / {ours}: '
+                          f'{times["jax.jit" + suffix] / times[ours]:.2f}x')
     return times
 
 

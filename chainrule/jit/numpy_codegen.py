@@ -697,11 +697,29 @@ def _implicit_casts(graph, items):
     return casts
 
 
+# the numba backend compiles a program whose arrays are all at most this large as one numba
+# function (`chainrule.jit.numba_program`: per-call overhead is what small arrays pay for);
+# larger elementwise chains run in cache-sized tiles (`chainrule.jit.blocked`)
+_WHOLE_PROGRAM_SIZE = 1 << 18
+
+
+def _whole_program(graph):
+    vs = list(graph.invars) + list(graph.constvars) + [o for e in graph.eqns for o in e.outvars]
+    return bool(_get_numba()) and all(
+        isinstance(v.aval, ShapedArray) and
+        int(np.prod(v.aval.shape, dtype=np.int64)) <= _WHOLE_PROGRAM_SIZE for v in vs)
+
+
 def compiled(graph, backend='numpy'):
     """The generated Python function of `graph` (cached on the graph); the numba backend
     falls back to NumPy code when numba is not installed."""
     key = ('fn', backend)
     fn = graph._cache.get(key)
+    if fn is None and backend == 'numba' and _whole_program(graph):
+        from chainrule.jit.numba_program import compile_program
+        fn = compile_program(graph)
+        if fn is not None:
+            graph._cache[key] = fn
     if fn is None:
         fuse = backend == 'numba' and bool(_get_numba())
         src, glob = codegen(graph, fuse=fuse)
