@@ -26,7 +26,8 @@ import collections
 import numpy as np
 
 from chainrule import ops
-from chainrule.core import ChainruleError, DTypeError, ShapeError, Tracer
+from chainrule.core import ChainruleError, DTypeError, GradientError, ShapeError, Tracer
+from chainrule.ops.structural_shape import sum_to_shape
 from chainrule.tensor import Tensor
 from chainrule._torch_errors import guard
 from chainrule._torch_face import clamp as _clamp
@@ -509,6 +510,34 @@ def cpu(self):
     return self
 
 
+def sum_to_size(self, *size):
+    """PyTorch's `sum_to_size(*size)`: `self` summed down to `size`, which must broadcast
+    (expand) to `self`'s shape -- the adjoint of `expand(self.shape)`."""
+    if len(size) == 1 and not isinstance(size[0], (int, np.integer)):
+        size = size[0]
+    size, shape = tuple(int(d) for d in size), tuple(self.shape)
+    if len(size) > len(shape) or any(d != 1 and d != s for d, s in
+                                     zip(size[::-1], shape[::-1])):
+        raise ShapeError(f'sum_to_size(): size {size} is not expandable to the input\'s shape '
+                         f'{shape} (each dimension of size must equal the input\'s or be 1, '
+                         'counted from the last): pass such a size')
+    return sum_to_shape(self, size)
+
+
+def detach_(self):
+    """PyTorch's `detach_()`: cut this Tensor from its history in place (it becomes a leaf
+    that does not require grad) and return it; refused on a view, as PyTorch does."""
+    from chainrule._views import _view_info
+    if _view_info(self) is not None:
+        raise GradientError("detach_(): can't detach a view in place; use detach() instead, "
+                            'which returns a new Tensor sharing the data')
+    if isinstance(self.data, Tracer):
+        self.data = ops.stop_gradient(self.data)
+    self._node = None
+    self.requires_grad = False
+    return self
+
+
 # --- the tables -----------------------------------------------------------------------------------
 
 METHODS = {
@@ -555,7 +584,7 @@ METHODS = {
     'is_same_size': lambda self, other: tuple(self.shape) == tuple(other.shape),
     'is_inference': lambda self: False, 'is_conj': lambda self: False,
     'is_neg': lambda self: False, 'get_device': lambda self: -1, 'cpu': cpu,
-    'is_distributed': lambda self: False,
+    'is_distributed': lambda self: False, 'sum_to_size': sum_to_size, 'detach_': detach_,
 }
 
 INPLACE = {name + '_': fn for name, fn in ELEMENTWISE.items()

@@ -530,10 +530,13 @@ class Tensor(Tracer):
         t._version = self._version
         return t
 
-    def view(self, *shape):
-        """PyTorch's `view(*shape)`: the same data with a new shape, always sharing memory (and
-        the version counter) with this Tensor; raises where that needs a copy (`reshape` then
-        copies instead)."""
+    def view(self, *shape, **kwargs):
+        """PyTorch's `view(*shape)` (or `view(size=shape)`): the same data with a new shape,
+        always sharing memory (and the version counter) with this Tensor; raises where that
+        needs a copy (`reshape` then copies instead)."""
+        if kwargs:
+            shape = ((kwargs['dtype'],) if not shape and list(kwargs) == ['dtype'] else
+                     ops.methods.shape_keyword('view', 'size', shape, kwargs))
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
             shape = shape[0]
             if isinstance(shape, (type, np.dtype, str)):

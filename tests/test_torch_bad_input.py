@@ -145,7 +145,6 @@ KNOWN = {
                             'PyTorch returns the empty input',
     **{(n, 'extra_arg'): 'PyTorch reads the extra ints as more split indices; chainrule '
                          'takes one list' for n in ('hsplit', 'vsplit', 'dsplit')},
-    ('reshape', 'unknown_kw'): 'reshape is a hot-path method of Tensor, left unguarded',
     ('reshape', 'extra_arg'): 'reshape is a hot-path method of Tensor, left unguarded',
 }
 # ties: the index PyTorch returns among equal values is its own choice
@@ -278,7 +277,6 @@ _LENIENT_KEYWORDS = {
     'min': 'min(dim=<a Tensor>) is the elementwise minimum (PyTorch wants other=)',
     'tensor_split': "indices_or_sections= is accepted (PyTorch's docstring name, which "
                     'PyTorch itself refuses)',
-    'reshape': "PyTorch's docstring says *shape (not a keyword)",
 }
 
 

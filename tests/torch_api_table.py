@@ -374,6 +374,8 @@ TABLE = {
     'angle': [S(N(*A), grad=False)], 'is_distributed': [S(N(*A), grad=False)],
     # --- identity-like
     'clone': [S(N(*A))], 'detach': [S(N(*A), grad=False)],
+    'sum_to_size': [S(N(2, 3, 4), 3, 1), S(N(2, 3, 4), (1, 4)), S(N(2, 3, 4), 2, 3, 4),
+                    S(N(2, 3, 4), [4])],
     'real': [S(N(*A))], 'imag': [],
 }
 

@@ -54,7 +54,29 @@ def _mT(self):
     return ops.transpose(self, tuple(range(nd - 2)) + (nd - 1, nd - 2))
 
 
-def _reshape(self, *shape):
+def shape_keyword(op, keyword, shape, kwargs):
+    """The shape of `x.op(*shape, **kwargs)` where `kwargs` is not empty: PyTorch's (and
+    NumPy's) keyword form `x.reshape(shape=(2, 3))`, `x.view(size=(2, 3))`; any other keyword,
+    or the shape given twice, is an `ArgumentError` naming the op."""
+    from chainrule._args import ArgumentError
+    if shape or set(kwargs) != {keyword}:
+        extra = sorted(set(kwargs) - {keyword})
+        raise ArgumentError(
+            f'{op}(): ' + (f'unexpected keyword argument(s) {extra}' if extra else
+                           f'the shape given both by position and as {keyword}=') +
+            f'; its signature: {op}(*{keyword}) or {op}({keyword}=tuple). Pass the new shape '
+            f'by position, x.{op}(2, 3), or as x.{op}({keyword}=(2, 3))')
+    shape = kwargs[keyword]
+    if not isinstance(shape, (tuple, list)):
+        raise ArgumentError(f'{op}(): {keyword}= must be a tuple of ints, got '
+                            f'{type(shape).__name__} (as PyTorch): pass {keyword}=({shape!r},) '
+                            f'or x.{op}({shape!r})')
+    return (tuple(shape),)
+
+
+def _reshape(self, *shape, **kwargs):
+    if kwargs:
+        shape = shape_keyword('reshape', 'shape', shape, kwargs)
     if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
         shape = shape[0]
     return ops.reshape(self, shape)

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from chainrule.optim.optimizer import Optimizer
+from chainrule.optim.optimizer import Optimizer, implementation_switches
 
 
 def _count_step(state, w, *names):
@@ -37,7 +37,8 @@ class SGD(Optimizer):
     `w -= lr * (g + momentum * v)`). `maximize=True` ascends."""
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, *, maximize=False):
+                 nesterov=False, *, maximize=False, **switches):
+        implementation_switches('SGD', 'foreach differentiable fused', switches)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError('SGD: Nesterov momentum needs momentum > 0 and dampening = 0')
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
@@ -67,7 +68,8 @@ class Adam(Optimizer):
     `amsgrad` uses the running maximum of `v`; `maximize=True` ascends."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, *, maximize=False, decoupled_weight_decay=False):
+                 amsgrad=False, *, maximize=False, decoupled_weight_decay=False, **switches):
+        implementation_switches('Adam', 'foreach capturable differentiable fused', switches)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad,
                                       maximize=maximize,
@@ -117,7 +119,8 @@ class AdamW(Adam):
     (default decay 0.01, as PyTorch)."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False):
+                 amsgrad=False, *, maximize=False, **switches):
+        implementation_switches('AdamW', 'foreach capturable differentiable fused', switches)
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
                          decoupled_weight_decay=True)
 
@@ -130,7 +133,9 @@ class NAdam(Optimizer):
     with `d = sqrt(v / (1 - beta2^t)) + eps`. `decoupled_weight_decay=True` is NAdamW."""
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 momentum_decay=4e-3, decoupled_weight_decay=False, *, maximize=False):
+                 momentum_decay=4e-3, decoupled_weight_decay=False, *, maximize=False,
+                 **switches):
+        implementation_switches('NAdam', 'foreach capturable differentiable', switches)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay, momentum_decay=momentum_decay,
                                       decoupled_weight_decay=decoupled_weight_decay,
@@ -160,7 +165,8 @@ class Adamax(Optimizer):
     `w -= lr / (1 - beta1^t) * m / u` (PyTorch's defaults)."""
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *,
-                 maximize=False):
+                 maximize=False, **switches):
+        implementation_switches('Adamax', 'foreach capturable differentiable', switches)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay, maximize=maximize))
 
@@ -186,7 +192,8 @@ class RMSprop(Optimizer):
     (`centered`: of its variance), with optional momentum and L2 weight decay."""
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False, *, maximize=False):
+                 centered=False, *, maximize=False, **switches):
+        implementation_switches('RMSprop', 'foreach capturable differentiable', switches)
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered, maximize=maximize))
 
@@ -222,7 +229,8 @@ class Adagrad(Optimizer):
     (PyTorch's hyperparameters and defaults)."""
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
-                 initial_accumulator_value=0.0, eps=1e-10, *, maximize=False):
+                 initial_accumulator_value=0.0, eps=1e-10, *, maximize=False, **switches):
+        implementation_switches('Adagrad', 'foreach differentiable fused', switches)
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value,
                                       eps=eps, maximize=maximize))
@@ -250,7 +258,8 @@ class Adadelta(Optimizer):
     (PyTorch's defaults: `lr=1`, `rho=0.9`, `eps=1e-6`)."""
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *,
-                 maximize=False):
+                 maximize=False, **switches):
+        implementation_switches('Adadelta', 'foreach capturable differentiable', switches)
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
                                       maximize=maximize))
 

@@ -32,6 +32,33 @@ _UNIT_PAIRS = ('betas',)
 _TORCH_ONLY = ('foreach', 'fused', 'capturable', 'differentiable')
 
 
+def implementation_switches(name, accepted, switches):
+    """Check PyTorch's implementation switches `switches` (the constructor's `**switches`)
+    that PyTorch's optimizer `name` takes (`accepted`, space-separated): chainrule has one
+    implementation, so `foreach=None/True/False` and `fused=None/False` (and `fused=True`, which
+    PyTorch runs on the CPU too) give the same steps; `capturable=True` (CUDA graphs: PyTorch
+    refuses it on the CPU) and `differentiable=True` (a step recorded for autograd) cannot be
+    honoured and are refused, as is any keyword PyTorch's `name` does not take."""
+    from chainrule._args import ArgumentError
+    for k, v in switches.items():
+        if k not in accepted.split():
+            raise ArgumentError(f'{name}(): unexpected keyword argument {k!r}; PyTorch\'s '
+                                f'{name} takes these implementation switches only: {accepted}')
+        ok = v is None or v is False if k in ('capturable', 'differentiable') else \
+            v is None or isinstance(v, bool)
+        if not ok:
+            raise ArgumentError(
+                f'{name}(): {k}={v!r} is not supported: ' +
+                ('capturable=True needs CUDA graphs (PyTorch refuses it on the CPU too)'
+                 if k == 'capturable' and v is True else
+                 'chainrule\'s optimizer steps are not recorded for autograd'
+                 if k == 'differentiable' and v is True else f'{k} must be None, True or False') +
+                f'; leave {k} out')
+    if switches.get('fused') and switches.get('foreach'):
+        raise ArgumentError(f'{name}(): fused=True and foreach=True cannot be given together '
+                            '(PyTorch refuses it too); pass one of them')
+
+
 def _number(v):
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and v == v
 
