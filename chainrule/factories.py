@@ -17,6 +17,7 @@ The dtype names PyTorch users write are here too: `cr.float32`, `cr.float64`, `c
 
 import builtins
 import contextvars
+import numbers
 
 import numpy as np
 
@@ -80,6 +81,38 @@ def set_default_dtype(d):
         raise TypeError(f'set_default_dtype(): only floating dtypes (float16, float32, float64) '
                         f'are supported, got {d!r}')
     _default_dtype.set(dt)
+
+
+def _ragged(data):
+    """'lengths 2 and 1 at dim 1' for the first ragged level of nested lists, else None."""
+    level, depth = [data], 0
+    while level and all(isinstance(v, (list, tuple)) for v in level):
+        lengths = sorted({len(v) for v in level})
+        if len(lengths) > 1:
+            return f'lengths {lengths[-1]} and {lengths[0]} at dim {depth}'
+        level, depth = [u for v in level for u in v], depth + 1
+    if any(isinstance(v, (list, tuple)) for v in level):
+        return f'both numbers and lists at dim {depth}'
+    return None
+
+
+def unconvertible(data, exc=None):
+    """The error for `cr.tensor(data)` where `data` is no (rectangular) array of numbers: an
+    `ArgumentError` (a TypeError and a ValueError, as PyTorch raises one or the other)."""
+    ragged = _ragged(data) if isinstance(data, (list, tuple)) else None
+    if ragged:
+        return ArgumentError(f'tensor(): the nested sequences are ragged ({ragged}); a Tensor '
+                             'needs every list at one depth to have the same length: pad '
+                             'them, or make one Tensor per list')
+    try:
+        items = np.asarray(data, dtype=object).ravel()
+    except (ValueError, TypeError):
+        items = ()
+    bad = next((v for v in items if not isinstance(v, (numbers.Number, np.generic))), data)
+    why = f' ({exc})' if exc is not None else ''
+    return ArgumentError(f'tensor(): cannot make a Tensor of {type(data).__name__} data '
+                         f'holding a {type(bad).__name__} ({bad!r:.40}){why}; a Tensor holds '
+                         'numbers or booleans only: convert the data to numbers first')
 
 
 def _default_for(data):

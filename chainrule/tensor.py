@@ -886,7 +886,15 @@ def tensor(data, requires_grad=False, dtype=None):
         if dtype is None and not isinstance(data, (np.ndarray, np.generic)):
             from chainrule.factories import _default_for     # Python floats: the default dtype
             dtype = _default_for(data)
-        data = np.array(data, dtype=dtype)
+        try:
+            array = np.array(data, dtype=dtype)
+        except (ValueError, TypeError) as e:
+            from chainrule.factories import unconvertible
+            raise unconvertible(data, e) from e
+        if array.dtype.kind in 'OSUV':          # (text, bytes, Python objects: PyTorch refuses)
+            from chainrule.factories import unconvertible
+            raise unconvertible(data)
+        data = array
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 

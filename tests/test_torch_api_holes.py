@@ -8,7 +8,7 @@ import pytest
 
 import chainrule as cr
 from chainrule._args import ArgumentError
-from chainrule.core import ChainruleError, GradientError, ShapeError
+from chainrule.core import DTypeError, GradientError, ShapeError
 
 torch = pytest.importorskip('torch')
 
@@ -171,3 +171,40 @@ def test_lbfgs_takes_no_switches_as_torch():
         torch.optim.LBFGS([p], foreach=True)
     with pytest.raises(TypeError):
         cr.optim.LBFGS([cr.tensor([1.0, 1.0], requires_grad=True)], foreach=True)
+
+
+# --- data that is no array of numbers, operands that are no numbers ----------------------------------
+
+@pytest.mark.parametrize('data, match', [
+    ([[1, 2], [3]], r'ragged \(lengths 2 and 1 at dim 1\)'),
+    ([[[1], [2]], [[3], [4, 5]]], r'ragged \(lengths 2 and 1 at dim 2\)'),
+    ([1, [2, 3]], r'ragged \(both numbers and lists at dim 1\)'),
+    ('abc', 'holding a str'), (['a', 'b'], 'holding a str'), (None, 'holding a NoneType'),
+    ([1.0, None], 'holding a NoneType'), ([object()], 'holding a object'),
+])
+def test_tensor_of_unconvertible_data_is_refused(data, match):
+    with pytest.raises((TypeError, ValueError, RuntimeError)):
+        torch.tensor(data)
+    with pytest.raises(ArgumentError, match=r'^tensor\(\): .*' + match) as e:
+        cr.tensor(data)
+    assert isinstance(e.value, TypeError) and isinstance(e.value, ValueError)
+
+
+@pytest.mark.parametrize('op, name', [
+    (lambda t: t * 'a', 'mul'), (lambda t: 'a' * t, 'mul'), (lambda t: t + None, 'add'),
+    (lambda t: None + t, 'add'), (lambda t: t - 'a', 'sub'), (lambda t: t / None, 'div'),
+    (lambda t: t ** None, 'pow'), (lambda t: t < None, 'less'), (lambda t: t + b'x', 'add'),
+])
+@pytest.mark.parametrize('dtype', ['float64', 'int64'])
+def test_operator_with_a_non_number_is_refused_naming_op_and_types(op, name, dtype):
+    with pytest.raises(TypeError):
+        op(torch.ones(2, dtype=getattr(torch, dtype)))
+    with pytest.raises(DTypeError, match=rf'^{name}: cannot combine an array of dtype {dtype} '
+                                         r'.* with a (str|NoneType|bytes) '):
+        op(cr.ones(2, dtype=getattr(cr, dtype)))
+
+
+def test_equality_with_none_keeps_its_answer():
+    # (PyTorch falls back to identity, False/True; chainrule answers elementwise, as NumPy)
+    np.testing.assert_array_equal((cr.ones(2) == None).numpy(), [False, False])  # noqa: E711
+    np.testing.assert_array_equal((cr.ones(2) != None).numpy(), [True, True])    # noqa: E711

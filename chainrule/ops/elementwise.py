@@ -261,15 +261,21 @@ def _is_weak_scalar(v):
 
 
 def _result_type(prim, a, b):
-    try:
-        return np.result_type(a, b)
-    except TypeError:
-        other = b if isinstance(a, np.dtype) else a
-        raise DTypeError(
-            f'{prim.name}: cannot combine an array (a Tensor or traced value) with a '
-            f'{type(other).__name__} '
-            f'({other!r:.40}); the other operand must be an array, a number or a Tensor '
-            '(a micrograd-style Value holds its number in .data)') from None
+    other, dt = (b, a) if isinstance(a, np.dtype) else (a, b)
+    # (NumPy reads a str as a dtype name, `None` as float64, and makes text or object arrays;
+    # `t == None` keeps NumPy's elementwise answer)
+    if prim.name in ('equal', 'not_equal') or (other is not None and
+                                               not isinstance(other, (str, bytes))):
+        try:
+            r = np.result_type(a, b)
+            if r.kind not in 'OSUV':
+                return r
+        except TypeError:
+            pass
+    raise DTypeError(
+        f'{prim.name}: cannot combine an array of dtype {dt} (a Tensor or traced value) with '
+        f'a {type(other).__name__} ({other!r:.40}); the other operand must be an array, a '
+        'number or a Tensor (a micrograd-style Value holds its number in .data)') from None
 
 
 def _binary(prim, x, y):
