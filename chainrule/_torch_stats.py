@@ -14,7 +14,7 @@ from chainrule.core import ChainruleError, DTypeError, ShapeError, Tracer
 from chainrule.tensor import Tensor
 from chainrule._torch_face import (_axis, _cnp, _dims, _norm_dim, _same_dtype, _tensor,
                                    values_indices)
-from chainrule._torch_common import _as_float, _concrete, _dim_or_flat, _float_of, _without
+from chainrule._torch_common import _as_float, _concrete, _data, _dim_or_flat, _float_of, _without
 
 
 # --- reductions, order statistics ----------------------------------------------------------------
@@ -89,8 +89,11 @@ def topk(self, k, dim=-1, largest=True, sorted=True):
 
 
 def mode(self, dim=-1, keepdim=False):
-    """The most frequent value along `dim` (the smallest among equally frequent ones) and an
-    index where it occurs. The choice looks at the values, so the input must not be traced."""
+    """The most frequent value along `dim` (the smallest among equally frequent ones) and the
+    index of its last occurrence (PyTorch's choices). Concrete input: one `np.unique` per row;
+    traced input (inside grad/vmap/jit): `_traced_mode`, the same choices as a composite."""
+    if isinstance(_data(self), Tracer):
+        return _traced_mode(self, dim, keepdim)
     a = _concrete(self, 'mode')
     d = _norm_dim('mode', dim, a.shape)
     if a.ndim == 0:
@@ -107,6 +110,37 @@ def mode(self, dim=-1, keepdim=False):
     if not keepdim:
         vals, idx = ops.reshape(vals, _without(a.shape, d)), idx.reshape(_without(a.shape, d))
     return values_indices(vals, _tensor(idx, self))
+
+
+def _traced_mode(self, dim, keepdim):
+    """`mode` of traced values, of comparisons and reductions only: the count of each entry's
+    value is a row of the pairwise-equality matrix summed (quadratic memory in the length of
+    `dim`, as `cummax`); the mode is the smallest value of the largest count, its index the
+    last position holding it. The value is gathered from `self`, so its gradient reaches that
+    entry (PyTorch's)."""
+    nd = len(self.shape)
+    d = _norm_dim('mode', dim, nd)
+    if nd == 0:
+        return values_indices(self, _tensor(np.zeros((), np.int64), self))
+    cnp = _cnp()
+    x = cnp.moveaxis(self, d, -1)
+    n = x.shape[-1]
+    if n == 0:
+        raise IndexError(f'mode(): dim {dim} has size 0 (Tensor of shape {tuple(self.shape)}); '
+                         'the mode of no values is undefined')
+    v = ops.stop_gradient(ops.astype(x, np.int8) if x.dtype == np.bool_ else x)
+    counts = cnp.sum(ops.equal(cnp.expand_dims(v, -1), cnp.expand_dims(v, -2)), axis=-1)
+    top = ops.equal(counts, cnp.max(counts, axis=-1, keepdims=True))
+    kind = np.dtype(v.dtype).kind
+    fill = np.inf if kind == 'f' else np.iinfo(v.dtype).max
+    best = cnp.min(cnp.where(top, v, np.asarray(fill, v.dtype)), axis=-1, keepdims=True)
+    last = cnp.where(ops.equal(v, best), np.arange(n), -1)
+    idx = cnp.max(last, axis=-1, keepdims=True)
+    vals = cnp.take_along_axis(x, idx, axis=-1)
+    vals, idx = cnp.moveaxis(vals, -1, d), cnp.moveaxis(idx, -1, d)
+    if not keepdim:
+        vals, idx = cnp.squeeze(vals, axis=d), cnp.squeeze(idx, axis=d)
+    return values_indices(vals, _tensor(idx, self) if isinstance(self, Tensor) else idx)
 
 
 def quantile(self, q, dim=None, keepdim=False, *, interpolation='linear'):

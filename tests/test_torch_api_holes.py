@@ -208,3 +208,55 @@ def test_equality_with_none_keeps_its_answer():
     # (PyTorch falls back to identity, False/True; chainrule answers elementwise, as NumPy)
     np.testing.assert_array_equal((cr.ones(2) == None).numpy(), [False, False])  # noqa: E711
     np.testing.assert_array_equal((cr.ones(2) != None).numpy(), [True, True])    # noqa: E711
+
+
+# --- mode under transforms ----------------------------------------------------------------------------
+
+_MODE_X = np.array([[3., 1., 3., 1., 2.], [5., 5., 4., 4., 4.], [2., 2., 2., 2., 2.],
+                    [7., 1., 9., 0., 0.]])
+_MODE_CASES = [(_MODE_X, 1, False), (_MODE_X, 0, True), (_MODE_X, -1, True),
+               (RNG.integers(0, 3, (3, 4, 6)).astype(np.float64), 2, False),
+               (RNG.integers(0, 3, (3, 4, 6)).astype(np.float64), 1, True),
+               (RNG.integers(-2, 2, (5, 7)), 1, False), (RNG.random((4, 6)) < 0.5, 0, False),
+               (np.array([4., 1., 4., 1.]), 0, False)]
+
+
+def _torch_mode(a, dim, keepdim):
+    out = torch.tensor(a).mode(dim, keepdim)
+    return out.values.numpy(), out.indices.numpy()
+
+
+@pytest.mark.parametrize('a, dim, keepdim', _MODE_CASES)
+def test_mode_under_jit_and_eager_matches_torch(a, dim, keepdim):
+    tv, ti = _torch_mode(a, dim, keepdim)
+    eager = cr.tensor(a).mode(dim, keepdim)
+    jitted = cr.jit(lambda x: tuple(x.mode(dim, keepdim)))(cr.tensor(a))
+    for v, i in (tuple(eager), jitted):
+        np.testing.assert_array_equal(v.numpy(), tv)
+        np.testing.assert_array_equal(i.numpy(), ti)
+        assert v.numpy().dtype == tv.dtype and i.numpy().dtype == np.int64
+
+
+@pytest.mark.parametrize('a, dim, keepdim', [c for c in _MODE_CASES
+                                              if c[0].ndim >= 2 and c[1] != 0])
+def test_mode_under_vmap_matches_torch(a, dim, keepdim):
+    # vmap over the first axis: each row's mode along the (remaining) dim
+    d = dim - 1 if dim > 0 else dim
+    v, i = cr.func.vmap(lambda r: tuple(r.mode(d, keepdim)))(cr.tensor(a))
+    tv, ti = _torch_mode(a, dim, keepdim)
+    np.testing.assert_array_equal(v.numpy(), tv)
+    np.testing.assert_array_equal(i.numpy(), ti)
+
+
+@pytest.mark.parametrize('dim', [0, 1])
+def test_mode_gradient_under_grad_matches_torch(dim):
+    w = RNG.standard_normal(_MODE_X.shape[1 - dim])
+    g = cr.func.grad(lambda x: (x.mode(dim).values * cr.tensor(w)).sum())(cr.tensor(_MODE_X))
+    tx = torch.tensor(_MODE_X, requires_grad=True)
+    (tx.mode(dim).values * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(g.numpy(), tx.grad.numpy())
+
+
+def test_mode_of_an_empty_dim_under_jit_is_refused():
+    with pytest.raises(IndexError, match=r'mode\(\).*size 0'):
+        cr.jit(lambda x: tuple(x.mode(1)))(cr.zeros(2, 0))
