@@ -194,13 +194,14 @@ def test_tensor_of_unconvertible_data_is_refused(data, match):
     (lambda t: t * 'a', 'mul'), (lambda t: 'a' * t, 'mul'), (lambda t: t + None, 'add'),
     (lambda t: None + t, 'add'), (lambda t: t - 'a', 'sub'), (lambda t: t / None, 'div'),
     (lambda t: t ** None, 'pow'), (lambda t: t < None, 'less'), (lambda t: t + b'x', 'add'),
+    (lambda t: t @ 'a', 'matmul'), (lambda t: None @ t, 'matmul'),
 ])
 @pytest.mark.parametrize('dtype', ['float64', 'int64'])
 def test_operator_with_a_non_number_is_refused_naming_op_and_types(op, name, dtype):
     with pytest.raises(TypeError):
         op(torch.ones(2, dtype=getattr(torch, dtype)))
-    with pytest.raises(DTypeError, match=rf'^{name}: cannot combine an array of dtype {dtype} '
-                                         r'.* with a (str|NoneType|bytes) '):
+    with pytest.raises(DTypeError, match=rf'^{name}: cannot (combine an array of dtype {dtype} '
+                                         r'.* with|multiply by) a (str|NoneType|bytes) '):
         op(cr.ones(2, dtype=getattr(cr, dtype)))
 
 

@@ -6,7 +6,7 @@ import builtins
 import numpy as np
 
 from chainrule import ops
-from chainrule.core import Primitive, ShapeError, Tracer, bind
+from chainrule.core import DTypeError, Primitive, ShapeError, Tracer, bind
 from chainrule.ops.structural_shape import astype, reshape, sum_to_shape, transpose
 
 
@@ -50,6 +50,10 @@ def matmul(a, b):
     """`a @ b` with NumPy's rules (1-D operands are promoted, batch dimensions broadcast)."""
     sa, sb = ops.shape_of(a), ops.shape_of(b)
     if not sa or not sb:
+        other = next((v for v in (a, b) if v is None or isinstance(v, (str, bytes))), a)
+        if other is None or isinstance(other, (str, bytes)):
+            raise DTypeError(f'matmul: cannot multiply by a {type(other).__name__} '
+                             f'({other!r:.40}); the operands must be arrays or Tensors')
         raise ShapeError(f'matmul: scalar operands are not allowed (shapes {sa} and {sb}); '
                          'use * for scaling')
     ka = sa[-1]
