@@ -58,7 +58,9 @@ from chainrule.interpreters.reverse import Node, ReverseTracer, _uses_output, ne
 from chainrule.ops.elementwise import imag_p, real_p, stop_gradient_p
 from chainrule.ops.structural import (at_set_p, broadcast_to_p, getitem_p, reshape_p,
                                       transpose_p)
-from chainrule.tensor import Tensor, _grad_enabled, captured_by_jit
+from chainrule._eager_trace import captured_by_jit
+from chainrule._grad_mode import _grad_enabled
+from chainrule.tensor import Tensor
 
 # The primitives whose result may be a NumPy view of their argument; all of their VJP rules
 # read only shapes and dtypes. `stop_gradient` returns its argument's array itself: an alias

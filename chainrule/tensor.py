@@ -23,275 +23,27 @@ does not affect another. Several threads may run `backward()` into the same leav
 
 Views, version counters and in-place operations follow PyTorch; the machinery and what it can
 and cannot detect are described in `chainrule._views`.
+
+The class is here; its machinery lives in modules by topic: grad mode in `chainrule._grad_mode`,
+the eager trace that runs and records operations in `chainrule._eager_trace`, the operators'
+fast path in `chainrule._eager_ops`, and the delivery of gradients into leaves' `.grad` (and
+hooks, `create_graph`) in `chainrule._leaf_grads`. Their public names are importable from here.
 """
 
-import contextvars
 import copy
 import functools
-import threading
 import weakref
 
 import numpy as np
 
 from chainrule import _hooks, ops
-from chainrule.core import (ConcretizationError, DTypeError, GradientError, ShapeError, Trace,
-                            Tracer, _innermost, bind, capturing_trace)
-from chainrule.interpreters.reverse import (SAVED_AT_0_BY_PARENTS, Node, _projection_node,
-                                             _seq, backprop, new_node)
-from chainrule.interpreters.reverse import no_grad_level as _no_grad_level
-from chainrule.interpreters.reverse import reads_nothing as _reads_nothing
+from chainrule.core import ConcretizationError, DTypeError, GradientError, ShapeError, Tracer
+from chainrule.interpreters.reverse import backprop
+# grad mode (its own module; these names are imported from here too)
+from chainrule._grad_mode import (_grad_enabled, _tape_off, enable_grad,  # noqa: F401
+                                  is_grad_enabled, no_grad, set_grad_enabled)
 
 __all__ = ['Tensor', 'tensor', 'no_grad', 'enable_grad', 'set_grad_enabled', 'is_grad_enabled']
-
-_grad_enabled = contextvars.ContextVar('chainrule_grad_enabled', default=True)
-
-
-def is_grad_enabled():
-    return _grad_enabled.get()
-
-
-class set_grad_enabled:
-    """Context manager (and decorator) setting grad mode on or off for the enclosed code.
-
-    Grad mode off also hides the block's operations from the reverse-mode transforms active
-    where it begins (`grad`, `vjp`, `jacrev` of a function holding a `no_grad()` block treat
-    what it computes as constants, as torch.func's do); a transform begun inside the block
-    differentiates as usual, and forward mode ignores grad mode."""
-
-    _hides = True       # (False: the tape's switch only; see _tape_off)
-
-    def __init__(self, mode=True):
-        self.mode = bool(mode)
-        self._tokens = []
-
-    def __enter__(self):
-        # which transforms the block's operations are hidden from: those up to this level
-        if self.mode:
-            level = None
-        elif self._hides:
-            tr = _innermost.get()
-            level = 0 if tr is None else tr.level
-        else:
-            level = _no_grad_level.get()
-        self._tokens.append((_grad_enabled.set(self.mode), _no_grad_level.set(level)))
-        return self
-
-    def __exit__(self, *exc):
-        mode, level = self._tokens.pop()
-        _no_grad_level.reset(level)
-        _grad_enabled.reset(mode)
-        return False
-
-    def __call__(self, fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with type(self)(self.mode) if type(self) is set_grad_enabled else type(self)():
-                return fn(*args, **kwargs)
-        return wrapper
-
-
-class no_grad(set_grad_enabled):
-    """Within `with cr.no_grad():` (or a function decorated `@cr.no_grad()`), no Tensor
-    operation is recorded: results do not require grad, and nothing is saved."""
-
-    def __init__(self):
-        super().__init__(False)
-
-
-class enable_grad(set_grad_enabled):
-    """Turn recording back on inside a `no_grad` block."""
-
-    def __init__(self):
-        super().__init__(True)
-
-
-class _tape_off(no_grad):
-    """`no_grad()` for the tape only, for the library's own backward passes (`backward()`,
-    `autograd.grad`, a checkpoint's re-run): a transform around them still differentiates
-    through them (`cr.grad` of code that calls `backward()`)."""
-
-    _hides = False
-
-
-class EagerTrace(Trace):
-    """The trace of `Tensor`s. There is one at top level, below every transform, and one per
-    active transform, one level above it (made when a Tensor is first made inside it). A trace
-    unboxes only its own Tensors: a Tensor of a lower eager trace (a parameter closed over by
-    a transformed function) is passed on as a value, so the transforms between the two
-    differentiate through it and its operations are recorded on its own trace's tape."""
-
-    __slots__ = ()
-
-    def process(self, prim, args, params):
-        cap = capturing_trace.get()
-        if cap is not None and cap.level > self.level:
-            # a Tensor made outside a jit being traced: stage the operation (the Tensor becomes
-            # an input of the program, read on every call), never bake its result in; a view
-            # of it stays a view, so in-place writes through it reach it
-            if prim in _VIEW_PRIMS:
-                return _views.captured_view(cap.process(prim, args, params), args[0], prim,
-                                            params)
-            return cap.process(prim, args, params)
-        n = len(args)
-        if n == 1:
-            if prim in _VIEW_PRIMS:     # the result may share the argument's memory
-                return _view_of(self._process1(prim, args[0], params), args[0], prim, params)
-            return self._process1(prim, args[0], params)
-        if n == 2:
-            return self._process2(prim, args[0], args[1], params)
-        vals = [a.data if isinstance(a, Tensor) and a._trace is self else a for a in args]
-        lower = False
-        for v in vals:
-            if isinstance(v, Tracer):       # data traced by grad/vmap/jit, or an outer Tensor
-                lower = True
-                break
-        out = bind(prim, *vals, **params) if lower else prim.impl(*vals, **params)
-        return self._finish(prim, args, vals, out, params)
-
-    # The same, unrolled for one and two arguments: most operations, and the eager path's cost
-    # per op is mostly Python overhead (see bench/overhead.py).
-    def _process1(self, prim, a, params):
-        va = a.data            # (the one tracer argument: bind chose this trace for it)
-        out = bind(prim, va, **params) if isinstance(va, Tracer) else prim.impl(va, **params)
-        if prim.multiple_results:
-            return self._finish(prim, (a,), (va,), out, params)
-        if not a.requires_grad or prim.vjp is None or not _grad_enabled.get():
-            return _wrap_in(self, out, None)         # nothing to record
-        pa = a._node
-        return _wrap_in(self, out, new_node(prim, params, pa, None, 1, (va,), out, _FROM_PARENT1
-                                            if a._vbox is None and pa.out_version is None
-                                            else (_saved_version(a, pa),)))
-
-    def _process2(self, prim, a, b, params):
-        ta = isinstance(a, Tensor) and a._trace is self
-        tb = isinstance(b, Tensor) and b._trace is self
-        va = a.data if ta else a
-        vb = b.data if tb else b
-        if isinstance(va, Tracer) or isinstance(vb, Tracer):
-            out = bind(prim, va, vb, **params)
-        else:
-            out = prim.impl(va, vb, **params)
-        if prim.multiple_results:
-            return self._finish(prim, (a, b), (va, vb), out, params)
-        if prim.vjp is None:
-            return _wrap_in(self, out, None)         # nothing to record
-        return self._record2(prim, params, a if ta else None, b if tb else None, va, vb, out)
-
-    def _record2(self, prim, params, a, b, va, vb, out):
-        """The result `out` of differentiable `prim` on `va` and `vb`, the data of this trace's
-        Tensors `a` and `b` (None for a constant), recorded if grad mode is on and `a` or `b`
-        requires grad. Shared by `_process2` and the operators' fast path
-        (`chainrule._eager_ops`), so both record the same node."""
-        pa = a._node if a is not None and a.requires_grad else None
-        pb = b._node if b is not None and b.requires_grad else None
-        if (pa is None and pb is None) or not _grad_enabled.get():
-            return _wrap_in(self, out, None)         # nothing to record
-        # what the node keeps of each argument's version counter (`_saved_version`, with its
-        # common case inlined: an argument whose counter is its parent's)
-        sa = sb = None
-        if _reads_nothing(prim):      # (add, sub) no version to keep: no check can fail
-            a = b = None
-        if a is not None:
-            v, ov = a._vbox, (pa.out_version if pa is not None else None)
-            sa = ((0 if ov is None else ov[0]) if pa is not None and (v is None or v is ov)
-                  else _saved_version(a, pa))
-        if b is not None:
-            v, ov = b._vbox, (pb.out_version if pb is not None else None)
-            sb = ((0 if ov is None else ov[0]) if pb is not None and (v is None or v is ov)
-                  else _saved_version(b, pb))
-        # `new_node` and `_wrap_in`, inlined (this is every recorded + - * / of the eager path)
-        node = _object_new(Node)
-        node.seq = _next_seq()
-        node.prim = prim
-        node.params = params
-        node._p0 = pa
-        node._p1 = pb
-        node.nparents = 2
-        node.args = (va, vb)
-        node.out = out
-        node.hooks = node.leaf = node.out_version = None
-        node.versions = (SAVED_AT_0_BY_PARENTS if sa == 0 and sb == 0 else
-                         None if sa is None and sb is None else (sa, sb))
-        t = _object_new(Tensor)
-        t._trace = self
-        t.data = out
-        t.grad = t._vbox = None
-        t.requires_grad = True
-        t._node = node
-        return t
-
-    def _finish(self, prim, args, vals, out, params):
-        node = None
-        if prim.vjp is not None and _grad_enabled.get():
-            own = [isinstance(a, Tensor) and a._trace is self for a in args]
-            parents = tuple([a._node if o and a.requires_grad else None
-                             for a, o in zip(args, own)])
-            for p in parents:
-                if p is not None:
-                    versions = tuple([_saved_version(a, q) if o else None
-                                      for a, o, q in zip(args, own, parents)])
-                    node = Node(prim, params, parents, tuple(vals), out, versions)
-                    break
-        if prim.multiple_results:
-            if node is None:
-                return tuple(_wrap_in(self, o, None) for o in out)
-            return tuple(_wrap_in(self, o, _projection_node(node, i, len(out)))
-                         for i, o in enumerate(out))
-        return _wrap_in(self, out, node)
-
-
-# What a node keeps of an argument's version counter (`Node.versions`, checked by backward):
-# `(counter, version)`, or, when the counter is the parent node's `out_version` (the argument
-# is that node's output, a Tensor wrapping it, or a leaf), the version alone, an int: an
-# argument without a counter of its own uses the node's, which starts at 0 when it is made. A
-# recorded operation so keeps no container the cyclic collector tracks besides its node (a
-# tuple holding the list would stay tracked; a tuple of ints is untracked at its first
-# collection, and the common cases share one constant).
-_FROM_PARENT1 = (0,)
-
-
-def _saved_version(t, parent):
-    v = t._vbox
-    if parent is not None:
-        ov = parent.out_version
-        if v is None:         # t's counter is its node's, the parent (see Tensor._version)
-            return 0 if ov is None else ov[0]
-        if v is ov:
-            return v[0]
-    v = t._version
-    return (v, v[0])
-
-
-_object_new = object.__new__
-_next_seq = _seq.__next__
-
-_EAGER = EagerTrace(1)      # top level: below every transform (their levels are 2, 4, ...)
-
-
-def captured_by_jit(t):
-    """Whether a `jit` being traced captures Tensor `t` (made outside it): operations on `t`
-    are then staged into the program, which reads `t` on every call."""
-    cap = capturing_trace.get()
-    return cap is not None and cap.level > t._trace.level
-
-
-def eager_trace():
-    """The eager trace a `Tensor` made here belongs to: the top-level one, or, inside a
-    transform, the one just above the innermost active transform."""
-    tr = _innermost.get()
-    if tr is None:
-        return _EAGER
-    e = tr.eager
-    if e is None:
-        e = tr.eager = EagerTrace(tr.level + 1)
-    return e
-
-
-def _leaf_node(t):
-    node = Node(None, None, (), None, None)
-    node.leaf = weakref.ref(t)
-    node.out_version = t._version
-    return node
 
 
 class Tensor(Tracer):
@@ -794,88 +546,6 @@ def _tensor_hook(hook, trace):
     return wrapped
 
 
-class _HookHandle:
-    def __init__(self, hooks, fn):
-        self._hooks, self._fn = hooks, fn
-
-    def remove(self):
-        if self._fn in self._hooks:
-            self._hooks.remove(self._fn)
-
-
-_grad_lock = threading.Lock()
-
-
-# id(leaf Tensor) -> hooks run once backward() has accumulated its gradient (see
-# Tensor.register_post_accumulate_grad_hook); entries go when their Tensor does
-_post_accumulate_hooks = {}
-
-
-def _accumulate(node, g):
-    """Add `g` to the `.grad` of the leaf of `node`. Under a lock: two threads running
-    `backward()` into one leaf would otherwise both read the old `.grad` and one contribution
-    would be lost."""
-    t = node.leaf() if node.leaf is not None else None
-    if t is None:
-        return
-    with _grad_lock:
-        _accumulate_locked(t, g)
-    if _post_accumulate_hooks:          # outside the lock: a hook may communicate (DDP)
-        for hook in tuple(_post_accumulate_hooks.get(id(t), ())):
-            hook(t)
-
-
-def _accumulate_locked(t, g):
-    if isinstance(g, Tensor):
-        if g.dtype != t.dtype:
-            g = ops.astype(ops.real(g) if g.dtype.kind == 'c' and t.dtype.kind != 'c' else g,
-                           t.dtype)
-        t.grad = _owned(g) if t.grad is None else t.grad + g
-        return
-    if isinstance(g, Tracer):
-        # the data is traced by an enclosing transform (backward() inside cr.grad, vmap, jit):
-        # keep the gradient traced, so that transform differentiates through it too
-        if g.dtype != t.dtype:
-            g = ops.astype(ops.real(g) if g.dtype.kind == 'c' and t.dtype.kind != 'c' else g,
-                           t.dtype)
-        t.grad = Tensor._wrap(g if t.grad is None else ops.add(t.grad.data, g), None, t._trace)
-        return
-    g = np.asarray(g)
-    if g.dtype != t.dtype:
-        g = (g.real if g.dtype.kind == 'c' and t.dtype.kind != 'c' else g).astype(t.dtype)
-    if t.grad is None:
-        t.grad = Tensor._wrap(np.array(g, copy=True), None, t._trace)
-    else:
-        t.grad = Tensor._wrap(t.grad.data + g, None, t._trace)
-
-
-def _owned(g):
-    """A gradient Tensor of its own: the cotangent `g` may be shared (add's rule hands the same
-    one to both arguments), and writing into one tensor's `.grad` must not change another's
-    (PyTorch clones it too). Tracers and NumPy scalars are immutable: kept as they are."""
-    if not isinstance(g.data, np.ndarray):
-        return g
-    return g + 0 if g.requires_grad else Tensor._wrap(g.data.copy(), None, g._trace)
-
-
-def _wrap_differentiable(trace, node, g):
-    """For `create_graph=True`: the node's saved values as Tensors (of the graph's eager
-    `trace`) connected to the graph, so the rules' own operations are recorded."""
-    args = tuple(Tensor._wrap(a, p, trace) if p is not None else a
-                 for a, p in zip(node.args, node.parents))
-    out = node.out
-    if node.prim.multiple_results:
-        # each result connected through its projection, so rules that use the outputs (eigh's
-        # eigenvectors, a custom_vjp's residuals) are differentiated through them too
-        out = tuple(Tensor._wrap(o, _projection_node(node, i, len(out)), trace)
-                    for i, o in enumerate(out))
-    else:
-        out = Tensor._wrap(out, node, trace)
-    if isinstance(g, tuple):
-        g = tuple(x if isinstance(x, Tensor) else Tensor._wrap(x, None, trace) for x in g)
-    elif not isinstance(g, Tensor):
-        g = Tensor._wrap(g, None, trace)
-    return g, args, out
 
 
 def tensor(data, requires_grad=False, dtype=None):
@@ -898,21 +568,14 @@ def tensor(data, requires_grad=False, dtype=None):
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-def _wrap_in(trace, data, node, cls=Tensor):
-    """`Tensor._wrap` for a result of `trace` (the eager hot path: no context lookup)."""
-    t = object.__new__(cls)
-    t._trace = trace
-    t.data = data
-    t.grad = None
-    t.requires_grad = node is not None
-    t._node = node
-    t._vbox = None      # the version counter, made when first needed (see Tensor._version)
-    return t
-
-
 _wrap = Tensor._wrap
 
 
-from chainrule import _views  # noqa: E402  (it needs Tensor)
-from chainrule._views import VIEW_PRIMS as _VIEW_PRIMS, view_of as _view_of  # noqa: E402
+# The modules below need `Tensor`; the names they define that are used from here (or imported
+# from here elsewhere) are re-exported.
+from chainrule._eager_trace import (EagerTrace, _leaf_node, _saved_version,  # noqa: E402,F401
+                                    _wrap_in, captured_by_jit, eager_trace)
+from chainrule import _views  # noqa: E402
+from chainrule._leaf_grads import (_HookHandle, _accumulate, _grad_lock,  # noqa: E402,F401
+                                   _owned, _post_accumulate_hooks, _wrap_differentiable)
 from chainrule import _eager_ops  # noqa: E402,F401  (Tensor's + - * / with their fast path)

@@ -13,7 +13,7 @@ It is also the only object per recorded operation that Python's cyclic garbage c
 tracks: the parents of a node of one or two arguments are fields, not a tuple; the saved
 values are a tuple of arrays (which the collector untracks at its first look, arrays not being
 containers); the eager `Tensor` keeps its version counters out of the tape (see
-`chainrule.tensor._saved_version`). Each object the collector tracks that lives until
+`chainrule._eager_trace._saved_version`). Each object the collector tracks that lives until
 backward is promoted to its oldest generation, and every full collection scans that whole
 generation, the imported libraries' objects too: in a process that has imported PyTorch and
 JAX, seven tracked containers per operation made a 2,000-op forward and backward cost 1.8x its
@@ -51,7 +51,7 @@ class Node:
     tuple when asked: a tuple holding nodes is one more object the cyclic garbage collector
     tracks for as long as the graph lives (see the module docstring). `versions` (eager
     `Tensor`s only) has per argument None, `(counter, version)`, or the version alone where
-    the counter is the parent's `out_version` (see `chainrule.tensor._saved_version`).
+    the counter is the parent's `out_version` (see `chainrule._eager_trace._saved_version`).
     """
 
     __slots__ = ('prim', 'params', '_p0', '_p1', 'nparents', 'args', 'out', 'hooks', 'versions',
@@ -251,7 +251,7 @@ _backward_hook = None
 
 
 # `Node.versions` of a node of two arguments that are both their parents' outputs (or leaves)
-# saved at version 0: the eager `Tensor` shares this one tuple (see chainrule.tensor)
+# saved at version 0: the eager `Tensor` shares this one tuple (see chainrule._eager_trace)
 SAVED_AT_0_BY_PARENTS = (0, 0)
 
 
