@@ -28,6 +28,7 @@ from chainrule.tensor import Tensor
 _ndarray = np.ndarray
 _NUMBERS = (int, float)     # weak Python numbers (exact types: bool and complex are not here)
 _NO_PARAMS = {}             # (the primitives below take no parameters; never written to)
+_capturing = capturing_trace.get     # (a bound method made once, not per call)
 
 
 def _operator(name, prim, reflected=False):
@@ -42,11 +43,11 @@ def _operator(name, prim, reflected=False):
                 e = other.data
                 if (other._trace is trace and type(e) is _ndarray and d.dtype is e.dtype
                         and d.shape == e.shape and not reflected):
-                    cap = capturing_trace.get()
+                    cap = _capturing()
                     if cap is None or cap.level <= trace.level:
                         return trace._record2(prim, _NO_PARAMS, self, other, d, e, ufunc(d, e))
             elif type(other) in _NUMBERS and d.dtype.kind in 'fc':
-                cap = capturing_trace.get()
+                cap = _capturing()
                 if cap is None or cap.level <= trace.level:
                     if reflected:
                         return trace._record2(prim, _NO_PARAMS, None, self, other, d,

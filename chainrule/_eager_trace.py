@@ -14,7 +14,7 @@ import weakref
 from chainrule.core import Trace, Tracer, _innermost, bind, capturing_trace
 from chainrule.interpreters.reverse import (SAVED_AT_0_BY_PARENTS, Node, _projection_node,
                                              _seq, new_node)
-from chainrule.interpreters.reverse import reads_nothing as _reads_nothing
+from chainrule.interpreters.reverse import _READS_NOTHING, reads_nothing as _reads_nothing
 from chainrule._grad_mode import _grad_enabled
 from chainrule.tensor import Tensor
 
@@ -89,12 +89,15 @@ class EagerTrace(Trace):
         (`chainrule._eager_ops`), so both record the same node."""
         pa = a._node if a is not None and a.requires_grad else None
         pb = b._node if b is not None and b.requires_grad else None
-        if (pa is None and pb is None) or not _grad_enabled.get():
+        if (pa is None and pb is None) or not _grad_enabled_get():
             return _wrap_in(self, out, None)         # nothing to record
         # what the node keeps of each argument's version counter (`_saved_version`, with its
         # common case inlined: an argument whose counter is its parent's)
         sa = sb = None
-        if _reads_nothing(prim):      # (add, sub) no version to keep: no check can fail
+        rn = _READS_NOTHING_get(prim)     # (`reads_nothing`: its cache read inline)
+        if rn is None:
+            rn = _reads_nothing(prim)
+        if rn:      # (add, sub) no version to keep: no check can fail
             a = b = None
         if a is not None:
             v, ov = a._vbox, (pa.out_version if pa is not None else None)
@@ -169,6 +172,8 @@ def _saved_version(t, parent):
 
 _object_new = object.__new__
 _next_seq = _seq.__next__
+_grad_enabled_get = _grad_enabled.get     # (a bound method made once, not per call)
+_READS_NOTHING_get = _READS_NOTHING.get
 
 _EAGER = EagerTrace(1)      # top level: below every transform (their levels are 2, 4, ...)
 

@@ -22,7 +22,8 @@ time with the collector off (`bench/gc_tape.py`).
 The backward pass needs the nodes in reverse topological order. Every node gets a sequence
 number when it is created, and a node is always created after its parents, so visiting nodes in
 decreasing sequence number is a valid order: the pass keeps a heap of the nodes that have
-received a cotangent and pops the newest (PyTorch's engine orders its work the same way). This is
+received a cotangent and pops the newest (PyTorch's engine orders its work the same way); the
+newest of them, in a chain the node just handed a cotangent, waits outside the heap. This is
 one iterative pass -- no separate sort, no recursion, so a chain of a million operations works.
 Each node's cotangent is popped from the table as soon as it is used, so only the cotangents on
 the frontier are alive; fan-in (a value used twice) is summed as cotangents arrive.
@@ -154,8 +155,19 @@ def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
     leaves = {}
     heappop, heappush = heapq.heappop, heapq.heappush
     check = _backward_hook
-    while heap:
-        node = heappop(heap)[1]
+    # The pending node of highest sequence number, kept out of the heap: in a chain (the
+    # common case) the parent a node hands its cotangent to is the next one to process, and
+    # it then never enters the heap (no tuple, no push and pop per node). Invariant: `nxt`
+    # is None or newer than every node in the heap.
+    nxt = None
+    while True:
+        if nxt is not None:
+            node = nxt
+            nxt = None
+        elif heap:
+            node = heappop(heap)[1]
+        else:
+            break
         g = ct.pop(node)
         if node.hooks:
             for hook in node.hooks:
@@ -228,7 +240,17 @@ def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
             old = ct.get(parent)
             if old is None:
                 ct[parent] = gi
-                heappush(heap, (-parent.seq, parent))
+                s = parent.seq
+                if nxt is None:
+                    if heap and heap[0][0] < -s:      # the heap holds a newer node
+                        heappush(heap, (-s, parent))
+                    else:
+                        nxt = parent
+                elif s > nxt.seq:
+                    heappush(heap, (-nxt.seq, nxt))
+                    nxt = parent
+                else:
+                    heappush(heap, (-s, parent))
             elif type(old) is TupleCotangent:
                 ct[parent] = add_cotangents(old, gi)
             else:                   # (add_cotangents, inlined: fan-in is common)
