@@ -28,7 +28,7 @@ class EagerTrace(Trace):
     __slots__ = ()
 
     def process(self, prim, args, params):
-        cap = capturing_trace.get()
+        cap = _capturing_get()
         if cap is not None and cap.level > self.level:
             # a Tensor made outside a jit being traced: stage the operation (the Tensor becomes
             # an input of the program, read on every call), never bake its result in; a view
@@ -60,7 +60,7 @@ class EagerTrace(Trace):
         out = bind(prim, va, **params) if isinstance(va, Tracer) else prim.impl(va, **params)
         if prim.multiple_results:
             return self._finish(prim, (a,), (va,), out, params)
-        if not a.requires_grad or prim.vjp is None or not _grad_enabled.get():
+        if not a.requires_grad or prim.vjp is None or not _grad_enabled_get():
             return _wrap_in(self, out, None)         # nothing to record
         pa = a._node
         return _wrap_in(self, out, new_node(prim, params, pa, None, 1, (va,), out, _FROM_PARENT1
@@ -130,7 +130,7 @@ class EagerTrace(Trace):
 
     def _finish(self, prim, args, vals, out, params):
         node = None
-        if prim.vjp is not None and _grad_enabled.get():
+        if prim.vjp is not None and _grad_enabled_get():
             own = [isinstance(a, Tensor) and a._trace is self for a in args]
             parents = tuple([a._node if o and a.requires_grad else None
                              for a, o in zip(args, own)])
@@ -172,7 +172,11 @@ def _saved_version(t, parent):
 
 _object_new = object.__new__
 _next_seq = _seq.__next__
-_grad_enabled_get = _grad_enabled.get     # (a bound method made once, not per call)
+# bound methods made once: `cv.get()` makes one per call (ContextVar's attribute lookup is not
+# the generic one that the interpreter's method-call shortcut needs)
+_grad_enabled_get = _grad_enabled.get
+_capturing_get = capturing_trace.get
+_innermost_get = _innermost.get
 _READS_NOTHING_get = _READS_NOTHING.get
 
 _EAGER = EagerTrace(1)      # top level: below every transform (their levels are 2, 4, ...)
@@ -181,14 +185,14 @@ _EAGER = EagerTrace(1)      # top level: below every transform (their levels are
 def captured_by_jit(t):
     """Whether a `jit` being traced captures Tensor `t` (made outside it): operations on `t`
     are then staged into the program, which reads `t` on every call."""
-    cap = capturing_trace.get()
+    cap = _capturing_get()
     return cap is not None and cap.level > t._trace.level
 
 
 def eager_trace():
     """The eager trace a `Tensor` made here belongs to: the top-level one, or, inside a
     transform, the one just above the innermost active transform."""
-    tr = _innermost.get()
+    tr = _innermost_get()
     if tr is None:
         return _EAGER
     e = tr.eager
