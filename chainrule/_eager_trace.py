@@ -12,8 +12,9 @@ elsewhere are re-exported by `chainrule.tensor`.
 import weakref
 
 from chainrule.core import Trace, Tracer, _innermost, bind, capturing_trace
-from chainrule.interpreters.reverse import (SAVED_AT_0_BY_PARENTS, Node, _projection_node,
-                                             _seq, new_node)
+from chainrule.interpreters.reverse import (SAVED_AT_0_BY_PARENT, SAVED_AT_0_BY_PARENTS,
+                                             SAVED_AT_0_FIRST, SAVED_AT_0_SECOND, Node,
+                                             _projection_node, _seq, new_node)
 from chainrule.interpreters.reverse import _READS_NOTHING, reads_nothing as _reads_nothing
 from chainrule._grad_mode import _grad_enabled
 from chainrule.tensor import Tensor
@@ -63,7 +64,7 @@ class EagerTrace(Trace):
         if not a.requires_grad or prim.vjp is None or not _grad_enabled_get():
             return _wrap_in(self, out, None)         # nothing to record
         pa = a._node
-        return _wrap_in(self, out, new_node(prim, params, pa, None, 1, (va,), out, _FROM_PARENT1
+        return _wrap_in(self, out, new_node(prim, params, pa, None, 1, (va,), out, SAVED_AT_0_BY_PARENT
                                             if a._vbox is None and pa.out_version is None
                                             else (_saved_version(a, pa),)))
 
@@ -118,8 +119,14 @@ class EagerTrace(Trace):
         node.args = (va, vb)
         node.out = out
         node.hooks = node.leaf = node.out_version = None
-        node.versions = (SAVED_AT_0_BY_PARENTS if sa == 0 and sb == 0 else
-                         None if sa is None and sb is None else (sa, sb))
+        if sa is None:
+            node.versions = (None if sb is None else SAVED_AT_0_SECOND if sb == 0 else
+                             (None, sb))
+        elif sa == 0:
+            node.versions = (SAVED_AT_0_FIRST if sb is None else SAVED_AT_0_BY_PARENTS if sb == 0
+                             else (0, sb))
+        else:
+            node.versions = (sa, sb)
         t = _object_new(Tensor)
         t._trace = self
         t.data = out
@@ -154,8 +161,8 @@ class EagerTrace(Trace):
 # argument without a counter of its own uses the node's, which starts at 0 when it is made. A
 # recorded operation so keeps no container the cyclic collector tracks besides its node (a
 # tuple holding the list would stay tracked; a tuple of ints is untracked at its first
-# collection, and the common cases share one constant).
-_FROM_PARENT1 = (0,)
+# collection, and the common cases share the constants `SAVED_AT_0_*` of
+# `chainrule.interpreters.reverse`, which the backward pass checks without a call).
 
 
 def _saved_version(t, parent):

@@ -214,6 +214,53 @@ def test_an_in_place_write_to_an_intermediate_result_is_caught():
         y.sum().backward()
 
 
+# An operand and a constant (the node keeps one counter, checked by backward without a call),
+# and one-argument ops: which in-place writes after recording must be refused -- those whose
+# backward reads the written value: `x * c` and `x / c` save only c, `x ** c` and `sin` save
+# x, `exp` its output. PyTorch refuses the same writes, except `c / x`, whose rule it writes
+# with the result (-g * out**2 / c) where chainrule's reads x (-g * c / x**2).
+_WRITE_AFTER = [      # (name, op, what is written, the op named in the error, torch refuses)
+    ('x * 2.0', lambda x: x * 2.0, 'x', None, False),
+    ('2.0 * x', lambda x: 2.0 * x, 'x', None, False),
+    ('x / 2.0', lambda x: x / 2.0, 'x', None, False),
+    ('2.0 / x', lambda x: 2.0 / x, 'x', 'div', False),
+    ('x ** 3.0', lambda x: x ** 3.0, 'x', 'pow', True),
+    ('exp(x), x written', lambda x: x.exp(), 'x', None, False),
+    ('exp(x), result written', lambda x: x.exp(), 'y', 'exp', True),
+    ('sin(x)', lambda x: x.sin(), 'x', 'sin', True),
+]
+
+
+@pytest.mark.parametrize('case', _WRITE_AFTER, ids=[c[0] for c in _WRITE_AFTER])
+@pytest.mark.parametrize('leaf', [True, False], ids=['leaf', 'intermediate'])
+def test_in_place_writes_after_an_op_with_a_constant_or_one_argument(case, leaf):
+    _, f, written, refused_by, torch_refuses = case
+    w = cr.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    x = w if leaf else w * 1.0          # an intermediate's counter is made only by the write
+    y = f(x)
+    with cr.no_grad():
+        (x if written == 'x' else y).add_(1.0)
+    if refused_by:
+        with pytest.raises(GradientError, match=f"'{refused_by}'"):
+            y.sum().backward()
+    else:
+        y.sum().backward()
+        assert w.grad is not None
+    torch = pytest.importorskip('torch')
+    tw = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    tx = tw if leaf else tw * 1.0
+    ty = f(tx)
+    with torch.no_grad():
+        (tx if written == 'x' else ty).add_(1.0)
+    if torch_refuses:
+        with pytest.raises(RuntimeError, match='modified by an inplace operation'):
+            ty.sum().backward()
+    else:
+        ty.sum().backward()
+        if not refused_by:
+            np.testing.assert_allclose(w.grad.data, tw.grad.numpy())
+
+
 def test_hooks_and_retain_grad_see_fast_path_results():
     a, b = _pair(np.ones(3), np.full(3, 2.0), True, True)
     h = a * b

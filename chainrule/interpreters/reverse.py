@@ -189,10 +189,19 @@ def backprop(roots, cotangents, *, retain_graph=True, wrap=None, on_leaf=None):
                 '(which builds a new graph) before the second backward().')
         versions = node.versions
         if versions is not None:
-            if versions is SAVED_AT_0_BY_PARENTS:     # the common case, without a call
+            # the common cases without a call: every saved counter still at 0
+            if versions is SAVED_AT_0_BY_PARENTS:
                 b0, b1, bo = node._p0.out_version, node._p1.out_version, node.out_version
                 if (b0 is not None and b0[0]) or (b1 is not None and b1[0]) or \
                         (bo is not None and bo[0]):
+                    _check_versions(node)
+            elif versions is SAVED_AT_0_FIRST or versions is SAVED_AT_0_BY_PARENT:
+                b0, bo = node._p0.out_version, node.out_version
+                if (b0 is not None and b0[0]) or (bo is not None and bo[0]):
+                    _check_versions(node)
+            elif versions is SAVED_AT_0_SECOND:
+                b1, bo = node._p1.out_version, node.out_version
+                if (b1 is not None and b1[0]) or (bo is not None and bo[0]):
                     _check_versions(node)
             else:
                 _check_versions(node)
@@ -275,6 +284,12 @@ _backward_hook = None
 # `Node.versions` of a node of two arguments that are both their parents' outputs (or leaves)
 # saved at version 0: the eager `Tensor` shares this one tuple (see chainrule._eager_trace)
 SAVED_AT_0_BY_PARENTS = (0, 0)
+# ... of a node of one argument, its parent's output saved at version 0 (`x.exp()`)
+SAVED_AT_0_BY_PARENT = (0,)
+# ... of a node of two arguments, one its parent's output saved at version 0 and the other a
+# constant that keeps no counter (`x * 2.0`, `2.0 * x`)
+SAVED_AT_0_FIRST = (0, None)
+SAVED_AT_0_SECOND = (None, 0)
 
 
 def _check_versions(node):
