@@ -64,9 +64,9 @@ class EagerTrace(Trace):
         if not a.requires_grad or prim.vjp is None or not _grad_enabled_get():
             return _wrap_in(self, out, None)         # nothing to record
         pa = a._node
-        return _wrap_in(self, out, new_node(prim, params, pa, None, 1, (va,), out, SAVED_AT_0_BY_PARENT
-                                            if a._vbox is None and pa.out_version is None
-                                            else (_saved_version(a, pa),)))
+        saved = (SAVED_AT_0_BY_PARENT if a._vbox is None and pa.out_version is None
+                 else (_saved_version(a, pa),))
+        return _wrap_in(self, out, new_node(prim, params, pa, None, 1, (va,), out, saved))
 
     def _process2(self, prim, a, b, params):
         ta = isinstance(a, Tensor) and a._trace is self
