@@ -62,11 +62,13 @@ class set_grad_enabled:
     differentiates as usual, and forward mode ignores grad mode."""
 
     _hides = True       # (False: the tape's switch only; see _tape_off)
-    _sets_now = True    # PyTorch: set_grad_enabled's constructor sets the mode, no_grad()'s not
 
     def __init__(self, mode=True):
         self.mode = bool(mode)
         self._tokens = []
+        # PyTorch: set_grad_enabled's constructor sets the mode; no_grad()'s, enable_grad()'s
+        # and inference_mode()'s (subclasses) do not
+        self._sets_now = type(self) is set_grad_enabled
         if self._sets_now:
             self._prev = (_grad_enabled.get(), _no_grad_level.get())
             _grad_enabled.set(self.mode)
@@ -114,16 +116,12 @@ class no_grad(set_grad_enabled):
     """Within `with cr.no_grad():` (or a function decorated `@cr.no_grad()`), no Tensor
     operation is recorded: results do not require grad, and nothing is saved."""
 
-    _sets_now = False
-
     def __init__(self):
         super().__init__(False)
 
 
 class enable_grad(set_grad_enabled):
     """Turn recording back on inside a `no_grad` block."""
-
-    _sets_now = False
 
     def __init__(self):
         super().__init__(True)
