@@ -73,7 +73,7 @@ def note_traced_write(t):
     jit being traced (a Tensor argument): the write is then differentiable (see `collect`)."""
     cap = capturing_trace.get()
     if cap is not None and t.data._trace is cap:
-        state(cap, make=True).grad_args.add(id(t))
+        state(cap, make=True).grad_args.add(id(_root(t)[0]))   # (a view: its root)
 
 
 def _path(t, root):

@@ -22,7 +22,10 @@ def is_grad_enabled():
 
 
 class set_grad_enabled:
-    """Context manager (and decorator) setting grad mode on or off for the enclosed code.
+    """Set grad mode on or off: as a call (`cr.set_grad_enabled(False)` turns recording off
+    until it is turned on again, as PyTorch's does), as a context manager (`with`: the mode
+    before the call is restored on exit) or as a decorator (the mode applies while the function
+    runs; decorating changes nothing).
 
     Grad mode off also hides the block's operations from the reverse-mode transforms active
     where it begins (`grad`, `vjp`, `jacrev` of a function holding a `no_grad()` block treat
@@ -34,31 +37,50 @@ class set_grad_enabled:
     def __init__(self, mode=True):
         self.mode = bool(mode)
         self._tokens = []
+        # PyTorch: set_grad_enabled's constructor sets the mode; no_grad()'s, enable_grad()'s
+        # and inference_mode()'s (subclasses) do not
+        self._sets_now = type(self) is set_grad_enabled
+        if self._sets_now:
+            self._prev = (_grad_enabled.get(), _no_grad_level.get())
+            _grad_enabled.set(self.mode)
+            _no_grad_level.set(self._level())
 
-    def __enter__(self):
+    def _level(self):
         # which transforms the block's operations are hidden from: those up to this level
         if self.mode:
-            level = None
-        elif self._hides:
+            return None
+        if self._hides:
             tr = _innermost.get()
-            level = 0 if tr is None else tr.level
-        else:
-            level = _no_grad_level.get()
-        self._tokens.append((_grad_enabled.set(self.mode), _no_grad_level.set(level)))
+            return 0 if tr is None else tr.level
+        return _no_grad_level.get()
+
+    def __enter__(self):
+        self._tokens.append((_grad_enabled.set(self.mode), _no_grad_level.set(self._level())))
         return self
 
     def __exit__(self, *exc):
         mode, level = self._tokens.pop()
         _no_grad_level.reset(level)
         _grad_enabled.reset(mode)
+        if self._sets_now and not self._tokens:
+            # PyTorch restores the mode from before the constructor (which set it already)
+            _grad_enabled.set(self._prev[0])
+            _no_grad_level.set(self._prev[1])
         return False
 
     def __call__(self, fn):
+        if self._sets_now:          # as a decorator: undo the constructor's switch (PyTorch)
+            _grad_enabled.set(self._prev[0])
+            _no_grad_level.set(self._prev[1])
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             with type(self)(self.mode) if type(self) is set_grad_enabled else type(self)():
                 return fn(*args, **kwargs)
         return wrapper
+
+    def __repr__(self):
+        return f'{type(self).__name__}(mode={self.mode})'
 
 
 class no_grad(set_grad_enabled):

@@ -43,7 +43,10 @@ grad. What cannot be seen: writes into the raw NumPy array (`t.data[...] = ...`,
 `np.asarray(t)` or `.numpy()` of a Tensor that does not require grad, then written) bypass the
 counter -- NumPy has no hook for them. `numpy()` of a Tensor that requires grad is read-only
 for that reason. Inside transforms (`grad`, `vmap`, `jit`) a Tensor's data is a tracer, not an
-array: there in-place operations replace the Tensor's value and views are copies.
+array: there in-place operations replace the Tensor's value and views are copies -- except
+inside `jit`, where a view of an argument (or of a Tensor made in the jitted function) stays a
+view: a write through it replaces its root's value too (`sync_traced`), and jit writes an
+argument's new value back into the caller's Tensor.
 """
 
 import weakref
@@ -53,7 +56,7 @@ import numpy as np
 from chainrule import ops
 from chainrule._hooks import move_retained
 from chainrule.core import (ChainruleError, ConcretizationError, DTypeError, GradientError,
-                            IndexOutOfRangeError, ShapeError, Tracer, capturing_trace)
+                            IndexOutOfRangeError, ShapeError, Tracer, bind, capturing_trace)
 from chainrule.interpreters.reverse import Node, ReverseTracer, _uses_output, needs_value
 from chainrule.ops.elementwise import imag_p, real_p, stop_gradient_p
 from chainrule.ops.structural import (at_set_p, broadcast_to_p, getitem_p, reshape_p,
@@ -97,7 +100,7 @@ def view_of(t, a, prim, params):
     out, va = t.data, a.data
     if type(va) is not np.ndarray:
         if not isinstance(va, np.generic):
-            return t                      # traced data: views are values
+            return _traced_view(t, a, prim, params)
         # NumPy gives scalars, not 0-d arrays, for operations on 0-d arrays: for a view that
         # writes through (as PyTorch's do), the base's data becomes a 0-d array first
         va = a.data = np.array(va)
@@ -155,6 +158,61 @@ def captured_view(out, a, prim, params):
     return t
 
 
+def _traced_view(t, a, prim, params):
+    """`t`, the result of view primitive `prim` on Tensor `a` whose data is a value of the jit
+    being traced (an argument of the jitted function, or a Tensor made inside it): a view of
+    `a`'s root when the same operation on an array gives a NumPy view, as eagerly, so an
+    in-place write through it reaches the root (`sync_traced`) and is written back into the
+    caller's Tensor. Elsewhere (grad, vmap) traced views stay values."""
+    cap = capturing_trace.get()
+    va = a.data
+    if cap is None or getattr(va, '_trace', None) is not cap or \
+            prim not in _CAPTURED_VIEW_PRIMS:
+        return t
+    info = _view_info(a)
+    root, path = (a, ()) if info is None else (info[BASE], info[PATH])
+    if prim is not stop_gradient_p:
+        path = path + ((prim, params),)
+    d = np.empty(root.shape, root.dtype)       # (no memory touched) the layout eager code sees
+    v = d
+    try:
+        for p, ps in path:
+            v = p.impl(v, **ps)
+    except Exception:                          # e.g. an index traced by jit: a value
+        return t
+    if type(v) is not np.ndarray or _owner(v) is not _owner(d):
+        return t                               # a copy (advanced indexing, ...): a value
+    t._version = a._version
+    t._view = (root, path, _grad_enabled.get())
+    _register(root, t)
+    return t
+
+
+def traced_alias(t, a):
+    """`t`, `a.detach()` of a Tensor `a` traced by jit: an alias of `a` (see `_traced_view`)."""
+    return _traced_view(t, a, stop_gradient_p, {})
+
+
+def sync_traced(t):
+    """After an in-place write into Tensor `t` whose data is traced by a jit: when `t` is a
+    view of a traced Tensor, the root gets "its value with the view's region replaced"; then
+    every live view of the root is recomputed from it, so all aliases agree, as eagerly."""
+    from chainrule._functionalize import _scatter as scatter_value
+    info = _view_info(t)
+    root = t
+    if info is not None:
+        root, path = info[BASE], info[PATH]
+        if not isinstance(root.data, Tracer):
+            return
+        root.data = t.data if not path else scatter_value(root.data, root.shape, path, t.data)
+    for v in _live_views(root):
+        if v is not t:
+            data = root.data
+            for prim, params in v._view[PATH]:
+                data = bind(prim, data, **params)
+            v.data = data
+
+
 def _register(base, view):
     """Keep a weak reference to `view` on its base, so an in-place operation can regenerate
     the history of every live view (dead references are pruned as the list doubles)."""
@@ -195,6 +253,8 @@ def inplace(t, fn, other, name, idx=None):
     else:
         _apply(t, fn, o, name)
     t._version[0] += 1
+    if isinstance(t.data, Tracer):
+        sync_traced(t)
     return t
 
 
@@ -481,15 +541,7 @@ def _scatter(root, path, node, view_data):
 
 def _regenerate(root):
     """Give every live view of `root` the history "this view of root's current history"."""
-    views = getattr(root, '_views', None)
-    if not views:
-        return
-    live = []
-    for ref in views:
-        v = ref()
-        if v is None:
-            continue
-        live.append(ref)
+    for v in _live_views(root):
         node, data = root._node, root.data
         for prim, params in v._view[PATH]:
             out = prim.impl(data, **params)
@@ -499,4 +551,13 @@ def _regenerate(root):
             data = out
         move_retained(v, v._node, node)
         v._node, v.requires_grad = node, node is not None
-    root._views = live
+
+
+def _live_views(root):
+    """The live views registered on `root` (the dead references are dropped)."""
+    views = getattr(root, '_views', None)
+    if not views:
+        return []
+    pairs = [(ref, ref()) for ref in views]
+    root._views = [ref for ref, v in pairs if v is not None]
+    return [v for _, v in pairs if v is not None]

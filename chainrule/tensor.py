@@ -280,6 +280,8 @@ class Tensor(Tracer):
             d = ops.stop_gradient(d)
         t = Tensor._wrap(d, None, self._trace)
         t._version = self._version
+        if d is not self.data:
+            _views.traced_alias(t, self)        # inside jit: a write to t reaches self
         return t
 
     def view(self, *shape, **kwargs):

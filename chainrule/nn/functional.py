@@ -406,13 +406,16 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     after the channels (PyTorch's `F.batch_norm`; `(N, C)`, `(N, C, L)`, `(N, C, H, W)`, ...).
 
     In training, the batch statistics normalise (biased variance) and `running_mean` and
-    `running_var` (NumPy arrays, updated in place, if given) move towards them by `momentum`,
-    with the unbiased variance, as PyTorch; in evaluation the running statistics normalise.
-    The training form is one primitive whose derivative is one fused formula.
+    `running_var` (Tensors or NumPy arrays, updated in place, if given) move towards them by
+    `momentum`, with the unbiased variance, as PyTorch; in evaluation the running statistics
+    normalise. The training form is one primitive whose derivative is one fused formula.
+    Under `jit` the update of running statistics that are Tensors (captured or arguments) is
+    staged and written back after every call, as `nn.BatchNorm*` does; NumPy arrays cannot be
+    updated there (a clear error), nor can any under `vmap` (PyTorch refuses it too).
 
     Args:
         input: `(N, C, ...)`.
-        running_mean, running_var: `(C,)` NumPy arrays or None (training only).
+        running_mean, running_var: `(C,)` Tensors, NumPy arrays, or None.
         weight, bias: optional `(C,)` scale and shift.
         training: use (and record) the batch statistics.
         momentum: the weight of the new batch in the running averages.
@@ -442,11 +445,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             stats = nnops.batch_moments(xv, keep_centred=True)
         if running_mean is not None or running_var is not None:
             if stats is None:
-                raise ConcretizationError(
-                    'batch_norm: updating running_mean/running_var needs concrete values; '
-                    'inside jit or vmap, evaluate in eval mode or without running statistics '
-                    '(track_running_stats=False)')
-            _update_running_stats(running_mean, running_var, stats[:2], momentum, count)
+                _stage_running_stats(input, running_mean, running_var, momentum)
+            else:
+                _update_running_stats(running_mean, running_var, stats[:2], momentum, count)
         return nnops.batch_norm(input, weight, bias, eps, stats)
     if running_mean is None or running_var is None:
         raise ValueError('batch_norm: evaluation (training=False) needs running_mean and '
@@ -461,6 +462,46 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if bias is not None:
         shift = ops.add(shift, bias)
     return ops.add(ops.mul(input, ops.reshape(scale, shape)), ops.reshape(shift, shape))
+
+
+def _stage_running_stats(x, running_mean, running_var, momentum):
+    """Training inside `jit`, where `x` (N, C, ...) is staged: move the running statistics
+    (Tensors: captured ones, arguments, or made in the function) towards x's per-channel mean
+    and unbiased variance with in-place writes, which jit stages and writes back after every
+    call (`chainrule._functionalize`); no gradient flows into them. A batch traced by vmap, or
+    running statistics that are NumPy arrays (jit cannot write into those), are refused."""
+    from chainrule.interpreters.batching import BatchTracer
+    from chainrule.tensor import Tensor, no_grad
+    v = x
+    while isinstance(v, Tracer):
+        if isinstance(v, BatchTracer):
+            raise ConcretizationError(
+                f'batch_norm: training with running_mean/running_var under vmap: every example '
+                f'(here of shape {tuple(shape_of(x))}) would write its own statistics into the '
+                'one buffer, which PyTorch refuses too. Pass running_mean=None and '
+                'running_var=None, use training=False, or call it outside vmap.')
+        get = getattr(v, '_concrete', None)
+        if get is None:
+            break                       # a value staged by jit
+        v = get()
+    for name, r in (('running_mean', running_mean), ('running_var', running_var)):
+        if r is not None and not isinstance(r, Tensor):
+            raise ConcretizationError(
+                f'batch_norm: {name} (shape {tuple(shape_of(r))}) is a NumPy array, which a '
+                'staged (jitted) call cannot update in place on every call. Pass it as a '
+                'chainrule Tensor (cr.tensor(...), or a BatchNorm module\'s buffer): jit '
+                'writes the new running statistics into it after each call.')
+    s = tuple(shape_of(x))
+    axes = (0,) + tuple(range(2, len(s)))
+    count = math.prod(s) // s[1]
+    with no_grad():
+        xs = ops.stop_gradient(x)
+        mean = ops.sum(xs, axis=axes) * (1.0 / count)
+        centred = xs - ops.reshape(mean, (1, s[1]) + (1,) * (len(s) - 2))
+        var = ops.sum(centred * centred, axis=axes) * (1.0 / (count - 1))
+        for r, new in ((running_mean, mean), (running_var, var)):
+            if r is not None:
+                r.copy_(r * (1 - momentum) + ops.astype(momentum * new, r.dtype))
 
 
 def _update_running_stats(running_mean, running_var, stats, momentum, count):

@@ -17,7 +17,6 @@ derivative is one fused formula) and moves the running statistics (buffers) towa
 evaluation it normalises with the running statistics.
 """
 
-import math
 
 import numpy as np
 
@@ -146,23 +145,14 @@ class _BatchNorm(Module):
         """Training inside `jit`: normalise with the batch statistics, and move the running
         statistics towards them with in-place writes that the compiled program stages and
         writes back on every call (no gradient flows into the running statistics)."""
-        s = tuple(x.shape)
-        axes = (0,) + tuple(range(2, len(s)))
-        count = math.prod(s) // s[1]
         with no_grad():
             if self.num_batches_tracked is not None:
                 self.num_batches_tracked.add_(1)
-            rm, rv = self.running_mean, self.running_var
             if self.momentum is None:
-                factor = ops.astype(1.0 / self.num_batches_tracked, rm.dtype)
+                factor = ops.astype(1.0 / self.num_batches_tracked, self.running_mean.dtype)
             else:
                 factor = self.momentum
-            xs = ops.stop_gradient(x)
-            mean = ops.sum(xs, axis=axes) * (1.0 / count)
-            centred = xs - ops.reshape(mean, (1, s[1]) + (1,) * (len(s) - 2))
-            var = ops.sum(centred * centred, axis=axes) * (1.0 / (count - 1))
-            rm.copy_(rm * (1 - factor) + ops.astype(factor * mean, rm.dtype))
-            rv.copy_(rv * (1 - factor) + ops.astype(factor * var, rv.dtype))
+        F._stage_running_stats(x, self.running_mean, self.running_var, factor)
         return F.batch_norm(x, None, None, self.weight, self.bias, training=True, eps=self.eps)
 
     def extra_repr(self):
