@@ -157,6 +157,14 @@ class Tensor(Tracer):
         return None if n is None or n.prim is None else n
 
     def _concrete(self):
+        if captured_by_jit(self):
+            # its value is an input of the program being staged, read on every call: code that
+            # needs a value now (batch statistics, an index, a branch) must stage it instead
+            raise ConcretizationError(
+                f'a Tensor of shape {tuple(self.data.shape)} that a jitted function closes over '
+                'is read as a concrete value while the function is traced: the value would be '
+                'baked into the compiled program and go stale when the Tensor changes. Pass it '
+                'as an argument, or use chainrule operations on it (they are staged).')
         return self.data
 
     def dim(self):

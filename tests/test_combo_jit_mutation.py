@@ -536,3 +536,64 @@ def test_export_refuses_a_program_that_writes_back():
     bn.eval()                                   # the fix the message names
     exp = cr.export(lambda x: bn(x), x)
     np.testing.assert_allclose(_np(exp(x)), _np(bn(x)), rtol=1e-6)
+
+
+# --- a captured Tensor is never read as a constant while tracing ----------------------------------
+# BatchNorm (module and functional) in training mode decided "concrete input: update the running
+# statistics from NumPy values now" for a Tensor the jitted function closes over, so its batch
+# statistics were baked into the program at trace time: the second call, after the captured
+# input changed, normalised with the first call's statistics and moved the running ones the
+# same way again. A captured Tensor's value is an input of the program (Tensor._concrete refuses).
+
+def test_batchnorm_on_a_captured_input_reads_it_on_every_call():
+    rng = np.random.default_rng(0)
+    x0 = rng.normal(size=(5, 3)).astype(np.float32)
+    runs = []
+    for jitted in (False, True):
+        bn = cr.nn.BatchNorm1d(3)
+        x = cr.tensor(x0.copy())
+
+        def f():
+            y = bn(x)
+            return (y * y * y).sum()      # depends on the statistics (sum of y alone does not)
+        g = cr.jit(f) if jitted else f
+        outs = [float(g().item())]
+        with cr.no_grad():
+            x.mul_(2.0).add_(1.0)
+        outs.append(float(g().item()))
+        runs.append((outs, bn.running_mean.numpy().copy(), bn.running_var.numpy().copy(),
+                     int(bn.num_batches_tracked.item())))
+    (eo, em, ev, en), (jo, jm, jv, jn) = runs
+    np.testing.assert_allclose(jo, eo, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(jm, em, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(jv, ev, rtol=1e-5)
+    assert jn == en == 2
+
+
+def test_functional_batch_norm_on_a_captured_input_reads_it_on_every_call():
+    import chainrule.nn.functional as F
+    x0 = np.random.default_rng(1).normal(size=(6, 4))
+    stats = []
+    for jitted in (False, True):
+        x = cr.tensor(x0.copy())
+        rm, rv = cr.zeros(4, dtype=cr.float64), cr.ones(4, dtype=cr.float64)
+        f = (lambda: F.batch_norm(x, rm, rv, training=True, momentum=0.5).sum())
+        g = cr.jit(f) if jitted else f
+        g()
+        with cr.no_grad():
+            x.mul_(3.0)
+        g()
+        stats.append((rm.numpy().copy(), rv.numpy().copy()))
+    # the second batch is 3 x: analytic running statistics with momentum 0.5
+    m1, v1 = x0.mean(0), x0.var(0, ddof=1)
+    want_m = 0.5 * (0.5 * m1) + 0.5 * 3 * m1
+    want_v = 0.5 * (0.5 + 0.5 * v1) + 0.5 * 9 * v1
+    for m, v in stats:
+        np.testing.assert_allclose(m, want_m, rtol=1e-12)
+        np.testing.assert_allclose(v, want_v, rtol=1e-12)
+
+
+def test_a_captured_tensor_read_as_a_constant_while_tracing_is_refused():
+    x = cr.tensor(np.arange(3.0))
+    with pytest.raises(cr.core.ConcretizationError, match='closes over'):
+        cr.jit(lambda: cr.core.concrete(x) * 2)()

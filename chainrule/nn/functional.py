@@ -483,7 +483,10 @@ def _stage_running_stats(x, running_mean, running_var, momentum):
         get = getattr(v, '_concrete', None)
         if get is None:
             break                       # a value staged by jit
-        v = get()
+        try:
+            v = get()
+        except ConcretizationError:     # a Tensor a jit being traced captures: staged too
+            break
     for name, r in (('running_mean', running_mean), ('running_var', running_var)):
         if r is not None and not isinstance(r, Tensor):
             raise ConcretizationError(

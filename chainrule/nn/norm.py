@@ -138,7 +138,10 @@ class _BatchNorm(Module):
             get = getattr(x, '_concrete', None)
             if get is None:
                 return False
-            x = get()
+            try:
+                x = get()
+            except ConcretizationError:     # a Tensor a jit being traced captures: staged
+                return False
         return True
 
     def _train_staged(self, x):
